@@ -1,0 +1,50 @@
+"""Sensor that asks for a survey ingest run when new export files appear at the configured survey location."""
+
+import hashlib
+import json
+from datetime import date
+
+import dagster as dg
+import duckdb
+
+from pipeline.lib.config import section
+from pipeline.lib.sources import survey_files
+
+SURVEY_ASSET = dg.AssetKey(["raw", "survey_responses"])
+
+
+def _survey_source() -> survey_files.SurveySource:
+    return survey_files.SurveySource.from_config("survey", section("sources").get("survey") or {})
+
+
+@dg.sensor(
+    name="survey_files_sensor",
+    asset_selection=[SURVEY_ASSET],
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.STOPPED,
+    description="New survey export files -> a run of raw/survey_responses for each day they contain.",
+)
+def survey_files_sensor(context: dg.SensorEvaluationContext):
+    """Cursor = the files already seen ({path: [size, mtime]}); changed or new files trigger their days' partitions."""
+    source = _survey_source()
+    seen: dict[str, list] = json.loads(context.cursor) if context.cursor else {}
+    con = duckdb.connect()  # in-memory: listing and peeking at dates never touch the warehouse's write lock
+    try:
+        listed = survey_files.list_files(con, source)
+        current = {f.path: [f.size, str(f.mtime)] for f in listed}
+        changed = sorted(path for path, stamp in current.items() if seen.get(path) != stamp)
+        if not changed:
+            return dg.SkipReason(f"no new survey files at {source.location}")
+        spans = [pair for pair in survey_files.file_dates(con, changed).values() if None not in pair]
+        days = sorted({date.fromordinal(n) for first, last in spans
+                       for n in range(first.toordinal(), last.toordinal() + 1)})
+    finally:
+        con.close()
+    start = date.fromisoformat(str(section("calendar").get("partitions_start", "2024-01-01")))
+    tag = hashlib.sha256(json.dumps({p: current[p] for p in changed}).encode()).hexdigest()[:12]
+    requests = [
+        dg.RunRequest(run_key=f"survey-{day.isoformat()}-{tag}", partition_key=day.isoformat(),
+                      asset_selection=[SURVEY_ASSET], tags={"cdp/trigger": "survey_files_sensor"})
+        for day in days if day >= start
+    ]
+    return dg.SensorResult(run_requests=requests, cursor=json.dumps(current))

@@ -1,0 +1,78 @@
+"""Connections to the DuckDB warehouse file, and set-wise reads/writes of whole tables.
+
+DuckDB lets one process write a database file at a time. Every writer in the pipeline goes through
+`connect()`, which waits (with backoff) for a lock held by another process instead of failing at once.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import duckdb
+import polars as pl
+
+from pipeline.lib.config import warehouse_path
+
+LOCK_WAIT_SECONDS = 300.0
+
+
+def _is_lock_error(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return "lock" in text and ("conflicting" in text or "could not set lock" in text)
+
+
+@contextmanager
+def connect(path: Path | str | None = None, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the warehouse (default: the configured file), waiting while another process holds the write lock."""
+    target = Path(path) if path is not None else warehouse_path()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    delay = 0.1
+    while True:
+        try:
+            con = duckdb.connect(str(target), read_only=read_only)
+            break
+        except duckdb.IOException as exc:
+            if not _is_lock_error(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def read_frame(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> pl.DataFrame:
+    """Run a query and return it as a polars frame (zero-copy through Arrow)."""
+    return con.execute(sql, params or []).pl()
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, qualified_name: str) -> bool:
+    schema, _, table = qualified_name.rpartition(".")
+    return bool(
+        con.execute(
+            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+            [schema or "main", table],
+        ).fetchone()[0]
+    )
+
+
+def replace_table(con: duckdb.DuckDBPyConnection, qualified_name: str, frame: pl.DataFrame) -> int:
+    """Replace a table with the frame's rows in one transaction (readers see the old or the new table, never half)."""
+    schema = qualified_name.split(".")[0] if "." in qualified_name else "main"
+    con.execute(f"create schema if not exists {schema}")
+    con.register("_replace_frame", frame.to_arrow())
+    try:
+        con.execute("begin transaction")
+        con.execute(f"create or replace table {qualified_name} as select * from _replace_frame")
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    finally:
+        con.unregister("_replace_frame")
+    return frame.height

@@ -1,0 +1,307 @@
+"""Data quality: GX suites on real DuckDB tables with planted bad rows, freshness / volume / row-count helpers,
+and the Dagster asset checks built on them."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+
+import duckdb
+import pytest
+
+from pipeline.lib.expectations import (
+    SUITES_DIR,
+    check_freshness,
+    check_row_count_drop,
+    check_volume,
+    load_suite_json,
+    read_for_validation,
+    validate_table,
+)
+
+DAY = date(2024, 3, 15)
+
+
+def _raw_orders_sql(n: int, days: int = 1) -> str:
+    """Clean raw orders, n rows spread over `days` partitions ending at DAY."""
+    return f"""
+        select 'O' || lpad(cast(i as varchar), 8, '0') as order_id,
+               case when i % 10 = 0 then null else 'C' || (i % 500) end as customer_id,
+               null::varchar as guest_email, null::varchar as guest_phone,
+               '2024-03-15T10:00:00+07:00' as ordered_at,
+               (['pending','paid','shipped','completed','cancelled','refunded'])[1 + i % 6] as status,
+               (['web','app','marketplace','store'])[1 + i % 4] as channel,
+               'IDR' as currency, 100000.0 + i as gross_amount, 5000.0 as discount_amount,
+               10000.0 as shipping_amount, 105000.0 + i as net_amount,
+               null::varchar as promo_code, null::varchar as referral_code,
+               '2024-03-15T11:00:00+07:00' as updated_at,
+               date '{DAY}' - cast(i % {days} as integer) as _partition_date,
+               timestamp '2024-03-16 01:00:00' as _loaded_at, 'webshop' as _source
+        from range({n}) t(i)"""
+
+
+@pytest.fixture()
+def con(tmp_path):
+    connection = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    connection.execute("create schema raw; create schema marts")
+    yield connection
+    connection.close()
+
+
+def _failed(outcome, severity: str) -> set[str]:
+    failures = outcome.critical_failures if severity == "critical" else outcome.warnings
+    return {r.label for r in failures}
+
+
+def test_every_suite_loads_into_gx_and_declares_severities():
+    import great_expectations as gx
+
+    gx.get_context(mode="ephemeral")
+    names = sorted(p.stem for p in SUITES_DIR.glob("*.json"))
+    assert names == sorted([
+        "raw_webshop_customers", "raw_webshop_orders", "raw_webshop_order_items", "raw_helpdesk_tickets",
+        "raw_survey_responses", "marts_customer_profile", "marts_customer_segments", "marts_customer_clv",
+        "marts_customer_equity",
+    ])
+    for name in names:
+        document = load_suite_json(name)  # raises when a severity is missing
+        suite = gx.ExpectationSuite(**document)
+        assert suite.name == name and len(suite.expectations) == len(document["expectations"]) >= 5
+
+
+def test_clean_orders_pass_every_expectation(con):
+    con.execute(f"create table raw.webshop_orders as {_raw_orders_sql(2000)}")
+    outcome = validate_table(con, "raw.webshop_orders", "raw_webshop_orders")
+    assert outcome.success, outcome.summary
+    assert not outcome.warnings and outcome.row_count == outcome.validated_rows == 2000
+    assert len(outcome.results) == len(load_suite_json("raw_webshop_orders")["expectations"])
+
+
+def test_planted_bad_orders_fail_exactly_their_expectations(con):
+    con.execute(f"create table raw.webshop_orders as {_raw_orders_sql(1000)}")
+    con.execute("update raw.webshop_orders set net_amount = -net_amount where order_id in ('O00000003', 'O00000004')")
+    con.execute("update raw.webshop_orders set status = 'lost_in_transit' where order_id = 'O00000005'")
+    con.execute("update raw.webshop_orders set order_id = null where order_id = 'O00000006'")
+    con.execute("update raw.webshop_orders set currency = 'USD' where order_id = 'O00000007'")
+    con.execute("insert into raw.webshop_orders select * from raw.webshop_orders where order_id = 'O00000008'")
+
+    outcome = validate_table(con, "raw.webshop_orders", "raw_webshop_orders")
+
+    assert not outcome.success
+    assert _failed(outcome, "critical") == {
+        "expect_column_values_to_be_between(net_amount)",
+        "expect_column_values_to_be_in_set(status)",
+        "expect_column_values_to_not_be_null(order_id)",
+    }
+    assert _failed(outcome, "warning") == {
+        "expect_column_values_to_be_in_set(currency)",
+        "expect_compound_columns_to_be_unique(order_id,updated_at)",
+    }
+    by_label = {r.label: r for r in outcome.critical_failures + outcome.warnings}
+    negative = by_label["expect_column_values_to_be_between(net_amount)"]
+    assert negative.observed["unexpected_count"] == 2
+    assert sorted(negative.observed["unexpected_examples"]) == [-105004.0, -105003.0]
+    assert "2 of 1001 rows unexpected" in negative.reason
+    assert by_label["expect_column_values_to_be_in_set(status)"].observed["unexpected_examples"] == ["lost_in_transit"]
+    duplicate = by_label["expect_compound_columns_to_be_unique(order_id,updated_at)"]
+    assert duplicate.observed["unexpected_count"] == 2
+    assert duplicate.observed["unexpected_examples"] == [["O00000008", "2024-03-15T11:00:00+07:00"]]
+    assert "[critical] expect_column_values_to_be_in_set(status)" in outcome.summary
+
+
+def test_survey_scores_are_checked_per_survey_type(con):
+    con.execute("""
+        create table raw.survey_responses as
+        select 'R' || i as response_id, '2024-03-15 09:00:00' as submitted_at,
+               case when i % 2 = 0 then 'nps' else 'csat' end as survey,
+               case when i % 2 = 0 then i % 11 else 1 + i % 5 end as score,
+               null as comment, 'a' || i || '@mail.id' as email, null as phone, null as order_ref, true as consent,
+               date '2024-03-15' as _partition_date, timestamp '2024-03-16 01:00:00' as _loaded_at, 'survey' as _source
+        from range(500) t(i)""")
+    con.execute("update raw.survey_responses set score = 11 where response_id = 'R10'")  # NPS out of range
+    con.execute("update raw.survey_responses set score = 0 where response_id = 'R11'")  # CSAT out of range
+    con.execute("update raw.survey_responses set score = 9 where response_id = 'R13'")  # valid NPS, not CSAT
+    outcome = validate_table(con, "raw.survey_responses", "raw_survey_responses")
+    failed = {r.label: r for r in outcome.critical_failures}
+    assert set(failed) == {
+        "expect_column_values_to_be_between(score) where survey == 'nps'",
+        "expect_column_values_to_be_between(score) where survey == 'csat'",
+    }
+    assert failed["expect_column_values_to_be_between(score) where survey == 'nps'"].observed["unexpected_examples"] == [11]
+    csat = failed["expect_column_values_to_be_between(score) where survey == 'csat'"]
+    assert sorted(csat.observed["unexpected_examples"]) == [0, 9] and csat.observed["element_count"] == 250
+
+
+def test_schema_change_is_a_critical_failure_with_the_missing_column_named(con):
+    con.execute(f"create table raw.webshop_orders as {_raw_orders_sql(300)}")
+    con.execute("alter table raw.webshop_orders rename column status to order_status")
+    outcome = validate_table(con, "raw.webshop_orders", "raw_webshop_orders")
+    by_label = {r.label: r for r in outcome.critical_failures}
+    assert set(by_label) == {"expect_table_columns_to_match_set", "expect_column_values_to_be_in_set(status)"}
+    assert by_label["expect_table_columns_to_match_set"].reason == "missing columns ['status']"
+    assert "status" in by_label["expect_column_values_to_be_in_set(status)"].reason
+
+
+def test_missing_table_is_one_critical_failure(con):
+    outcome = validate_table(con, "raw.webshop_orders", "raw_webshop_orders")
+    assert not outcome.success and outcome.row_count == 0
+    assert [r.label for r in outcome.critical_failures] == ["expect_table_to_exist"]
+
+
+def test_profile_formats_and_uniqueness(con):
+    columns = [e for e in load_suite_json("marts_customer_profile")["expectations"]
+               if e["type"] == "expect_table_columns_to_match_set"][0]["kwargs"]["column_set"]
+    con.execute(f"""
+        create table marts.customer_profile as
+        select 'C' || lpad(cast(i as varchar), 10, '0') as customer_id, 'Budi Santoso' as full_name,
+               'budi' || i || '@gmail.com' as email, '+62812' || lpad(cast(i as varchar), 7, '0') as phone,
+               'Bandung' as city, 'Jawa Barat' as province, 'end_customer' as customer_type,
+               true as marketing_consent, true as has_account,
+               timestamp '2024-01-02 10:00' as first_order_at, timestamp '2024-03-01 10:00' as last_order_at,
+               3 as order_count, 300000.0 as revenue, 0.0 as discount_total, 0.0 as refund_total,
+               0 as discounted_order_count, 100000.0 as avg_order_value, ['web'] as channels, 1 as ticket_count,
+               0 as open_ticket_count, 5.5 as median_resolution_hours, 4.0 as csat_avg, 9 as latest_nps,
+               true as is_promoter, false as is_detractor, 0 as referral_count,
+               timestamp '2024-01-02 10:00' as first_seen_at, timestamp '2024-03-01 10:00' as last_activity_at,
+               14 as days_since_last_activity, date '2024-03-15' as as_of_date
+        from range(400) t(i)""")
+    assert set(columns) <= {c[0] for c in con.execute("describe marts.customer_profile").fetchall()}
+    con.execute("update marts.customer_profile set phone = '0812-555-0101' where customer_id = 'C0000000001'")
+    con.execute("update marts.customer_profile set email = 'Budi@Gmail.com' where customer_id = 'C0000000002'")
+    con.execute("update marts.customer_profile set csat_avg = 6 where customer_id = 'C0000000003'")
+    con.execute("update marts.customer_profile set customer_id = 'C0000000005' where customer_id = 'C0000000004'")
+    outcome = validate_table(con, "marts.customer_profile", "marts_customer_profile")
+    assert _failed(outcome, "critical") == {
+        "expect_column_values_to_match_regex(phone)",
+        "expect_column_values_to_be_between(csat_avg)",
+        "expect_column_values_to_be_unique(customer_id)",
+    }
+    assert _failed(outcome, "warning") == {"expect_column_values_to_match_regex(email)"}
+    by_label = {r.label: r for r in outcome.critical_failures + outcome.warnings}
+    assert by_label["expect_column_values_to_match_regex(phone)"].observed["unexpected_examples"] == ["0812-555-0101"]
+    assert by_label["expect_column_values_to_be_unique(customer_id)"].observed["unexpected_examples"] == ["C0000000005"]
+
+
+def test_large_tables_are_sampled_deterministically_but_uniqueness_uses_all_rows(con):
+    con.execute(f"create table raw.webshop_orders as {_raw_orders_sql(60_000)}")
+    # One duplicated version: a 5k sample would almost surely miss it, the SQL check over all rows does not.
+    con.execute("insert into raw.webshop_orders select * from raw.webshop_orders where order_id = 'O00012345'")
+    outcome = validate_table(con, "raw.webshop_orders", "raw_webshop_orders", sample_rows=5_000)
+    assert outcome.sampled and outcome.row_count == 60_001 and outcome.validated_rows == 5_000
+    assert outcome.success and _failed(outcome, "warning") == {"expect_compound_columns_to_be_unique(order_id,updated_at)"}
+    first = read_for_validation(con, "raw.webshop_orders", 60_001, 5_000)
+    second = read_for_validation(con, "raw.webshop_orders", 60_001, 5_000)
+    assert first["order_id"].tolist() == second["order_id"].tolist()
+
+
+def test_volume_anomaly_flags_a_ninety_percent_drop(con):
+    con.execute(f"create table raw.webshop_orders as {_raw_orders_sql(14 * 1000, days=14)}")
+    steady = check_volume(con, "raw.webshop_orders", DAY, trailing_days=7, max_deviation=0.5)
+    assert not steady.anomalous and steady.row_count == 1000 and steady.baseline == 1000.0
+    # The next day delivers 100 rows: -90% against the trailing week.
+    con.execute(f"""insert into raw.webshop_orders select * replace (date '{DAY + timedelta(days=1)}' as _partition_date)
+                    from raw.webshop_orders where _partition_date = date '{DAY}' limit 100""")
+    drop = check_volume(con, "raw.webshop_orders", trailing_days=7, max_deviation=0.5)
+    assert drop.day == DAY + timedelta(days=1) and drop.row_count == 100
+    assert drop.anomalous and drop.deviation == pytest.approx(-0.9)
+    assert "-90%" in drop.reason
+    # Days without rows count as zero in the baseline; too small a baseline is not judged.
+    sparse = check_volume(con, "raw.webshop_orders", DAY + timedelta(days=30), trailing_days=7, min_baseline_rows=10)
+    assert sparse.row_count == 0 and not sparse.anomalous and sparse.deviation is None
+
+
+def test_freshness_flags_an_empty_partition(con):
+    con.execute(f"create table raw.webshop_orders as {_raw_orders_sql(300, days=3)}")
+    delivered = check_freshness(con, "raw.webshop_orders", DAY)
+    assert delivered.fresh and delivered.rows_in_window == 100
+    assert str(delivered.last_loaded_at) == "2024-03-16 01:00:00" and delivered.latest_partition == DAY
+    empty = check_freshness(con, "raw.webshop_orders", DAY + timedelta(days=1))
+    assert not empty.fresh and empty.rows_in_window == 0
+    assert f"0 rows in partition {DAY + timedelta(days=1)}" in empty.reason
+    window = check_freshness(con, "raw.webshop_orders", DAY - timedelta(days=5), DAY - timedelta(days=1))
+    assert window.fresh and window.rows_in_window == 200
+
+
+def test_row_count_drop():
+    assert check_row_count_drop(None, 50).dropped is False
+    assert check_row_count_drop(1000, 850, max_drop_fraction=0.2).dropped is False
+    dropped = check_row_count_drop(1000, 100, max_drop_fraction=0.2)
+    assert dropped.dropped and dropped.drop_fraction == pytest.approx(0.9)
+    assert check_row_count_drop(1000, 5000).dropped is False  # growth is not a drop
+
+
+# ---------------------------------------------------------------- Dagster asset checks on a small real graph
+
+
+def _check_results(result) -> dict[str, object]:
+    return {f"{e.asset_check_evaluation_data.asset_key.to_user_string()}:{e.asset_check_evaluation_data.check_name}":
+            e.asset_check_evaluation_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"}
+
+
+def test_blocking_raw_check_stops_downstream_assets(tmp_path, monkeypatch):
+    """Real checks from pipeline.defs.quality on a raw asset + one downstream mart, in real Dagster runs."""
+    import dagster as dg
+
+    from pipeline.defs.quality.checks import quality_checks
+    from pipeline.lib.partitions import daily_partitions
+
+    warehouse = tmp_path / "warehouse.duckdb"
+    monkeypatch.setenv("CDP_WAREHOUSE", str(warehouse))
+    delivery = {"sql": _raw_orders_sql(1000, days=15)}
+
+    @dg.asset(key=["raw", "webshop_orders"], partitions_def=daily_partitions)
+    def webshop_orders() -> None:
+        with duckdb.connect(str(warehouse)) as con:
+            con.execute("create schema if not exists raw")
+            con.execute(f"create or replace table raw.webshop_orders as {delivery['sql']}")
+
+    @dg.asset(key=["marts", "order_totals"], deps=[webshop_orders])
+    def order_totals() -> None:
+        with duckdb.connect(str(warehouse)) as con:
+            con.execute("create schema if not exists marts")
+            con.execute("create or replace table marts.order_totals as "
+                        "select count(*) as orders, sum(net_amount) as revenue from raw.webshop_orders")
+
+    checks = [c for c in quality_checks if next(iter(c.check_keys)).asset_key == dg.AssetKey(["raw", "webshop_orders"])]
+    assert {next(iter(c.check_keys)).name for c in checks} == {"expectations", "freshness", "volume_anomaly", "row_count_drop"}
+    instance = dg.DagsterInstance.ephemeral()
+
+    def run():
+        return dg.materialize([webshop_orders, order_totals, *checks], partition_key=str(DAY), instance=instance,
+                              raise_on_error=False)
+
+    def totals():
+        with duckdb.connect(str(warehouse), read_only=True) as con:
+            return con.execute("select orders, revenue from marts.order_totals").fetchone()
+
+    clean = run()
+    assert clean.success
+    evaluations = _check_results(clean)
+    assert all(e.passed for e in evaluations.values()), {k: e.metadata for k, e in evaluations.items()}
+    assert evaluations["raw/webshop_orders:freshness"].metadata["window"].value == f"{DAY}..{DAY}"
+    before = totals()
+    assert before[0] == 1000
+
+    # The source renames a column: the rows land with a different schema, the blocking check fails.
+    delivery["sql"] = f"select * rename (status as order_status) from ({_raw_orders_sql(1200, days=15)})"
+    broken = run()
+    assert not broken.success
+    failed = _check_results(broken)["raw/webshop_orders:expectations"]
+    assert not failed.passed and failed.severity == dg.AssetCheckSeverity.ERROR
+    reasons = {f["expectation"]: f["reason"] for f in failed.metadata["failed_expectations"].value}
+    assert reasons["expect_table_columns_to_match_set"] == "missing columns ['status']"
+    materialized = {e.asset_key.to_user_string() for e in broken.get_asset_materialization_events()}
+    assert materialized == {"raw/webshop_orders"}
+    assert totals() == before  # the mart kept its previous output
+
+    # 90% fewer rows but valid: warning-level checks fail, downstream still runs.
+    delivery["sql"] = _raw_orders_sql(100, days=15)
+    thin = run()
+    assert thin.success
+    evaluations = _check_results(thin)
+    drop = evaluations["raw/webshop_orders:row_count_drop"]
+    assert not drop.passed and drop.severity == dg.AssetCheckSeverity.WARN
+    assert drop.metadata["previous_row_count"].value == 1200 and drop.metadata["row_count"].value == 100
+    volume = evaluations["raw/webshop_orders:volume_anomaly"]
+    assert not volume.passed and volume.severity == dg.AssetCheckSeverity.WARN
+    assert totals()[0] == 100

@@ -1,0 +1,204 @@
+"""Webshop extraction against a real PostgreSQL cluster and a real SQLite file, landing in a real DuckDB file."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from datetime import date, timedelta
+
+import duckdb
+import psycopg
+import pytest
+
+from pg_cluster import postgres_cluster  # noqa: F401  (pytest fixture)
+from pipeline.lib import ingest
+from pipeline.lib.sources import sql_orders
+from pipeline.lib.sources.incremental import STATE_TABLE
+
+TARGETS = {table: f"raw.webshop_{table}" for table in sql_orders.CONTRACT}
+
+
+def _counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    return {t: con.execute(f"select count(*) from {target}").fetchone()[0] for t, target in TARGETS.items()}
+
+
+def _pull(con, source):
+    """Extract, then land through the pipeline's own `ingest.land` (window replacement + quarantine), then save marks."""
+    extracts = sql_orders.extract(con, source)
+    ingest.prepare_session(con)
+    for spec, table in ((ingest.WEBSHOP_CUSTOMERS, "customers"), (ingest.WEBSHOP_ORDERS, "orders")):
+        item = extracts[table]
+        if item.window:
+            ingest.land(con, spec, item.relation, item.window, source.name)
+            if table == "orders":
+                con.execute("create or replace temp table _typed_orders as select * from _typed")
+    items = extracts["order_items"]
+    if items.window:
+        ingest.land(con, ingest.WEBSHOP_ORDER_ITEMS, ingest.stage_order_items(con, items.relation), items.window,
+                    source.name)
+    sql_orders.save_marks(con, source, extracts)
+    return extracts
+
+
+@pytest.fixture()
+def pg_shop(postgres_cluster, monkeypatch):  # noqa: F811
+    """A fresh schema holding the webshop tables; orders use the user's own column names (id, modified_at)."""
+    schema = "shop_" + uuid.uuid4().hex[:8]
+    with psycopg.connect(postgres_cluster.dsn(), autocommit=True) as pg:
+        pg.execute(f"""
+            create schema {schema};
+            set search_path = {schema};
+            create table customers (customer_id text primary key, email text, phone text, first_name text,
+                last_name text, city text, province text, customer_type text, marketing_opt_in boolean,
+                created_at timestamptz, updated_at timestamptz, loyalty_tier text);
+            create table orders (id text primary key, customer_id text, ordered_at timestamptz, status text,
+                channel text, currency text, gross_amount numeric(14,2), discount_amount numeric(14,2),
+                shipping_amount numeric(14,2), net_amount numeric(14,2), modified_at timestamptz);
+            create table order_items (order_id text, line_no int, sku text, category text, quantity int,
+                unit_price numeric(14,2), unit_cost numeric(14,2));
+            insert into customers select 'C' || g, 'u' || g || '@mail.id', '0812' || lpad(g::text, 8, '0'), 'Budi',
+                'Santoso', 'Bandung', 'Jawa Barat', 'end_customer', g % 2 = 0,
+                timestamptz '2025-01-01 08:00+07' + g * interval '1 hour',
+                timestamptz '2025-01-01 08:00+07' + g * interval '1 hour', 'gold'
+                from generate_series(1, 50) g;
+            insert into orders select 'O' || g, 'C' || (g % 50 + 1),
+                timestamptz '2025-02-01 00:00+07' + g * interval '10 minutes', 'paid', 'web', 'IDR',
+                100000 + g, 0, 15000, 115000 + g,
+                timestamptz '2025-02-01 00:00+07' + g * interval '10 minutes'
+                from generate_series(1, 200) g;
+            insert into order_items select 'O' || g, l, 'SKU-' || l, 'fashion', 1, 50000 + g, null
+                from generate_series(1, 200) g, generate_series(1, 2) l;
+        """)
+    password_var = "CDP_TEST_WEBSHOP_PG_PASSWORD"
+    monkeypatch.setenv(password_var, postgres_cluster.password)
+    config = {
+        "kind": "postgres",
+        "location": f"postgresql://{postgres_cluster.host}:{postgres_cluster.port}/{postgres_cluster.dbname}",
+        "schema": schema,
+        "credentials": {"user": postgres_cluster.user, "password": f"env:{password_var}"},
+        "columns": {"orders": {"id": "order_id", "modified_at": "updated_at"}},
+        "incremental": {"lookback_minutes": 120},
+    }
+    yield schema, sql_orders.SqlSource.from_config("webshop_pg", config)
+    with psycopg.connect(postgres_cluster.dsn(), autocommit=True) as pg:
+        pg.execute(f"drop schema if exists {schema} cascade")
+
+
+def test_postgres_full_then_incremental_with_late_update(pg_shop, postgres_cluster, tmp_path):  # noqa: F811
+    schema, source = pg_shop
+    assert postgres_cluster.password not in repr(source)
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+
+    first = _pull(con, source)
+    assert _counts(con) == {"customers": 50, "orders": 200, "order_items": 400}
+    assert not any(item.incremental for item in first.values())
+    # Contract names from the mapping; the pull keeps source types, missing optional columns are NULL.
+    pulled = {r[0]: r[1] for r in con.execute("describe _extract_webshop_pg_orders").fetchall()}
+    assert pulled["updated_at"] == "TIMESTAMP WITH TIME ZONE" and pulled["net_amount"] == "DECIMAL(14,2)"
+    assert "order_id" in pulled and "id" not in pulled and "modified_at" not in pulled and "promo_code" in pulled
+    landed = {r[0]: r[1] for r in con.execute("describe raw.webshop_orders").fetchall()}
+    assert landed["updated_at"] == "TIMESTAMP" and landed["net_amount"] == "DOUBLE"
+    assert con.execute("select count(*) from quarantine.webshop_orders").fetchone()[0] == 0
+    assert con.execute("select count(*) from raw.webshop_customers where loyalty_tier = 'gold'").fetchone()[0] == 50
+    mark = first["orders"].high_water_mark
+    assert str(mark) == "2025-02-02 09:20:00"  # O200: 2025-02-01 00:00+07 + 2000 min, as Jakarta local time
+    assert mark == con.execute("select max(updated_at) from raw.webshop_orders").fetchone()[0]
+
+    with psycopg.connect(postgres_cluster.dsn(), autocommit=True) as pg:
+        pg.execute(f"set search_path = {schema}")
+        # Three ordinary changes after the mark, one late write inside the lookback, one outside it.
+        pg.execute("update orders set status = 'refunded', modified_at = modified_at + interval '3 days' "
+                   "where id in ('O5', 'O6', 'O7')")
+        pg.execute("update orders set status = 'shipped', modified_at = %s where id = 'O100'",
+                   [f"{mark - timedelta(minutes=30)}+07"])
+        pg.execute("update orders set status = 'cancelled', modified_at = %s where id = 'O101'",
+                   [f"{mark - timedelta(hours=26)}+07"])
+        pg.execute("update customers set city = 'Medan', updated_at = updated_at + interval '90 days' "
+                   "where customer_id = 'C3'")
+
+    second = _pull(con, source)
+    pulled = {r[0] for r in con.execute("select order_id from _extract_webshop_pg_orders").fetchall()}
+    # Changed rows plus the whole day the lookback reaches into (02-02 from 00:00: O144..O200), so that day's
+    # partition is replaced completely; O101 was back-dated beyond the lookback and is not seen.
+    assert pulled == {"O5", "O6", "O7", "O100"} | {f"O{g}" for g in range(144, 201)}
+    assert second["orders"].incremental and second["orders"].window == (date(2025, 2, 2), date(2025, 2, 5))
+    assert second["order_items"].rows == 2 * len(pulled)
+    assert second["customers"].rows == 12  # C3 moved on, plus C40..C50 of the mark's day
+    # New versions appended (old ones stay in their earlier partitions), the re-read day replaced, not doubled.
+    assert _counts(con) == {"customers": 51, "orders": 204, "order_items": 408}
+    assert con.execute("select status from raw.webshop_orders where order_id = 'O100' "
+                       "order by updated_at desc limit 1").fetchone()[0] == "shipped"
+    marks = dict(con.execute(f"select table_name, high_water_mark from {STATE_TABLE}").fetchall())
+    assert str(marks["orders"]) == "2025-02-04 01:10:00"  # O7 (00:00 + 70 min) moved three days on
+    third = _pull(con, source)  # only the last day again (O5..O7); landing it twice changes nothing
+    assert third["orders"].rows == 3
+    assert _counts(con) == {"customers": 51, "orders": 204, "order_items": 408}
+    con.close()
+
+
+def test_postgres_down_gives_clear_error_and_writes_nothing(pg_shop, postgres_cluster, tmp_path):  # noqa: F811
+    _, source = pg_shop
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    _pull(con, source)
+    before = (_counts(con), con.execute(f"select * from {STATE_TABLE} order by all").fetchall())
+
+    postgres_cluster.stop()
+    try:
+        with pytest.raises(sql_orders.SourceUnavailable) as failure:
+            sql_orders.extract(con, source)
+    finally:
+        postgres_cluster.start()
+    message = str(failure.value)
+    assert "webshop_pg" in message and f":{postgres_cluster.port}/" in message and "Connection refused" in message
+    assert postgres_cluster.password not in message
+    assert (_counts(con), con.execute(f"select * from {STATE_TABLE} order by all").fetchall()) == before
+    con.close()
+
+
+def test_sqlite_text_timestamps_incremental(tmp_path):
+    """SQLite (the embedded demo) stores ISO text; offsets and naive Jakarta times both work, bad dates land once."""
+    db = tmp_path / "webshop.sqlite"
+    with sqlite3.connect(db) as lite:
+        lite.executescript("""
+            create table customers (customer_id text, email text, updated_at text);
+            create table orders (order_id text, customer_id text, status text, net_amount real, updated_at text,
+                ordered_at text);
+            create table order_items (order_id text, line_no integer, sku text, quantity integer, unit_price real);
+            with recursive g(n) as (select 1 union all select n + 1 from g where n < 30)
+            insert into orders select 'O' || n, 'C1', 'paid', 1000.0 * n,
+                case when n % 2 = 0 then strftime('%Y-%m-%dT%H:%M:%S', '2025-03-01 00:00:00', '+' || n || ' hours')
+                     else strftime('%Y-%m-%dT%H:%M:%S', '2025-02-28 17:00:00', '+' || n || ' hours') || 'Z' end,
+                '2025-02-01T10:00:00'
+                from g;
+            insert into orders values ('O-BAD', 'C1', 'paid', 1.0, 'kemarin sore', '2025-02-01T10:00:00');
+            insert into customers values ('C1', 'a@b.id', '2025-03-01T00:00:00+07:00');
+            insert into order_items select order_id, 1, 'SKU', 1, net_amount from orders;
+        """)
+    source = sql_orders.SqlSource.from_config("webshop", {"kind": "sqlite", "location": str(db)})
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    first = _pull(con, source)
+    assert _counts(con) == {"customers": 1, "orders": 30, "order_items": 30}
+    assert con.execute("select _reason from quarantine.webshop_orders").fetchall() == [("unparseable updated_at",)]
+    # 'Z' rows are UTC: 17:00Z + n h == 00:00+07 + n h, so O30 (naive) is the newest at 2025-03-02 06:00 Jakarta.
+    assert str(first["orders"].high_water_mark) == "2025-03-02 06:00:00"
+
+    with sqlite3.connect(db) as lite:
+        lite.execute("update orders set status = 'completed', updated_at = '2025-03-05T09:00:00+07:00' where order_id = 'O3'")
+    second = _pull(con, source)
+    # From 2025-03-02 00:00 (mark minus lookback, whole day): O3's new version, O24..O30 and the undated O-BAD.
+    pulled = {r[0] for r in con.execute("select order_id from _extract_webshop_orders").fetchall()}
+    assert pulled == {"O3", "O-BAD"} | {f"O{n}" for n in range(24, 31)}
+    assert second["order_items"].rows == len(pulled)
+    # O3 now in two partitions (old and new version); O-BAD and its line stay quarantined once, not twice.
+    assert _counts(con) == {"customers": 1, "orders": 31, "order_items": 31}
+    assert con.execute("select count(*) from quarantine.webshop_orders").fetchone()[0] == 1
+    assert con.execute("select count(*) from quarantine.webshop_order_items").fetchone()[0] == 1
+    con.close()
+
+
+def test_missing_sqlite_file_is_a_clear_error(tmp_path):
+    source = sql_orders.SqlSource.from_config("webshop", {"kind": "sqlite", "location": str(tmp_path / "nope.sqlite")})
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    with pytest.raises(sql_orders.SourceUnavailable, match="does not exist"):
+        sql_orders.extract(con, source)
+    assert con.execute("select count(*) from duckdb_tables() where schema_name = 'raw'").fetchone()[0] == 0
