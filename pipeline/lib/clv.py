@@ -36,8 +36,7 @@ LOG_PARAM_BOUND = 12.0
 # Shape parameters outside this range are numerically a limit model (e.g. r, alpha -> inf is a plain Poisson; r -> 0
 # is what a history without repeat purchases drives the fit to) rather than a usable estimate.
 MIN_SHAPE, MAX_SHAPE = 1e-3, 1e4
-# |gradient| of the mean log-likelihood (per customer, log-parameters) below which a fit counts as converged even if
-# the line search stopped on floating-point noise.
+# |gradient| of the mean log-likelihood (per customer, w.r.t. log-parameters) below which a fit counts as converged.
 GRADIENT_TOLERANCE = 1e-5
 
 
@@ -87,6 +86,11 @@ def _group_rows(*columns: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
     return [c[starts] for c in ordered], inverse
 
 
+def _dot(u: np.ndarray, v: np.ndarray) -> float:
+    """Inner product of long vectors without BLAS, whose threads contend with other work on small shared machines."""
+    return float(np.multiply(u, v).sum())
+
+
 def _weight_by_value(x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Distinct values of x and the total weight of each: terms that depend on x alone are summed over these."""
     values, inverse = np.unique(x, return_inverse=True)
@@ -103,9 +107,11 @@ def _minimise(neg_mean_ll, n_params: int):
         options={"maxiter": 2000, "ftol": 1e-14, "gtol": 1e-9},
     )
     _, grad = neg_mean_ll(result.x)
-    converged = bool(np.all(np.isfinite(result.x)) and (result.success or np.max(np.abs(grad)) < GRADIENT_TOLERANCE))
-    at_bounds = bool(np.any(np.abs(result.x) >= LOG_PARAM_BOUND - 1e-6))
-    return result, converged, at_bounds
+    on_bound = np.abs(result.x) >= LOG_PARAM_BOUND - 1e-6
+    # L-BFGS-B also reports success when its line search stalls on a flat ridge, so judge by the gradient itself;
+    # parameters pinned on a bound are reported through `at_bounds` instead.
+    converged = bool(np.all(np.isfinite(result.x)) and np.all(np.abs(grad[~on_bound]) < GRADIENT_TOLERANCE))
+    return result, converged, bool(on_bound.any())
 
 
 # ---------------------------------------------------------------------------------------------------------------- BG/NBD
@@ -137,11 +143,15 @@ def _bgnbd_ll_and_grad(log_params, x, t_x, T, w, x_values, x_weights):
     log_mix = -(r + x) * log_age + np.logaddexp(0.0, log_odds)
     share_dropped = w * expit(log_odds)
     share_alive = w - share_dropped
-    d_r = n_k @ (psi(r + k) - psi(r) + np.log(alpha)) - share_alive @ log_age - share_dropped @ log_recency
-    d_alpha = n_k.sum() * r / alpha - share_alive @ ((r + x) / (alpha + T)) - share_dropped @ ((r + x) / (alpha + t_x))
+    d_r = n_k @ (psi(r + k) - psi(r) + np.log(alpha)) - _dot(share_alive, log_age) - _dot(share_dropped, log_recency)
+    d_alpha = (
+        n_k.sum() * r / alpha
+        - _dot(share_alive, (r + x) / (alpha + T))
+        - _dot(share_dropped, (r + x) / (alpha + t_x))
+    )
     d_a = n_k @ (psi(a + b) - psi(a + b + k)) + share_dropped.sum() / a
-    d_b = n_k @ (psi(a + b) + psi(b + k) - psi(b) - psi(a + b + k)) - share_dropped @ (1 / np.maximum(b + x - 1, 1e-300))
-    return n_k @ count_ll + w @ log_mix, np.array([r * d_r, alpha * d_alpha, a * d_a, b * d_b])
+    d_b = n_k @ (psi(a + b) + psi(b + k) - psi(b) - psi(a + b + k)) - _dot(share_dropped, 1 / np.maximum(b + x - 1, 1e-300))
+    return n_k @ count_ll + _dot(w, log_mix), np.array([r * d_r, alpha * d_alpha, a * d_a, b * d_b])
 
 
 def fit_bgnbd(frequency, recency, T, *, period: Period, weights=None) -> BGNBDParams:
@@ -161,7 +171,7 @@ def fit_bgnbd(frequency, recency, T, *, period: Period, weights=None) -> BGNBDPa
     w = np.bincount(inverse, weights=w_in, minlength=len(x))
     total = w.sum()
     # Rescale time so the mean age is 1: alpha scales with time, r/a/b do not, and the optimiser sees O(1) values.
-    scale = float(w @ T / total) or 1.0
+    scale = _dot(w, T) / total or 1.0
     t_x_s, T_s = t_x / scale, T / scale
     x_values, x_weights = _weight_by_value(x, w)
 
@@ -172,7 +182,7 @@ def fit_bgnbd(frequency, recency, T, *, period: Period, weights=None) -> BGNBDPa
     result, converged, at_bounds = _minimise(neg_mean_ll, 4)
     r, alpha_s, a, b = np.exp(result.x)
     # Rescaling times by c adds x*log(c) per customer (purchase times are densities); report the original units.
-    log_likelihood = -result.fun * total - np.log(scale) * float(w @ x)
+    log_likelihood = -result.fun * total - np.log(scale) * _dot(w, x)
     return BGNBDParams(
         r=float(r), alpha=float(alpha_s * scale), a=float(a), b=float(b), period=period,
         log_likelihood=float(log_likelihood), converged=converged, iterations=int(result.nit),
@@ -189,38 +199,46 @@ def probability_alive(params: BGNBDParams, frequency, recency, T) -> np.ndarray:
     return expit(-log_odds)
 
 
+def _purchases_if_alive(params: BGNBDParams, x, T, t) -> np.ndarray:
+    """E[purchases in (T, T + t] | x repeat purchases by T and still alive at T] (depends on x and T, not recency)."""
+    r, alpha, a, b = params.r, params.alpha, params.a, params.b
+    z = t / (alpha + T + t)
+    # FHL (2005) eq. 10 has (1-z)^(r+x) * 2F1(r+x, b+x; a+b+x-1; z), whose factors over/underflow for heavy buyers
+    # (x in the hundreds); Euler's transformation gives the same product as (1-z)^(a-1) * 2F1 with bounded parameters.
+    survival_term = np.power(1 - z, a - 1) * hyp2f1(a + b - 1 - r, a - 1, a + b + x - 1, z)
+    return (a + b + x - 1) / (a - 1) * (1 - survival_term)
+
+
 def expected_purchases(params: BGNBDParams, frequency, recency, T, t) -> np.ndarray:
     """E[number of purchases in (T, T + t] | history], t in the model's period units (scalar or per customer)."""
     x, t_x, T, t = np.broadcast_arrays(*_as_float(frequency, recency, T, t))
-    r, alpha, a, b = params.r, params.alpha, params.a, params.b
-    z = t / (alpha + T + t)
-    decay = np.exp((r + x) * (np.log(alpha + T) - np.log(alpha + T + t)))
-    unconditional_alive = (a + b + x - 1) / (a - 1) * (1 - decay * hyp2f1(r + x, b + x, a + b + x - 1, z))
-    return unconditional_alive * probability_alive(params, x, t_x, T)
+    return _purchases_if_alive(params, x, T, t) * probability_alive(params, x, t_x, T)
 
 
 # ------------------------------------------------------------------------------------------------------- Gamma-Gamma
 
 
-def _gamma_gamma_ll_and_grad(log_params, x, zbar, x_values, x_counts):
+def _gamma_gamma_ll_and_grad(log_params, x, spend, x_values, x_counts, log_spend_sums):
     """Log-likelihood of the mean repeat order values and its gradient w.r.t. (log p, log q, log gamma).
 
-    f(zbar | x) = Gamma(px+q) / (Gamma(px) Gamma(q)) * gamma^q * x^(px) * zbar^(px-1) / (gamma + x zbar)^(px+q);
-    the gamma-function terms depend on x alone and are evaluated once per distinct x.
+    f(zbar | x) = Gamma(px+q) / (Gamma(px) Gamma(q)) * gamma^q * x^(px) * zbar^(px-1) / (gamma + x zbar)^(px+q),
+    with spend = x * zbar. The gamma-function terms depend on x alone and are evaluated once per distinct x;
+    `log_spend_sums` = (sum(x log spend), sum(log spend), sum(log x)) are parameter-free and computed once.
     """
     p, q, gamma = np.exp(log_params)
+    x_log_spend, sum_log_spend, sum_log_x = log_spend_sums
     k, n_k = x_values, x_counts
     n = n_k.sum()
-    log_total = np.log(x * zbar)
-    log_gamma_total = np.log(gamma + x * zbar)
+    log_gamma_spend = np.log(gamma + spend)
     ll = (
         n_k @ (gammaln(p * k + q) - gammaln(p * k) - gammaln(q))
         + n * q * np.log(gamma)
-        + (p * x - 1) @ log_total + np.log(x).sum() - (p * x + q) @ log_gamma_total
+        + p * x_log_spend - sum_log_spend + sum_log_x
+        - _dot(p * x + q, log_gamma_spend)
     )
-    d_p = n_k @ (k * (psi(p * k + q) - psi(p * k))) + x @ (log_total - log_gamma_total)
-    d_q = n_k @ (psi(p * k + q) - psi(q)) + n * np.log(gamma) - log_gamma_total.sum()
-    d_gamma = n * q / gamma - ((p * x + q) / (gamma + x * zbar)).sum()
+    d_p = n_k @ (k * (psi(p * k + q) - psi(p * k))) + x_log_spend - _dot(x, log_gamma_spend)
+    d_q = n_k @ (psi(p * k + q) - psi(q)) + n * np.log(gamma) - log_gamma_spend.sum()
+    d_gamma = n * q / gamma - ((p * x + q) / (gamma + spend)).sum()
     return ll, np.array([p * d_p, q * d_q, gamma * d_gamma])
 
 
@@ -236,9 +254,12 @@ def fit_gamma_gamma(frequency, monetary_value) -> GammaGammaParams:
     zbar_s = zbar / scale
     n = len(x)
     x_values, x_counts = _weight_by_value(x, np.ones_like(x))
+    spend = x * zbar_s
+    log_spend = np.log(spend)
+    log_spend_sums = (_dot(x, log_spend), log_spend.sum(), np.log(x).sum())
 
     def neg_mean_ll(log_params):
-        ll, grad = _gamma_gamma_ll_and_grad(log_params, x, zbar_s, x_values, x_counts)
+        ll, grad = _gamma_gamma_ll_and_grad(log_params, x, spend, x_values, x_counts, log_spend_sums)
         return -ll / n, -grad / n
 
     result, converged, at_bounds = _minimise(neg_mean_ll, 3)
@@ -264,13 +285,20 @@ def expected_order_value(params: GammaGammaParams, frequency, monetary_value) ->
 def monthly_expected_purchases(params: BGNBDParams, frequency, recency, T, horizon_months: int) -> np.ndarray:
     """Expected purchases in each of the next `horizon_months` months, shape (customers, months).
 
-    Computed once per distinct (frequency, recency, T) history, which is far fewer than customers.
+    The costly hypergeometric part is computed once per distinct (frequency, T), far fewer than customers.
     """
     x, t_x, T = _as_float(frequency, recency, T)
-    (ux, ut_x, uT), inverse = _group_rows(x, t_x, T)
-    ends = np.arange(horizon_months + 1) * PERIODS_PER_MONTH[params.period]
-    cumulative = expected_purchases(params, ux[:, None], ut_x[:, None], uT[:, None], ends[None, :])
-    return np.diff(cumulative, axis=1)[inverse]
+    (ux, uT), inverse = _group_rows(x, T)
+    month_ends = np.arange(1, horizon_months + 1) * PERIODS_PER_MONTH[params.period]
+    cumulative = _purchases_if_alive(params, ux[:, None], uT[:, None], month_ends[None, :])
+    monthly_if_alive = np.diff(cumulative, axis=1, prepend=0.0)[inverse]
+    return monthly_if_alive * probability_alive(params, x, t_x, T)[:, None]
+
+
+def _discounted_value(monthly_purchases, order_value, monthly_discount_rate, margin, cost_per_purchase) -> np.ndarray:
+    """Sum over months of purchases * (order value * margin - cost per purchase), discounted at the end of each month."""
+    discount = (1.0 + monthly_discount_rate) ** -np.arange(1, monthly_purchases.shape[1] + 1)
+    return (monthly_purchases @ discount) * (order_value * margin - cost_per_purchase)
 
 
 def customer_lifetime_value(
@@ -293,9 +321,8 @@ def customer_lifetime_value(
     recency and T are in `bgnbd.period` units.
     """
     monthly = monthly_expected_purchases(bgnbd, frequency, recency, T, horizon_months)
-    discount = (1.0 + monthly_discount_rate) ** -np.arange(1, horizon_months + 1)
-    value_per_purchase = expected_order_value(gamma_gamma, frequency, monetary_value) * margin - cost_per_purchase
-    return (monthly @ discount) * value_per_purchase
+    order_value = expected_order_value(gamma_gamma, frequency, monetary_value)
+    return _discounted_value(monthly, order_value, monthly_discount_rate, margin, cost_per_purchase)
 
 
 def score_customers(
@@ -312,13 +339,12 @@ def score_customers(
     expected_order_value and clv (discounted, see `customer_lifetime_value`)."""
     x, t_x, T, zbar = (summary[c].to_numpy() for c in ("frequency", "recency", "T", "monetary_value"))
     monthly = monthly_expected_purchases(bgnbd, x, t_x, T, horizon_months)
-    discount = (1.0 + monthly_discount_rate) ** -np.arange(1, horizon_months + 1)
     order_value = expected_order_value(gamma_gamma, x, zbar)
     return summary.with_columns(
         p_alive=probability_alive(bgnbd, x, t_x, T),
         expected_purchases=monthly.sum(axis=1),
         expected_order_value=order_value,
-        clv=(monthly @ discount) * (order_value * margin - cost_per_purchase),
+        clv=_discounted_value(monthly, order_value, monthly_discount_rate, margin, cost_per_purchase),
     )
 
 

@@ -180,17 +180,39 @@ def _record_key(source: pl.Expr, record_id: pl.Expr) -> pl.Expr:
     return pl.concat_str([source, pl.lit(":"), record_id])
 
 
-def resolve_identities(identifiers: pl.DataFrame, records: pl.DataFrame, rules: IdentityRules = IdentityRules()) -> Resolution:
-    """Cluster `records` (source, record_id) into persons through their `identifiers` (output of normalise_identifiers).
+@dataclass(frozen=True)
+class _Graph:
+    """Records are nodes 0..n_records-1, identifier i is node n_records + i; one edge per (record, identifier)."""
 
-    Every record gets exactly one cluster; records without a usable identifier are clusters of their own.
-    """
-    strength = list(rules.strength)
+    records: pl.DataFrame  # r, source, record_id (sorted, so r order = record key order)
+    ids: pl.DataFrame  # i, id_type, value, records, t (index into the strength order)
+    e_rec: np.ndarray
+    e_id: np.ndarray
+    e_type: np.ndarray
+
+    @property
+    def n_records(self) -> int:
+        return self.records.height
+
+    @property
+    def n_nodes(self) -> int:
+        return self.records.height + self.ids.height
+
+    def labels(self, edge_mask: np.ndarray) -> np.ndarray:
+        return _components(self.n_nodes, self.e_rec[edge_mask], self.n_records + self.e_id[edge_mask])
+
+    def clusters(self, labels: np.ndarray) -> pl.DataFrame:
+        """source, record_id, cluster_key: each cluster is named by its smallest record key."""
+        return self.records.with_columns(label=pl.Series(labels[:self.n_records])).with_columns(
+            cluster_key=_record_key(pl.col("source"), pl.col("record_id")).sort_by("r").first().over("label")
+        ).select("source", "record_id", "cluster_key")
+
+
+def _build_graph(identifiers: pl.DataFrame, records: pl.DataFrame, strength: list[str]) -> _Graph:
     record_table = (
         pl.concat([records.select("source", "record_id"), identifiers.select("source", "record_id")])
         .unique().sort("source", "record_id").with_row_index("r")
     )
-    n_records = record_table.height
     ok = identifiers.filter(pl.col("status") == "ok").select("source", "record_id", "id_type", "value").unique()
     id_table = (
         ok.group_by("id_type", "value").agg(records=pl.len())
@@ -199,10 +221,19 @@ def resolve_identities(identifiers: pl.DataFrame, records: pl.DataFrame, rules: 
     )
     edges = ok.join(record_table, on=["source", "record_id"]).join(id_table.select("id_type", "value", "i", "t"),
                                                                     on=["id_type", "value"])
-    e_rec = edges.get_column("r").to_numpy().astype(np.int64)
-    e_id = edges.get_column("i").to_numpy().astype(np.int64)
-    e_type = edges.get_column("t").to_numpy()
-    n_nodes = n_records + id_table.height
+    return _Graph(record_table, id_table, edges.get_column("r").to_numpy().astype(np.int64),
+                  edges.get_column("i").to_numpy().astype(np.int64), edges.get_column("t").to_numpy())
+
+
+def resolve_identities(identifiers: pl.DataFrame, records: pl.DataFrame, rules: IdentityRules = IdentityRules()) -> Resolution:
+    """Cluster `records` (source, record_id) into persons through their `identifiers` (output of normalise_identifiers).
+
+    Every record gets exactly one cluster; records without a usable identifier are clusters of their own.
+    """
+    strength = list(rules.strength)
+    graph = _build_graph(identifiers, records, strength)
+    n_records, n_nodes, id_table = graph.n_records, graph.n_nodes, graph.ids
+    e_rec, e_id, e_type = graph.e_rec, graph.e_id, graph.e_type
     id_type_of = id_table.get_column("t").to_numpy()
 
     reason = np.zeros(id_table.height, dtype=np.int8)  # index into CUT_REASONS; 0 = still used as a link
@@ -213,8 +244,7 @@ def resolve_identities(identifiers: pl.DataFrame, records: pl.DataFrame, rules: 
     reason[too_many] = CUT_REASONS.index("too_many_records")
 
     def labels_over(type_mask: np.ndarray) -> np.ndarray:
-        keep = type_mask[e_type] & (reason[e_id] == 0)
-        return _components(n_nodes, e_rec[keep], n_records + e_id[keep])
+        return graph.labels(type_mask[e_type] & (reason[e_id] == 0))
 
     # Shared identifiers, judged type by type from the strongest capped type down, each on the graph of its
     # stronger types: a value reaching more than N components that hold a person key is shared.
@@ -249,11 +279,7 @@ def resolve_identities(identifiers: pl.DataFrame, records: pl.DataFrame, rules: 
         linked[e_id[cut]] = sizes[labels[e_rec[cut]]]
         labels = labels_over(all_types)
 
-    record_labels = labels[:n_records]
-    clusters = record_table.with_columns(label=pl.Series(record_labels)).with_columns(
-        cluster_key=_record_key(pl.col("source"), pl.col("record_id")).sort_by("r").first().over("label")
-    ).select("source", "record_id", "cluster_key")
-
+    clusters = graph.clusters(labels)
     cut_ids = id_table.with_columns(reason=pl.Series(np.asarray(CUT_REASONS)[reason]), linked=pl.Series(linked)).filter(
         pl.col("reason") != ""
     )
@@ -272,6 +298,19 @@ def resolve_identities(identifiers: pl.DataFrame, records: pl.DataFrame, rules: 
         .otherwise(pl.lit("not a valid value of its type")),
     ).sort("reason", "id_type", "value")
     return Resolution(clusters=clusters, violations=violations)
+
+
+def cluster_records(identifiers: pl.DataFrame, records: pl.DataFrame, violations: pl.DataFrame,
+                    rules: IdentityRules = IdentityRules()) -> pl.DataFrame:
+    """The clusters of `resolve_identities`, from its already computed violations (one graph pass instead of all).
+
+    Lets a pipeline store the violations and the record map as separate tables without judging the graph twice.
+    """
+    graph = _build_graph(identifiers, records, list(rules.strength))
+    cut = graph.ids.join(violations.select("id_type", "value").unique(), on=["id_type", "value"], how="semi")
+    is_cut = np.zeros(graph.ids.height, dtype=bool)
+    is_cut[cut.get_column("i").to_numpy()] = True
+    return graph.clusters(graph.labels(~is_cut[graph.e_id]))
 
 
 # ------------------------------------------------------------------------------------------------ stable ids

@@ -17,6 +17,7 @@ from pathlib import Path
 import duckdb
 
 from pipeline.lib.duckdb_extensions import load_extension
+from pipeline.lib.erasure import drop_suppressed
 
 ORDER_STATUSES = ("pending", "paid", "shipped", "completed", "cancelled", "refunded")
 ORDER_CHANNELS = ("web", "app", "marketplace", "store")
@@ -179,6 +180,7 @@ class LoadResult:
     loaded: int = 0
     quarantined: int = 0
     duplicates_dropped: int = 0
+    suppressed: int = 0  # rows of erased persons dropped before landing (pipeline.lib.erasure)
     reasons: dict[str, int] = field(default_factory=dict)
 
     def as_metadata(self) -> dict:
@@ -186,6 +188,7 @@ class LoadResult:
             f"{self.table}.rows_loaded": self.loaded,
             f"{self.table}.rows_quarantined": self.quarantined,
             f"{self.table}.duplicates_dropped": self.duplicates_dropped,
+            f"{self.table}.rows_suppressed": self.suppressed,
             **{f"{self.table}.quarantine[{reason}]": n for reason, n in sorted(self.reasons.items())},
         }
 
@@ -219,7 +222,7 @@ def land(
     if missing_required:
         raise SourceSchemaError(
             f"{spec.name}: the source no longer delivers required column(s) {missing_required}; "
-            f"delivered columns are {sorted(delivered)}. Fix the source or its column mapping in pipeline/config/cdp.yaml."
+            f"delivered columns are {sorted(c for c in delivered if not c.startswith('_'))}. Fix the source or its column mapping in pipeline/config/cdp.yaml."
         )
     optional_nulls = ", ".join(f"null::varchar as {c}" for c in spec.columns if c not in delivered)
     extras = [c for c in delivered if c not in spec.columns and not c.startswith("_")]
@@ -250,13 +253,16 @@ def land(
     """)
     con.execute("update _typed_all set _reason = 'no event date to place the row in a partition' "
                 "where _partition_date is null and _reason = ''")
+    # Right to erasure (UU PDP / GDPR): rows of persons on privacy.suppression_list never land again, valid or not;
+    # they are counted as `suppressed`, not dropped silently.
+    suppressed = drop_suppressed(con, spec.name, "_typed_all")
     before = con.execute("select count(*) from _typed_all").fetchone()[0]
     con.execute(f"""
         create or replace temp table _typed as
         select * from _typed_all
         qualify row_number() over (partition by _payload) = 1
     """)
-    result = LoadResult(table=spec.name, window=window)
+    result = LoadResult(table=spec.name, window=window, suppressed=suppressed)
     result.duplicates_dropped = before - con.execute("select count(*) from _typed").fetchone()[0]
 
     raw_table, q_table = f"raw.{spec.name}", f"quarantine.{spec.name}"

@@ -1,0 +1,222 @@
+"""Publishing the marts to BI tools: a read-only serving DuckDB file plus Parquet files, swapped in atomically.
+
+BI tools must never see a half-built table and must never hold the warehouse's write lock, so they read a separate
+copy. `publish()` builds that copy aside (`<serving>/cdp.duckdb.tmp-<pid>`, then Parquet files in a new version
+directory), and only when everything is written swaps it in: `os.replace` of the DuckDB file (a rename, atomic on
+POSIX) and `os.replace` of the `parquet` symlink onto the new version directory. A client that still has the old
+file open keeps reading the old inode (a consistent snapshot) until it reconnects. A publish that fails or is killed
+leaves the last good copy in place; its leftovers (tmp files of dead processes) are removed by the next publish.
+
+Privacy on the way out:
+  * every published table that holds `customer_id` carries `marketing_consent` (joined from marts.customer_profile
+    when the table lacks it; customers without a profile row count as not consenting);
+  * with `serving.pseudonymise: true` the direct identifiers (email, phone, names) are replaced by
+    sha256(salt || value), the salt coming from the environment (never from a file).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import stat
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import duckdb
+
+from pipeline.lib.config import data_dir
+from pipeline.lib.warehouse import connect
+
+SERVING_FILE = "cdp.duckdb"
+PARQUET_LINK = "parquet"
+MANIFEST_TABLE = "main.serving_manifest"
+# Direct identifiers besides every column whose name mentions email or phone.
+NAME_COLUMNS = frozenset({"full_name", "first_name", "last_name", "requester_name", "customer_name"})
+_CONTACT_PATTERN = re.compile(r"email|phone")
+_TMP_PID = re.compile(r"\.tmp-(\d+)$")
+STRING_TYPES = ("VARCHAR", "VARCHAR[]")
+
+
+class ServingConfigError(ValueError):
+    """The serving options cannot be honoured (e.g. pseudonymisation without a salt)."""
+
+
+@dataclass(frozen=True)
+class ServingOptions:
+    schemas: tuple[str, ...] = ("marts",)
+    pseudonymise: bool = False
+    salt: str | None = None
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any], environ: Mapping[str, str] = os.environ) -> "ServingOptions":
+        """Options from the `serving:` config section; the salt is read from the variable named by `salt_env`."""
+        pseudonymise = bool(cfg.get("pseudonymise", False))
+        salt_env = str(cfg.get("salt_env", "CDP_PSEUDONYM_SALT"))
+        salt = environ.get(salt_env) or None
+        if pseudonymise and salt is None:
+            raise ServingConfigError(
+                f"serving.pseudonymise is on but the salt variable {salt_env} is not set (or empty): export a long "
+                f"random secret as {salt_env}, or set serving.pseudonymise: false in pipeline/config/cdp.yaml")
+        return cls(schemas=tuple(cfg.get("schemas", ("marts",))), pseudonymise=pseudonymise, salt=salt)
+
+
+@dataclass
+class PublishResult:
+    serving_file: Path
+    parquet_dir: Path
+    tables: dict[str, int] = field(default_factory=dict)  # "schema.table" -> rows published
+    pseudonymised: bool = False
+
+    @property
+    def rows(self) -> int:
+        return sum(self.tables.values())
+
+
+def serving_dir(base: Path | None = None) -> Path:
+    return (base if base is not None else data_dir()) / "serving"
+
+
+def is_identifier_column(name: str, dtype: str) -> bool:
+    """A string column holding a direct identifier: email/phone-like names and personal names."""
+    return dtype in STRING_TYPES and (name.lower() in NAME_COLUMNS or bool(_CONTACT_PATTERN.search(name.lower())))
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _published_tables(con: duckdb.DuckDBPyConnection, schemas: tuple[str, ...]) -> list[tuple[str, str]]:
+    return con.execute(
+        "select schema_name, table_name from duckdb_tables() where database_name = current_database() "
+        "and schema_name in (select unnest(?)) order by 1, 2", [list(schemas)]
+    ).fetchall()
+
+
+def _columns(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> list[tuple[str, str]]:
+    return con.execute(
+        "select column_name, data_type from duckdb_columns() where database_name = current_database() "
+        "and schema_name = ? and table_name = ? order by column_index", [schema, table]
+    ).fetchall()
+
+
+def published_select(schema: str, table: str, columns: list[tuple[str, str]], options: ServingOptions,
+                     consent_source: str | None) -> str:
+    """The SELECT that turns one warehouse table into its served form (consent added, identifiers hashed).
+
+    `consent_source` is the qualified profile table to take marketing_consent from (None: no profile exists,
+    so nobody counts as consenting). The salt is the query's only parameter (`?`) when pseudonymising.
+    """
+    names = [c for c, _ in columns]
+    exprs = []
+    for name, dtype in columns:
+        col = f"t.{_quote(name)}"
+        if options.pseudonymise and is_identifier_column(name, dtype):
+            hashed = f"sha256($salt || {col})" if dtype == "VARCHAR" else f"list_transform({col}, v -> sha256($salt || v))"
+            exprs.append(f"{hashed} as {_quote(name)}")
+        else:
+            exprs.append(col)
+    source = f"{_quote(schema)}.{_quote(table)} as t"
+    if "customer_id" in names and "marketing_consent" not in names:
+        if consent_source is None:
+            exprs.append("false as marketing_consent")
+        else:
+            exprs.append("coalesce(p.marketing_consent, false) as marketing_consent")
+            source += (f" left join (select customer_id, marketing_consent from {consent_source}) as p "
+                       "on p.customer_id = t.customer_id")
+    return f"select {', '.join(exprs)} from {source}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_leftovers(out_dir: Path) -> list[Path]:
+    """Delete tmp files/dirs left by publishes whose process is gone (a killed run); returns what was removed."""
+    removed = []
+    for path in out_dir.glob("*.tmp-*"):
+        found = _TMP_PID.search(path.name.removesuffix(".wal"))
+        if found and (int(found.group(1)) == os.getpid() or not _pid_alive(int(found.group(1)))):
+            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+            removed.append(path)
+    return removed
+
+
+def _prune_parquet_versions(out_dir: Path, keep: set[str]) -> None:
+    for version in out_dir.glob(f"{PARQUET_LINK}-v*"):
+        if version.name not in keep and version.is_dir():
+            shutil.rmtree(version, ignore_errors=True)
+
+
+def _swap_parquet_link(out_dir: Path, version_dir: Path) -> str | None:
+    """Point `<out>/parquet` at the new version directory in one rename; returns the previous version's name."""
+    link = out_dir / PARQUET_LINK
+    previous = os.readlink(link) if link.is_symlink() else None
+    if link.exists() and not link.is_symlink():
+        # A plain directory (copied in by hand) cannot be renamed over: move it aside once.
+        link.rename(out_dir / f"{PARQUET_LINK}-v0-legacy")
+    tmp_link = out_dir / f"{PARQUET_LINK}.tmp-{os.getpid()}"
+    tmp_link.unlink(missing_ok=True)
+    tmp_link.symlink_to(version_dir.name)
+    os.replace(tmp_link, link)
+    return previous
+
+
+def publish(warehouse: Path | None = None, out_dir: Path | None = None, options: ServingOptions = ServingOptions(),
+            keep_previous_parquet: bool = True) -> PublishResult:
+    """Copy every table of `options.schemas` into the serving file and Parquet files, then swap both in.
+
+    `keep_previous_parquet` keeps the last version directory for readers still scanning it; erasure turns it off so
+    that no copy of an erased person survives.
+    """
+    out_dir = out_dir if out_dir is not None else serving_dir()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_leftovers(out_dir)
+    pid = os.getpid()
+    final_file = out_dir / SERVING_FILE
+    tmp_file = out_dir / f"{SERVING_FILE}.tmp-{pid}"
+    version_dir = out_dir / f"{PARQUET_LINK}-v{time.time_ns()}"
+    tmp_version_dir = out_dir / f"{version_dir.name}.tmp-{pid}"
+    result = PublishResult(serving_file=final_file, parquet_dir=out_dir / PARQUET_LINK, pseudonymised=options.pseudonymise)
+    params = {"salt": options.salt} if options.pseudonymise else {}
+    try:
+        tmp_version_dir.mkdir()
+        with connect(warehouse, read_only=True) as con:
+            con.execute(f"attach '{tmp_file}' as serving_out (read_write)")
+            tables = _published_tables(con, options.schemas)
+            consent_source = '"marts"."customer_profile"' if ("marts", "customer_profile") in tables else None
+            for schema, table in tables:
+                con.execute(f"create schema if not exists serving_out.{_quote(schema)}")
+                select = published_select(schema, table, _columns(con, schema, table), options, consent_source)
+                target = f"serving_out.{_quote(schema)}.{_quote(table)}"
+                con.execute(f"create table {target} as {select}", params)
+                result.tables[f"{schema}.{table}"] = con.execute(f"select count(*) from {target}").fetchone()[0]
+                parquet_name = table if schema == "marts" else f"{schema}.{table}"
+                con.execute(f"copy {target} to '{tmp_version_dir / (parquet_name + '.parquet')}' "
+                            "(format parquet, compression zstd)")
+            con.execute(f"create table serving_out.{MANIFEST_TABLE} (table_name varchar, row_count bigint, "
+                        "pseudonymised boolean, published_at timestamp)")
+            con.executemany(f"insert into serving_out.{MANIFEST_TABLE} values (?, ?, ?, current_timestamp::timestamp)",
+                            [[name, rows, options.pseudonymise] for name, rows in result.tables.items()])
+            con.execute("checkpoint serving_out")
+            con.execute("detach serving_out")
+        # Read-only on disk too: BI tools must not write to it (the next publish replaces it anyway).
+        tmp_file.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+        tmp_version_dir.rename(version_dir)
+        os.replace(tmp_file, final_file)
+        previous = _swap_parquet_link(out_dir, version_dir)
+    except BaseException:
+        tmp_file.unlink(missing_ok=True)
+        Path(f"{tmp_file}.wal").unlink(missing_ok=True)
+        shutil.rmtree(tmp_version_dir, ignore_errors=True)
+        raise
+    _prune_parquet_versions(out_dir, {version_dir.name} | ({previous} if previous and keep_previous_parquet else set()))
+    return result

@@ -1,0 +1,99 @@
+"""The demo-data generator: deterministic, scalable, in the source contracts' shapes, with the planted mess."""
+
+import filecmp
+from datetime import date
+
+import duckdb
+import polars as pl
+import pytest
+
+from pipeline.lib.demo_data import DemoConfig, generate
+from pipeline.lib.duckdb_extensions import load_extension
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    out = tmp_path_factory.mktemp("small")
+    counts = generate(DemoConfig(customers=400), out)
+    return out, counts
+
+
+def _tree(path):
+    return sorted(p.relative_to(path) for p in path.rglob("*") if p.is_file())
+
+
+def test_same_seed_gives_identical_files(small, tmp_path):
+    out, _ = small
+    again = tmp_path / "again"
+    generate(DemoConfig(customers=400), again)
+    assert _tree(out) == _tree(again)
+    mismatched = [p for p in _tree(out) if not filecmp.cmp(out / p, again / p, shallow=False)]
+    assert mismatched == []
+
+
+def test_other_seed_differs(small, tmp_path):
+    out, _ = small
+    generate(DemoConfig(customers=400, seed=7), tmp_path)
+    assert not filecmp.cmp(out / "truth.csv", tmp_path / "truth.csv", shallow=False)
+
+
+def test_scale_flag_sets_number_of_persons(small):
+    out, counts = small
+    truth = pl.read_csv(out / "truth.csv")
+    assert counts["persons"] == 400
+    assert truth["person_id"].n_unique() <= 400
+    assert counts["orders"] > 400 * 0.9 * 3  # buyers make several orders each
+
+
+def _shop(out):
+    con = duckdb.connect()
+    load_extension(con, "sqlite_scanner")
+    con.execute(f"attach '{out / 'webshop.sqlite'}' as shop (type sqlite, read_only)")
+    return con
+
+
+def test_contract_columns(small):
+    out, _ = small
+    con = _shop(out)
+    cols = {t: [r[0] for r in con.execute(f"describe shop.{t}").fetchall()] for t in ("customers", "orders", "order_items")}
+    assert cols["customers"] == ["customer_id", "email", "phone", "first_name", "last_name", "city", "province",
+                                 "customer_type", "marketing_opt_in", "created_at", "updated_at"]
+    assert cols["orders"][:4] == ["order_id", "customer_id", "guest_email", "guest_phone"]
+    assert cols["order_items"] == ["order_id", "line_no", "sku", "category", "quantity", "unit_price", "unit_cost"]
+    ticket = con.execute(f"select * from read_json('{out}/helpdesk/*.jsonl', ignore_errors=true) limit 1").description
+    assert {"id", "requester", "channel", "order_ref", "satisfaction", "tags"} <= {d[0] for d in ticket}
+    formats = {p.suffix for p in (out / "survey").iterdir()}
+    assert formats == {".csv", ".jsonl", ".parquet"}
+
+
+def test_planted_mess(small):
+    out, _ = small
+    con = _shop(out)
+    # Phones in several real-world formats, emails in several cases, guest checkouts, junk identifiers.
+    phones = [r[0] for r in con.execute("select phone from shop.customers").fetchall()]
+    assert any(p.startswith("+62 ") for p in phones) and any(p.startswith("08") for p in phones)
+    assert any(p.startswith("62-") for p in phones)
+    emails = [r[0] for r in con.execute("select email from shop.customers").fetchall()]
+    assert any(e != e.lower() for e in emails) and any(e != e.strip() for e in emails)
+    guests = con.execute("select count(*) from shop.orders where customer_id is null").fetchone()[0]
+    assert guests > 0
+    households = con.execute("""
+        select count(*) from (select regexp_replace(phone, '[^0-9]', '', 'g')[-9:] as p
+                              from shop.customers group by 1 having count(*) > 1)""").fetchone()[0]
+    assert households > 0
+    bad = con.execute("select count(*) from shop.orders where net_amount < 0 or order_id is null").fetchone()[0]
+    assert bad > 0
+    truth = pl.read_csv(out / "truth.csv")
+    # Some persons appear in every source: the identity problem the CDP must solve.
+    per_person = truth.group_by("person_id").agg(pl.col("source").n_unique().alias("sources"))
+    assert per_person["sources"].max() == 4
+
+
+def test_cutoff_holds_back_later_deliveries(small, tmp_path):
+    out, counts = small
+    generate(DemoConfig(customers=400, cutoff=date(2026, 11, 20)), tmp_path)
+    earlier = pl.read_csv(tmp_path / "truth.csv")
+    full = pl.read_csv(out / "truth.csv")
+    assert 0 < full.height - earlier.height < full.height * 0.05
+    assert earlier.join(full, on=["source", "record_id", "person_id"], how="anti").height == 0
+    assert not list((tmp_path / "helpdesk").glob("tickets-2026-11-2[12].jsonl"))
