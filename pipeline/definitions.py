@@ -1,17 +1,19 @@
 """The Dagster code location: every asset, check, job, schedule, sensor and resource of the CDP."""
 
-from __future__ import annotations
-
 import dagster as dg
 
+from pipeline.defs.clv.report import customer_base_report
 from pipeline.defs.dbt.assets import dbt_models, dbt_staging
 from pipeline.defs.dbt.resources import dbt_resource
 from pipeline.defs.ingest.assets import helpdesk_tickets, survey_responses, webshop
+from pipeline.defs.ingest.sensors import survey_files_sensor
 from pipeline.defs.jobs import nightly_job, nightly_schedule
+from pipeline.defs.segments.assets import SEGMENT_ASSETS
 
 defs = dg.Definitions(
-    assets=[webshop, helpdesk_tickets, survey_responses, dbt_staging, dbt_models],
+    assets=[webshop, helpdesk_tickets, survey_responses, dbt_staging, dbt_models, *SEGMENT_ASSETS, customer_base_report],
     jobs=[nightly_job],
     schedules=[nightly_schedule],
+    sensors=[survey_files_sensor],
     resources={"dbt": dbt_resource},
 )

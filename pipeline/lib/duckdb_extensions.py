@@ -10,6 +10,7 @@ import duckdb
 _PACKAGES = {
     "sqlite_scanner": "duckdb_extension_sqlite_scanner",
     "postgres_scanner": "duckdb_extension_postgres_scanner",
+    "httpfs": "duckdb_extension_httpfs",
 }
 
 

@@ -8,7 +8,6 @@ reason and the original payload as JSON). Re-running a window therefore replaces
 
 from __future__ import annotations
 
-import glob
 import re
 from dataclasses import dataclass, field
 from datetime import date
@@ -16,7 +15,6 @@ from pathlib import Path
 
 import duckdb
 
-from pipeline.lib.duckdb_extensions import load_extension
 from pipeline.lib.erasure import drop_suppressed
 
 ORDER_STATUSES = ("pending", "paid", "shipped", "completed", "cancelled", "refunded")
@@ -48,7 +46,7 @@ An exact re-delivery of a row (the same payload) is a duplicate: kept once and c
     event_column: str
 
 
-def _ts(col: str = "{c}") -> str:
+def ts_sql(col: str = "{c}") -> str:
     # Offsets are honoured; naive timestamps are Asia/Jakarta (the session time zone); stored as Jakarta local time.
     return f"try_cast({col} as timestamptz)::timestamp"
 
@@ -77,7 +75,7 @@ WEBSHOP_CUSTOMERS = TableSpec(
     columns={
         "customer_id": _text(), "email": _text(), "phone": _text(), "first_name": _text(), "last_name": _text(),
         "city": _text(), "province": _text(), "customer_type": f"lower({_text()})",
-        "marketing_opt_in": "try_cast({c} as boolean)", "created_at": _ts(), "updated_at": _ts(),
+        "marketing_opt_in": "try_cast({c} as boolean)", "created_at": ts_sql(), "updated_at": ts_sql(),
     },
     required=("customer_id", "updated_at"),
     rules=(
@@ -93,9 +91,9 @@ WEBSHOP_ORDERS = TableSpec(
     name="webshop_orders",
     columns={
         "order_id": _text(), "customer_id": _text(), "guest_email": _text(), "guest_phone": _text(),
-        "ordered_at": _ts(), "status": f"lower({_text()})", "channel": f"lower({_text()})",
+        "ordered_at": ts_sql(), "status": f"lower({_text()})", "channel": f"lower({_text()})",
         "currency": f"upper({_text()})", **{a: _num() for a in AMOUNTS},
-        "promo_code": _text(), "referral_code": _text(), "updated_at": _ts(),
+        "promo_code": _text(), "referral_code": _text(), "updated_at": ts_sql(),
     },
     required=("order_id", "ordered_at", "status", "net_amount", "updated_at"),
     rules=(
@@ -135,7 +133,7 @@ HELPDESK_TICKETS = TableSpec(
         "id": _text(), "requester_id": _text(), "requester_email": _text(), "requester_phone": _text(),
         "requester_name": _text(), "channel": f"lower({_text()})", "subject": _text(),
         "status": f"lower({_text()})", "priority": f"lower({_text()})", "order_ref": _text(),
-        "created_at": _ts(), "updated_at": _ts(), "solved_at": _ts(), "satisfaction": f"lower({_text()})",
+        "created_at": ts_sql(), "updated_at": ts_sql(), "solved_at": ts_sql(), "satisfaction": f"lower({_text()})",
         "tags": "{c}",
     },
     required=("id", "created_at", "updated_at", "status"),
@@ -155,7 +153,7 @@ HELPDESK_TICKETS = TableSpec(
 SURVEY_RESPONSES = TableSpec(
     name="survey_responses",
     columns={
-        "response_id": _text(), "submitted_at": _ts(), "survey": f"lower({_text()})",
+        "response_id": _text(), "submitted_at": ts_sql(), "survey": f"lower({_text()})",
         "score": "try_cast({c} as integer)", "comment": "cast({c} as varchar)", "email": _text(), "phone": _text(),
         "order_ref": _text(), "consent": "try_cast({c} as boolean)",
     },
@@ -309,22 +307,22 @@ def _ensure_table(con: duckdb.DuckDBPyConnection, table: str, shape_sql: str) ->
 _DATE_IN_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})\.[A-Za-z]+$")
 
 
-def files_in_window(pattern: str, window: tuple[date, date]) -> list[str]:
+def files_in_window(paths: list[str], window: tuple[date, date]) -> list[str]:
     """Export files whose name carries a date inside the window (files without a date are always included)."""
     start, end = window
     selected = []
-    for path in sorted(glob.glob(pattern)):
+    for path in sorted(paths):
         found = _DATE_IN_NAME.search(path)
         if found is None or start <= date.fromisoformat(found.group(1)) < end:
             selected.append(path)
     return selected
 
 
-def _file_date_sql(column: str = "filename") -> str:
+def file_date_sql(column: str = "filename") -> str:
     return f"try_cast(regexp_extract({column}, '(\\d{{4}}-\\d{{2}}-\\d{{2}})\\.[A-Za-z]+$', 1) as date)"
 
 
-def _sql_list(paths: list[str]) -> str:
+def sql_list(paths: list[str]) -> str:
     return "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
 
 
@@ -332,23 +330,10 @@ def stage_jsonl_lines(con: duckdb.DuckDBPyConnection, paths: list[str], name: st
     """Every non-empty line of the files as `_line`, with `_json_ok` and the file's date (set-wise via read_text)."""
     con.execute(f"""
         create or replace temp table {name} as
-        select line as _line, json_valid(line) as _json_ok, {_file_date_sql()} as _partition_date
-        from (select filename, unnest(string_split(content, chr(10))) as line from read_text({_sql_list(paths)}))
+        select line as _line, json_valid(line) as _json_ok, {file_date_sql()} as _partition_date
+        from (select filename, unnest(string_split(content, chr(10))) as line from read_text({sql_list(paths)}))
         where trim(line) <> ''
     """)
-
-
-def stage_webshop_sqlite(con: duckdb.DuckDBPyConnection, location: str) -> dict[str, str]:
-    """Attach the webshop SQLite file read-only; returns staged relation names per raw table."""
-    if not Path(location).exists():
-        raise FileNotFoundError(f"webshop database {location} does not exist (run `make demo-data` or fix sources.webshop)")
-    load_extension(con, "sqlite_scanner")
-    con.execute("detach database if exists webshop_src")
-    con.execute(f"attach '{location}' as webshop_src (type sqlite, read_only)")
-    for table in ("customers", "orders"):
-        con.execute(f"create or replace temp view _staged_{table} as "
-                    f"select *, null::date as _partition_date from webshop_src.{table}")
-    return {"webshop_customers": "_staged_customers", "webshop_orders": "_staged_orders"}
 
 
 def stage_order_items(con: duckdb.DuckDBPyConnection, source_table: str) -> str:
@@ -395,8 +380,8 @@ def stage_survey_files(con: duckdb.DuckDBPyConnection, paths: list[str]) -> str:
     if csv:
         con.execute(f"""
             create or replace temp table _survey_csv as
-            select *, true as _json_ok, {_file_date_sql()} as _partition_date
-            from read_csv({_sql_list(csv)}, all_varchar = true, union_by_name = true, filename = true, header = true)
+            select *, true as _json_ok, {file_date_sql()} as _partition_date
+            from read_csv({sql_list(csv)}, all_varchar = true, union_by_name = true, filename = true, header = true)
         """)
         parts.append("select * exclude (filename) from _survey_csv")
     if jsonl:
@@ -407,11 +392,11 @@ def stage_survey_files(con: duckdb.DuckDBPyConnection, paths: list[str]) -> str:
     if parquet:
         con.execute(f"""
             create or replace temp table _survey_parquet as
-            select * from read_parquet({_sql_list(parquet)}, union_by_name = true, filename = true)
+            select * from read_parquet({sql_list(parquet)}, union_by_name = true, filename = true)
         """)
         cols = [c for c in _columns_of(con, "_survey_parquet") if c != "filename"]
         casts = ", ".join(f"cast({c} as varchar) as {c}" for c in cols)
-        parts.append(f"select {casts}, true as _json_ok, {_file_date_sql()} as _partition_date from _survey_parquet")
+        parts.append(f"select {casts}, true as _json_ok, {file_date_sql()} as _partition_date from _survey_parquet")
     if not parts:
         con.execute(f"create or replace temp view _staged_survey as select "
                     f"{', '.join(f'null::varchar as {f}' for f in SURVEY_FIELDS)}, true as _json_ok, "

@@ -65,10 +65,6 @@ class FileInfo:
     sha256: str | None = None
 
 
-def _sql_list(paths: list[str]) -> str:
-    return "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
-
-
 def _literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
@@ -119,7 +115,7 @@ def new_files(con: duckdb.DuckDBPyConnection, source: SurveySource) -> list[File
     if not candidates:
         return []
     hashed = con.execute(
-        f"select filename, size, last_modified, sha256(content) from read_blob({_sql_list(candidates)})"
+        f"select filename, size, last_modified, sha256(content) from read_blob({ingest.sql_list(candidates)})"
         + (f" where sha256(content) not in (select sha256 from {known})" if known else "")
         + " order by filename").fetchall()
     return [FileInfo(*row) for row in hashed]
@@ -143,18 +139,18 @@ def file_dates(con: duckdb.DuckDBPyConnection, paths: list[str]) -> dict[str, tu
     jsonl = [p for p in paths if p.lower().endswith((".jsonl", ".json", ".ndjson"))]
     parquet = [p for p in paths if p.lower().endswith(".parquet")]
     if csv:
-        parts.append(f"select filename, submitted_at from read_csv({_sql_list(csv)}, all_varchar = true, "
+        parts.append(f"select filename, submitted_at from read_csv({ingest.sql_list(csv)}, all_varchar = true, "
                      "union_by_name = true, filename = true, header = true)")
     if jsonl:
         parts.append(f"select filename, case when json_valid(line) then line->>'$.submitted_at' end as submitted_at "
                      f"from (select filename, unnest(string_split(content, chr(10))) as line "
-                     f"from read_text({_sql_list(jsonl)})) where trim(line) <> ''")
+                     f"from read_text({ingest.sql_list(jsonl)})) where trim(line) <> ''")
     if parquet:
         parts.append(f"select filename, cast(submitted_at as varchar) as submitted_at "
-                     f"from read_parquet({_sql_list(parquet)}, union_by_name = true, filename = true)")
+                     f"from read_parquet({ingest.sql_list(parquet)}, union_by_name = true, filename = true)")
     found = dict.fromkeys(paths, (None, None))
     if parts:
-        day = f"coalesce({ingest._file_date_sql()}, cast({ingest._ts('submitted_at')} as date))"
+        day = f"coalesce({ingest.file_date_sql()}, cast({ingest.ts_sql('submitted_at')} as date))"
         found.update({path: (first, last) for path, first, last in con.execute(
             f"select filename, min({day}), max({day}) from ({' union all '.join(parts)}) group by 1").fetchall()})
     return found
