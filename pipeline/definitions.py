@@ -2,6 +2,8 @@
 
 import dagster as dg
 
+from pipeline.defs.clv.assets import CLV_ASSETS
+from pipeline.defs.clv.checks import CLV_CHECKS
 from pipeline.defs.clv.report import customer_base_report
 from pipeline.defs.dbt.assets import dbt_models, dbt_staging
 from pipeline.defs.dbt.resources import dbt_resource
@@ -11,7 +13,9 @@ from pipeline.defs.jobs import nightly_job, nightly_schedule
 from pipeline.defs.segments.assets import SEGMENT_ASSETS
 
 defs = dg.Definitions(
-    assets=[webshop, helpdesk_tickets, survey_responses, dbt_staging, dbt_models, *SEGMENT_ASSETS, customer_base_report],
+    assets=[webshop, helpdesk_tickets, survey_responses, dbt_staging, dbt_models, *SEGMENT_ASSETS, *CLV_ASSETS,
+            customer_base_report],
+    asset_checks=CLV_CHECKS,
     jobs=[nightly_job],
     schedules=[nightly_schedule],
     sensors=[survey_files_sensor],

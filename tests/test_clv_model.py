@@ -88,9 +88,11 @@ def test_analytic_gradients_match_finite_differences(cdnow_summary):
     np.testing.assert_allclose(bgnbd(point)[1], approx_fprime(point, lambda lp: bgnbd(lp)[0], 1e-7), rtol=1e-4)
 
     repeat = x > 0
-    zbar = rng.gamma(2.0, 1.0, repeat.sum())
-    k, n_k = clv._weight_by_value(x[repeat], np.ones(repeat.sum()))
-    spend = lambda lp: clv._gamma_gamma_ll_and_grad(lp, x[repeat], zbar, k, n_k)  # noqa: E731
+    x_r = x[repeat]
+    total_spend = x_r * rng.gamma(2.0, 1.0, repeat.sum())
+    k, n_k = clv._weight_by_value(x_r, np.ones(repeat.sum()))
+    sums = (x_r @ np.log(total_spend), np.log(total_spend).sum(), np.log(x_r).sum())
+    spend = lambda lp: clv._gamma_gamma_ll_and_grad(lp, x_r, total_spend, k, n_k, sums)  # noqa: E731
     point = np.log([3.0, 2.5, 0.7])
     np.testing.assert_allclose(spend(point)[1], approx_fprime(point, lambda lp: spend(lp)[0], 1e-7), rtol=1e-4)
 
@@ -147,6 +149,9 @@ def test_expected_purchases_behave(cdnow_bgnbd):
     # Buying more (by the same recent date) predicts more purchases; a long silence predicts fewer.
     assert np.all(np.diff(clv.expected_purchases(fit, np.arange(1, 15), np.full(14, 38.0), 38.86, 39)) > 0)
     assert np.all(np.diff(clv.expected_purchases(fit, np.full(10, 4), np.linspace(2, 38, 10), 38.86, 39)) > 0)
+    # A reseller with 600 purchase days in 30 weeks stays finite and below the alive-forever Poisson mean.
+    heavy = clv.expected_purchases(fit, 600, 29.9, 30.0, 39)
+    assert 0 < heavy < (fit.r + 600) / (fit.alpha + 30.0) * 39
 
 
 @pytest.mark.parametrize("true", [(0.25, 4.0, 0.8, 2.5), (0.6, 8.0, 2.5, 6.0)], ids=["a<1", "a>1"])

@@ -8,6 +8,7 @@ import pytest
 from pipeline.lib.identity import (
     IdentityRules,
     assign_stable_ids,
+    cluster_records,
     describe_changes,
     mint_customer_ids,
     normalise_emails,
@@ -177,6 +178,15 @@ def test_resolution_is_deterministic_under_row_order():
     again = resolve(ids.sample(fraction=1.0, shuffle=True, seed=7))
     assert first.clusters.sort("source", "record_id").equals(again.clusters.sort("source", "record_id"))
     assert first.violations.equals(again.violations)
+
+
+def test_cluster_records_from_stored_violations_equals_resolve():
+    ids = pl.concat([household("dedi@gmail.com"), identifiers(("webshop_order", "O9", "email", "test@test.com"))])
+    records = ids.select("source", "record_id")
+    result = resolve_identities(ids, records)
+    assert cluster_records(ids, records, result.violations).equals(result.clusters)
+    # Without the violations the household phone links both accounts again.
+    assert len(groups(cluster_records(ids, records, result.violations.clear()))) == 2
 
 
 def clusters_of(*parts: list[str]) -> pl.DataFrame:

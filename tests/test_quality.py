@@ -142,6 +142,21 @@ def test_schema_change_is_a_critical_failure_with_the_missing_column_named(con):
     assert "status" in by_label["expect_column_values_to_be_in_set(status)"].reason
 
 
+def test_a_window_is_validated_on_its_own_rows(con):
+    """One bad day among weeks of good ones: diluted in the whole table, caught in its own window."""
+    con.execute(f"create table raw.webshop_orders as {_raw_orders_sql(3000, days=30)}")
+    con.execute(f"update raw.webshop_orders set channel = null where _partition_date = date '{DAY}'")
+    whole = validate_table(con, "raw.webshop_orders", "raw_webshop_orders")
+    assert whole.success and not whole.warnings  # 100 NULLs in 3000 rows is within mostly=0.9
+    day = validate_table(con, "raw.webshop_orders", "raw_webshop_orders", window=(DAY, DAY))
+    assert day.row_count == 100 and day.window == (DAY, DAY)
+    assert _failed(day, "critical") == {"expect_column_values_to_not_be_null(channel)"}
+    assert f"in partitions {DAY}..{DAY}" in day.summary
+    earlier = validate_table(con, "raw.webshop_orders", "raw_webshop_orders",
+                             window=(DAY - timedelta(days=7), DAY - timedelta(days=1)))
+    assert earlier.success and earlier.row_count == 700
+
+
 def test_missing_table_is_one_critical_failure(con):
     outcome = validate_table(con, "raw.webshop_orders", "raw_webshop_orders")
     assert not outcome.success and outcome.row_count == 0
@@ -247,7 +262,7 @@ def test_blocking_raw_check_stops_downstream_assets(tmp_path, monkeypatch):
 
     warehouse = tmp_path / "warehouse.duckdb"
     monkeypatch.setenv("CDP_WAREHOUSE", str(warehouse))
-    delivery = {"sql": _raw_orders_sql(1000, days=15)}
+    delivery = {"sql": _raw_orders_sql(1500, days=15)}
 
     @dg.asset(key=["raw", "webshop_orders"], partitions_def=daily_partitions)
     def webshop_orders() -> None:
@@ -280,7 +295,7 @@ def test_blocking_raw_check_stops_downstream_assets(tmp_path, monkeypatch):
     assert all(e.passed for e in evaluations.values()), {k: e.metadata for k, e in evaluations.items()}
     assert evaluations["raw/webshop_orders:freshness"].metadata["window"].value == f"{DAY}..{DAY}"
     before = totals()
-    assert before[0] == 1000
+    assert before[0] == 1500
 
     # The source renames a column: the rows land with a different schema, the blocking check fails.
     delivery["sql"] = f"select * rename (status as order_status) from ({_raw_orders_sql(1200, days=15)})"
@@ -294,14 +309,103 @@ def test_blocking_raw_check_stops_downstream_assets(tmp_path, monkeypatch):
     assert materialized == {"raw/webshop_orders"}
     assert totals() == before  # the mart kept its previous output
 
-    # 90% fewer rows but valid: warning-level checks fail, downstream still runs.
-    delivery["sql"] = _raw_orders_sql(100, days=15)
+    # Valid rows but 90% fewer on the run's day: the volume check warns, downstream still runs.
+    delivery["sql"] = (f"select * from ({_raw_orders_sql(1500, days=15)}) "
+                       f"where _partition_date < date '{DAY}' or order_id < 'O00000150'")
     thin = run()
     assert thin.success
-    evaluations = _check_results(thin)
-    drop = evaluations["raw/webshop_orders:row_count_drop"]
-    assert not drop.passed and drop.severity == dg.AssetCheckSeverity.WARN
-    assert drop.metadata["previous_row_count"].value == 1200 and drop.metadata["row_count"].value == 100
-    volume = evaluations["raw/webshop_orders:volume_anomaly"]
+    volume = _check_results(thin)["raw/webshop_orders:volume_anomaly"]
     assert not volume.passed and volume.severity == dg.AssetCheckSeverity.WARN
-    assert totals()[0] == 100
+    assert volume.metadata["rows"].value == 10 and volume.metadata["deviation"].value == pytest.approx(-0.9)
+    assert totals()[0] == 1410
+
+    # The whole table shrinks to a tenth: the row-count-drop check warns against the previous check's count.
+    delivery["sql"] = _raw_orders_sql(141, days=15)
+    truncated = run()
+    assert truncated.success
+    drop = _check_results(truncated)["raw/webshop_orders:row_count_drop"]
+    assert not drop.passed and drop.severity == dg.AssetCheckSeverity.WARN
+    assert drop.metadata["previous_row_count"].value == 1410 and drop.metadata["row_count"].value == 141
+
+
+# ---------------------------------------------------------------- the real pipeline on the demo data
+
+def test_suites_hold_on_the_demo_run(demo_run):
+    """After ingest's quarantine and the models, the real demo tables meet every critical expectation
+    (raw tables must exist; mart suites are checked for the marts the pipeline builds)."""
+    with duckdb.connect(str(demo_run.warehouse), read_only=True) as con:
+        tables = {f"{s}.{t}" for s, t in con.execute("select table_schema, table_name from information_schema.tables").fetchall()}
+        suites = {p.stem: p.stem.replace("_", ".", 1) for p in SUITES_DIR.glob("*.json")}
+        checked = {suite: validate_table(con, table, suite) for suite, table in suites.items()
+                   if table.startswith("raw.") or table in tables}
+    assert {s for s in checked if s.startswith("raw_")} == {s for s in suites if s.startswith("raw_")}
+    for outcome in checked.values():
+        assert outcome.row_count > 0 and outcome.success, outcome.summary
+
+
+def _defs_with_quality_checks():
+    """The project's Definitions plus the quality checks it does not wire yet (for assets it has)."""
+    import dagster as dg
+
+    from pipeline.defs.quality.checks import quality_checks
+    from pipeline.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    extra = [c for c in quality_checks
+             if not set(c.check_keys) & set(graph.asset_check_keys)
+             and next(iter(c.check_keys)).asset_key in graph.get_all_asset_keys()]
+    return dg.Definitions.merge(defs, dg.Definitions(asset_checks=extra)) if extra else defs
+
+
+def _model_fingerprints(con) -> dict[str, tuple]:
+    """Row count and content hash of every table the models build (staging, intermediate, marts)."""
+    tables = con.execute("select table_schema || '.' || table_name from information_schema.tables "
+                         "where table_schema in ('staging', 'intermediate', 'marts') order by 1").fetchall()
+    return {name: con.execute(f"select count(*), md5(coalesce(string_agg(cast(t as varchar), '|' "
+                              f"order by cast(t as varchar)), '')) from {name} t").fetchone()
+            for (name,) in tables}
+
+
+def test_schema_change_at_a_source_blocks_the_downstream_models(demo_run, tmp_path, monkeypatch):
+    """The webshop renames `orders.channel`; the nightly run for the next partition lands the rows in raw,
+    the blocking expectations check fails, and nothing downstream is rebuilt: yesterday's outputs stay."""
+    import shutil
+    import sqlite3
+
+    import dagster as dg
+
+    from pipeline.cli import RANGE_END_TAG, RANGE_START_TAG
+
+    data_dir = tmp_path / "data"
+    shutil.copytree(demo_run.data_dir, data_dir)
+    monkeypatch.setenv("CDP_DATA_DIR", str(data_dir))
+    monkeypatch.delenv("CDP_WAREHOUSE", raising=False)
+    warehouse = data_dir / "warehouse.duckdb"
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        before = _model_fingerprints(con)
+    assert "staging.stg_webshop__orders" in before
+    with sqlite3.connect(data_dir / "demo" / "webshop.sqlite") as source:
+        source.execute("alter table orders rename column channel to sales_channel")
+    day = demo_run.end
+
+    job = _defs_with_quality_checks().resolve_job_def("cdp_nightly")
+    result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), raise_on_error=False,
+                                    tags={RANGE_START_TAG: day.isoformat(), RANGE_END_TAG: day.isoformat()})
+
+    assert not result.success
+    evaluations = _check_results(result)
+    orders_check = evaluations["raw/webshop_orders:expectations"]
+    assert not orders_check.passed and orders_check.severity == dg.AssetCheckSeverity.ERROR
+    failures = {f["expectation"]: f for f in orders_check.metadata["failed_expectations"].value}
+    assert set(failures) == {"expect_column_values_to_not_be_null(channel)"}
+    assert failures["expect_column_values_to_not_be_null(channel)"]["observed"]["unexpected_percent"] == 100.0
+    # The other sources delivered normally: no critical failure (a day without survey responses is only a warning).
+    for table in ("webshop_customers", "webshop_order_items", "helpdesk_tickets", "survey_responses"):
+        assert evaluations[f"raw/{table}:expectations"].metadata["critical_failures"].value == 0
+    materialized = {e.asset_key.path[0] for e in result.get_asset_materialization_events()}
+    assert materialized == {"raw"}
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        assert _model_fingerprints(con) == before
+        landed = con.execute("select count(*), count(channel), count(sales_channel) from raw.webshop_orders "
+                             "where _partition_date = ?", [day]).fetchone()
+    assert landed[0] > 0 and landed[1] == 0 and landed[2] == landed[0]  # bad rows reached raw, and stopped there

@@ -32,15 +32,15 @@ PURCHASES = {
 }
 # Everything about a customer that is not an order (profile columns from accounts, tickets, surveys, referrals).
 TRAITS = {
-    "BIG": dict(customer_type="reseller"),
-    "LOYAL": dict(customer_type="agent"),
-    "ADVOCATE_NPS": dict(latest_nps=10, is_promoter=True),
-    "ADVOCATE_REF": dict(referral_count=2),
-    "PROMOTER_ONCE": dict(latest_nps=9, is_promoter=True),
-    "PROSPECT_ACCOUNT": dict(has_account=True),
-    "PROSPECT_TICKET": dict(has_account=False, ticket_count=1),
-    "PROSPECT_SURVEY": dict(has_account=False, latest_nps=6),
-    "GHOST": dict(has_account=False),  # only a cancelled guest order: no interaction that counts
+    "BIG": {"customer_type": "reseller"},
+    "LOYAL": {"customer_type": "agent"},
+    "ADVOCATE_NPS": {"latest_nps": 10, "is_promoter": True},
+    "ADVOCATE_REF": {"referral_count": 2},
+    "PROMOTER_ONCE": {"latest_nps": 9, "is_promoter": True},
+    "PROSPECT_ACCOUNT": {"has_account": True},
+    "PROSPECT_TICKET": {"has_account": False, "ticket_count": 1},
+    "PROSPECT_SURVEY": {"has_account": False, "latest_nps": 6},
+    "GHOST": {"has_account": False},  # only a cancelled guest order: no interaction that counts
 }
 
 EXPECTED_FLAGS = {
@@ -360,7 +360,8 @@ def test_assets_materialize_against_a_duckdb_warehouse(tmp_path, monkeypatch, pr
         replace_table(con, "marts.customer_profile", profile)
         replace_table(con, "marts.fct_orders", orders)
 
-    result = dg.materialize(SEGMENT_ASSETS)
+    instance = dg.DagsterInstance.ephemeral()  # one instance for the three runs keeps the test quick
+    result = dg.materialize(SEGMENT_ASSETS, instance=instance)
     assert result.success
     with duckdb.connect(str(warehouse), read_only=True) as con:
         stored = con.execute("select * from marts.customer_segments order by customer_id").pl()
@@ -376,7 +377,7 @@ def test_assets_materialize_against_a_duckdb_warehouse(tmp_path, monkeypatch, pr
     assert metadata["flag_occasional"].value == 3
 
     # Same run date again: the history keeps one snapshot.
-    assert dg.materialize(SEGMENT_ASSETS).success
+    assert dg.materialize(SEGMENT_ASSETS, instance=instance).success
     with duckdb.connect(str(warehouse), read_only=True) as con:
         assert con.execute("select count(*) from marts.customer_segment_history").fetchone()[0] == profile.height
 
@@ -387,7 +388,7 @@ def test_assets_materialize_against_a_duckdb_warehouse(tmp_path, monkeypatch, pr
     with connect(warehouse) as con:
         replace_table(con, "marts.customer_profile", make_profile(later_orders, as_of=later))
         replace_table(con, "marts.fct_orders", later_orders)
-    assert dg.materialize(SEGMENT_ASSETS).success
+    assert dg.materialize(SEGMENT_ASSETS, instance=instance).success
     with duckdb.connect(str(warehouse), read_only=True) as con:
         snapshots = con.execute("""select snapshot_date, count(*) from marts.customer_segment_history
                                    group by all order by 1""").fetchall()

@@ -42,6 +42,8 @@ GRADIENT_TOLERANCE = 1e-5
 
 @dataclass(frozen=True)
 class BGNBDParams:
+    """A fitted BG/NBD: purchase rate ~ Gamma(r, alpha), dropout probability after each purchase ~ Beta(a, b)."""
+
     r: float
     alpha: float  # in `period` units
     a: float
@@ -56,6 +58,8 @@ class BGNBDParams:
 
 @dataclass(frozen=True)
 class GammaGammaParams:
+    """A fitted Gamma-Gamma: order value ~ Gamma(p, v) per customer, v ~ Gamma(q, gamma) across customers."""
+
     p: float
     q: float
     gamma: float  # in currency units
@@ -98,6 +102,7 @@ def _weight_by_value(x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 
 def _minimise(neg_mean_ll, n_params: int):
+    """L-BFGS-B from all log-parameters = 0; returns (scipy result, converged, some parameter on its bound)."""
     result = minimize(
         neg_mean_ll,
         np.zeros(n_params),
@@ -108,13 +113,13 @@ def _minimise(neg_mean_ll, n_params: int):
     )
     _, grad = neg_mean_ll(result.x)
     on_bound = np.abs(result.x) >= LOG_PARAM_BOUND - 1e-6
-    # L-BFGS-B also reports success when its line search stalls on a flat ridge, so judge by the gradient itself;
-    # parameters pinned on a bound are reported through `at_bounds` instead.
+    # L-BFGS-B also reports success when its line search stalls on a flat ridge, so judge by the gradient
+    # itself; parameters pinned on a bound are reported through `at_bounds` instead.
     converged = bool(np.all(np.isfinite(result.x)) and np.all(np.abs(grad[~on_bound]) < GRADIENT_TOLERANCE))
     return result, converged, bool(on_bound.any())
 
 
-# ---------------------------------------------------------------------------------------------------------------- BG/NBD
+# ------------------------------------------------------------------------------------------------------------ BG/NBD
 
 
 def _log_dropout_odds(r, a, b, x, log_age, log_recency):
@@ -150,7 +155,8 @@ def _bgnbd_ll_and_grad(log_params, x, t_x, T, w, x_values, x_weights):
         - _dot(share_dropped, (r + x) / (alpha + t_x))
     )
     d_a = n_k @ (psi(a + b) - psi(a + b + k)) + share_dropped.sum() / a
-    d_b = n_k @ (psi(a + b) + psi(b + k) - psi(b) - psi(a + b + k)) - _dot(share_dropped, 1 / np.maximum(b + x - 1, 1e-300))
+    d_b = n_k @ (psi(a + b) + psi(b + k) - psi(b) - psi(a + b + k))
+    d_b -= _dot(share_dropped, 1 / np.where(x > 0, b + x - 1, 1.0))
     return n_k @ count_ll + _dot(w, log_mix), np.array([r * d_r, alpha * d_alpha, a * d_a, b * d_b])
 
 
@@ -163,6 +169,8 @@ def fit_bgnbd(frequency, recency, T, *, period: Period, weights=None) -> BGNBDPa
     _check_period(period)
     x, t_x, T = _as_float(frequency, recency, T)
     w_in = np.ones_like(x) if weights is None else np.asarray(weights, dtype=np.float64)
+    if len(x) == 0:
+        raise ValueError("BG/NBD needs at least one customer")
     if not (np.all(x >= 0) and np.all(t_x >= 0) and np.all(t_x <= T) and np.all(w_in >= 0)):
         raise ValueError("BG/NBD needs frequency >= 0, 0 <= recency <= T and non-negative weights")
     if np.any((x > 0) & (t_x <= 0)):
@@ -296,7 +304,7 @@ def monthly_expected_purchases(params: BGNBDParams, frequency, recency, T, horiz
 
 
 def _discounted_value(monthly_purchases, order_value, monthly_discount_rate, margin, cost_per_purchase) -> np.ndarray:
-    """Sum over months of purchases * (order value * margin - cost per purchase), discounted at the end of each month."""
+    """Sum over months of purchases * (order value * margin - cost per purchase), discounted at each month's end."""
     discount = (1.0 + monthly_discount_rate) ** -np.arange(1, monthly_purchases.shape[1] + 1)
     return (monthly_purchases @ discount) * (order_value * margin - cost_per_purchase)
 
@@ -359,7 +367,8 @@ def degenerate_reasons(params: BGNBDParams | GammaGammaParams) -> list[str]:
     else:
         values = {"p": params.p, "q": params.q, "gamma": params.gamma}
         shapes = ("p", "q")
-    reasons = [f"{k} is not a positive finite number ({v})" for k, v in values.items() if not (np.isfinite(v) and v > 0)]
+    reasons = [f"{k} is not a positive finite number ({v})" for k, v in values.items()
+               if not (np.isfinite(v) and v > 0)]
     if not np.isfinite(params.log_likelihood):
         reasons.append("log-likelihood is not finite")
     if not params.converged:

@@ -55,6 +55,7 @@ RECORD_KEY_TYPE = {"webshop_customer": "webshop_customer_id", "webshop_order": "
                    "helpdesk_ticket": "ticket_id", "survey_response": "survey_response_id"}
 LINK_TYPES = ("webshop_customer_id", "order_id", "helpdesk_requester_id")  # system keys that tie records together
 _HASH = "sha256(id_type || ':' || value)"
+PAYLOAD_EMAIL = r'[^\s"@<>(),;:\\]+@[^\s"@<>(),;:\\]+\.[A-Za-z]{2,}'  # an address inside free text
 
 
 @dataclass
@@ -63,7 +64,7 @@ class Person:
 
     customer_ids: list[str]
     identifiers: pl.DataFrame
-    records: int = 0
+    records: pl.DataFrame  # source, record_id of every source record found to be theirs
 
     def values(self, id_type: str) -> list[str]:
         return self.identifiers.filter(pl.col("id_type") == id_type).get_column("value").to_list()
@@ -151,7 +152,7 @@ def find_person(con: duckdb.DuckDBPyConnection, *, email: str | None = None, pho
         record_keys,
         pl.DataFrame({"id_type": "customer_id", "value": customer_ids}, schema={"id_type": pl.Utf8, "value": pl.Utf8}),
     ]).unique().sort("id_type", "value")
-    return Person(customer_ids=sorted(customer_ids.to_list()), identifiers=identifiers, records=records.height)
+    return Person(customer_ids=sorted(customer_ids.to_list()), identifiers=identifiers, records=records.sort("source", "record_id"))
 
 
 # ------------------------------------------------------------------------------------------------- erasure
@@ -313,9 +314,13 @@ def drop_suppressed(con: duckdb.DuckDBPyConnection, table: str, relation: str,
     columns = {c: t for c, t in mapping.items() if c in delivered}
     if not columns:
         return 0
-    values = con.execute(" union ".join(
-        f"select distinct '{c}' as column_name, '{t}' as id_type, cast({c} as varchar) as raw_value "
-        f"from {relation} where {c} is not null" for c, t in columns.items())).pl()
+    selects = [f"select distinct '{c}' as column_name, '{t}' as id_type, cast({c} as varchar) as raw_value "
+               f"from {relation} where {c} is not null" for c, t in columns.items()]
+    if "_payload" in delivered:
+        # Unparseable deliveries (quarantine-bound) still carry the address somewhere in their text.
+        selects.append(f"select distinct '_payload', 'email', unnest(regexp_extract_all(_payload, '{PAYLOAD_EMAIL}')) "
+                       f"from {relation}")
+    values = con.execute(" union ".join(selects)).pl()
     con.register("_suppress_candidates", normalise_values(values, rules).filter(pl.col("status") == "ok").to_arrow())
     try:
         con.execute(f"""
@@ -325,6 +330,7 @@ def drop_suppressed(con: duckdb.DuckDBPyConnection, table: str, relation: str,
         """)
     finally:
         con.unregister("_suppress_candidates")
-    where = " or ".join(f"cast({c} as varchar) in (select raw_value from _suppressed_values where column_name = '{c}')"
-                        for c in columns)
+    where = " or ".join([f"cast({c} as varchar) in (select raw_value from _suppressed_values where column_name = '{c}')"
+                         for c in columns] + (["exists (select 1 from _suppressed_values s where s.column_name = '_payload' "
+                                               "and contains(_payload, s.raw_value))"] if "_payload" in delivered else []))
     return con.execute(f"delete from {relation} where {where}").fetchone()[0]

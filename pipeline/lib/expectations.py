@@ -166,7 +166,7 @@ def _mostly_ok(unexpected: int, nonnull: int, mostly: float | None) -> bool:
 
 def _sql_expectation(con: duckdb.DuckDBPyConnection, table: str, row_count: int,
                      expectation: dict[str, Any]) -> ExpectationResult:
-    """Row-count and uniqueness expectations, exactly over the full table."""
+    """Row-count and uniqueness expectations, computed exactly over every row in scope."""
     kwargs = expectation["kwargs"]
     kind = expectation["type"]
     if kind == "expect_table_row_count_to_be_between":

@@ -15,13 +15,8 @@ Everything here is set-wise (polars/numpy/scipy); phonenumbers runs once per dis
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
-from functools import partial
-from itertools import chain
 from typing import Any, Mapping
 
 import duckdb
@@ -38,7 +33,6 @@ SOURCES = ("webshop_customer", "webshop_order", "helpdesk_ticket", "survey_respo
 # A plausible address: one '@', no spaces, a dot in the domain. (Deliverability is not identity's business.)
 EMAIL_SHAPE = r"^[^@\s]+@[^@\s]+\.[^@\s.]{2,}$"
 CUT_REASONS = ("", "too_many_records", "shared_identifier", "oversized_cluster")
-PARALLEL_PHONE_VALUES = 200_000  # below this many distinct phone values one process is faster than a pool
 ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
 
 
@@ -92,22 +86,6 @@ def _phone_to_e164(value: str, region: str) -> str | None:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164) if phonenumbers.is_valid_number(number) else None
 
 
-def _phones_to_e164(values: list[str], region: str) -> list[str | None]:
-    return [_phone_to_e164(v, region) for v in values]
-
-
-def _e164_of_distinct(values: list[str], region: str) -> list[str | None]:
-    """phonenumbers over many values, spread over all cores when there are enough to pay for worker start-up."""
-    workers = os.cpu_count() or 1
-    if len(values) < PARALLEL_PHONE_VALUES or workers == 1:
-        return _phones_to_e164(values, region)
-    size = -(-len(values) // (workers * 4))
-    chunks = [values[i:i + size] for i in range(0, len(values), size)]
-    # spawn, not fork: the caller may hold DuckDB connections and threads that must not be copied.
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return list(chain.from_iterable(pool.map(partial(_phones_to_e164, region=region), chunks)))
-
-
 def normalise_phones(values: pl.Series, region: str = "ID") -> pl.Series:
     """E.164 numbers (national numbers read in `region`); null where not a valid number.
 
@@ -117,7 +95,7 @@ def normalise_phones(values: pl.Series, region: str = "ID") -> pl.Series:
     """
     compact = values.cast(pl.Utf8).str.replace_all(r"[\s\-().]", "")
     distinct = compact.drop_nulls().unique().sort()
-    lookup = pl.DataFrame({"raw": distinct, "e164": pl.Series(_e164_of_distinct(distinct.to_list(), region), dtype=pl.Utf8)})
+    lookup = pl.DataFrame({"raw": distinct, "e164": pl.Series([_phone_to_e164(v, region) for v in distinct], dtype=pl.Utf8)})
     return (
         pl.DataFrame({"raw": compact})
         .join(lookup, on="raw", how="left", maintain_order="left")

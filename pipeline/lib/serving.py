@@ -204,8 +204,9 @@ def publish(warehouse: Path | None = None, out_dir: Path | None = None, options:
                             "(format parquet, compression zstd)")
             con.execute(f"create table serving_out.{MANIFEST_TABLE} (table_name varchar, row_count bigint, "
                         "pseudonymised boolean, published_at timestamp)")
-            con.executemany(f"insert into serving_out.{MANIFEST_TABLE} values (?, ?, ?, current_timestamp::timestamp)",
-                            [[name, rows, options.pseudonymise] for name, rows in result.tables.items()])
+            con.execute(f"insert into serving_out.{MANIFEST_TABLE} select unnest(?), unnest(?), ?, "
+                        "current_timestamp::timestamp", [list(result.tables), list(result.tables.values()),
+                                                          options.pseudonymise])
             con.execute("checkpoint serving_out")
             con.execute("detach serving_out")
         # Read-only on disk too: BI tools must not write to it (the next publish replaces it anyway).

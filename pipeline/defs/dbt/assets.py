@@ -17,7 +17,7 @@ from pipeline.lib.dbt_translator import CdpDbtTranslator
 from pipeline.lib.partitions import daily_partitions, window_dates
 
 translator = CdpDbtTranslator()
-STAGING = "path:models/staging"
+STAGING = "tag:staging"  # the incremental, partitioned layer
 
 
 def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, extra_args: list[str]):

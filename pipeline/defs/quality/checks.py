@@ -6,7 +6,8 @@
 - `freshness` (raw): the run's partition window delivered rows. `volume_anomaly` (raw): the day's rows against the
   trailing average. `row_count_drop` (all): the table lost too many rows since the previous check. All three WARN.
 The raw assets are daily partitioned but these checks are not: in a partitioned run they still run once, and scope
-freshness / volume to the run's partition window; run on their own they look at the whole table / latest partition.
+the raw `expectations`, freshness and volume checks to the run's partition window (a bad day is not diluted by good
+history); run on their own they look at the whole table / latest partition.
 Each check opens its own short-lived read-only connection: DuckDB refuses a read-only connection while the same
 process holds a read-write one, and assets close theirs when they finish.
 """
@@ -54,8 +55,11 @@ def _expectations_check(schema: str, table: str, blocking: bool) -> dg.AssetChec
     )
     def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
         sample_rows = int(_settings().get("sample_rows", DEFAULT_SAMPLE_ROWS))
+        # Raw tables: a partitioned run validates the window it delivered; marts are validated whole.
+        window = _window(context) if schema == "raw" else (None, None)
         with connect(read_only=True) as con:
-            outcome = validate_table(con, qualified, suite_name, sample_rows=sample_rows)
+            outcome = validate_table(con, qualified, suite_name, sample_rows=sample_rows,
+                                     window=window if window[0] else None)
         context.log.info(outcome.summary)
         failed = outcome.critical_failures + outcome.warnings
         return dg.AssetCheckResult(

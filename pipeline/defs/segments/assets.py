@@ -6,6 +6,8 @@ Each asset reads the marts it needs from the warehouse, computes with pipeline.l
 
 from __future__ import annotations
 
+from datetime import date
+
 import dagster as dg
 import polars as pl
 
@@ -30,10 +32,11 @@ def _read_profile(con) -> pl.DataFrame:
     return read_frame(con, "select * from marts.customer_profile")
 
 
-def _run_date(profile: pl.DataFrame):
-    as_of = profile["as_of_date"].max()
+def _run_date(frame: pl.DataFrame) -> date:
+    """The as_of_date the profile (and everything computed from it) was built for."""
+    as_of = frame["as_of_date"].max()
     if as_of is None:
-        raise ValueError("marts.customer_profile is empty: no as_of_date to run for")
+        raise ValueError("no as_of_date to run for: the input table is empty")
     return as_of
 
 
@@ -66,11 +69,12 @@ def _segment_metadata(segments: pl.DataFrame, profile: pl.DataFrame, column: str
 def customer_rfm() -> dg.MaterializeResult:
     with connect() as con:
         profile = _read_profile(con)
-        rfm = seg.score_rfm(profile, _run_date(profile))
+        as_of = _run_date(profile)
+        rfm = seg.score_rfm(profile, as_of)
         replace_table(con, "marts.customer_rfm", rfm)
     return dg.MaterializeResult(metadata={
         "rows": rfm.height,
-        "as_of_date": str(_run_date(profile)),
+        "as_of_date": str(as_of),
         **_segment_metadata(rfm, profile, "rfm_segment", "RFM segment"),
     })
 
@@ -88,14 +92,15 @@ def customer_segments() -> dg.MaterializeResult:
     rules = seg.default_rules()
     with connect() as con:
         profile = _read_profile(con)
+        as_of = _run_date(profile)
         orders = read_frame(con, "select customer_id, order_date, is_purchase, is_discounted from marts.fct_orders")
         clv = read_frame(con, "select customer_id, clv from marts.customer_clv") if _uses_clv() else None
-        segments = seg.assign_segments(profile, orders, rules, _run_date(profile), clv)
+        segments = seg.assign_segments(profile, orders, rules, as_of, clv)
         replace_table(con, "marts.customer_segments", segments)
     flag_counts = segments.select(pl.col(name).sum() for name in seg.SEGMENT_FLAGS).row(0, named=True)
     return dg.MaterializeResult(metadata={
         "rows": segments.height,
-        "as_of_date": str(_run_date(profile)),
+        "as_of_date": str(as_of),
         "rules_version": str(rules["rules_version"]),
         **_segment_metadata(segments, profile, "primary_segment", "primary segment"),
         **{f"flag_{name}": dg.MetadataValue.int(count) for name, count in flag_counts.items()},

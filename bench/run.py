@@ -1,0 +1,299 @@
+"""End-to-end benchmark of the pipeline at a demo scale (what `make bench SCALE=10k|100k|1M` calls).
+
+    uv run python -m bench.run --scale 10k [--keep]
+
+1. generates the demo sources as of the night before the last day (cutoff = end_date - 1 day),
+2. times the full build from an empty warehouse (`python -m pipeline.cli run --end <cutoff>`, a subprocess, so
+   interpreter, Dagster and dbt start-up count),
+3. times the lower bound on the same sources (bench/lower_bound.py: DuckDB reading every record once),
+4. regenerates without cutoff (one new day) and times the nightly incremental run of that single partition,
+5. times the fixed overheads (imports, dbt start-up/parse) in fresh processes.
+Every process is measured for wall time and peak RSS of its whole process tree (dbt runs as a child), sampled every
+0.2 s; per-step and per-dbt-node times come from the Dagster run's event log (DAGSTER_HOME is a temp dir).
+Results go to bench/results/<scale>-<timestamp>.{md,json}; the Markdown is also printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import psutil
+
+from pipeline.lib.config import REPO_ROOT
+from pipeline.lib.demo_data import DEFAULT_END, DemoConfig, generate
+
+SCALES = {"10k": 10_000, "100k": 100_000, "1M": 1_000_000}
+SAMPLE_SECONDS = 0.2
+RESULTS_DIR = REPO_ROOT / "bench" / "results"
+DBT_DIR = REPO_ROOT / "dbt_project"
+PYTHON = sys.executable
+DBT = str(Path(sys.executable).with_name("dbt"))
+MIB = 1024 * 1024
+
+
+@dataclass
+class Measured:
+    """One process run: wall seconds, CPU seconds and peak RSS of its process tree, exit code, epoch start/end."""
+
+    seconds: float
+    cpu_seconds: float
+    peak_rss_mib: float
+    returncode: int
+    started_at: float
+    ended_at: float
+
+
+def _tree_rss(root: psutil.Process) -> int:
+    total = 0
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            total += proc.memory_info().rss
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass  # exited between listing and reading
+    return total
+
+
+def measure(cmd: list[str], env: dict[str, str], log: Path) -> Measured:
+    """Run `cmd` to completion (output to `log`), sampling the RSS of its process tree every SAMPLE_SECONDS."""
+    with open(log, "ab") as out:
+        # Waited-for descendants (dbt under Dagster included) add their CPU time to RUSAGE_CHILDREN.
+        usage_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started_at, began = time.time(), time.perf_counter()
+        proc = subprocess.Popen(cmd, env=env, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT)
+        root, peak = psutil.Process(proc.pid), 0
+        while proc.poll() is None:
+            try:
+                peak = max(peak, _tree_rss(root))
+            except psutil.NoSuchProcess:
+                break
+            time.sleep(SAMPLE_SECONDS)
+        returncode = proc.wait()
+        seconds = time.perf_counter() - began
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = usage.ru_utime + usage.ru_stime - usage_before.ru_utime - usage_before.ru_stime
+    return Measured(round(seconds, 2), round(cpu, 2), round(peak / MIB, 1), returncode, started_at, time.time())
+
+
+def parse_scale(text: str) -> int:
+    return SCALES.get(text) or int(text)
+
+
+def machine() -> dict:
+    memory = psutil.virtual_memory()
+    import dagster
+    import dbt.version
+    import duckdb
+    return {
+        "cpu_logical": psutil.cpu_count(), "cpu_physical": psutil.cpu_count(logical=False),
+        "memory_gib": round(memory.total / 1024**3, 1), "memory_available_gib": round(memory.available / 1024**3, 1),
+        "load_average_1m": round(os.getloadavg()[0], 2), "python": platform.python_version(),
+        "duckdb": duckdb.__version__, "dagster": dagster.__version__, "dbt": str(dbt.version.installed),
+        "platform": platform.platform(),
+    }
+
+
+def run_profile(dagster_home: Path, spawned: Measured) -> dict:
+    """Start-up, step and dbt-node timings of the latest run in the instance at `dagster_home`."""
+    import dagster as dg
+
+    os.environ["DAGSTER_HOME"] = str(dagster_home)
+    instance = dg.DagsterInstance.get()
+    run = instance.get_runs(limit=1)[0]
+    stats = instance.get_run_stats(run.run_id)
+    steps = {s.step_key: round((s.end_time or 0) - (s.start_time or 0), 2)
+             for s in instance.get_run_step_stats(run.run_id)}
+    nodes: dict[str, float] = {}
+    checks: dict[str, float] = {}
+    for entry in instance.all_logs(run.run_id, of_type={dg.DagsterEventType.ASSET_MATERIALIZATION,
+                                                        dg.DagsterEventType.ASSET_CHECK_EVALUATION}):
+        event = entry.dagster_event
+        if event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
+            data = event.event_specific_data.materialization
+            target, name = nodes, data.asset_key.to_user_string()
+        else:
+            data = event.event_specific_data
+            target, name = checks, f"{data.asset_key.to_user_string()}:{data.check_name}"
+        duration = data.metadata.get("Execution Duration")
+        if duration is not None:
+            target[name] = round(float(duration.value), 3)
+    # Creating a partitioned run writes one ASSET_MATERIALIZATION_PLANNED event per asset and partition before RUN_START.
+    first_event = instance.all_logs(run.run_id)[0].timestamp
+    planned = len(instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED))
+    run_start = stats.start_time or spawned.ended_at
+    teardown = spawned.ended_at - (stats.end_time or spawned.ended_at)
+    return {
+        "run_id": run.run_id, "status": str(run.status.value),
+        "startup_seconds": round(first_event - spawned.started_at, 2),
+        "planning_seconds": round(run_start - first_event, 2), "planned_events": planned,
+        "teardown_seconds": round(teardown, 2),
+        "run_seconds": round((stats.end_time or 0) - (stats.start_time or 0), 2),
+        "steps": steps, "dbt_model_seconds": nodes, "dbt_test_seconds": checks,
+    }
+
+
+def overheads(env: dict[str, str], work: Path, log: Path) -> dict[str, dict]:
+    """Fixed costs that every run pays, each timed in a fresh process."""
+    dbt_args = ["--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR)]
+    parse = [DBT, "parse", "--quiet", *dbt_args, "--target-path", str(work / "dbt-target"),
+             "--log-path", str(work / "dbt-logs")]
+    commands = {
+        "python -c pass": [PYTHON, "-c", "pass"],
+        "import duckdb": [PYTHON, "-c", "import duckdb"],
+        "import dagster": [PYTHON, "-c", "import dagster"],
+        "import great_expectations": [PYTHON, "-c", "import great_expectations"],
+        "import pipeline.definitions": [PYTHON, "-c", "import pipeline.definitions"],
+        "dbt --version": [DBT, "--version"],
+        "dbt parse (cold, full)": parse,
+        "dbt parse (warm, partial)": parse,
+    }
+    return {name: asdict(measure(cmd, env, log)) for name, cmd in commands.items()}
+
+
+def _step_rows(full: dict, nightly: dict) -> list[str]:
+    names = sorted(set(full["steps"]) | set(nightly["steps"]), key=lambda s: -full["steps"].get(s, 0))
+    rows = ["| step | full build s | nightly s |", "|---|---:|---:|"]
+    rows += [f"| {n} | {full['steps'].get(n, '')} | {nightly['steps'].get(n, '')} |" for n in names]
+    for label, key in (("process start -> first run event (imports, definitions, dbt manifest)", "startup_seconds"),
+                       ("run creation: ASSET_MATERIALIZATION_PLANNED events", "planned_events"),
+                       ("run creation -> RUN_START (writing those events)", "planning_seconds"),
+                       ("run end -> process exit (summary, teardown)", "teardown_seconds")):
+        rows.append(f"| {label} | {full[key]} | {nightly[key]} |")
+    return rows
+
+
+def _dbt_rows(full: dict, nightly: dict) -> list[str]:
+    rows = ["| dbt | full build s | nightly s |", "|---|---:|---:|"]
+    for label, key in (("models (sum of node times)", "dbt_model_seconds"), ("tests (sum of node times)", "dbt_test_seconds")):
+        rows.append(f"| {label} | {sum(full[key].values()):.2f} | {sum(nightly[key].values()):.2f} |")
+    dbt_steps = [s for s in full["steps"] if s.startswith("dbt")]
+    for run, column in ((full, "full"), (nightly, "nightly")):
+        step_total = sum(run["steps"].get(s, 0) for s in dbt_steps)
+        node_total = sum(run["dbt_model_seconds"].values()) + sum(run["dbt_test_seconds"].values())
+        run["dbt_overhead_seconds"] = round(step_total - node_total, 2)
+    rows.append(f"| dbt steps minus node times (dbt start-up, parse, compile) | {full['dbt_overhead_seconds']} | "
+                f"{nightly['dbt_overhead_seconds']} |")
+    slowest = sorted(full["dbt_model_seconds"].items(), key=lambda kv: -kv[1])[:5]
+    rows += [f"| slowest model: {name} | {seconds} | {nightly['dbt_model_seconds'].get(name, '')} |"
+             for name, seconds in slowest]
+    return rows
+
+
+def markdown(record: dict) -> str:
+    m, full, nightly, bound = record["machine"], record["full_build"], record["nightly"], record["lower_bound"]
+    lines = [
+        f"## Benchmark {record['scale']} ({record['customers']:,} persons) — {record['timestamp']}",
+        "",
+        f"Machine: {m['cpu_logical']} cores ({m['cpu_physical']} physical), {m['memory_gib']} GiB RAM "
+        f"({m['memory_available_gib']} GiB free), load avg {m['load_average_1m']} at start; "
+        f"python {m['python']}, duckdb {m['duckdb']}, dagster {m['dagster']}, dbt {m['dbt']}.",
+        "Sources (full data): " + ", ".join(f"{k}={v:,}" for k, v in record["sources"].items()),
+        "",
+        "| measure | wall s | CPU s (tree) | peak RSS MiB (tree) |",
+        "|---|---:|---:|---:|",
+        f"| generate demo data (cutoff {record['cutoff']}) | {record['generate_seconds']['cutoff']} | | |",
+        f"| **full build** `run --end {record['cutoff']}` | **{full['seconds']}** | {full['cpu_seconds']} | "
+        f"{full['peak_rss_mib']} |",
+        f"| lower bound: DuckDB reads every record once, one aggregate query (process) | {bound['seconds']} | "
+        f"{bound['cpu_seconds']} | {bound['peak_rss_mib']} |",
+        f"| lower bound: query only | {bound['query_seconds']} | | |",
+        f"| **full build ÷ lower bound (process; wall / CPU)** | **{record['full_over_bound']}×** | "
+        f"{record['full_over_bound_cpu']}× | |",
+        f"| generate demo data (+1 day) | {record['generate_seconds']['full']} | | |",
+        f"| **nightly incremental** `run --start {record['new_day']} --end {record['new_day']}` | "
+        f"**{nightly['seconds']}** | {nightly['cpu_seconds']} | {nightly['peak_rss_mib']} |",
+        "",
+        *_step_rows(full["profile"], nightly["profile"]),
+        "",
+        *_dbt_rows(full["profile"], nightly["profile"]),
+        "",
+        "| fixed overhead (fresh process) | wall s | CPU s | peak RSS MiB |",
+        "|---|---:|---:|---:|",
+        *[f"| {name} | {o['seconds']} | {o['cpu_seconds']} | {o['peak_rss_mib']} |"
+          for name, o in record["overheads"].items()],
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", default="10k", help="10k | 100k | 1M or a number of persons")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (data, warehouse, logs)")
+    args = parser.parse_args()
+    customers = parse_scale(args.scale)
+    new_day = DEFAULT_END
+    cutoff = new_day - timedelta(days=1)
+    work = Path(tempfile.mkdtemp(prefix=f"cdp-bench-{args.scale}-"))
+    log = work / "bench.log"
+    # The Dagster instance (SQLite event log) lives on tmpfs when there is one: its per-event commits would otherwise
+    # measure the disk's fsync latency, not the pipeline (a full build writes ~10 events per partition).
+    shm = Path("/dev/shm")
+    dagster_home = Path(tempfile.mkdtemp(prefix="cdp-bench-dagster-", dir=shm if shm.is_dir() else work))
+    env = {k: v for k, v in os.environ.items() if k not in ("CDP_WAREHOUSE", "DAGSTER_HOME")}
+    env.update(CDP_DATA_DIR=str(work), DAGSTER_HOME=str(dagster_home))
+    record: dict = {"scale": args.scale, "customers": customers, "timestamp": datetime.now().strftime("%Y%m%dT%H%M%S"),
+                    "cutoff": cutoff.isoformat(), "new_day": new_day.isoformat(), "machine": machine(),
+                    "work_dir": str(work), "dagster_home": str(dagster_home), "generate_seconds": {}}
+    print(f"bench {args.scale}: work dir {work}, log {log}", flush=True)
+    try:
+        began = time.perf_counter()
+        generate(DemoConfig(customers=customers, cutoff=cutoff), work / "demo")
+        record["generate_seconds"]["cutoff"] = round(time.perf_counter() - began, 2)
+
+        print("full build ...", flush=True)
+        full = measure([PYTHON, "-m", "pipeline.cli", "run", "--end", cutoff.isoformat()], env, log)
+        if full.returncode:
+            raise SystemExit(f"full build failed (exit {full.returncode}); see {log}")
+        record["full_build"] = {**asdict(full), "profile": run_profile(dagster_home, full)}
+
+        print("lower bound ...", flush=True)
+        bound_out = work / "lower_bound.json"
+        bound = measure([PYTHON, "-m", "bench.lower_bound", str(work / "demo"), "--out", str(bound_out)], env, log)
+        if bound.returncode:
+            raise SystemExit(f"lower bound failed (exit {bound.returncode}); see {log}")
+        record["lower_bound"] = {**asdict(bound), **json.loads(bound_out.read_text())}
+        record["full_over_bound"] = round(full.seconds / bound.seconds, 1)
+        record["full_over_bound_cpu"] = round(full.cpu_seconds / max(bound.cpu_seconds, 0.01), 1)
+
+        began = time.perf_counter()
+        record["sources"] = generate(DemoConfig(customers=customers), work / "demo")
+        record["generate_seconds"]["full"] = round(time.perf_counter() - began, 2)
+
+        print("nightly incremental ...", flush=True)
+        nightly = measure([PYTHON, "-m", "pipeline.cli", "run", "--start", new_day.isoformat(),
+                           "--end", new_day.isoformat()], env, log)
+        if nightly.returncode:
+            raise SystemExit(f"nightly run failed (exit {nightly.returncode}); see {log}")
+        record["nightly"] = {**asdict(nightly), "profile": run_profile(dagster_home, nightly)}
+
+        print("fixed overheads ...", flush=True)
+        record["overheads"] = overheads(env, work, log)
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+            shutil.rmtree(dagster_home, ignore_errors=True)
+
+    table = markdown(record)
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    stem = RESULTS_DIR / f"{args.scale}-{record['timestamp']}"
+    stem.with_suffix(".md").write_text(table, encoding="utf-8")
+    stem.with_suffix(".json").write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
+    print(table)
+    print(f"results: {stem}.md / .json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

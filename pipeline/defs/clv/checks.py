@@ -1,0 +1,38 @@
+"""Asset checks on the CLV fit: the stored parameters (marts.clv_model_params) must come from a converged,
+non-degenerate fit, or the scores in marts.customer_clv are not to be trusted."""
+
+import dagster as dg
+
+from pipeline.defs.clv.assets import customer_clv
+from pipeline.lib import equity
+from pipeline.lib.warehouse import connect, read_frame
+
+
+@dg.asset_check(
+    asset=customer_clv,
+    name="clv_fit_healthy",
+    # Not blocking: a doubtful fit is reported (and visible in the UI) without holding back segments and equity,
+    # which still show the history part of customer value.
+    blocking=False,
+    pool="warehouse",
+    description="BG/NBD and Gamma-Gamma converged, with no parameter on a bound or outside the usable range.",
+)
+def clv_fit_healthy() -> dg.AssetCheckResult:
+    with connect() as con:
+        table = read_frame(con, "select * from marts.clv_model_params")
+    fit = equity.fit_from_params_table(table)
+    problems = fit.problems()
+    return dg.AssetCheckResult(
+        passed=not problems,
+        metadata={
+            "problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in problems) or "none"),
+            "problem_count": len(problems),
+            **{f"bgnbd_{name}": getattr(fit.bgnbd, name) for name in ("r", "alpha", "a", "b")},
+            **{f"gamma_gamma_{name}": getattr(fit.gamma_gamma, name) for name in ("p", "q", "gamma")},
+            "bgnbd_converged": fit.bgnbd.converged,
+            "gamma_gamma_converged": fit.gamma_gamma.converged,
+        },
+    )
+
+
+CLV_CHECKS = [clv_fit_healthy]

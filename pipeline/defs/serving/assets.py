@@ -1,0 +1,42 @@
+"""The serving asset: after the marts are rebuilt, publish them to the read-only BI copy (see pipeline/lib/serving.py)."""
+
+from typing import Sequence
+
+import dagster as dg
+
+from pipeline.lib import serving
+from pipeline.lib.config import section, warehouse_path
+
+SERVING_GROUP = "serving"
+# Every marts asset the serving copy must wait for; the lead extends this list (or passes its own to
+# build_serving_asset) as segment / CLV / equity assets land. Tables are published whatever this list says:
+# every table present in the published schemas is copied.
+MART_DEPS: list[dg.AssetKey] = [dg.AssetKey(["marts", "customer_profile"])]
+
+
+def build_serving_asset(deps: Sequence[dg.AssetKey] = MART_DEPS) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=["serving", "cdp_serving"],
+        group_name=SERVING_GROUP,
+        deps=list(deps),
+        pool="warehouse",
+        description="Read-only copy of the marts for BI tools: <data_dir>/serving/cdp.duckdb and "
+                    "<data_dir>/serving/parquet/<table>.parquet, swapped in atomically after a successful run.",
+    )
+    def cdp_serving(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        options = serving.ServingOptions.from_config(section("serving"))
+        result = serving.publish(warehouse_path(), serving.serving_dir(), options)
+        context.log.info(f"published {len(result.tables)} tables ({result.rows} rows) to {result.serving_file}")
+        return dg.MaterializeResult(metadata={
+            "tables_published": dg.MetadataValue.json(result.tables),
+            "table_count": dg.MetadataValue.int(len(result.tables)),
+            "rows": dg.MetadataValue.int(result.rows),
+            "path": dg.MetadataValue.path(str(result.serving_file)),
+            "parquet_dir": dg.MetadataValue.path(str(result.parquet_dir)),
+            "pseudonymised": dg.MetadataValue.bool(result.pseudonymised),
+        })
+
+    return cdp_serving
+
+
+cdp_serving = build_serving_asset()

@@ -1,0 +1,241 @@
+"""The serving copy for BI: atomic publishing under concurrent readers, failure and crash recovery."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import psutil
+import pytest
+
+from pipeline.lib import serving
+from tests.serving_support import copy_run, ensure_marts, table_digests
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Opens the serving file anew on every pass and reads every table completely; any error or a table whose row count
+# differs from the manifest published with it (a half-written copy) fails the process.
+LOOPING_READER = textwrap.dedent("""
+    import glob, json, os, sys, duckdb
+    out, stop = sys.argv[1], sys.argv[2]
+    passes, versions = 0, set()
+    print("ready", flush=True)
+    while not os.path.exists(stop):
+        with duckdb.connect(os.path.join(out, "cdp.duckdb"), read_only=True) as con:
+            manifest = dict(con.execute("select table_name, row_count from main.serving_manifest").fetchall())
+            for name, rows in manifest.items():
+                schema, table = name.split(".")
+                got = len(con.execute(f'select * from "{schema}"."{table}"').fetchall())
+                if got != rows:
+                    sys.exit(f"half-written table {name}: {got} rows, manifest says {rows}")
+        versions.add(json.dumps(sorted(manifest.items())))
+        # A Parquet client resolves the current version once, then reads its files.
+        for path in glob.glob(os.path.join(os.path.realpath(os.path.join(out, "parquet")), "*.parquet")):
+            duckdb.sql(f"select count(*) from read_parquet('{path}')").fetchone()
+        passes += 1
+    print(json.dumps({"passes": passes, "versions": len(versions)}))
+""")
+
+# Opens the serving file once, before the swaps, and keeps querying it: it must keep seeing its own snapshot.
+HOLDING_READER = textwrap.dedent("""
+    import json, os, sys, duckdb
+    out, stop = sys.argv[1], sys.argv[2]
+    con = duckdb.connect(os.path.join(out, "cdp.duckdb"), read_only=True)
+    def counts():
+        return {name: con.execute(f'select count(*) from {name}').fetchone()[0]
+                for (name,) in con.execute("select table_name from main.serving_manifest").fetchall()}
+    first = counts()
+    print("ready", flush=True)
+    passes = 0
+    while not os.path.exists(stop):
+        if counts() != first:
+            sys.exit(f"the held snapshot changed under the reader: {counts()} != {first}")
+        passes += 1
+    print(json.dumps({"passes": passes, "counts": first}))
+""")
+
+
+def _start(script: str, *args: str) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-c", script, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=REPO)
+    assert proc.stdout.readline().strip() == "ready", proc.stderr.read()
+    return proc
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def run_copy(demo_run, tmp_path) -> Path:
+    data = copy_run(demo_run.data_dir, tmp_path / "data")
+    ensure_marts(data / "warehouse.duckdb")
+    return data
+
+
+def test_publish_copies_every_mart_with_consent_and_parquet(run_copy):
+    warehouse, out = run_copy / "warehouse.duckdb", serving.serving_dir(run_copy)
+    result = serving.publish(warehouse, out)
+
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        marts = {f"marts.{t}" for (t,) in con.execute(
+            "select table_name from duckdb_tables() where schema_name = 'marts'").fetchall()}
+        con.execute(f"attach '{out / 'cdp.duckdb'}' as served (read_only)")
+        assert set(result.tables) == marts
+        for name, rows in result.tables.items():
+            schema, table = name.split(".")
+            original = {c for (c,) in con.execute("select column_name from duckdb_columns() where schema_name = ? "
+                                                  "and table_name = ? and database_name = 'warehouse'",
+                                                  [schema, table]).fetchall()}
+            served = {c for (c,) in con.execute("select column_name from duckdb_columns() where schema_name = ? "
+                                                "and table_name = ? and database_name = 'served'",
+                                                [schema, table]).fetchall()}
+            if "customer_id" in original:
+                assert "marketing_consent" in served, f"{name} is audience-like but has no marketing_consent"
+            # Served rows = warehouse rows, value for value (the consent column is the only addition).
+            cols = ", ".join(f'"{c}"' for c in sorted(original))
+            diff = con.execute(f"select count(*) from ((select {cols} from warehouse.{name} except all "
+                               f"select {cols} from served.{name}) union all (select {cols} from served.{name} "
+                               f"except all select {cols} from warehouse.{name}))").fetchone()[0]
+            assert diff == 0 and rows == con.execute(f"select count(*) from warehouse.{name}").fetchone()[0], name
+            parquet_name = table if schema == "marts" else name
+            assert con.execute(f"select count(*) from read_parquet('{out / 'parquet' / parquet_name}.parquet')"
+                               ).fetchone()[0] == rows
+        # Consent joined onto a table that lacks it equals the profile's consent of that customer.
+        wrong = con.execute("""
+            select count(*) from served.marts.fct_orders o
+            left join warehouse.marts.customer_profile p using (customer_id)
+            where o.marketing_consent is distinct from coalesce(p.marketing_consent, false)
+        """).fetchone()[0]
+        assert wrong == 0
+    assert not (out / "cdp.duckdb").stat().st_mode & 0o222, "the serving file must be read-only on disk"
+    assert (out / "parquet").is_symlink() and not list(out.glob("*.tmp-*"))
+
+
+def test_readers_never_see_a_half_published_copy(run_copy, tmp_path):
+    warehouse, out = run_copy / "warehouse.duckdb", serving.serving_dir(run_copy)
+    first = serving.publish(warehouse, out)
+    stop = tmp_path / "stop"
+    looping, holding = _start(LOOPING_READER, str(out), str(stop)), _start(HOLDING_READER, str(out), str(stop))
+    try:
+        for slice_no in range(4):
+            # Change the marts between publishes so every version differs from the last.
+            with duckdb.connect(str(warehouse)) as con:
+                con.execute(f"delete from marts.fct_orders where hash(order_id) % 5 = {slice_no}")
+            last = serving.publish(warehouse, out)
+            time.sleep(0.5)
+    finally:
+        stop.touch()
+        loop_out, loop_err = looping.communicate(timeout=120)
+        hold_out, hold_err = holding.communicate(timeout=120)
+    assert looping.returncode == 0, loop_err
+    assert holding.returncode == 0, hold_err
+    loop_stats, hold_stats = json.loads(loop_out), json.loads(hold_out)
+    assert loop_stats["passes"] >= 4 and loop_stats["versions"] >= 2, loop_stats
+    assert hold_stats["passes"] > 0 and hold_stats["counts"] == first.tables
+    assert last.tables["marts.fct_orders"] < first.tables["marts.fct_orders"]
+    with duckdb.connect(str(out / "cdp.duckdb"), read_only=True) as con:
+        assert con.execute("select count(*) from marts.fct_orders").fetchone()[0] == last.tables["marts.fct_orders"]
+    # The current and the previous Parquet version are kept (a reader may still scan the previous one), no more.
+    assert len(list(out.glob("parquet-v*"))) == 2
+
+
+def test_killed_publish_leaves_the_last_good_copy(run_copy):
+    warehouse, out = run_copy / "warehouse.duckdb", serving.serving_dir(run_copy)
+    serving.publish(warehouse, out)
+    good_file, good_version = _sha256(out / "cdp.duckdb"), os.readlink(out / "parquet")
+    script = (f"from pathlib import Path; from pipeline.lib.serving import publish; "
+              f"publish(Path({str(warehouse)!r}), Path({str(out)!r}))")
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO)
+    deadline = time.monotonic() + 120
+    while not list(out.glob("cdp.duckdb.tmp-*")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    assert proc.poll() is None, "the publish finished before it could be killed mid-way"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert _sha256(out / "cdp.duckdb") == good_file and os.readlink(out / "parquet") == good_version
+    assert list(out.glob("*.tmp-*")), "the killed publish should have left its tmp file behind"
+    with duckdb.connect(str(out / "cdp.duckdb"), read_only=True) as con:
+        assert con.execute("select count(*) from main.serving_manifest").fetchone()[0] > 0
+    serving.publish(warehouse, out)
+    assert not list(out.glob("*.tmp-*")), "the next publish cleans up after the killed one"
+
+
+def test_serving_asset_publishes_and_a_failed_run_keeps_the_copy(run_copy, monkeypatch, tmp_path):
+    from pipeline.defs.serving.assets import cdp_serving
+
+    monkeypatch.setenv("CDP_DATA_DIR", str(run_copy))
+    monkeypatch.delenv("CDP_WAREHOUSE", raising=False)
+    result = dg.materialize([cdp_serving], instance=dg.DagsterInstance.ephemeral())
+    assert result.success
+    metadata = result.asset_materializations_for_node("cdp_serving")[0].metadata
+    assert metadata["path"].value == str(run_copy / "serving" / "cdp.duckdb")
+    assert metadata["table_count"].value == len(metadata["tables_published"].value) > 0
+    good = _sha256(run_copy / "serving" / "cdp.duckdb")
+
+    # Pseudonymisation switched on without its salt: the run fails and the last good copy stays.
+    import yaml
+
+    from pipeline.lib.config import DEFAULT_CONFIG
+
+    config = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    config["serving"] = {**config.get("serving", {}), "pseudonymise": True, "salt_env": "CDP_TEST_UNSET_SALT"}
+    (tmp_path / "cdp.yaml").write_text(yaml.safe_dump(config))
+    monkeypatch.setenv("CDP_CONFIG", str(tmp_path / "cdp.yaml"))
+    monkeypatch.delenv("CDP_TEST_UNSET_SALT", raising=False)
+    failed = dg.materialize([cdp_serving], instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    assert not failed.success
+    assert "CDP_TEST_UNSET_SALT" in str(failed.failure_data_for_node("cdp_serving").error)
+    assert _sha256(run_copy / "serving" / "cdp.duckdb") == good
+
+
+def _dbt_children(pid: int) -> list[psutil.Process]:
+    try:
+        return [c for c in psutil.Process(pid).children(recursive=True) if "dbt" in " ".join(c.cmdline())]
+    except psutil.Error:
+        return []
+
+
+def _stream_until(proc: subprocess.Popen, marker: str, seen: threading.Event, log: list[str]) -> None:
+    for line in proc.stderr:
+        log.append(line)
+        if marker in line:
+            seen.set()
+
+
+def test_run_killed_mid_way_then_rerun_equals_a_clean_run(demo_run, tmp_path):
+    """SIGKILL the whole run (its dbt child included) while dbt builds staging, re-run: same tables as a clean run."""
+    data = tmp_path / "data"
+    copy_run(demo_run.data_dir / "demo", data / "demo")
+    env = {**os.environ, "CDP_DATA_DIR": str(data), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    env.pop("CDP_WAREHOUSE", None)
+    env.pop("DAGSTER_HOME", None)
+    command = [sys.executable, "-m", "pipeline.cli", "run", "--start", str(demo_run.start), "--end", str(demo_run.end)]
+    proc = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    dbt_started, log = threading.Event(), []
+    threading.Thread(target=_stream_until, args=(proc, 'Started execution of step "dbt_staging"', dbt_started, log),
+                     daemon=True).start()
+    assert dbt_started.wait(timeout=600), "".join(log[-40:])
+    # Raw has landed; kill once dbt (a child process) has begun writing the warehouse (its WAL exists).
+    wal, deadline = data / "warehouse.duckdb.wal", time.monotonic() + 120
+    while not (wal.exists() and _dbt_children(proc.pid)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _dbt_children(proc.pid), "dbt never started"
+    assert proc.poll() is None, "the run ended before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+    rerun = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=1200)
+    assert rerun.returncode == 0, rerun.stderr[-4000:]
+    assert table_digests(data / "warehouse.duckdb") == table_digests(demo_run.warehouse)
