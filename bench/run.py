@@ -195,6 +195,7 @@ def markdown(record: dict) -> str:
     lines = [
         f"## Benchmark {record['scale']} ({record['customers']:,} persons) — {record['timestamp']}",
         "",
+        f"Extra environment: {' '.join(record['env'])}" if record["env"] else "",
         f"Machine: {m['cpu_logical']} cores ({m['cpu_physical']} physical), {m['memory_gib']} GiB RAM "
         f"({m['memory_available_gib']} GiB free), load avg {m['load_average_1m']} at start; "
         f"python {m['python']}, duckdb {m['duckdb']}, dagster {m['dagster']}, dbt {m['dbt']}.",
@@ -231,6 +232,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", default="10k", help="10k | 100k | 1M or a number of persons")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (data, warehouse, logs)")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                        help="extra environment for the pipeline runs, to measure a setting (repeatable)")
     args = parser.parse_args()
     customers = parse_scale(args.scale)
     new_day = DEFAULT_END
@@ -243,7 +246,8 @@ def main() -> int:
     dagster_home = Path(tempfile.mkdtemp(prefix="cdp-bench-dagster-", dir=shm if shm.is_dir() else work))
     env = {k: v for k, v in os.environ.items() if k not in ("CDP_WAREHOUSE", "DAGSTER_HOME")}
     env.update(CDP_DATA_DIR=str(work), DAGSTER_HOME=str(dagster_home))
-    record: dict = {"scale": args.scale, "customers": customers, "timestamp": datetime.now().strftime("%Y%m%dT%H%M%S"),
+    env.update(item.split("=", 1) for item in args.env)
+    record: dict = {"env": args.env, "scale": args.scale, "customers": customers, "timestamp": datetime.now().strftime("%Y%m%dT%H%M%S"),
                     "cutoff": cutoff.isoformat(), "new_day": new_day.isoformat(), "machine": machine(),
                     "work_dir": str(work), "dagster_home": str(dagster_home), "generate_seconds": {}}
     print(f"bench {args.scale}: work dir {work}, log {log}", flush=True)
@@ -281,15 +285,16 @@ def main() -> int:
         print("fixed overheads ...", flush=True)
         record["overheads"] = overheads(env, work, log)
     finally:
+        # The JSON record is written even when a stage failed or was interrupted: the stages done so far are in it.
+        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+        stem = RESULTS_DIR / f"{args.scale}-{record['timestamp']}"
+        stem.with_suffix(".json").write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
             shutil.rmtree(dagster_home, ignore_errors=True)
 
     table = markdown(record)
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    stem = RESULTS_DIR / f"{args.scale}-{record['timestamp']}"
     stem.with_suffix(".md").write_text(table, encoding="utf-8")
-    stem.with_suffix(".json").write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
     print(table)
     print(f"results: {stem}.md / .json")
     return 0

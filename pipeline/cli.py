@@ -26,7 +26,7 @@ def run_pipeline(start: date, end: date) -> bool:
 
     from pipeline.definitions import defs
 
-    job = defs.get_job_def("cdp_nightly")
+    job = defs.resolve_job_def("cdp_nightly")
     instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
     tags = {RANGE_START_TAG: start.isoformat(), RANGE_END_TAG: end.isoformat()}
     result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False)

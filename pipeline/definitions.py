@@ -10,12 +10,13 @@ from pipeline.defs.dbt.resources import dbt_resource
 from pipeline.defs.ingest.assets import helpdesk_tickets, survey_responses, webshop
 from pipeline.defs.ingest.sensors import survey_files_sensor
 from pipeline.defs.jobs import nightly_job, nightly_schedule
+from pipeline.defs.quality.checks import quality_checks
 from pipeline.defs.segments.assets import SEGMENT_ASSETS
 
 defs = dg.Definitions(
     assets=[webshop, helpdesk_tickets, survey_responses, dbt_staging, dbt_models, *SEGMENT_ASSETS, *CLV_ASSETS,
             customer_base_report],
-    asset_checks=CLV_CHECKS,
+    asset_checks=[*CLV_CHECKS, *quality_checks],
     jobs=[nightly_job],
     schedules=[nightly_schedule],
     sensors=[survey_files_sensor],

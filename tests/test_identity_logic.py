@@ -184,7 +184,7 @@ def test_cluster_records_from_stored_violations_equals_resolve():
     ids = pl.concat([household("dedi@gmail.com"), identifiers(("webshop_order", "O9", "email", "test@test.com"))])
     records = ids.select("source", "record_id")
     result = resolve_identities(ids, records)
-    assert cluster_records(ids, records, result.violations).equals(result.clusters)
+    assert cluster_records(ids, records, result.violations).sort("record_id").equals(result.clusters.sort("record_id"))
     # Without the violations the household phone links both accounts again.
     assert len(groups(cluster_records(ids, records, result.violations.clear()))) == 2
 

@@ -172,16 +172,32 @@ def test_killed_publish_leaves_the_last_good_copy(run_copy):
 
 
 def test_serving_asset_publishes_and_a_failed_run_keeps_the_copy(run_copy, monkeypatch, tmp_path):
-    from pipeline.defs.serving.assets import cdp_serving
+    from pipeline.defs.serving.assets import build_serving_asset, cdp_serving
 
     monkeypatch.setenv("CDP_DATA_DIR", str(run_copy))
     monkeypatch.delenv("CDP_WAREHOUSE", raising=False)
     result = dg.materialize([cdp_serving], instance=dg.DagsterInstance.ephemeral())
     assert result.success
-    metadata = result.asset_materializations_for_node("cdp_serving")[0].metadata
+    metadata = result.asset_materializations_for_node("serving__cdp_serving")[0].metadata
     assert metadata["path"].value == str(run_copy / "serving" / "cdp.duckdb")
     assert metadata["table_count"].value == len(metadata["tables_published"].value) > 0
     good = _sha256(run_copy / "serving" / "cdp.duckdb")
+
+    # Another step of the same run failed (one serving does not even depend on): nothing is published.
+    @dg.asset(key="a_failing_step")
+    def a_failing_step():
+        raise RuntimeError("source down")
+
+    @dg.asset(key="b_mart")
+    def b_mart():
+        return None
+
+    with duckdb.connect(str(run_copy / "warehouse.duckdb")) as con:
+        con.execute("delete from marts.customer_profile where hash(customer_id) % 2 = 0")
+    partial = dg.materialize([a_failing_step, b_mart, build_serving_asset([dg.AssetKey("b_mart")])],
+                             instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    assert not partial.success and "a_failing_step" in str(partial.failure_data_for_node("serving__cdp_serving").error)
+    assert _sha256(run_copy / "serving" / "cdp.duckdb") == good
 
     # Pseudonymisation switched on without its salt: the run fails and the last good copy stays.
     import yaml
@@ -195,7 +211,7 @@ def test_serving_asset_publishes_and_a_failed_run_keeps_the_copy(run_copy, monke
     monkeypatch.delenv("CDP_TEST_UNSET_SALT", raising=False)
     failed = dg.materialize([cdp_serving], instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
     assert not failed.success
-    assert "CDP_TEST_UNSET_SALT" in str(failed.failure_data_for_node("cdp_serving").error)
+    assert "CDP_TEST_UNSET_SALT" in str(failed.failure_data_for_node("serving__cdp_serving").error)
     assert _sha256(run_copy / "serving" / "cdp.duckdb") == good
 
 

@@ -29,7 +29,6 @@ from scipy.sparse.csgraph import connected_components
 # Strongest first: a system-issued key outranks an address a person types in, a phone (shareable) ranks last.
 IDENTIFIER_TYPES = ("webshop_customer_id", "order_id", "helpdesk_requester_id", "email", "phone")
 CONTACT_TYPES = ("email", "phone")
-SOURCES = ("webshop_customer", "webshop_order", "helpdesk_ticket", "survey_response")
 # A plausible address: one '@', no spaces, a dot in the domain. (Deliverability is not identity's business.)
 EMAIL_SHAPE = r"^[^@\s]+@[^@\s]+\.[^@\s.]{2,}$"
 CUT_REASONS = ("", "too_many_records", "shared_identifier", "oversized_cluster")
@@ -94,7 +93,7 @@ def normalise_phones(values: pl.Series, region: str = "ID") -> pl.Series:
     '0812 3456 7890' are one distinct value.
     """
     compact = values.cast(pl.Utf8).str.replace_all(r"[\s\-().]", "")
-    distinct = compact.drop_nulls().unique().sort()
+    distinct = compact.drop_nulls().unique()
     lookup = pl.DataFrame({"raw": distinct, "e164": pl.Series([_phone_to_e164(v, region) for v in distinct], dtype=pl.Utf8)})
     return (
         pl.DataFrame({"raw": compact})
@@ -162,8 +161,8 @@ def _record_key(source: pl.Expr, record_id: pl.Expr) -> pl.Expr:
 class _Graph:
     """Records are nodes 0..n_records-1, identifier i is node n_records + i; one edge per (record, identifier)."""
 
-    records: pl.DataFrame  # r, source, record_id (sorted, so r order = record key order)
-    ids: pl.DataFrame  # i, id_type, value, records, t (index into the strength order)
+    records: pl.DataFrame  # r, source, record_id
+    ids: pl.DataFrame  # i, id_type, value, t (index into the strength order), records (how many carry it)
     e_rec: np.ndarray
     e_id: np.ndarray
     e_type: np.ndarray
@@ -182,25 +181,26 @@ class _Graph:
     def clusters(self, labels: np.ndarray) -> pl.DataFrame:
         """source, record_id, cluster_key: each cluster is named by its smallest record key."""
         return self.records.with_columns(label=pl.Series(labels[:self.n_records])).with_columns(
-            cluster_key=_record_key(pl.col("source"), pl.col("record_id")).sort_by("r").first().over("label")
+            cluster_key=_record_key(pl.col("source"), pl.col("record_id")).min().over("label")
         ).select("source", "record_id", "cluster_key")
 
 
 def _build_graph(identifiers: pl.DataFrame, records: pl.DataFrame, strength: list[str]) -> _Graph:
-    record_table = (
-        pl.concat([records.select("source", "record_id"), identifiers.select("source", "record_id")])
-        .unique().sort("source", "record_id").with_row_index("r")
+    # Node numbers need no sorting: clusters are named by their smallest record key, whatever the numbering.
+    record_table = pl.concat([records.select("source", "record_id"), identifiers.select("source", "record_id")]).unique(
+    ).with_row_index("r")
+    ok = identifiers.filter(pl.col("status") == "ok").select("source", "record_id", "id_type", "value")
+    id_table = ok.select("id_type", "value").unique().with_row_index("i").with_columns(
+        t=pl.col("id_type").replace_strict(strength, list(range(len(strength))), return_dtype=pl.UInt8))
+    edges = (
+        ok.join(record_table, on=["source", "record_id"]).join(id_table.select("id_type", "value", "i", "t"),
+                                                                on=["id_type", "value"])
+        .select("r", "i", "t").unique(["r", "i"])
     )
-    ok = identifiers.filter(pl.col("status") == "ok").select("source", "record_id", "id_type", "value").unique()
-    id_table = (
-        ok.group_by("id_type", "value").agg(records=pl.len())
-        .sort("id_type", "value").with_row_index("i")
-        .with_columns(t=pl.col("id_type").replace_strict(strength, list(range(len(strength))), return_dtype=pl.UInt8))
-    )
-    edges = ok.join(record_table, on=["source", "record_id"]).join(id_table.select("id_type", "value", "i", "t"),
-                                                                    on=["id_type", "value"])
-    return _Graph(record_table, id_table, edges.get_column("r").to_numpy().astype(np.int64),
-                  edges.get_column("i").to_numpy().astype(np.int64), edges.get_column("t").to_numpy())
+    e_id = edges.get_column("i").to_numpy().astype(np.int64)
+    id_table = id_table.with_columns(records=pl.Series(np.bincount(e_id, minlength=id_table.height)))
+    return _Graph(record_table, id_table, edges.get_column("r").to_numpy().astype(np.int64), e_id,
+                  edges.get_column("t").to_numpy())
 
 
 def resolve_identities(identifiers: pl.DataFrame, records: pl.DataFrame, rules: IdentityRules = IdentityRules()) -> Resolution:

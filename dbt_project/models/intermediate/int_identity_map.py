@@ -28,12 +28,10 @@ def previous_mapping(session, this, run_date):
         return None, None
     current = session.sql(f"select source, record_id, customer_id, previous_customer_id, run_date from {this}").pl()
     same_run = current.filter(pl.col("run_date") == run_date).height == current.height and current.height > 0
-    baseline = (
-        current.select("source", "record_id", customer_id="previous_customer_id").drop_nulls("customer_id")
-        if same_run else current.select("source", "record_id", "customer_id")
-    )
-    issued = pl.concat([current.get_column("customer_id"), current.get_column("previous_customer_id").drop_nulls()])
-    return baseline, issued
+    before = current.get_column("previous_customer_id").drop_nulls()
+    if same_run:  # ids minted earlier on this same run date are minted again, identically
+        return current.select("source", "record_id", customer_id="previous_customer_id").drop_nulls("customer_id"), before
+    return current.select("source", "record_id", "customer_id"), pl.concat([current.get_column("customer_id"), before])
 
 
 def model(dbt, session):

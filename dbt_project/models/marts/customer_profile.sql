@@ -41,7 +41,7 @@ observations as (
     from {{ ref('stg_survey__responses') }}
 ),
 
-ranked_observations as (
+resolved_observations as (
     select identity_map.customer_id, observations.*, record_contacts.email, record_contacts.phone
     from observations
     join {{ ref('int_identity_map') }} as identity_map
@@ -62,7 +62,7 @@ attributes as (
         first({'city': city, 'province': province} order by source_rank, observed_at desc, record_id)
             filter (where city is not null or province is not null) as location,
         bool_or(source = 'webshop_customer') as has_account
-    from ranked_observations
+    from resolved_observations
     group by customer_id
 ),
 
@@ -76,7 +76,7 @@ account_types as (
         customer_type,
         count(*) as accounts,
         max(observed_at) as last_seen_at
-    from ranked_observations
+    from resolved_observations
     where source = 'webshop_customer' and customer_type is not null
     group by customer_id, customer_type
 ),

@@ -24,6 +24,12 @@ def build_serving_asset(deps: Sequence[dg.AssetKey] = MART_DEPS) -> dg.AssetsDef
                     "<data_dir>/serving/parquet/<table>.parquet, swapped in atomically after a successful run.",
     )
     def cdp_serving(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        # Publish only what a successful run built: a failed step anywhere earlier in the run (even one this asset
+        # does not depend on) keeps the last good copy in place.
+        failed = context.instance.all_logs(context.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
+        if failed:
+            raise dg.Failure(f"not publishing: step(s) {sorted({e.step_key for e in failed})} failed in this run; "
+                             "the last good serving copy stays in place")
         options = serving.ServingOptions.from_config(section("serving"))
         result = serving.publish(warehouse_path(), serving.serving_dir(), options)
         context.log.info(f"published {len(result.tables)} tables ({result.rows} rows) to {result.serving_file}")
