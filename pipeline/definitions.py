@@ -7,6 +7,7 @@ from pipeline.defs.clv.checks import CLV_CHECKS
 from pipeline.defs.clv.report import customer_base_report
 from pipeline.defs.dbt.assets import dbt_models, dbt_staging
 from pipeline.defs.dbt.resources import dbt_resource
+from pipeline.defs.identity.assets import identity_summary
 from pipeline.defs.ingest.assets import helpdesk_tickets, survey_responses, webshop
 from pipeline.defs.ingest.sensors import survey_files_sensor
 from pipeline.defs.jobs import nightly_job, nightly_schedule
@@ -15,7 +16,7 @@ from pipeline.defs.segments.assets import SEGMENT_ASSETS
 
 defs = dg.Definitions(
     assets=[webshop, helpdesk_tickets, survey_responses, dbt_staging, dbt_models, *SEGMENT_ASSETS, *CLV_ASSETS,
-            customer_base_report],
+            identity_summary, customer_base_report],
     asset_checks=[*CLV_CHECKS, *quality_checks],
     jobs=[nightly_job],
     schedules=[nightly_schedule],

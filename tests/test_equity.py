@@ -105,17 +105,6 @@ def test_customer_value_parts_and_equity_rollups():
         assert part["current_value"].sum() == pytest.approx(overall["current_value"])
 
 
-def test_equity_history_replaces_only_the_run_date():
-    def equity_on(value):
-        return pl.DataFrame({"as_of_date": [AS_OF], "dimension": ["overall"], "dimension_value": ["all"],
-                             "customers": [1], "current_value": [value], "future_value": [value],
-                             "lifetime_value": [value]})
-    first = equity.equity_history(None, equity_on(1.0), date(2026, 6, 1))
-    second = equity.equity_history(first, equity_on(2.0), date(2026, 6, 2))
-    rerun = equity.equity_history(second, equity_on(3.0), date(2026, 6, 2))
-    assert rerun.select("snapshot_date", "lifetime_value").rows() == [(date(2026, 6, 1), 1.0), (date(2026, 6, 2), 3.0)]
-
-
 def test_params_table_round_trips_and_reports_problems():
     bgnbd = clv.BGNBDParams(0.24, 4.41, 0.79, 2.43, "weeks", -9582.4, True, 30, 2357.0, False)
     gamma_gamma = clv.GammaGammaParams(6.25, 3.74, 15.44, -4000.0, True, 20, 946, False)

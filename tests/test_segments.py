@@ -300,30 +300,6 @@ def test_base_shape_shares_verdict_and_counts(profile, orders, rules):
 # ---------------------------------------------------------------- history and transitions
 
 
-def test_snapshot_history_replaces_the_run_date(profile, orders, rules):
-    segments = seg.assign_segments(profile, orders, rules, AS_OF)
-    first = seg.snapshot_history(None, segments, AS_OF)
-    again = seg.snapshot_history(first, segments, AS_OF)
-    assert again.height == segments.height == first.height
-    assert again.equals(first)
-
-    later = date(2025, 7, 31)
-    changed = segments.with_columns(primary_segment=pl.lit("lapsed"))
-    history = seg.snapshot_history(again, changed, later)
-    history = seg.snapshot_history(history, changed, later)
-    assert history.group_by("snapshot_date").len().sort("snapshot_date").rows() == [
-        (AS_OF, segments.height), (later, segments.height)]
-    assert set(history.filter(pl.col("snapshot_date") == AS_OF)["primary_segment"]) != {"lapsed"}
-
-
-def test_snapshot_history_keeps_columns_of_older_rules(profile, orders, rules):
-    segments = seg.assign_segments(profile, orders, rules, AS_OF)
-    old = seg.snapshot_history(None, segments.drop("advocate"), date(2025, 5, 31))
-    history = seg.snapshot_history(old, segments, AS_OF)
-    assert history.filter(pl.col("snapshot_date") == date(2025, 5, 31))["advocate"].null_count() == segments.height
-    assert history.filter(pl.col("snapshot_date") == AS_OF)["advocate"].sum() == segments["advocate"].sum()
-
-
 def test_segment_transitions_between_consecutive_dates():
     d1, d2, d3 = date(2025, 4, 30), date(2025, 5, 31), date(2025, 6, 30)
     history = pl.DataFrame(

@@ -422,13 +422,3 @@ def equity_by_dimension(values: pl.DataFrame) -> pl.DataFrame:
     ]
     order = pl.col("dimension").replace_strict({d: i for i, d in enumerate(EQUITY_DIMENSIONS)})
     return pl.concat(parts).sort(order, "dimension_value")
-
-
-def equity_history(existing: pl.DataFrame | None, equity: pl.DataFrame, run_date: date) -> pl.DataFrame:
-    """The history with `equity` as the snapshot of run_date, replacing any earlier rows of that date."""
-    snapshot = equity.select(pl.lit(run_date, dtype=pl.Date).alias("snapshot_date"), pl.exclude("snapshot_date"))
-    if existing is not None:
-        snapshot = pl.concat(
-            [existing.filter(pl.col("snapshot_date") != run_date), snapshot], how="diagonal_relaxed"
-        )
-    return snapshot.sort("snapshot_date", "dimension", "dimension_value")

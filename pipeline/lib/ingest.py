@@ -15,6 +15,8 @@ from pathlib import Path
 
 import duckdb
 
+from pipeline.lib.warehouse import ensure_table
+
 from pipeline.lib.erasure import drop_suppressed
 
 ORDER_STATUSES = ("pending", "paid", "shipped", "completed", "cancelled", "refunded")
@@ -266,9 +268,9 @@ def land(
     raw_table, q_table = f"raw.{spec.name}", f"quarantine.{spec.name}"
     con.execute("begin transaction")
     try:
-        _ensure_table(con, raw_table, "select * exclude (_reason, _payload), "
+        ensure_table(con, raw_table, "select * exclude (_reason, _payload), "
                                       "current_timestamp::timestamp as _loaded_at, ''::varchar as _source from _typed")
-        _ensure_table(con, q_table, "select _payload, _reason, _partition_date, "
+        ensure_table(con, q_table, "select _payload, _reason, _partition_date, "
                                     "current_timestamp::timestamp as _loaded_at, ''::varchar as _source from _typed")
         window_rows = f"(_partition_date >= '{start}' and _partition_date < '{end}')"
         con.execute(f"delete from {raw_table} where {window_rows}")
@@ -290,15 +292,6 @@ def land(
     result.reasons = dict(con.execute(
         "select _reason, count(*) from _typed where _reason <> '' group by 1 order by 1").fetchall())
     return result
-
-
-def _ensure_table(con: duckdb.DuckDBPyConnection, table: str, shape_sql: str) -> None:
-    """Create the table on first load; later add any new column the source started to deliver (schema evolution)."""
-    con.execute(f"create table if not exists {table} as {shape_sql} limit 0")
-    existing = set(_columns_of(con, table))
-    for name, dtype, *_ in con.execute(f"describe {shape_sql}").fetchall():
-        if name not in existing:
-            con.execute(f'alter table {table} add column "{name}" {dtype}')
 
 
 # ---------------------------------------------------------------------------------------------------------------------

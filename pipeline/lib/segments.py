@@ -259,18 +259,6 @@ def segment_summary(segments: pl.DataFrame, profile: pl.DataFrame) -> pl.DataFra
     )
 
 
-def snapshot_history(existing_history: pl.DataFrame | None, segments: pl.DataFrame, run_date: date) -> pl.DataFrame:
-    """The history with this run's segments as the snapshot of run_date (replacing any rows of that date).
-
-    Columns added by newer rules are kept; older snapshots hold null there.
-    """
-    snapshot = segments.select(pl.lit(run_date).alias("snapshot_date"), pl.exclude("snapshot_date"))
-    if existing_history is not None:
-        kept = existing_history.filter(pl.col("snapshot_date") != run_date)
-        snapshot = pl.concat([kept, snapshot], how="diagonal_relaxed")
-    return snapshot.sort(["snapshot_date", "customer_id"])
-
-
 def segment_transitions(history: pl.DataFrame) -> pl.DataFrame:
     """Customers moving from one primary segment to another between consecutive snapshot dates.
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 from typing import Iterator
 
@@ -76,3 +77,36 @@ def replace_table(con: duckdb.DuckDBPyConnection, qualified_name: str, frame: pl
     finally:
         con.unregister("_replace_frame")
     return frame.height
+
+
+def ensure_table(con: duckdb.DuckDBPyConnection, table: str, shape_sql: str) -> None:
+    """Create the table with the query's columns on first use; later add any column the query has gained."""
+    schema = table.split(".")[0] if "." in table else "main"
+    con.execute(f"create schema if not exists {schema}")
+    con.execute(f"create table if not exists {table} as {shape_sql} limit 0")
+    existing = {row[0] for row in con.execute(f"describe {table}").fetchall()}
+    for name, dtype, *_ in con.execute(f"describe {shape_sql}").fetchall():
+        if name not in existing:
+            con.execute(f'alter table {table} add column "{name}" {dtype}')
+
+
+def replace_snapshot(con: duckdb.DuckDBPyConnection, history_table: str, frame: pl.DataFrame, run_date: date) -> int:
+    """Store the frame as the `snapshot_date = run_date` rows of a history table, replacing that date only.
+
+    Idempotent per date; earlier snapshots are untouched (columns added later are null there). Works in SQL, so the
+    cost grows with one snapshot, not with the whole history. Returns the number of snapshot dates held.
+    """
+    snapshot = frame.select(pl.lit(run_date, dtype=pl.Date).alias("snapshot_date"), pl.exclude("snapshot_date"))
+    con.register("_snapshot_frame", snapshot.to_arrow())
+    try:
+        con.execute("begin transaction")
+        ensure_table(con, history_table, "select * from _snapshot_frame")
+        con.execute(f"delete from {history_table} where snapshot_date = ?", [run_date])
+        con.execute(f"insert into {history_table} by name select * from _snapshot_frame")
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    finally:
+        con.unregister("_snapshot_frame")
+    return con.execute(f"select count(distinct snapshot_date) from {history_table}").fetchone()[0]

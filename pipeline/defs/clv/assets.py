@@ -11,7 +11,7 @@ import polars as pl
 
 from pipeline.lib import equity
 from pipeline.lib.config import section
-from pipeline.lib.warehouse import connect, read_frame, replace_table, table_exists
+from pipeline.lib.warehouse import connect, read_frame, replace_snapshot, replace_table
 
 CLV_GROUP = "clv"
 ORDERS = dg.AssetKey(["marts", "fct_orders"])
@@ -176,18 +176,12 @@ def customer_equity() -> dg.MaterializeResult:
 def customer_equity_history() -> dg.MaterializeResult:
     with connect() as con:
         current = read_frame(con, "select * from marts.customer_equity")
-        existing = (
-            read_frame(con, "select * from marts.customer_equity_history")
-            if table_exists(con, "marts.customer_equity_history")
-            else None
-        )
         run_date = current["as_of_date"].max()
-        history = equity.equity_history(existing, current, run_date)
-        replace_table(con, "marts.customer_equity_history", history)
+        snapshots = replace_snapshot(con, "marts.customer_equity_history", current, run_date)
     return dg.MaterializeResult(metadata={
-        "rows": history.height,
+        "rows": current.height,
         "snapshot_date": str(run_date),
-        "snapshots": history["snapshot_date"].n_unique(),
+        "snapshots": snapshots,
     })
 
 

@@ -12,7 +12,7 @@ import dagster as dg
 import polars as pl
 
 from pipeline.lib import segments as seg
-from pipeline.lib.warehouse import connect, read_frame, replace_table, table_exists
+from pipeline.lib.warehouse import connect, read_frame, replace_snapshot, replace_table
 
 SEGMENTS_GROUP = "segments"
 PROFILE = dg.AssetKey(["marts", "customer_profile"])
@@ -117,18 +117,12 @@ def customer_segments() -> dg.MaterializeResult:
 def customer_segment_history() -> dg.MaterializeResult:
     with connect() as con:
         segments = read_frame(con, "select * from marts.customer_segments")
-        existing = (
-            read_frame(con, "select * from marts.customer_segment_history")
-            if table_exists(con, "marts.customer_segment_history")
-            else None
-        )
         run_date = _run_date(segments)
-        history = seg.snapshot_history(existing, segments, run_date)
-        replace_table(con, "marts.customer_segment_history", history)
+        snapshots = replace_snapshot(con, "marts.customer_segment_history", segments, run_date)
     return dg.MaterializeResult(metadata={
-        "rows": history.height,
+        "rows": segments.height,
         "snapshot_date": str(run_date),
-        "snapshots": history["snapshot_date"].n_unique(),
+        "snapshots": snapshots,
     })
 
 
