@@ -2,6 +2,8 @@
 SHELL := /bin/bash
 export PATH := $(HOME)/.local/bin:$(PATH)
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
+# Backfills over long ranges record one planned event per asset, not one per asset and day.
+export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= 1
 UV ?= uv
 RUN := $(UV) run --frozen
 SCALE ?= 10k
@@ -32,7 +34,7 @@ dev: dbt-parse
 	$(RUN) dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 bench: dbt-parse
-	$(RUN) python bench/run.py --scale $(SCALE)
+	$(RUN) python -m bench.run --scale $(SCALE)
 
 clean:
 	rm -rf data .dagster dbt_project/target dbt_project/logs

@@ -24,7 +24,8 @@ _TICKET_COLUMNS = ("{id: 'VARCHAR', requester: 'STRUCT(id VARCHAR, email VARCHAR
 _SURVEY_JSON_COLUMNS = "{response_id: 'VARCHAR', email: 'VARCHAR', score: 'VARCHAR'}"
 # The CSV header of the contract: declaring it skips DuckDB's per-file dialect sniffing (~15 ms a file).
 _SURVEY_CSV_COLUMNS = ("{response_id: 'VARCHAR', submitted_at: 'VARCHAR', survey: 'VARCHAR', score: 'VARCHAR', "
-                       "comment: 'VARCHAR', email: 'VARCHAR', phone: 'VARCHAR', order_ref: 'VARCHAR', consent: 'VARCHAR'}")
+                       "comment: 'VARCHAR', email: 'VARCHAR', phone: 'VARCHAR', order_ref: 'VARCHAR', "
+                       "consent: 'VARCHAR'}")
 
 
 def _quoted(path: Path) -> str:
@@ -39,7 +40,8 @@ def _survey_sources(survey_dir: Path) -> str:
     """The survey exports of every format present, unioned by name (a glob matching no file is an error in DuckDB)."""
     readers = {
         "csv": f"read_csv(GLOB, header = true, auto_detect = false, columns = {_SURVEY_CSV_COLUMNS})",
-        "jsonl": f"read_json(GLOB, format = 'newline_delimited', ignore_errors = true, columns = {_SURVEY_JSON_COLUMNS})",
+        "jsonl": f"read_json(GLOB, format = 'newline_delimited', ignore_errors = true, "
+                 f"columns = {_SURVEY_JSON_COLUMNS})",
         "parquet": "read_parquet(GLOB, union_by_name = true)",
     }
     parts = [

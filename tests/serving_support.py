@@ -10,6 +10,7 @@ import duckdb
 OUTPUT_SCHEMAS = ("raw", "quarantine", "staging", "intermediate", "marts")
 # Load-time stamps: they differ between any two runs by design and say nothing about the data.
 VOLATILE_COLUMNS = frozenset({"_loaded_at", "loaded_at", "computed_at", "published_at", "run_started_at"})
+VOLATILE_TABLE_COLUMNS = {"raw._extract_state": frozenset({"updated_at"})}  # when a high-water mark was saved
 
 
 def copy_run(run_dir: Path, target: Path) -> Path:
@@ -61,7 +62,8 @@ def table_digests(database: Path, schemas: tuple[str, ...] = OUTPUT_SCHEMAS) -> 
             columns = con.execute("select column_name, data_type from duckdb_columns() where schema_name = ? "
                                   "and table_name = ? order by column_index", [schema, table]).fetchall()
             parts = [f'round("{c}", 6)' if t in ("DOUBLE", "FLOAT") else f'"{c}"'
-                     for c, t in columns if c not in VOLATILE_COLUMNS]
+                     for c, t in columns
+                     if c not in VOLATILE_COLUMNS | VOLATILE_TABLE_COLUMNS.get(f"{schema}.{table}", frozenset())]
             rows, digest = con.execute(
                 f"select count(*), md5(coalesce(string_agg(r, chr(10) order by r), '')) from "
                 f"(select cast(row({', '.join(parts)}) as varchar) as r from \"{schema}\".\"{table}\")").fetchone()

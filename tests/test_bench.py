@@ -59,8 +59,9 @@ def _independent_aggregates(demo_dir: Path) -> pl.DataFrame:
 
     parts = [
         accounts.group_by("email_key").agg(accounts=pl.len()),
-        orders.group_by("email_key").agg(orders=pl.len(), revenue=pl.col("net_amount").sum(), units=pl.col("units").sum(),
-                                         item_value=pl.col("item_value").sum(), last_order_at=pl.col("ordered_at").max()),
+        orders.group_by("email_key").agg(orders=pl.len(), revenue=pl.col("net_amount").sum(),
+                                         units=pl.col("units").sum(), item_value=pl.col("item_value").sum(),
+                                         last_order_at=pl.col("ordered_at").max()),
         tickets.group_by(email_key=_email_key("email")).agg(tickets=pl.col("id").n_unique()),
         surveys.group_by(email_key=_email_key("email")).agg(
             surveys=pl.col("response_id").n_unique(), avg_score=pl.col("score").cast(pl.Float64, strict=False).mean()),
@@ -104,7 +105,8 @@ def test_lower_bound_reads_every_order_and_ticket(demo_dir):
         unkeyed = shop.execute("""
             select count(*) from orders o
             left join (select customer_id, email from customers c1
-                       where updated_at = (select max(updated_at) from customers c2 where c2.customer_id = c1.customer_id)
+                       where updated_at = (select max(updated_at) from customers c2
+                                           where c2.customer_id = c1.customer_id)
                        group by customer_id) c using (customer_id)
             where coalesce(nullif(lower(trim(c.email)), ''), nullif(lower(trim(o.guest_email)), '')) is null
         """).fetchone()[0]

@@ -108,7 +108,7 @@ def _people(data: Path) -> dict[str, str]:
 def _forget(data: Path, option: str, value: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "CDP_DATA_DIR": str(data)}
     env.pop("CDP_WAREHOUSE", None)
-    return subprocess.run([sys.executable, "-m", "pipeline.forget", f"--{option}", value], env=env, cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "pipeline.forget", f"--{option.replace('_', '-')}", value], env=env, cwd=REPO,
                           capture_output=True, text=True, timeout=600)
 
 
@@ -119,7 +119,7 @@ def test_forget_leaves_no_row_anywhere_and_reingestion_keeps_them_out(erasure_co
     persons = {}
     with duckdb.connect(str(warehouse), read_only=True) as con:
         for option, value in people.items():
-            persons[option] = erasure.find_person(con, **{option.replace("-", "_"): value})
+            persons[option] = erasure.find_person(con, **{option: value})
         # The records that carry the given email directly (per the demo truth) are all found.
         direct = con.execute(f"""
             select t.source, t.record_id from read_csv('{data / 'demo' / 'truth.csv'}') t

@@ -96,11 +96,15 @@ def _raw_edges(con: duckdb.DuckDBPyConnection, rules: IdentityRules) -> pl.DataF
     """source, record_id, id_type, value of every usable identifier on every raw record (record keys included)."""
     parts = []
     for table, (source, key, columns) in RAW_IDENTIFIERS.items():
-        if source is None or not table_exists(con, f"raw.{table}"):
+        if source is None:
             continue
-        parts += [f"select '{source}' as source, cast({key} as varchar) as record_id, '{id_type}' as id_type, "
-                  f"cast({column} as varchar) as raw_value from raw.{table} where {column} is not null"
-                  for column, id_type in columns.items()]
+        # Quarantined rows count too: their order lines landed in raw and must go with them.
+        relations = {f"raw.{table}": "{c}", f"quarantine.{table}": "json_extract_string(_payload, '$.{c}')"}
+        for relation, field in ((r, f) for r, f in relations.items() if table_exists(con, r)):
+            parts += [f"select '{source}' as source, cast({field.format(c=key)} as varchar) as record_id, "
+                      f"'{id_type}' as id_type, cast({field.format(c=column)} as varchar) as raw_value "
+                      f"from {relation} where {field.format(c=column)} is not null and {field.format(c=key)} is not null"
+                      for column, id_type in columns.items()]
     if not parts:
         return pl.DataFrame(schema={"source": pl.Utf8, "record_id": pl.Utf8, "id_type": pl.Utf8, "value": pl.Utf8})
     edges = con.execute(" union ".join(parts)).pl()
@@ -151,7 +155,18 @@ def find_person(con: duckdb.DuckDBPyConnection, *, email: str | None = None, pho
         edges.join(records, on=["source", "record_id"], how="semi").select("id_type", "value"),
         record_keys,
         pl.DataFrame({"id_type": "customer_id", "value": customer_ids}, schema={"id_type": pl.Utf8, "value": pl.Utf8}),
-    ]).unique().sort("id_type", "value")
+    ]).unique()
+    # Every record carrying one of these identifiers gets erased, so whatever hangs off its key goes too (an order's
+    # lines, a second account's orders): close over record keys (contact values are not widened further).
+    while True:
+        carrying = edges.join(identifiers, on=["id_type", "value"], how="semi").select("source", "record_id").unique()
+        grown = pl.concat([identifiers, carrying.select(
+            id_type=pl.col("source").replace_strict(RECORD_KEY_TYPE, return_dtype=pl.Utf8), value="record_id")]).unique()
+        if grown.height == identifiers.height:
+            break
+        identifiers = grown
+    records = pl.concat([records, carrying]).unique()
+    identifiers = identifiers.sort("id_type", "value")
     return Person(customer_ids=sorted(customer_ids.to_list()), identifiers=identifiers, records=records.sort("source", "record_id"))
 
 

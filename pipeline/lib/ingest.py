@@ -8,6 +8,7 @@ reason and the original payload as JSON). Re-running a window therefore replaces
 
 from __future__ import annotations
 
+import csv
 import re
 from dataclasses import dataclass, field
 from datetime import date
@@ -364,19 +365,35 @@ def stage_tickets_jsonl(con: duckdb.DuckDBPyConnection, paths: list[str]) -> str
 SURVEY_FIELDS = ("response_id", "submitted_at", "survey", "score", "comment", "email", "phone", "order_ref", "consent")
 
 
+def _csv_files_by_header(paths: list[str]) -> dict[tuple[str, ...] | None, list[str]]:
+    """Local CSV files grouped by their header row; remote files (header unknown without a download) under None."""
+    groups: dict[tuple[str, ...] | None, list[str]] = {}
+    for path in paths:
+        header = None
+        if Path(path).is_file():
+            with open(path, encoding="utf-8", errors="replace", newline="") as fh:
+                header = tuple(next(csv.reader(fh), [])) or None
+        groups.setdefault(header, []).append(path)
+    return groups
+
+
 def stage_survey_files(con: duckdb.DuckDBPyConnection, paths: list[str]) -> str:
     """CSV, JSONL and Parquet exports unioned by column name, every value as delivered text."""
     parts = []
-    csv = [p for p in paths if p.endswith(".csv")]
+    csv_files = [p for p in paths if p.endswith(".csv")]
     jsonl = [p for p in paths if p.endswith((".jsonl", ".json", ".ndjson"))]
     parquet = [p for p in paths if p.endswith(".parquet")]
-    if csv:
+    for n, (header, group) in enumerate(_csv_files_by_header(csv_files).items()):
+        # Files sharing a header are read with declared columns (no sniffing of every file); others by name.
+        layout = ("union_by_name = true" if header is None else
+                  "auto_detect = false, delim = ',', quote = '\"', escape = '\"', columns = {"
+                  + ", ".join(f"'{c}': 'VARCHAR'" for c in header) + "}")
         con.execute(f"""
-            create or replace temp table _survey_csv as
+            create or replace temp table _survey_csv_{n} as
             select *, true as _json_ok, {file_date_sql()} as _partition_date
-            from read_csv({sql_list(csv)}, all_varchar = true, union_by_name = true, filename = true, header = true)
+            from read_csv({sql_list(group)}, all_varchar = true, {layout}, filename = true, header = true)
         """)
-        parts.append("select * exclude (filename) from _survey_csv")
+        parts.append(f"select * exclude (filename) from _survey_csv_{n}")
     if jsonl:
         stage_jsonl_lines(con, jsonl, "_survey_lines")
         cols = ", ".join(f"case when _json_ok then _line->>'$.{f}' end as {f}" for f in SURVEY_FIELDS)

@@ -197,7 +197,7 @@ def publish(warehouse: Path | None = None, out_dir: Path | None = None, options:
                 con.execute(f"create schema if not exists serving_out.{_quote(schema)}")
                 select = published_select(schema, table, _columns(con, schema, table), options, consent_source)
                 target = f"serving_out.{_quote(schema)}.{_quote(table)}"
-                con.execute(f"create table {target} as {select}", params)
+                con.execute(f"create table {target} as {select}", params if "$salt" in select else {})
                 result.tables[f"{schema}.{table}"] = con.execute(f"select count(*) from {target}").fetchone()[0]
                 parquet_name = table if schema == "marts" else f"{schema}.{table}"
                 con.execute(f"copy {target} to '{tmp_version_dir / (parquet_name + '.parquet')}' "

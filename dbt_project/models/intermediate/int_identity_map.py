@@ -35,7 +35,7 @@ def previous_mapping(session, this, run_date):
 
 
 def model(dbt, session):
-    dbt.config(materialized="table", identity_full_rebuild=False)
+    dbt.config(materialized="table")  # identity_full_rebuild comes from the YAML config (a dbt var)
     for root in (Path.cwd(), Path.cwd().parent):  # dbt runs from the repo root or from dbt_project/
         if (root / "pipeline" / "lib").is_dir() and str(root) not in sys.path:
             sys.path.insert(0, str(root))

@@ -26,7 +26,7 @@ def build_serving_asset(deps: Sequence[dg.AssetKey] = MART_DEPS) -> dg.AssetsDef
     def cdp_serving(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         # Publish only what a successful run built: a failed step anywhere earlier in the run (even one this asset
         # does not depend on) keeps the last good copy in place.
-        failed = context.instance.all_logs(context.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
+        failed = context.instance.all_logs(context.run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
         if failed:
             raise dg.Failure(f"not publishing: step(s) {sorted({e.step_key for e in failed})} failed in this run; "
                              "the last good serving copy stays in place")
