@@ -7,6 +7,7 @@ export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= 1
 UV ?= uv
 RUN := $(UV) run --frozen
 SCALE ?= 10k
+DEV_PORT ?= 3000
 
 .PHONY: run test setup demo-data dbt-parse dev bench forget clean
 
@@ -31,10 +32,14 @@ test: dbt-parse
 
 # The Dagster UI on http://127.0.0.1:3000 (bound to loopback only).
 dev: dbt-parse
-	$(RUN) dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	$(RUN) dagster dev -w workspace.yaml -h 127.0.0.1 -p $(DEV_PORT)
 
 bench: dbt-parse
 	$(RUN) python -m bench.run --scale $(SCALE)
+
+# Right to erasure (UU PDP / GDPR): make forget EMAIL=… | PHONE=… | CUSTOMER_ID=…
+forget: setup
+	$(RUN) python -m pipeline.forget $(if $(EMAIL),--email '$(EMAIL)')$(if $(PHONE),--phone '$(PHONE)')$(if $(CUSTOMER_ID),--customer-id '$(CUSTOMER_ID)')
 
 clean:
 	rm -rf data .dagster dbt_project/target dbt_project/logs

@@ -48,7 +48,7 @@ def print_summary() -> None:
         print(f"warehouse: {warehouse_path()}")
         for schema, table, _ in rows:
             count = con.execute(f'select count(*) from "{schema}"."{table}"').fetchone()[0]
-            print(f"  {schema}.{table:<32} {count:>10,} rows")
+            print(f"  {schema + '.' + table:<45} {count:>10,} rows")
 
 
 def main(argv: list[str] | None = None) -> int:

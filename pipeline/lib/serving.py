@@ -113,7 +113,9 @@ def published_select(schema: str, table: str, columns: list[tuple[str, str]], op
     exprs = []
     for name, dtype in columns:
         col = f"t.{_quote(name)}"
-        if options.pseudonymise and is_identifier_column(name, dtype):
+        # An identity report's (id_type, value) pairs hold emails and phones in `value`.
+        identifier = is_identifier_column(name, dtype) or (name == "value" and "id_type" in names and dtype in STRING_TYPES)
+        if options.pseudonymise and identifier:
             hashed = f"sha256($salt || {col})" if dtype == "VARCHAR" else f"list_transform({col}, v -> sha256($salt || v))"
             exprs.append(f"{hashed} as {_quote(name)}")
         else:
