@@ -16,7 +16,7 @@ import sys
 from pipeline.lib import erasure, serving
 from pipeline.lib.config import section, warehouse_path
 from pipeline.lib.identity import IdentityRules
-from pipeline.lib.warehouse import connect
+from pipeline.lib.warehouse import connect, transaction
 
 
 def forget(*, email: str | None = None, phone: str | None = None, customer_id: str | None = None,
@@ -30,14 +30,9 @@ def forget(*, email: str | None = None, phone: str | None = None, customer_id: s
         result = erasure.ErasureResult(person=person)
         if dry_run:
             return result
-        con.execute("begin transaction")
-        try:
+        with transaction(con):
             result.deleted = erasure.erase_person(con, person, rules)
             result.suppressed_entries = erasure.record_suppression(con, person)
-            con.execute("commit")
-        except Exception:
-            con.execute("rollback")
-            raise
         # Fold the deletions into the file now rather than leaving them in the write-ahead log.
         con.execute("force checkpoint")
     serving.publish(warehouse_path(), serving.serving_dir(), options, keep_previous_parquet=False)

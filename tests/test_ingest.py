@@ -1,8 +1,6 @@
 """Ingestion assets against real files and a real DuckDB warehouse: partition windows, re-runs, quarantine, schema drift."""
 
-import shutil
 import sqlite3
-from datetime import date
 
 import dagster as dg
 import duckdb
@@ -10,7 +8,6 @@ import pytest
 
 from pipeline.defs.ingest.assets import helpdesk_tickets, survey_responses, webshop
 from pipeline.lib.demo_data import DemoConfig, generate
-from pipeline.lib.ingest import SourceSchemaError
 
 DAY = "2026-11-20"
 

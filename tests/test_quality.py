@@ -3,7 +3,6 @@ and the Dagster asset checks built on them."""
 
 from __future__ import annotations
 
-import json
 from datetime import date, timedelta
 
 import duckdb
@@ -166,7 +165,7 @@ def test_missing_table_is_one_critical_failure(con):
 def test_profile_formats_and_uniqueness(con):
     columns = [e for e in load_suite_json("marts_customer_profile")["expectations"]
                if e["type"] == "expect_table_columns_to_match_set"][0]["kwargs"]["column_set"]
-    con.execute(f"""
+    con.execute("""
         create table marts.customer_profile as
         select 'C' || lpad(cast(i as varchar), 10, '0') as customer_id, 'Budi Santoso' as full_name,
                'budi' || i || '@gmail.com' as email, '+62812' || lpad(cast(i as varchar), 7, '0') as phone,

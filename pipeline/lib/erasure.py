@@ -100,10 +100,10 @@ def _raw_edges(con: duckdb.DuckDBPyConnection, rules: IdentityRules) -> pl.DataF
             continue
         # Quarantined rows count too: their order lines landed in raw and must go with them.
         relations = {f"raw.{table}": "{c}", f"quarantine.{table}": "json_extract_string(_payload, '$.{c}')"}
-        for relation, field in ((r, f) for r, f in relations.items() if table_exists(con, r)):
-            parts += [f"select '{source}' as source, cast({field.format(c=key)} as varchar) as record_id, "
-                      f"'{id_type}' as id_type, cast({field.format(c=column)} as varchar) as raw_value "
-                      f"from {relation} where {field.format(c=column)} is not null and {field.format(c=key)} is not null"
+        for relation, expr in ((r, f) for r, f in relations.items() if table_exists(con, r)):
+            parts += [f"select '{source}' as source, cast({expr.format(c=key)} as varchar) as record_id, "
+                      f"'{id_type}' as id_type, cast({expr.format(c=column)} as varchar) as raw_value "
+                      f"from {relation} where {expr.format(c=column)} is not null and {expr.format(c=key)} is not null"
                       for column, id_type in columns.items()]
     if not parts:
         return pl.DataFrame(schema={"source": pl.Utf8, "record_id": pl.Utf8, "id_type": pl.Utf8, "value": pl.Utf8})

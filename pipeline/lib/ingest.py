@@ -16,7 +16,7 @@ from pathlib import Path
 
 import duckdb
 
-from pipeline.lib.warehouse import ensure_table
+from pipeline.lib.warehouse import ensure_table, transaction
 
 from pipeline.lib.erasure import drop_suppressed
 
@@ -258,7 +258,7 @@ def land(
     # they are counted as `suppressed`, not dropped silently.
     suppressed = drop_suppressed(con, spec.name, "_typed_all")
     before = con.execute("select count(*) from _typed_all").fetchone()[0]
-    con.execute(f"""
+    con.execute("""
         create or replace temp table _typed as
         select * from _typed_all
         qualify row_number() over (partition by _payload) = 1
@@ -267,8 +267,7 @@ def land(
     result.duplicates_dropped = before - con.execute("select count(*) from _typed").fetchone()[0]
 
     raw_table, q_table = f"raw.{spec.name}", f"quarantine.{spec.name}"
-    con.execute("begin transaction")
-    try:
+    with transaction(con):
         ensure_table(con, raw_table, "select * exclude (_reason, _payload), "
                                       "current_timestamp::timestamp as _loaded_at, ''::varchar as _source from _typed")
         ensure_table(con, q_table, "select _payload, _reason, _partition_date, "
@@ -286,10 +285,6 @@ def land(
             select _payload, _reason, _partition_date, current_timestamp::timestamp as _loaded_at, ? as _source
             from _typed where _reason <> ''
         """, [source_label]).fetchone()[0]
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
     result.reasons = dict(con.execute(
         "select _reason, count(*) from _typed where _reason <> '' group by 1 order by 1").fetchall())
     return result

@@ -62,18 +62,26 @@ def table_exists(con: duckdb.DuckDBPyConnection, qualified_name: str) -> bool:
     )
 
 
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """All statements inside commit together or not at all (a failure rolls back and re-raises)."""
+    con.execute("begin transaction")
+    try:
+        yield con
+    except BaseException:
+        con.execute("rollback")
+        raise
+    con.execute("commit")
+
+
 def replace_table(con: duckdb.DuckDBPyConnection, qualified_name: str, frame: pl.DataFrame) -> int:
     """Replace a table with the frame's rows in one transaction (readers see the old or the new table, never half)."""
     schema = qualified_name.split(".")[0] if "." in qualified_name else "main"
     con.execute(f"create schema if not exists {schema}")
     con.register("_replace_frame", frame.to_arrow())
     try:
-        con.execute("begin transaction")
-        con.execute(f"create or replace table {qualified_name} as select * from _replace_frame")
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
+        with transaction(con):
+            con.execute(f"create or replace table {qualified_name} as select * from _replace_frame")
     finally:
         con.unregister("_replace_frame")
     return frame.height
@@ -99,14 +107,10 @@ def replace_snapshot(con: duckdb.DuckDBPyConnection, history_table: str, frame: 
     snapshot = frame.select(pl.lit(run_date, dtype=pl.Date).alias("snapshot_date"), pl.exclude("snapshot_date"))
     con.register("_snapshot_frame", snapshot.to_arrow())
     try:
-        con.execute("begin transaction")
-        ensure_table(con, history_table, "select * from _snapshot_frame")
-        con.execute(f"delete from {history_table} where snapshot_date = ?", [run_date])
-        con.execute(f"insert into {history_table} by name select * from _snapshot_frame")
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
+        with transaction(con):
+            ensure_table(con, history_table, "select * from _snapshot_frame")
+            con.execute(f"delete from {history_table} where snapshot_date = ?", [run_date])
+            con.execute(f"insert into {history_table} by name select * from _snapshot_frame")
     finally:
         con.unregister("_snapshot_frame")
     return con.execute(f"select count(distinct snapshot_date) from {history_table}").fetchone()[0]
