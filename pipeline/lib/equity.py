@@ -137,7 +137,8 @@ FIELD_TYPES = {"float": float, "int": int, "bool": bool}
 
 def params_table(fit: ClvFit, fitted_at: datetime, as_of: date) -> pl.DataFrame:
     """The fit as rows (model, param, value, converged, fitted_at, as_of_date, error) for marts.clv_model_params;
-    `period` is stored as days per period, booleans as 0/1."""
+    `period` is stored as days per period, booleans as 0/1. The fit time is run metadata, not stored here, so the
+    table is the same for the same data."""
     rows = []
     for model, params in (("bgnbd", fit.bgnbd), ("gamma_gamma", fit.gamma_gamma)):
         for field in fields(params):
@@ -146,7 +147,6 @@ def params_table(fit: ClvFit, fitted_at: datetime, as_of: date) -> pl.DataFrame:
             value = getattr(params, field.name)
             value = clv.DAYS_PER_PERIOD[value] if field.name == "period" else float(value)
             rows.append((model, field.name, value, params.converged))
-        rows.append((model, "fit_seconds", fit.fit_seconds, params.converged))
     return pl.DataFrame(
         rows, schema={"model": pl.String, "param": pl.String, "value": pl.Float64, "converged": pl.Boolean},
         orient="row",
@@ -176,8 +176,7 @@ def fit_from_params_table(table: pl.DataFrame) -> ClvFit:
                 kwargs[field.name] = FIELD_TYPES[field.type](values[field.name])
         models[model] = cls(**kwargs)
     error = table.filter(pl.col("model") == "gamma_gamma")["error"].drop_nulls()
-    fit_seconds = float(table.filter(pl.col("param") == "fit_seconds")["value"].max())
-    return ClvFit(models["bgnbd"], models["gamma_gamma"], error[0] if len(error) else None, fit_seconds)
+    return ClvFit(models["bgnbd"], models["gamma_gamma"], error[0] if len(error) else None, fit_seconds=0.0)
 
 
 # ---------------------------------------------------------------------------------------------------- scoring
