@@ -11,7 +11,8 @@ import polars as pl
 
 from pipeline.lib import equity
 from pipeline.lib.config import section
-from pipeline.lib.warehouse import connect, read_frame, replace_snapshot, replace_table
+from pipeline.lib.snapshots import snapshot_history_asset
+from pipeline.lib.warehouse import connect, read_frame, replace_table
 
 CLV_GROUP = "clv"
 ORDERS = dg.AssetKey(["marts", "fct_orders"])
@@ -166,23 +167,7 @@ def customer_equity() -> dg.MaterializeResult:
     })
 
 
-@dg.asset(
-    key=_key("customer_equity_history"),
-    group_name=CLV_GROUP,
-    deps=[_key("customer_equity")],
-    pool="warehouse",
-    description="Dated snapshots of marts.customer_equity, one per run date (a re-run replaces its date).",
-)
-def customer_equity_history() -> dg.MaterializeResult:
-    with connect() as con:
-        current = read_frame(con, "select * from marts.customer_equity")
-        run_date = current["as_of_date"].max()
-        snapshots = replace_snapshot(con, "marts.customer_equity_history", current, run_date)
-    return dg.MaterializeResult(metadata={
-        "rows": current.height,
-        "snapshot_date": str(run_date),
-        "snapshots": snapshots,
-    })
+customer_equity_history = snapshot_history_asset("customer_equity", "customer_equity_history", CLV_GROUP)
 
 
 CLV_ASSETS = [customer_clv, clv_backtest, customer_equity, customer_equity_history]

@@ -12,7 +12,8 @@ import dagster as dg
 import polars as pl
 
 from pipeline.lib import segments as seg
-from pipeline.lib.warehouse import connect, read_frame, replace_snapshot, replace_table
+from pipeline.lib.snapshots import snapshot_history_asset
+from pipeline.lib.warehouse import connect, read_frame, replace_table
 
 SEGMENTS_GROUP = "segments"
 PROFILE = dg.AssetKey(["marts", "customer_profile"])
@@ -107,23 +108,7 @@ def customer_segments() -> dg.MaterializeResult:
     })
 
 
-@dg.asset(
-    key=_key("customer_segment_history"),
-    group_name=SEGMENTS_GROUP,
-    deps=[_key("customer_segments")],
-    pool="warehouse",
-    description="Dated snapshots of marts.customer_segments, one per run date (a re-run replaces its date).",
-)
-def customer_segment_history() -> dg.MaterializeResult:
-    with connect() as con:
-        segments = read_frame(con, "select * from marts.customer_segments")
-        run_date = _run_date(segments)
-        snapshots = replace_snapshot(con, "marts.customer_segment_history", segments, run_date)
-    return dg.MaterializeResult(metadata={
-        "rows": segments.height,
-        "snapshot_date": str(run_date),
-        "snapshots": snapshots,
-    })
+customer_segment_history = snapshot_history_asset("customer_segments", "customer_segment_history", SEGMENTS_GROUP)
 
 
 @dg.asset(
