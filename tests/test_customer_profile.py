@@ -5,7 +5,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from pipeline.lib.demo_data import DEFAULT_END
-from pipeline.lib.identity import normalise_phones
+from pipeline.lib.phones import normalise_phones
 from pipeline.lib.warehouse import connect, read_frame
 
 PURCHASE_STATUSES = ["paid", "shipped", "completed"]

@@ -13,9 +13,10 @@ from pipeline.lib.identity import (
     mint_customer_ids,
     normalise_emails,
     normalise_identifiers,
-    normalise_phones,
     resolve_identities,
 )
+
+from pipeline.lib.phones import normalise_phones
 
 RULES = IdentityRules()
 

@@ -16,7 +16,7 @@ import pytest
 from pipeline.cli import RANGE_END_TAG, RANGE_START_TAG
 from pipeline.lib import erasure, serving
 from pipeline.lib.erasure import PAYLOAD_EMAIL
-from pipeline.lib.identity import normalise_phones
+from pipeline.lib.phones import normalise_phones
 from tests.serving_support import copy_run, ensure_marts, table_digests
 
 REPO = Path(__file__).resolve().parents[1]

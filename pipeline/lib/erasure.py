@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 import duckdb
 import polars as pl
 
-from pipeline.lib.identity import IDENTIFIER_TYPES, IdentityRules, normalise_emails, normalise_identifiers, normalise_phones
+from pipeline.lib.identity import IDENTIFIER_TYPES, IdentityRules, normalise_emails, normalise_identifiers
+from pipeline.lib.phones import known_phones, normalise_phones
 from pipeline.lib.warehouse import table_exists
 
 SUPPRESSION_TABLE = "privacy.suppression_list"
@@ -81,13 +82,15 @@ class ErasureResult:
         return sum(self.deleted.values())
 
 
-def normalise_values(frame: pl.DataFrame, rules: IdentityRules) -> pl.DataFrame:
-    """Add `value` (normalised) and `status` to id_type, raw_value rows: identity's rules, ids of other types trimmed."""
+def normalise_values(frame: pl.DataFrame, rules: IdentityRules, parsed_phones: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Add `value` (normalised) and `status` to id_type, raw_value rows: identity's rules, ids of other types trimmed.
+
+    `parsed_phones`: earlier phone parses to reuse (pipeline.lib.phones)."""
     identity = frame.filter(pl.col("id_type").is_in(IDENTIFIER_TYPES))
     others = frame.filter(~pl.col("id_type").is_in(IDENTIFIER_TYPES)).with_columns(
         value=pl.col("raw_value").str.strip_chars()).with_columns(
         status=pl.when(pl.col("value").fill_null("") == "").then(pl.lit("invalid")).otherwise(pl.lit("ok")))
-    normalised = normalise_identifiers(identity, rules) if identity.height else identity.with_columns(
+    normalised = normalise_identifiers(identity, rules, parsed_phones) if identity.height else identity.with_columns(
         value=pl.lit(None, pl.Utf8), status=pl.lit(None, pl.Utf8))
     return pl.concat([normalised, others.select(normalised.columns)])
 
@@ -108,7 +111,8 @@ def _raw_edges(con: duckdb.DuckDBPyConnection, rules: IdentityRules) -> pl.DataF
     if not parts:
         return pl.DataFrame(schema={"source": pl.Utf8, "record_id": pl.Utf8, "id_type": pl.Utf8, "value": pl.Utf8})
     edges = con.execute(" union ".join(parts)).pl()
-    return normalise_values(edges, rules).filter(pl.col("status") == "ok").select(
+    parsed_phones = known_phones(con, "intermediate", "int_phone_numbers", rules.default_region)
+    return normalise_values(edges, rules, parsed_phones).filter(pl.col("status") == "ok").select(
         "source", "record_id", "id_type", "value").unique()
 
 

@@ -10,7 +10,7 @@ Over-merge guards, all configurable (`identity:` in pipeline/config/cdp.yaml) an
                           *stronger* identifier types only) is shared, e.g. a household phone, and links nothing;
   oversized_cluster       a cluster still bigger than the cap loses its weakest identifier type's links, type by
                           type, until it fits (the strongest type, the webshop account, is never dropped).
-Everything here is set-wise (polars/numpy/scipy); phonenumbers runs once per distinct raw value.
+Everything here is set-wise (polars/numpy/scipy); phones are parsed once per distinct value (pipeline.lib.phones).
 """
 
 from __future__ import annotations
@@ -21,10 +21,11 @@ from typing import Any, Mapping
 
 import duckdb
 import numpy as np
-import phonenumbers
 import polars as pl
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
+
+from pipeline.lib.phones import normalise_phones
 
 # Strongest first: a system-issued key outranks an address a person types in, a phone (shareable) ranks last.
 IDENTIFIER_TYPES = ("webshop_customer_id", "order_id", "helpdesk_requester_id", "email", "phone")
@@ -46,6 +47,7 @@ class IdentityRules:
     max_persons_per_identifier: Mapping[str, int] = field(default_factory=lambda: {"email": 2, "phone": 1})
     person_key_types: tuple[str, ...] = ("webshop_customer_id", "email")
     max_cluster_records: int = 2000
+    phone_parse_workers: int = 0  # processes parsing phones (0 = one per core)
     strength: tuple[str, ...] = IDENTIFIER_TYPES
 
     @classmethod
@@ -77,40 +79,16 @@ def normalise_emails(values: pl.Series) -> pl.Series:
     return pl.select(pl.when(cleaned.str.contains(EMAIL_SHAPE)).then(cleaned).otherwise(None)).to_series().rename(values.name)
 
 
-def _phone_to_e164(value: str, region: str) -> str | None:
-    try:
-        number = phonenumbers.parse(value, region)
-    except phonenumbers.NumberParseException:
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164) if phonenumbers.is_valid_number(number) else None
-
-
-def normalise_phones(values: pl.Series, region: str = "ID") -> pl.Series:
-    """E.164 numbers (national numbers read in `region`); null where not a valid number.
-
-    phonenumbers is per-value Python, so it runs once per distinct value and the result is joined back. Spaces,
-    dashes, dots and brackets (which phonenumbers ignores anyway) are dropped first so that '0812-3456-7890' and
-    '0812 3456 7890' are one distinct value.
-    """
-    compact = values.cast(pl.Utf8).str.replace_all(r"[\s\-().]", "")
-    distinct = compact.drop_nulls().unique()
-    lookup = pl.DataFrame({"raw": distinct, "e164": pl.Series([_phone_to_e164(v, region) for v in distinct], dtype=pl.Utf8)})
-    return (
-        pl.DataFrame({"raw": compact})
-        .join(lookup, on="raw", how="left", maintain_order="left")
-        .get_column("e164")
-        .rename(values.name)
-    )
-
-
 def _digits(expr: pl.Expr) -> pl.Expr:
     return expr.str.replace_all(r"\D", "")
 
 
-def normalise_identifiers(raw: pl.DataFrame, rules: IdentityRules = IdentityRules()) -> pl.DataFrame:
+def normalise_identifiers(raw: pl.DataFrame, rules: IdentityRules = IdentityRules(),
+                          known_phones: pl.DataFrame | None = None) -> pl.DataFrame:
     """Normalise `source, record_id, id_type, raw_value` rows; adds `value` and `status` (ok|invalid|blocklisted).
 
-    Rows without a raw value are dropped. `value` is null unless the status is ok.
+    Rows without a raw value are dropped. `value` is null unless the status is ok. `known_phones` (raw_phone,
+    phone_e164; see pipeline.lib.phones) are earlier parses to reuse.
     """
     rows = raw.filter(pl.col("raw_value").is_not_null()).with_columns(pl.col("raw_value").cast(pl.Utf8))
     unknown = set(rows.get_column("id_type").unique().to_list()) - set(IDENTIFIER_TYPES)
@@ -127,7 +105,8 @@ def normalise_identifiers(raw: pl.DataFrame, rules: IdentityRules = IdentityRule
     emails = emails.with_columns(normalised=normalise_emails(emails.get_column("raw_value"))).with_columns(
         blocked=pl.col("normalised").is_in(blocked_emails.implode())
     )
-    phones = phones.with_columns(normalised=normalise_phones(phones.get_column("raw_value"), rules.default_region)).with_columns(
+    phones = phones.with_columns(normalised=normalise_phones(phones.get_column("raw_value"), rules.default_region, known_phones,
+                                                                    rules.phone_parse_workers)).with_columns(
         # Junk like 0000000000 is not even a valid number: matching on digits reports it as blocklisted, not invalid.
         blocked=pl.col("normalised").is_in(blocked_phones.implode())
         | _digits(pl.col("raw_value")).is_in(blocked_phone_digits.implode())

@@ -41,5 +41,6 @@ def model(dbt, session):
                                 raw_value=pl.col(column).cast(pl.Utf8))
                   for id_type, column in columns.items()]
     raw = pl.concat(parts)
-    return normalise_identifiers(raw, IdentityRules.from_config(section("identity"))).sort(
+    known_phones = dbt.ref("int_phone_numbers").pl()
+    return normalise_identifiers(raw, IdentityRules.from_config(section("identity")), known_phones).sort(
         "source", "record_id", "id_type").to_arrow()

@@ -1,0 +1,37 @@
+"""Every distinct phone spelling in the staged sources, parsed to E.164 once and kept (see pipeline/lib/phones.py).
+
+The previous version of this table is read before dbt replaces it: spellings parsed before, in the same region with
+the same parser version, are reused, so a nightly run parses only new spellings. Only spellings still present in
+staging are kept, so an erased phone leaves this table with the next run.
+"""
+
+import sys
+from pathlib import Path
+
+import polars as pl
+
+# (staging model, phone column): every phone the identity extracts (int_identifiers) read
+PHONE_COLUMNS = [("stg_webshop__customers", "phone"), ("stg_webshop__orders", "guest_phone"),
+                 ("stg_helpdesk__tickets", "requester_phone"), ("stg_survey__responses", "phone")]
+
+
+def model(dbt, session):
+    dbt.config(materialized="table")
+    for root in (Path.cwd(), Path.cwd().parent):  # dbt runs from the repo root or from dbt_project/
+        if (root / "pipeline" / "lib").is_dir() and str(root) not in sys.path:
+            sys.path.insert(0, str(root))
+    from pipeline.lib.config import section
+    from pipeline.lib.identity import IdentityRules
+    from pipeline.lib.phones import PARSER, compact, known_phones, normalise_phones
+
+    rules = IdentityRules.from_config(section("identity"))
+    # dbt only sees refs written as literals
+    models = {"stg_webshop__customers": dbt.ref("stg_webshop__customers"), "stg_webshop__orders": dbt.ref("stg_webshop__orders"),
+              "stg_helpdesk__tickets": dbt.ref("stg_helpdesk__tickets"), "stg_survey__responses": dbt.ref("stg_survey__responses")}
+    spellings = pl.concat([models[name].project(f"cast({column} as varchar) as raw").distinct().pl().get_column("raw")
+                           for name, column in PHONE_COLUMNS])
+    keys = compact(spellings).drop_nulls().unique().sort()
+    known = known_phones(session, dbt.this.schema, dbt.this.identifier, rules.default_region)
+    e164 = normalise_phones(keys, rules.default_region, known, rules.phone_parse_workers)
+    return pl.DataFrame({"raw_phone": keys, "phone_e164": e164}).with_columns(
+        region=pl.lit(rules.default_region), parser=pl.lit(PARSER)).to_arrow()
