@@ -5,7 +5,7 @@ import dagster as dg
 from pipeline.defs.clv.assets import CLV_ASSETS
 from pipeline.defs.clv.checks import CLV_CHECKS
 from pipeline.defs.clv.report import customer_base_report
-from pipeline.defs.dbt.assets import dbt_models, dbt_staging
+from pipeline.defs.dbt.assets import dbt_models
 from pipeline.defs.dbt.resources import dbt_resource
 from pipeline.defs.identity.assets import identity_summary
 from pipeline.defs.ingest.assets import helpdesk_tickets, survey_responses, webshop
@@ -22,7 +22,7 @@ cdp_serving = build_serving_asset(
 )
 
 defs = dg.Definitions(
-    assets=[webshop, helpdesk_tickets, survey_responses, dbt_staging, *MART_PRODUCERS, customer_base_report, cdp_serving],
+    assets=[webshop, helpdesk_tickets, survey_responses, *MART_PRODUCERS, customer_base_report, cdp_serving],
     asset_checks=[*CLV_CHECKS, *quality_checks],
     jobs=[nightly_job],
     schedules=[nightly_schedule],

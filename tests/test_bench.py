@@ -112,3 +112,35 @@ def test_lower_bound_reads_every_order_and_ticket(demo_dir):
         """).fetchone()[0]
     assert orders_counted == all_orders - unkeyed
     assert tickets_counted > 0
+
+
+def _result(scale: str, stamp: str, full: float, nightly: float, bound: float, rss_mib: float = 2048) -> dict:
+    run = {"seconds": full, "peak_rss_mib": rss_mib}
+    return {"scale": scale, "timestamp": stamp, "sources": {"orders": 10}, "full_build": run,
+            "nightly": {"seconds": nightly, "peak_rss_mib": rss_mib}, "lower_bound": {"seconds": bound}}
+
+
+def test_summary_takes_the_newest_complete_result_per_scale_and_judges_the_targets(tmp_path):
+    import json
+
+    from bench.summary import latest_results, summary_rows, target_rows
+
+    files = {
+        "100k-20261101T000000": _result("100k", "20261101T000000", 900, 200, 10),
+        "100k-20261102T000000": _result("100k", "20261102T000000", 800, 50, 10),
+        "1M-20261102T000000": _result("1M", "20261102T000000", 280, 75, 20, rss_mib=9000),
+        "1M-20261103T000000": {"scale": "1M", "timestamp": "20261103T000000"},  # interrupted: no nightly
+    }
+    for stem, record in files.items():
+        (tmp_path / f"{stem}.json").write_text(json.dumps(record))
+    results = latest_results(tmp_path)
+    assert list(results) == ["100k", "1M"]
+    assert results["100k"]["file"] == "100k-20261102T000000.json"
+    assert results["1M"]["file"] == "1M-20261102T000000.json"
+    rows = summary_rows(results)
+    assert "| 100k | 10 | 800 | 50 | 2.00 | 2.00 | 10 | 80× | 5× |" in rows[2]
+    verdicts = target_rows(results)
+    assert verdicts[0].endswith("met") and "280" in verdicts[0]
+    assert verdicts[1].endswith("missed")  # 8.79 GiB
+    assert verdicts[2].endswith("missed")  # 75 s > 60 s
+    assert "1.50" in verdicts[3]

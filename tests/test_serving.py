@@ -240,7 +240,7 @@ def test_run_killed_mid_way_then_rerun_equals_a_clean_run(demo_run, tmp_path):
     proc = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     dbt_started, log = threading.Event(), []
-    threading.Thread(target=_stream_until, args=(proc, 'Started execution of step "dbt_staging"', dbt_started, log),
+    threading.Thread(target=_stream_until, args=(proc, 'Started execution of step "dbt_models"', dbt_started, log),
                      daemon=True).start()
     assert dbt_started.wait(timeout=600), "".join(log[-40:])
     # Raw has landed; kill once dbt (a child process) has begun writing the warehouse (its WAL exists).

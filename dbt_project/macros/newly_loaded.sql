@@ -1,7 +1,9 @@
-{#- Rows of raw partitions inside the run's window; a full (non-incremental) build reads every partition. -#}
-{% macro partition_window(column='_partition_date') -%}
+{#- Raw rows landed since this model last ran, whatever dates they cover (one night, a backfilled range, a late
+    survey file): the watermark is the newest load time already staged. Warehouse writers are serialised (one DuckDB
+    writer process, one writing run at a time), so load times only grow. A full build reads everything. -#}
+{% macro newly_loaded() -%}
     {% if is_incremental() -%}
-        {{ column }} >= '{{ var("min_date") }}'::date and {{ column }} < '{{ var("max_date") }}'::date
+        candidate._loaded_at > (select coalesce(max(_loaded_at), '-infinity'::timestamp) from {{ this }})
     {%- else -%}
         true
     {%- endif %}
