@@ -5,7 +5,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster
 # Backfills over long ranges record one planned event per asset, not one per asset and day.
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= 1
 UV ?= uv
-RUN := $(UV) run --frozen
+RUN := $(UV) run --frozen --compile-bytecode
 SCALE ?= 10k
 DEV_PORT ?= 3000
 
@@ -14,7 +14,7 @@ DEV_PORT ?= 3000
 # Install uv with pip when missing, then the locked environment.
 setup:
 	@command -v $(UV) >/dev/null 2>&1 || python3 -m pip install --user --quiet uv
-	$(UV) sync --frozen
+	$(UV) sync --frozen --compile-bytecode
 	@mkdir -p $(DAGSTER_HOME) && cp -n pipeline/config/dagster.yaml $(DAGSTER_HOME)/dagster.yaml 2>/dev/null || true
 
 dbt-parse: setup
