@@ -39,10 +39,10 @@ def test_known_values_are_not_parsed_again(monkeypatch):
 
 def test_known_phones_reads_only_the_same_region_and_parser(tmp_path):
     con = duckdb.connect(str(tmp_path / "w.duckdb"))
-    assert known_phones(con, "intermediate", "int_phone_numbers", "ID") is None
+    assert known_phones(con, "intermediate.int_phone_numbers", "ID") is None
     con.execute("create schema intermediate")
     con.execute("create table intermediate.int_phone_numbers as select * from (values "
                 "('081234567890', '+6281234567890', 'ID', ?), ('0212345678', '+62212345678', 'ID', 'phonenumbers 0.0'),"
                 "('0212345678', '+61212345678', 'AU', ?)) t(raw_phone, phone_e164, region, parser)", [PARSER, PARSER])
-    got = known_phones(con, "intermediate", "int_phone_numbers", "ID")
+    got = known_phones(con, "intermediate.int_phone_numbers", "ID")
     assert got.rows() == [("081234567890", "+6281234567890")]

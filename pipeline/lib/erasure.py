@@ -111,7 +111,7 @@ def _raw_edges(con: duckdb.DuckDBPyConnection, rules: IdentityRules) -> pl.DataF
     if not parts:
         return pl.DataFrame(schema={"source": pl.Utf8, "record_id": pl.Utf8, "id_type": pl.Utf8, "value": pl.Utf8})
     edges = con.execute(" union ".join(parts)).pl()
-    parsed_phones = known_phones(con, "intermediate", "int_phone_numbers", rules.default_region)
+    parsed_phones = known_phones(con, "intermediate.int_phone_numbers", rules.default_region)
     return normalise_values(edges, rules, parsed_phones).filter(pl.col("status") == "ok").select(
         "source", "record_id", "id_type", "value").unique()
 

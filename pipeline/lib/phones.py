@@ -13,10 +13,13 @@ import os
 import phonenumbers
 import polars as pl
 
+from pipeline.lib.warehouse import table_exists
+
 # phonenumbers ignores these; dropping them first makes '0812-3456-7890' and '0812 3456 7890' one distinct value.
 FORMATTING = r"[\s\-().]"
 PARALLEL_FROM = 20_000  # below this many values a worker pool costs more than it saves
 PARSER = f"phonenumbers {phonenumbers.__version__}"  # cached results are only reused with the same parser version
+LOOKUP_SCHEMA = {"raw_phone": pl.Utf8, "phone_e164": pl.Utf8}
 
 
 def compact(values: pl.Series) -> pl.Series:
@@ -53,7 +56,7 @@ def parse_phones(values: pl.Series, region: str, workers: int = 0) -> pl.DataFra
         with multiprocessing.get_context("fork").Pool(workers) as pool:
             parts = pool.starmap(_to_e164, [(distinct[i:i + size], region) for i in range(0, len(distinct), size)])
         e164 = [number for part in parts for number in part]
-    return pl.DataFrame({"raw_phone": distinct, "phone_e164": e164}, schema={"raw_phone": pl.Utf8, "phone_e164": pl.Utf8})
+    return pl.DataFrame({"raw_phone": distinct, "phone_e164": e164}, schema=LOOKUP_SCHEMA)
 
 
 def normalise_phones(values: pl.Series, region: str = "ID", known: pl.DataFrame | None = None, workers: int = 0) -> pl.Series:
@@ -62,7 +65,7 @@ def normalise_phones(values: pl.Series, region: str = "ID", known: pl.DataFrame 
     `known` (raw_phone, phone_e164 from earlier parses in the same region) spares parsing the values it holds.
     """
     keys = compact(values)
-    known = known.select("raw_phone", "phone_e164") if known is not None else parse_phones(pl.Series([], dtype=pl.Utf8), region)
+    known = known.select(*LOOKUP_SCHEMA) if known is not None else pl.DataFrame(schema=LOOKUP_SCHEMA)
     distinct = keys.drop_nulls().unique()
     missing = distinct.filter(~distinct.is_in(known.get_column("raw_phone").implode()))
     lookup = pl.concat([known, parse_phones(missing, region, workers)])
@@ -74,14 +77,12 @@ def normalise_phones(values: pl.Series, region: str = "ID", known: pl.DataFrame 
     )
 
 
-def known_phones(con, schema: str, table: str, region: str) -> pl.DataFrame | None:
-    """The parsed phones stored in `schema.table` (int_phone_numbers) for `region` and this parser; None if absent.
+def known_phones(con, qualified_name: str, region: str) -> pl.DataFrame | None:
+    """The parsed phones stored in `qualified_name` (int_phone_numbers) for `region` and this parser; None if absent.
 
     `con` is a DuckDB connection (dbt's python-model session is one).
     """
-    exists = con.execute("select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-                         [schema, table]).fetchone()[0]
-    if not exists:
+    if not table_exists(con, qualified_name):
         return None
-    return con.execute(f'select raw_phone, phone_e164 from "{schema}"."{table}" where region = ? and parser = ?',
+    return con.execute(f"select raw_phone, phone_e164 from {qualified_name} where region = ? and parser = ?",
                        [region, PARSER]).pl()

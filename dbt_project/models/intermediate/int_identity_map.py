@@ -20,11 +20,9 @@ RECORD_KEYS = [
 
 def previous_mapping(session, this, run_date):
     """(baseline mapping, ids to never mint again) from the table as it stands before this run, or (None, None)."""
-    exists = session.execute(
-        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-        [this.schema, this.identifier],
-    ).fetchone()[0]
-    if not exists:
+    from pipeline.lib.warehouse import table_exists  # importable once model() has set up sys.path
+
+    if not table_exists(session, f"{this.schema}.{this.identifier}"):
         return None, None
     current = session.sql(f"select source, record_id, customer_id, previous_customer_id, run_date from {this}").pl()
     same_run = current.filter(pl.col("run_date") == run_date).height == current.height and current.height > 0

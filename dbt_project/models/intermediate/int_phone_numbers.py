@@ -31,7 +31,7 @@ def model(dbt, session):
     spellings = pl.concat([models[name].project(f"cast({column} as varchar) as raw").distinct().pl().get_column("raw")
                            for name, column in PHONE_COLUMNS])
     keys = compact(spellings).drop_nulls().unique().sort()
-    known = known_phones(session, dbt.this.schema, dbt.this.identifier, rules.default_region)
+    known = known_phones(session, f"{dbt.this.schema}.{dbt.this.identifier}", rules.default_region)
     e164 = normalise_phones(keys, rules.default_region, known, rules.phone_parse_workers)
     return pl.DataFrame({"raw_phone": keys, "phone_e164": e164}).with_columns(
         region=pl.lit(rules.default_region), parser=pl.lit(PARSER)).to_arrow()
