@@ -49,8 +49,8 @@ def helpdesk(tmp_path, monkeypatch):
 
 
 def _pull(con, source):
+    ingest.prepare_session(con, "Asia/Jakarta")  # the demo shop's time zone
     item = helpdesk_api.extract(con, source)
-    ingest.prepare_session(con)
     if item.window:
         ingest.land(con, ingest.HELPDESK_TICKETS, item.relation, item.window, source.name)
     helpdesk_api.save_marks(con, source, item)

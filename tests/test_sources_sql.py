@@ -24,9 +24,9 @@ def _counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
 
 def _pull(con, source):
     """Extract, then land through the pipeline's own `ingest.land` (window replacement + quarantine), then save marks."""
+    ingest.prepare_session(con, "Asia/Jakarta")  # the demo shop's time zone: naive source times are Jakarta time
     extracts = sql_orders.extract(con, source)
-    ingest.prepare_session(con)
-    for spec, table in ((ingest.WEBSHOP_CUSTOMERS, "customers"), (ingest.WEBSHOP_ORDERS, "orders")):
+    for spec, table in ((ingest.WEBSHOP_CUSTOMERS, "customers"), (ingest.webshop_orders("IDR"), "orders")):
         item = extracts[table]
         if item.window:
             ingest.land(con, spec, item.relation, item.window, source.name)

@@ -25,6 +25,7 @@ def _responses(prefix: str, day: str, n: int) -> pl.DataFrame:
 
 
 def _pull(con, source):
+    ingest.prepare_session(con, "Asia/Jakarta")  # the demo shop's time zone
     item = survey_files.extract(con, source)
     if item.window:
         ingest.land(con, ingest.SURVEY_RESPONSES, item.relation, item.window, source.name)
@@ -74,7 +75,7 @@ def test_mixed_formats_loaded_once_and_new_file_picked_up(folder, tmp_path):
 
 def test_survey_files_sensor_requests_partitions_of_new_files(folder, tmp_path, monkeypatch):
     config = tmp_path / "cdp.yaml"
-    config.write_text(json.dumps({"calendar": {"partitions_start": "2024-01-01"},
+    config.write_text(json.dumps({"calendar": {"partitions_start": "2024-01-01", "timezone": "Asia/Jakarta", "currency": "IDR"},
                                   "sources": {"survey": {"location": str(folder)}}}))
     monkeypatch.setenv("CDP_CONFIG", str(config))
     from pipeline.defs.ingest.sensors import SURVEY_ASSET, survey_files_sensor

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 
@@ -50,7 +50,7 @@ An exact re-delivery of a row (the same payload) is a duplicate: kept once and c
 
 
 def ts_sql(col: str = "{c}") -> str:
-    # Offsets are honoured; naive timestamps are Asia/Jakarta (the session time zone); stored as Jakarta local time.
+    # Offsets are honoured; naive timestamps are in the session time zone (the shop's); stored as the shop's local time.
     return f"try_cast({col} as timestamptz)::timestamp"
 
 
@@ -105,13 +105,21 @@ WEBSHOP_ORDERS = TableSpec(
         ("unparseable updated_at", "updated_at is null"),
         ("unknown status", f"status is null or status not in {_in(ORDER_STATUSES)}"),
         ("unknown channel", f"channel is not null and channel not in {_in(ORDER_CHANNELS)}"),
-        ("currency is not IDR", "currency is not null and currency <> 'IDR'"),
         *((f"non-numeric {a}", _bad_value(a)) for a in AMOUNTS),
         ("negative amount", " or ".join(f"{a} < 0" for a in AMOUNTS)),
         ("missing net_amount", "net_amount is null"),
     ),
     event_column="updated_at",
 )
+
+
+def webshop_orders(currency: str) -> TableSpec:
+    """The orders spec for a shop trading in `currency` (ISO 4217): orders in any other currency are quarantined."""
+    if not re.fullmatch(r"[A-Z]{3}", currency):
+        raise ValueError(f"not an ISO 4217 currency code: {currency!r}")
+    rule = (f"currency is not {currency}", f"currency is not null and currency <> '{currency}'")
+    return replace(WEBSHOP_ORDERS, rules=(*WEBSHOP_ORDERS.rules, rule))
+
 
 WEBSHOP_ORDER_ITEMS = TableSpec(
     name="webshop_order_items",
@@ -194,9 +202,11 @@ class LoadResult:
         }
 
 
-def prepare_session(con: duckdb.DuckDBPyConnection) -> None:
-    """Naive timestamps in sources mean Asia/Jakarta."""
-    con.execute("set TimeZone = 'Asia/Jakarta'")
+def prepare_session(con: duckdb.DuckDBPyConnection, timezone: str) -> None:
+    """Naive timestamps in sources mean the shop's time zone (calendar.timezone), and so do cut dates."""
+    if not re.fullmatch(r"[A-Za-z0-9_+\-/]+", timezone):
+        raise ValueError(f"not a time zone name: {timezone!r}")
+    con.execute(f"set TimeZone = '{timezone}'")
     con.execute("create schema if not exists raw")
     con.execute("create schema if not exists quarantine")
 

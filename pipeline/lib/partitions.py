@@ -1,4 +1,4 @@
-"""The daily partitions of raw data: one partition per business day in Asia/Jakarta."""
+"""The daily partitions of raw data: one partition per business day in the shop's time zone (calendar.timezone)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,12 @@ from datetime import date
 
 import dagster as dg
 
-from pipeline.lib.config import section
+from pipeline.lib.config import shop_calendar
 
-_calendar = section("calendar")
+_calendar = shop_calendar()
 
 daily_partitions = dg.DailyPartitionsDefinition(
-    start_date=str(_calendar.get("partitions_start", "2024-01-01")),
-    timezone=str(_calendar.get("timezone", "Asia/Jakarta")),
+    start_date=_calendar.partitions_start.isoformat(), timezone=_calendar.timezone,
 )
 
 

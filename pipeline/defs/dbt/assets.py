@@ -5,13 +5,14 @@ run stages exactly what its ingest steps landed, one night or a backfilled range
 are rebuilt whole.
 """
 
+import json
 import os
 
 import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
 
 from pipeline.defs.dbt.resources import dbt_project
-from pipeline.lib.config import warehouse_path
+from pipeline.lib.config import shop_calendar, warehouse_path
 from pipeline.lib.dbt_translator import CdpDbtTranslator
 
 
@@ -24,4 +25,5 @@ from pipeline.lib.dbt_translator import CdpDbtTranslator
 def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     # dbt runs in its own process and finds the warehouse through the environment.
     os.environ["CDP_WAREHOUSE"] = str(warehouse_path())
-    yield from dbt.cli(["build"], context=context).stream()
+    dbt_vars = {"timezone": shop_calendar().timezone}
+    yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream()

@@ -8,7 +8,7 @@ set-wise by DuckDB; re-running a partition replaces that partition's rows.
 import dagster as dg
 
 from pipeline.lib import ingest
-from pipeline.lib.config import section
+from pipeline.lib.config import section, shop_calendar
 from pipeline.lib.partitions import daily_partitions, window_dates
 from pipeline.lib.sources import helpdesk_api, sql_orders, survey_files
 from pipeline.lib.warehouse import connect
@@ -36,12 +36,14 @@ def _source_config(name: str) -> dict:
 def webshop(context: dg.AssetExecutionContext):
     """Customers, orders and order lines from the webshop database (SQLite or PostgreSQL)."""
     window = window_dates(context)
+    calendar = shop_calendar()
     source = sql_orders.SqlSource.from_config("webshop", _source_config("webshop"))
     with connect() as con:
-        ingest.prepare_session(con)
+        ingest.prepare_session(con, calendar.timezone)
         pulled = sql_orders.extract(con, source, window=window)
         customers = ingest.land(con, ingest.WEBSHOP_CUSTOMERS, pulled["customers"].relation, window, source.kind)
-        orders = ingest.land(con, ingest.WEBSHOP_ORDERS, pulled["orders"].relation, window, source.kind)
+        orders = ingest.land(con, ingest.webshop_orders(calendar.currency), pulled["orders"].relation, window,
+                             source.kind)
         items = ingest.land(con, ingest.WEBSHOP_ORDER_ITEMS,
                             ingest.stage_order_items(con, pulled["order_items"].relation), window, source.kind)
         sql_orders.save_marks(con, source, pulled)
@@ -55,7 +57,7 @@ def helpdesk_tickets(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     window = window_dates(context)
     cfg = _source_config("helpdesk")
     with connect() as con:
-        ingest.prepare_session(con)
+        ingest.prepare_session(con, shop_calendar().timezone)
         if cfg.get("kind") == "http":
             source = helpdesk_api.HelpdeskSource.from_config("helpdesk", cfg)
             pulled = helpdesk_api.extract(con, source, window=window)
@@ -74,7 +76,7 @@ def survey_responses(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     """Survey responses (NPS/CSAT) from export files (CSV, JSONL or Parquet), partitioned by export date."""
     window = window_dates(context)
     with connect() as con:
-        ingest.prepare_session(con)
+        ingest.prepare_session(con, shop_calendar().timezone)
         files = _files_in_window("survey", _source_config("survey"), window, con)
         result = ingest.land(con, ingest.SURVEY_RESPONSES, ingest.stage_survey_files(con, files), window, "files")
     return dg.MaterializeResult(metadata={**result.as_metadata(), "files_read": len(files)})

@@ -7,7 +7,8 @@ from datetime import date
 import dagster as dg
 import duckdb
 
-from pipeline.lib.config import section
+from pipeline.lib import ingest
+from pipeline.lib.config import section, shop_calendar
 from pipeline.lib.sources import survey_files
 
 SURVEY_ASSET = dg.AssetKey(["raw", "survey_responses"])
@@ -29,7 +30,9 @@ def survey_files_sensor(context: dg.SensorEvaluationContext):
     source = _survey_source()
     seen: dict[str, list] = json.loads(context.cursor) if context.cursor else {}
     con = duckdb.connect()  # in-memory: listing and peeking at dates never touch the warehouse's write lock
+    calendar = shop_calendar()
     try:
+        ingest.prepare_session(con, calendar.timezone)
         listed = survey_files.list_files(con, source)
         current = {f.path: [f.size, str(f.mtime)] for f in listed}
         changed = sorted(path for path, stamp in current.items() if seen.get(path) != stamp)
@@ -40,7 +43,7 @@ def survey_files_sensor(context: dg.SensorEvaluationContext):
                        for n in range(first.toordinal(), last.toordinal() + 1)})
     finally:
         con.close()
-    start = date.fromisoformat(str(section("calendar").get("partitions_start", "2024-01-01")))
+    start = calendar.partitions_start
     tag = hashlib.sha256(json.dumps({p: current[p] for p in changed}).encode()).hexdigest()[:12]
     requests = [
         dg.RunRequest(run_key=f"survey-{day.isoformat()}-{tag}", partition_key=day.isoformat(),

@@ -23,6 +23,7 @@ from datetime import date, datetime, time, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, Iterator, Mapping
+from zoneinfo import ZoneInfo
 
 import duckdb
 import httpx
@@ -30,7 +31,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from pipeline.lib import ingest
 from pipeline.lib.config import resolve_secret
-from pipeline.lib.sources.incremental import local_timestamp_sql, read_mark, save_mark
+from pipeline.lib.sources.incremental import local_timestamp_sql, read_mark, save_mark, session_timezone
 
 log = logging.getLogger(__name__)
 TABLE = "tickets"
@@ -110,13 +111,15 @@ def _log_retry(retry_state) -> None:
 
 
 def fetch_pages(source: HelpdeskSource, updated_since: datetime | None) -> Iterator[list[dict]]:
-    """Yield the ticket lists of all pages changed since `updated_since` (naive = Asia/Jakarta)."""
+    """Yield the ticket lists of all pages changed since `updated_since` (time zone aware: sent with its offset)."""
     headers = {"Accept": "application/json"}
     if source.token:
         headers["Authorization"] = f"Bearer {source.token}"
     params: dict[str, Any] = {"limit": source.page_size}
     if updated_since is not None:
-        params["updated_since"] = updated_since.isoformat() + ("" if updated_since.tzinfo else "+07:00")
+        if updated_since.tzinfo is None:
+            raise ValueError("updated_since needs a time zone (the API is asked with an offset)")
+        params["updated_since"] = updated_since.isoformat()
     retrying = Retrying(
         stop=stop_after_attempt(source.max_attempts),
         wait=_wait_strategy(source),
@@ -175,6 +178,8 @@ def extract(con: duckdb.DuckDBPyConnection, source: HelpdeskSource, window: tupl
         since = datetime.combine((mark - source.lookback).date(), time())
     else:
         since = None
+    if since is not None:  # midnight in the shop's time zone
+        since = since.replace(tzinfo=ZoneInfo(session_timezone(con)))
     with tempfile.TemporaryDirectory(prefix="cdp-helpdesk-") as folder:
         path = Path(folder) / "tickets.jsonl"
         pages = 0

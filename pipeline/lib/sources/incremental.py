@@ -1,6 +1,6 @@
 """High-water marks for incremental pulls, kept in the warehouse next to the data they describe.
 
-`raw._extract_state` holds one row per (source, table_name): the newest `updated_at` (naive Asia/Jakarta time) already
+`raw._extract_state` holds one row per (source, table_name): the newest `updated_at` (naive shop-local time) already
 landed. A pull asks for rows updated since the start of the day of `mark - lookback`, so rows whose `updated_at` was
 written late (long transactions, clock skew, a helpdesk that back-dates edits) are still caught, and every day it
 touches is delivered whole, as `pipeline.lib.ingest.land` replaces whole partition days.
@@ -15,15 +15,20 @@ import duckdb
 from pipeline.lib.warehouse import table_exists
 
 STATE_TABLE = "raw._extract_state"
-TIMEZONE = "Asia/Jakarta"
+
+
+def session_timezone(con: duckdb.DuckDBPyConnection) -> str:
+    """The shop's time zone, as `ingest.prepare_session` set it on the connection."""
+    return con.execute("select current_setting('TimeZone')").fetchone()[0]
 
 
 def local_timestamp_sql(expr: str) -> str:
-    """SQL turning an ISO 8601 text (with offset, or naive = Asia/Jakarta) into a naive Jakarta TIMESTAMP; NULL if unparseable."""
+    """SQL turning an ISO 8601 text (with offset, or naive = shop time) into a naive shop-local TIMESTAMP; NULL if
+    unparseable. The shop's time zone is the session's (`ingest.prepare_session`)."""
     text = f"cast({expr} as varchar)"
     return (
         f"(case when regexp_matches({text}, '(Z|[+-]\\d{{2}}(:?\\d{{2}})?)$') "
-        f"then timezone('{TIMEZONE}', try_cast({text} as timestamptz)) "
+        f"then cast(try_cast({text} as timestamptz) as timestamp) "
         f"else try_cast({text} as timestamp) end)"
     )
 

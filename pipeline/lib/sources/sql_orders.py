@@ -13,7 +13,7 @@ connection string (password included) in its error messages.
 Incremental: `customers` and `orders` are read from the start of the day of `high-water mark - lookback` (state in
 `raw._extract_state`) onwards. Raw tables are partitioned by the date of `updated_at` and `pipeline.lib.ingest.land`
 replaces whole partition windows, so a pull must deliver every row of each day it touches: the lower bound is
-rounded down to midnight (Asia/Jakarta), which re-reads at most one day next to the changed rows. Late writes (a row
+rounded down to midnight (shop time, the session's time zone), which re-reads at most one day next to the changed rows. Late writes (a row
 committed after the last pull with an `updated_at` up to `lookback` before the mark) are caught that way.
 A row whose `updated_at` is missing or unparseable is delivered by every pull (it belongs to no partition and
 `ingest.land` keeps it in quarantine only while it is delivered). `order_items` has no timestamp of its own, so it
@@ -37,7 +37,6 @@ import duckdb
 from pipeline.lib.config import REPO_ROOT, data_dir, resolve_secret
 from pipeline.lib.duckdb_extensions import load_extension
 from pipeline.lib.sources.incremental import (
-    TIMEZONE,
     local_timestamp_sql,
     read_mark,
     save_mark,
@@ -208,13 +207,13 @@ def _between_filter(cursor_column: str, cursor_type: str, start: datetime, end: 
     """
     column = _quote(cursor_column)
     if cursor_type.startswith("TIMESTAMP"):
-        suffix = f" {TIMEZONE}" if cursor_type == "TIMESTAMP WITH TIME ZONE" else ""
-        kind = "timestamptz" if suffix else "timestamp"
-        bounds = [f"{column} >= {kind} '{start.isoformat(sep=' ')}{suffix}'"]
+        # A timestamptz literal without offset is read in the session time zone: the shop's midnight.
+        kind = "timestamptz" if cursor_type == "TIMESTAMP WITH TIME ZONE" else "timestamp"
+        bounds = [f"{column} >= {kind} '{start.isoformat(sep=' ')}'"]
         if end is not None:
-            bounds.append(f"{column} < {kind} '{end.isoformat(sep=' ')}{suffix}'")
+            bounds.append(f"{column} < {kind} '{end.isoformat(sep=' ')}'")
         return [" and ".join(bounds), f"{column} is null"]
-    # Text timestamps (SQLite, ISO 8601 with offset or naive Jakarta): parsed here, the file is local anyway.
+    # Text timestamps (SQLite, ISO 8601 with offset or naive shop time): parsed here, the file is local anyway.
     parsed = local_timestamp_sql(column)
     bounds = [f"{parsed} >= timestamp '{start.isoformat(sep=' ')}'"]
     if end is not None:

@@ -132,8 +132,9 @@ class Extract:
 
 
 def file_dates(con: duckdb.DuckDBPyConnection, paths: list[str]) -> dict[str, tuple[date | None, date | None]]:
-    """First and last partition date per file: the date in its name, else its rows' submitted_at (set-wise per format)."""
-    ingest.prepare_session(con)
+    """First and last partition date per file: the date in its name, else its rows' submitted_at (set-wise per format).
+
+    Naive submitted_at values are read in the session time zone (`ingest.prepare_session`)."""
     parts = []
     csv = [p for p in paths if p.lower().endswith(".csv")]
     jsonl = [p for p in paths if p.lower().endswith((".jsonl", ".json", ".ndjson"))]
