@@ -9,6 +9,8 @@ from dagster_dbt import DbtCliResource, DbtProject
 from pipeline.lib.config import REPO_ROOT
 
 DBT_DIR = REPO_ROOT / "dbt_project"
+# The dbt installed beside this interpreter: `.venv/bin/python -m pipeline.cli` works without an activated venv.
+DBT_EXECUTABLE = Path(sys.executable).with_name("dbt")
 
 
 def ensure_manifest(project_dir: Path = DBT_DIR) -> Path:
@@ -21,12 +23,11 @@ def ensure_manifest(project_dir: Path = DBT_DIR) -> Path:
     sources += [project_dir / "dbt_project.yml", project_dir / "profiles.yml"]
     if manifest.exists() and manifest.stat().st_mtime >= max(p.stat().st_mtime for p in sources):
         return manifest
-    dbt = Path(sys.executable).with_name("dbt")
-    subprocess.run([str(dbt), "parse", "--quiet", "--project-dir", str(project_dir), "--profiles-dir", str(project_dir)],
+    subprocess.run([str(DBT_EXECUTABLE), "parse", "--quiet", "--project-dir", str(project_dir), "--profiles-dir", str(project_dir)],
                    check=True, cwd=project_dir)
     return manifest
 
 
 ensure_manifest()
 dbt_project = DbtProject(project_dir=DBT_DIR, profiles_dir=DBT_DIR)
-dbt_resource = DbtCliResource(project_dir=dbt_project)
+dbt_resource = DbtCliResource(project_dir=dbt_project, dbt_executable=str(DBT_EXECUTABLE))
