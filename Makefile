@@ -9,7 +9,7 @@ RUN := $(UV) run --frozen --compile-bytecode
 SCALE ?= 10k
 DEV_PORT ?= 3000
 
-.PHONY: run test setup demo-data dbt-parse dev bench forget clean
+.PHONY: run test setup demo-data dbt-parse dev bench forget clean mart-digests
 
 # Install uv with pip when missing, then the locked environment.
 setup:
@@ -29,6 +29,11 @@ run: demo-data dbt-parse
 
 test: dbt-parse
 	$(RUN) pytest
+
+# Record the mart digests of the default demo run (tests/integration/mart_digests.json) after an INTENDED change of
+# what the pipeline outputs; say so in the commit message. Builds the demo in a temporary data dir.
+mart-digests: dbt-parse
+	$(RUN) python -m tests.integration.mart_digest --build --out tests/integration/mart_digests.json
 
 # The Dagster UI on http://127.0.0.1:3000 (bound to loopback only).
 dev: dbt-parse
