@@ -28,7 +28,7 @@ PROSPECTS = ["P0001", "P0002", "P0003"]
 QUIET, NEEDY, NEEDY_TICKETS = "TWIN_QUIET", "TWIN_NEEDY", 30
 SEGMENT_NAMES = np.array(["loyal", "new", "occasional", "lapsed"])
 CHANNELS = np.array(["web", "app", "marketplace", "store"])
-COST_PER_TICKET = section("clv")["cost_per_ticket_idr"]
+COST_PER_TICKET = section("clv")["cost_per_ticket"]
 
 
 def _purchase_days(frequency, recency, T, rng) -> pl.DataFrame:

@@ -22,10 +22,18 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = REPO_ROOT / "pipeline" / "config" / "cdp.yaml"
 
 
+# Keys that were renamed: (section, old key) -> new key. A file still using the old name is refused with the new one.
+RENAMED_KEYS = {("clv", "cost_per_ticket_idr"): "clv.cost_per_ticket (in calendar.currency)"}
+
+
 @lru_cache(maxsize=4)
 def _read_yaml(path: str) -> dict[str, Any]:
     with open(path, encoding="utf-8") as fh:
-        return yaml.safe_load(fh) or {}
+        parsed = yaml.safe_load(fh) or {}
+    for (name, old), new in RENAMED_KEYS.items():
+        if old in (parsed.get(name) or {}):
+            raise ValueError(f"{path}: {name}.{old} was renamed; write it as {new}")
+    return parsed
 
 
 def config_path() -> str:
@@ -134,3 +142,11 @@ def shop_calendar() -> ShopCalendar:
         raise ValueError(f"{config_path()}: calendar.partitions_start {cfg['partitions_start']!r} is not a "
                          "YYYY-MM-DD date") from None
     return ShopCalendar(timezone, currency, minor_units, locale, start)
+
+
+def source_config(name: str) -> dict[str, Any] | None:
+    """`sources.<name>`, or None when the shop does not have that source (absent, empty, or `enabled: false`)."""
+    cfg = section("sources").get(name)
+    if not cfg or cfg.get("enabled", True) is False:
+        return None
+    return dict(cfg)

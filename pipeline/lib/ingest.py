@@ -335,6 +335,13 @@ def stage_jsonl_lines(con: duckdb.DuckDBPyConnection, paths: list[str], name: st
     """)
 
 
+def stage_nothing(con: duckdb.DuckDBPyConnection, spec: TableSpec) -> str:
+    """An empty delivery for `spec`: landing it gives a shop without that source an empty, typed raw table."""
+    columns = ", ".join(f"null::varchar as {column}" for column in spec.columns)
+    con.execute(f"create or replace temp view _staged_nothing as select {columns}, null::date as _partition_date limit 0")
+    return "_staged_nothing"
+
+
 def stage_order_items(con: duckdb.DuckDBPyConnection, source_table: str) -> str:
     """Order lines travel with their order: each line takes the partition date of its order's landed version.
 

@@ -8,14 +8,12 @@ import dagster as dg
 import duckdb
 
 from pipeline.lib import ingest
-from pipeline.lib.config import section, shop_calendar
+from pipeline.lib.config import shop_calendar, source_config
 from pipeline.lib.sources import survey_files
 
 SURVEY_ASSET = dg.AssetKey(["raw", "survey_responses"])
 
 
-def _survey_source() -> survey_files.SurveySource:
-    return survey_files.SurveySource.from_config("survey", section("sources").get("survey") or {})
 
 
 @dg.sensor(
@@ -27,7 +25,10 @@ def _survey_source() -> survey_files.SurveySource:
 )
 def survey_files_sensor(context: dg.SensorEvaluationContext):
     """Cursor = the files already seen ({path: [size, mtime]}); changed or new files trigger their days' partitions."""
-    source = _survey_source()
+    cfg = source_config("survey")
+    if cfg is None:
+        return dg.SkipReason("the shop has no survey source (sources.survey is off)")
+    source = survey_files.SurveySource.from_config("survey", cfg)
     seen: dict[str, list] = json.loads(context.cursor) if context.cursor else {}
     con = duckdb.connect()  # in-memory: listing and peeking at dates never touch the warehouse's write lock
     calendar = shop_calendar()
