@@ -66,7 +66,7 @@ def customer_clv() -> dg.MaterializeResult:
             inputs, fit,
             horizon_months=settings["horizon_months"],
             monthly_discount_rate=settings["monthly_discount_rate"],
-            cost_per_ticket=settings["cost_per_ticket_idr"],
+            cost_per_ticket=settings["cost_per_ticket"],
             windows_days=windows,
         )
         frame = equity.customer_clv_frame(profile, scored, as_of)
@@ -146,7 +146,7 @@ def customer_equity() -> dg.MaterializeResult:
             read_frame(con, "select customer_id, primary_segment from marts.customer_segments"),
             as_of,
             default_margin=settings["default_gross_margin"],
-            cost_per_ticket=settings["cost_per_ticket_idr"],
+            cost_per_ticket=settings["cost_per_ticket"],
             current_days=equity_settings["current_period_days"],
         )
         rollup = equity.equity_by_dimension(values)
