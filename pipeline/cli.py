@@ -25,13 +25,17 @@ def run_pipeline(start: date, end: date) -> bool:
     import dagster as dg
 
     from pipeline.definitions import defs
+    from pipeline.defs.runs.monitoring import fail_dead_runs, worker_tags
 
     # One planned-materialization event per asset for the whole range instead of one per asset and day
     # (a 3-year backfill otherwise spends most of its time writing ~27k events before the first step).
     os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "1")
     job = defs.resolve_job_def("cdp_nightly")
     instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
-    tags = {RANGE_START_TAG: start.isoformat(), RANGE_END_TAG: end.isoformat()}
+    # A killed earlier run would hold the warehouse pool slot for ever: fail it and free its slots first.
+    for run_id in fail_dead_runs(instance):
+        print(f"run {run_id}: its process is gone, marked failed and its warehouse slot freed")
+    tags = {RANGE_START_TAG: start.isoformat(), RANGE_END_TAG: end.isoformat(), **worker_tags()}
     result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False)
     return result.success
 

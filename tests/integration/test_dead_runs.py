@@ -1,0 +1,114 @@
+"""A killed run never blocks the next one: the command line and the daemon's run monitoring both fail a run whose
+process is gone and free its `warehouse` pool slot (pipeline/defs/runs/monitoring.py, pipeline/config/dagster.yaml).
+
+Each test SIGKILLs a real run process holding the slot in a real Dagster instance (sqlite storage on disk)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+
+from pipeline.defs.runs.monitoring import fail_dead_runs
+
+REPO = Path(__file__).resolve().parents[2]
+JOB_FILE = Path(__file__).with_name("dead_run_job.py")
+SHIPPED_INSTANCE = REPO / "pipeline" / "config" / "dagster.yaml"
+# The CLI's way of running: in process, tagged with the worker's process id.
+IN_PROCESS_RUN = (
+    "import runpy, dagster as dg\n"
+    "from pipeline.defs.runs.monitoring import worker_tags\n"
+    f"job = runpy.run_path({str(JOB_FILE)!r})['defs'].resolve_job_def('held_job')\n"
+    "assert job.execute_in_process(instance=dg.DagsterInstance.get(), tags=worker_tags()).success\n"
+)
+
+pytestmark = pytest.mark.integration
+
+
+def _home(tmp_path: Path, **run_monitoring) -> Path:
+    """A DAGSTER_HOME with the shipped instance settings (`run_monitoring` values overridden)."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    settings = yaml.safe_load(SHIPPED_INSTANCE.read_text())
+    settings["run_monitoring"].update(run_monitoring)
+    (home / "dagster.yaml").write_text(yaml.safe_dump(settings))
+    return home
+
+
+def _env(home: Path, worker_file: Path) -> dict[str, str]:
+    return {**os.environ, "DAGSTER_HOME": str(home), "CDP_TEST_WORKER_FILE": str(worker_file),
+            "PYTHONPATH": str(REPO), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+
+
+def _wait_for(condition, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def _slot_holders(instance: dg.DagsterInstance) -> set[str]:
+    return instance.event_log_storage.get_concurrency_info("warehouse").active_run_ids
+
+
+def test_cli_fails_a_killed_run_and_frees_its_slot(tmp_path):
+    home, worker_file = _home(tmp_path), tmp_path / "worker.pid"
+    env = _env(home, worker_file)
+    holder = subprocess.Popen([sys.executable, "-c", IN_PROCESS_RUN], env=env, cwd=REPO, start_new_session=True)
+    try:
+        _wait_for(worker_file.exists, 180, "the first run to take the warehouse slot")
+        instance = dg.DagsterInstance.from_config(str(home))
+        (run,) = instance.get_runs()
+        assert fail_dead_runs(instance) == [], "a live run must be left alone"
+        assert _slot_holders(instance) == {run.run_id}
+        os.killpg(holder.pid, signal.SIGKILL)
+        holder.wait()
+    finally:
+        if holder.poll() is None:
+            os.killpg(holder.pid, signal.SIGKILL)
+    assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.STARTED  # what used to block for ever
+
+    assert fail_dead_runs(instance) == [run.run_id]
+    assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
+    assert _slot_holders(instance) == set()
+    subprocess.run([sys.executable, "-c", IN_PROCESS_RUN], env=env, cwd=REPO, check=True, timeout=180)
+
+
+def test_daemon_run_monitoring_fails_a_killed_run_and_frees_its_slot(tmp_path):
+    home, worker_file = _home(tmp_path, poll_interval_seconds=2, free_slots_after_run_end_seconds=1), tmp_path / "pid"
+    env = _env(home, worker_file)
+    workspace = tmp_path / "workspace.yaml"
+    workspace.write_text(yaml.safe_dump({"load_from": [{"python_file": {
+        "relative_path": str(JOB_FILE), "working_directory": str(REPO), "location_name": "dead_runs"}}]}))
+    launch = ["dagster", "job", "launch", "-w", str(workspace), "-j", "held_job"]
+    daemon = subprocess.Popen(["dagster-daemon", "run", "-w", str(workspace)], env=env, cwd=REPO,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    instance = dg.DagsterInstance.from_config(str(home))
+    try:
+        subprocess.run(launch, env=env, cwd=REPO, check=True, timeout=180, capture_output=True)
+        # The queued run is launched by the daemon into a run worker process of the code server.
+        pid = int(_wait_for(lambda: worker_file.exists() and worker_file.read_text(), 240, "the launched run"))
+        (run,) = instance.get_runs()
+        assert _slot_holders(instance) == {run.run_id}
+        os.kill(pid, signal.SIGKILL)
+
+        failed = _wait_for(lambda: instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE, 60,
+                           "run monitoring to fail the killed run")
+        assert failed
+        _wait_for(lambda: not _slot_holders(instance), 60, "its warehouse slot to be freed")
+        subprocess.run(launch, env=env, cwd=REPO, check=True, timeout=180, capture_output=True)
+        _wait_for(lambda: instance.get_runs(limit=1)[0].status == dg.DagsterRunStatus.SUCCESS, 240,
+                  "the next run to succeed")
+    finally:
+        os.killpg(daemon.pid, signal.SIGTERM)
+        daemon.wait(timeout=60)
