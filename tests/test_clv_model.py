@@ -253,8 +253,20 @@ def test_fit_rejects_impossible_histories():
         clv.fit_bgnbd([1], [0.0], [4.0], period="days")
     with pytest.raises(ValueError, match="period"):
         clv.fit_bgnbd([1], [1.0], [4.0], period="months")
-    with pytest.raises(ValueError, match="positive"):
-        clv.fit_gamma_gamma([1, 2], [10.0, 0.0])
+    with pytest.raises(ValueError, match="positive mean order value \\(2 repeat customers without spend left out"):
+        clv.fit_gamma_gamma([1, 2, 0], [0.0, 0.0, 10.0])
+
+
+def test_repeat_customers_without_spend_are_left_out_of_gamma_gamma_and_counted():
+    published = _dataset_csv("cdnow_customers_summary_with_transactions.csv")  # x repeat purchases, zbar mean value
+    spending = clv.fit_gamma_gamma(published["x"], published["zbar"])
+    # Two repeat customers whose repeat orders were free (zero mean value) and one with a missing value.
+    frequency = np.concatenate([published["x"].to_numpy(), [3, 1, 2]])
+    monetary = np.concatenate([published["zbar"].to_numpy(), [0.0, 0.0, np.nan]])
+    fitted = clv.fit_gamma_gamma(frequency, monetary)
+    assert fitted.zero_spend_excluded == 3 and spending.zero_spend_excluded == 0
+    assert fitted.n_customers == spending.n_customers == 946
+    assert (fitted.p, fitted.q, fitted.gamma) == pytest.approx((spending.p, spending.q, spending.gamma), rel=1e-6)
 
 
 # Hand-made orders, as of 2024-02-10:

@@ -146,6 +146,23 @@ def test_backtest_summary_buckets():
     assert markdown.splitlines()[2].startswith("| 0 | 10 | 4.5 | 0 | n/a |")
 
 
+def test_backtest_is_skipped_when_history_is_shorter_than_the_holdout():
+    young = make_orders([
+        ("A", date(2026, 6, 1), "web", 100_000.0, 0.0, None, True),
+        ("A", date(2026, 6, 20), "web", 50_000.0, 0.0, None, True),
+        ("B", date(2026, 6, 10), "app", 80_000.0, 0.0, None, True),
+    ])
+    frame, params, skipped = equity.backtest(young, AS_OF, holdout_days=90, period="days")
+    assert frame.is_empty() and params is None
+    assert skipped == "history starts 2026-06-01 (29 days before 2026-06-30): shorter than the 90-day holdout, " \
+                      "nothing to calibrate on"
+    # The table still says which as-of and holdout it covers: one total row of nobody.
+    assert equity.backtest_summary(frame).rows() == [("total", "all", 0, 0.0, 0.0, None, None)]
+
+    frame, params, skipped = equity.backtest(young, AS_OF, holdout_days=25, period="days")
+    assert skipped is None and params is not None and frame["customer_id"].to_list() == ["A"]
+
+
 def test_score_clv_matches_the_model_library():
     rng = np.random.default_rng(2)
     sample = clv.sample_bgnbd(400, 0.5, 30.0, 0.8, 3.0, rng.uniform(30, 400, 400), rng)

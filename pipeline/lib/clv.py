@@ -68,6 +68,9 @@ class GammaGammaParams:
     iterations: int
     n_customers: int
     at_bounds: bool
+    # Repeat customers left out of the fit because their mean order value is not positive (e.g. fully discounted
+    # repeat orders): the model has no zero in its support, and one such customer would otherwise stop the fit.
+    zero_spend_excluded: int = 0
 
 
 def _check_period(period: str) -> None:
@@ -251,12 +254,16 @@ def _gamma_gamma_ll_and_grad(log_params, x, spend, x_values, x_counts, log_spend
 
 
 def fit_gamma_gamma(frequency, monetary_value) -> GammaGammaParams:
-    """Fit Gamma-Gamma on repeat customers: rows with frequency == 0 are ignored, the rest need monetary_value > 0."""
+    """Fit Gamma-Gamma on repeat customers with a positive mean order value: rows with frequency == 0 are ignored,
+    repeat customers without positive spend are left out and counted (`zero_spend_excluded`)."""
     x, zbar = _as_float(frequency, monetary_value)
     repeat = x > 0
-    x, zbar = x[repeat], zbar[repeat]
-    if len(x) == 0 or np.any(~(zbar > 0)):
-        raise ValueError("Gamma-Gamma needs repeat customers with a positive mean order value")
+    spending = repeat & (zbar > 0)  # NaN is not positive either
+    excluded = int((repeat & ~spending).sum())
+    x, zbar = x[spending], zbar[spending]
+    if len(x) == 0:
+        left_out = f" ({excluded} repeat customers without spend left out)" if excluded else ""
+        raise ValueError(f"Gamma-Gamma needs repeat customers with a positive mean order value{left_out}")
     # Rescale money to mean 1: gamma scales with the currency, p and q do not.
     scale = float(zbar.mean())
     zbar_s = zbar / scale
@@ -277,6 +284,7 @@ def fit_gamma_gamma(frequency, monetary_value) -> GammaGammaParams:
         # zbar is a density: rescaling by c adds log(c) per customer.
         log_likelihood=float(-result.fun * n - n * np.log(scale)),
         converged=converged, iterations=int(result.nit), n_customers=n, at_bounds=at_bounds,
+        zero_spend_excluded=excluded,
     )
 
 

@@ -265,16 +265,24 @@ def customer_clv_frame(profile: pl.DataFrame, scored: pl.DataFrame, as_of: date)
 
 def backtest(
     purchases: pl.DataFrame, as_of: date, *, holdout_days: int, period: clv.Period
-) -> tuple[pl.DataFrame, clv.BGNBDParams]:
+) -> tuple[pl.DataFrame, clv.BGNBDParams | None, str | None]:
     """Fit BG/NBD on purchases up to as_of - holdout_days and predict each customer's purchase days in the holdout:
-    the `calibration_holdout_summary` plus predicted_holdout, and the calibration fit."""
+    the `calibration_holdout_summary` plus predicted_holdout, the calibration fit, and None.
+
+    History shorter than the holdout leaves nobody to calibrate on: then no rows, no fit and the reason the
+    backtest was skipped (a young shop or a short first window is not an error)."""
     calibration_end = as_of - timedelta(days=holdout_days)
     frame = clv.calibration_holdout_summary(purchases, calibration_end, as_of, period=period, amount_col="net_amount")
+    if frame.is_empty():
+        first = purchases["order_date"].min()
+        history = f"history starts {first} ({(as_of - first).days} days before {as_of})" if first else "no purchases"
+        reason = f"{history}: shorter than the {holdout_days}-day holdout, nothing to calibrate on"
+        return frame.with_columns(predicted_holdout=pl.lit(None, dtype=pl.Float64)), None, reason
     params = clv.fit_bgnbd(frame["frequency"], frame["recency"], frame["T"], period=period)
     predicted = clv.expected_purchases(
         params, frame["frequency"], frame["recency"], frame["T"], frame["duration_holdout"]
     )
-    return frame.with_columns(predicted_holdout=predicted), params
+    return frame.with_columns(predicted_holdout=predicted), params, None
 
 
 def _bucket_errors(frame: pl.DataFrame, grouping: str, bucket: pl.Expr, order: pl.Expr) -> pl.DataFrame:

@@ -82,6 +82,7 @@ def customer_clv() -> dg.MaterializeResult:
         "bgnbd_converged": fit.bgnbd.converged,
         "gamma_gamma_converged": fit.gamma_gamma.converged,
         "gamma_gamma_used": fit.gamma_gamma_usable,
+        "gamma_gamma_zero_spend_excluded": fit.gamma_gamma.zero_spend_excluded,
         "parameters": dg.MetadataValue.md(_params_markdown(fit)),
         "fit_problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in problems) or "none"),
         "total_clv": float(frame["clv"].sum()),
@@ -98,19 +99,24 @@ def customer_clv() -> dg.MaterializeResult:
     description="BG/NBD fitted up to as_of - holdout_days vs the purchases actually made in the holdout: totals, "
                 "per calibration frequency and per decile of prediction.",
 )
-def clv_backtest() -> dg.MaterializeResult:
+def clv_backtest(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     settings = section("clv")
     holdout_days = settings["backtest"]["holdout_days"]
     with connect() as con:
         _, as_of = _read_profile(con)
         purchases = _read_purchases(con, as_of)
-        per_customer, params = equity.backtest(
+        per_customer, params, skipped = equity.backtest(
             purchases, as_of, holdout_days=holdout_days, period=settings["period"]
         )
         summary = equity.backtest_summary(per_customer).with_columns(
             as_of_date=pl.lit(as_of, dtype=pl.Date), holdout_days=pl.lit(holdout_days)
         )
         replace_table(con, "marts.clv_backtest", summary)
+    if skipped:
+        context.log.warning(f"CLV backtest skipped: {skipped}")
+        return dg.MaterializeResult(metadata={
+            "as_of_date": str(as_of), "holdout_days": holdout_days, "customers": 0, "skipped": skipped,
+        })
     total = summary.filter(pl.col("grouping") == "total").row(0, named=True)
     return dg.MaterializeResult(metadata={
         "as_of_date": str(as_of),
