@@ -5,20 +5,26 @@ Each test SIGKILLs a real run process holding the slot in a real Dagster instanc
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import dagster as dg
+import psutil
 import pytest
 import yaml
 
 from pipeline.defs.runs.monitoring import fail_dead_runs
+from pipeline.lib.demo_data import DemoConfig, generate
+from tests.serving_support import table_digests
 
 REPO = Path(__file__).resolve().parents[2]
+README_WINDOW = ("2026-11-01", "2026-11-22")  # the README's example: three weeks, shorter than the CLV holdout
 JOB_FILE = Path(__file__).with_name("dead_run_job.py")
 SHIPPED_INSTANCE = REPO / "pipeline" / "config" / "dagster.yaml"
 # The CLI's way of running: in process, tagged with the worker's process id.
@@ -112,3 +118,61 @@ def test_daemon_run_monitoring_fails_a_killed_run_and_frees_its_slot(tmp_path):
     finally:
         os.killpg(daemon.pid, signal.SIGTERM)
         daemon.wait(timeout=60)
+
+
+def _dbt_running(pid: int) -> bool:
+    try:
+        return any("dbt" in " ".join(c.cmdline()) for c in psutil.Process(pid).children(recursive=True))
+    except psutil.Error:
+        return False
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_readme_window_on_a_fresh_warehouse_then_a_killed_run_neither_blocks_nor_damages(tmp_path):
+    """The README's `run --start 2026-11-01 --end 2026-11-22` on a fresh warehouse succeeds (CLV backtest skipped);
+    the same run again, SIGKILLed with its dbt child while dbt writes, leaves the published copy as it was; the next
+    run is not blocked by the dead run's warehouse slot and rebuilds the same tables."""
+    data, home = tmp_path / "data", _home(tmp_path)
+    generate(DemoConfig(customers=200), data / "demo")
+    env = {**_env(home, tmp_path / "unused"), "CDP_DATA_DIR": str(data)}
+    env.pop("CDP_WAREHOUSE", None)
+    run = [sys.executable, "-m", "pipeline.cli", "run", "--start", README_WINDOW[0], "--end", README_WINDOW[1]]
+
+    clean = subprocess.run(run, env=env, cwd=REPO, capture_output=True, text=True, timeout=900, check=False)
+    assert clean.returncode == 0, clean.stderr[-4000:]
+    assert "CLV backtest skipped: history starts" in clean.stderr
+    summary = subprocess.run([sys.executable, "-m", "pipeline.cli", "summary"], env=env, cwd=REPO,
+                             capture_output=True, text=True, timeout=300, check=False)
+    assert summary.returncode == 0 and "marts.customer_clv" in summary.stdout, summary.stderr[-2000:]
+    clean_tables, published = table_digests(data / "warehouse.duckdb"), _sha256(data / "serving" / "cdp.duckdb")
+
+    killed = subprocess.Popen(run, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              start_new_session=True)
+    dbt_started, log = threading.Event(), []
+
+    def follow() -> None:
+        for line in killed.stderr:
+            log.append(line)
+            if 'Started execution of step "dbt_models"' in line:
+                dbt_started.set()
+
+    threading.Thread(target=follow, daemon=True).start()
+    try:
+        assert dbt_started.wait(timeout=600), "".join(log[-40:])
+        _wait_for(lambda: _dbt_running(killed.pid), 120, "dbt to start writing the warehouse")
+        assert killed.poll() is None, "the run ended before it could be killed"
+    finally:
+        os.killpg(killed.pid, signal.SIGKILL)
+        killed.wait()
+    assert _sha256(data / "serving" / "cdp.duckdb") == published  # the last good copy is untouched
+
+    began = time.monotonic()
+    rerun = subprocess.run(run, env=env, cwd=REPO, capture_output=True, text=True, timeout=900, check=False)
+    assert rerun.returncode == 0, rerun.stderr[-4000:]
+    assert "its process is gone, marked failed and its warehouse slot freed" in rerun.stdout
+    assert "blocked by limit" not in rerun.stderr
+    print(f"re-run after the kill: {time.monotonic() - began:.0f}s")
+    assert table_digests(data / "warehouse.duckdb") == clean_tables

@@ -23,7 +23,11 @@ import os
 
 import psutil
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
-from dagster._core.launcher import CheckRunHealthResult, DefaultRunLauncher, WorkerStatus
+from dagster._core.launcher import (
+    CheckRunHealthResult,
+    DefaultRunLauncher,
+    WorkerStatus,
+)
 from dagster._core.storage.dagster_run import RunRecord
 
 WORKER_PID_TAG = "cdp/worker_pid"
