@@ -1,4 +1,4 @@
-"""The nightly job over the whole asset graph and its schedule (02:00 Asia/Jakarta, for the previous day)."""
+"""The nightly job over the whole asset graph and its schedule (02:00 in the shop's time zone, for the previous day)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Customer value and customer equity around the CLV models of `pipeline.lib.clv` (plain functions, polars/numpy).
 
-Definitions (money in IDR; "purchase" = an order with is_purchase, i.e. paid/shipped/completed):
+Definitions (money in the shop's currency, calendar.currency; "purchase" = an order with is_purchase, i.e. paid/shipped/completed):
 - order margin: net_amount - shipping_amount - cost_amount when the order has item costs, else
   net_amount * default_gross_margin. net_amount is already after discounts, and refunded orders are not purchases,
   so neither discounts nor refunds are subtracted a second time.

@@ -12,6 +12,7 @@ import dagster as dg
 import polars as pl
 
 from pipeline.lib import segments as seg
+from pipeline.lib.config import shop_calendar
 from pipeline.lib.snapshots import snapshot_history_asset
 from pipeline.lib.warehouse import connect, read_frame, replace_table
 
@@ -43,7 +44,7 @@ def _run_date(frame: pl.DataFrame) -> date:
 
 def _markdown(frame: pl.DataFrame, label: str) -> str:
     """Customers and revenue per group as a Markdown table (shares in percent)."""
-    lines = [f"| {label} | customers | share of customers | revenue (IDR) | share of revenue |", "|---|---:|---:|---:|---:|"]
+    lines = [f"| {label} | customers | share of customers | revenue ({shop_calendar().currency}) | share of revenue |", "|---|---:|---:|---:|---:|"]
     lines += [
         f"| {row['segment']} | {row['customers']} | {row['customer_share']:.1%} | {row['revenue']:,.0f} | "
         f"{(row['revenue_share'] or 0.0):.1%} |"
