@@ -12,7 +12,7 @@ RUN := $(UV) run --frozen --compile-bytecode
 SCALE ?= 10k
 DEV_PORT ?= 3000
 
-.PHONY: run test setup demo-data dbt-parse dev bench forget clean mart-digests
+.PHONY: run test setup demo-data dbt-parse dev bench forget clean mart-digests doctor
 
 # Install uv with pip when missing, then the locked environment.
 setup:
@@ -29,6 +29,10 @@ demo-data: setup
 # Generate the demo data, materialize every asset over all its partitions, print the output tables.
 run: demo-data dbt-parse
 	$(RUN) python -m pipeline.cli run
+
+# Read the configured sources and check them against pipeline/config/cdp.yaml (CDP_CONFIG): run before a first backfill.
+doctor: setup
+	$(RUN) python -m pipeline.cli doctor
 
 test: dbt-parse
 	$(RUN) pytest

@@ -3,6 +3,7 @@
     python -m pipeline.cli demo-data [--customers N]   write the embedded demo sources under <data_dir>/demo
     python -m pipeline.cli run [--start D] [--end D]    materialize every asset over a window of daily partitions
     python -m pipeline.cli summary                      print the row counts of the output tables
+    python -m pipeline.cli doctor                       read the configured sources and check them against the config
 """
 
 from __future__ import annotations
@@ -11,9 +12,18 @@ import argparse
 import os
 import sys
 import time
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
-from pipeline.lib.config import data_dir, section, warehouse_path
+from pipeline.lib.config import (
+    config_path,
+    data_dir,
+    env_path,
+    section,
+    shop_calendar,
+    source_config,
+    warehouse_path,
+)
 
 # Partition-range tags understood by single-run backfills.
 RANGE_START_TAG = "dagster/asset_partition_range_start"
@@ -31,7 +41,7 @@ def run_pipeline(start: date, end: date) -> bool:
     # (a 3-year backfill otherwise spends most of its time writing ~27k events before the first step).
     os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "1")
     job = defs.resolve_job_def("cdp_nightly")
-    instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+    instance = dg.DagsterInstance.get() if env_path("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
     # A killed earlier run would hold the warehouse pool slot for ever: fail it and free its slots first.
     for run_id in fail_dead_runs(instance):
         print(f"run {run_id}: its process is gone, marked failed and its warehouse slot freed")
@@ -55,6 +65,95 @@ def print_summary() -> None:
             print(f"  {schema + '.' + table:<45} {count:>10,} rows")
 
 
+def window_problem(start: date, end: date) -> str | None:
+    """Why a run over [start, end] cannot start, naming the setting to change; None when it can."""
+    first = shop_calendar().partitions_start
+    if start < first:
+        return (f"the run starts on {start}, before calendar.partitions_start = {first}: no partition exists for "
+                f"those days. Set calendar.partitions_start: \"{start}\" in {config_path()} (or start on {first}).")
+    if end < start:
+        return f"the run ends on {end}, before its start {start}"
+    return None
+
+
+def unloaded_history(start: date) -> str | None:
+    """A warning when the webshop holds orders from before `start` that the warehouse does not hold yet."""
+    import duckdb
+
+    from pipeline.lib import ingest
+    from pipeline.lib.doctor import earliest_webshop_date
+    from pipeline.lib.sources import sql_orders
+    from pipeline.lib.warehouse import connect, table_exists
+
+    with duckdb.connect() as con:
+        ingest.prepare_session(con, shop_calendar().timezone)
+        try:
+            first = earliest_webshop_date(con, sql_orders.SqlSource.from_config("webshop", source_config("webshop")))
+        except sql_orders.SourceUnavailable:
+            return None  # the run itself reports an unreachable source
+    if first is None or first >= start:
+        return None
+    if warehouse_path().exists():
+        with connect(read_only=True) as con:
+            if table_exists(con, "raw.webshop_orders") and (con.execute(
+                    "select min(_partition_date) from raw.webshop_orders").fetchone()[0] or start) <= first:
+                return None
+    return (f"warning: the webshop holds orders from {first}, but this run loads from {start}: older history is not "
+            f"loaded. To load it: python -m pipeline.cli run --start {first} (calendar.partitions_start must not be "
+            "later; `python -m pipeline.cli doctor` shows the sources' history).")
+
+
+def doctor() -> int:
+    """Read every configured source into memory and print what it holds against the contract and the calendar."""
+    import duckdb
+
+    from pipeline.lib import doctor as checkup
+    from pipeline.lib import ingest
+    from pipeline.lib.sources import helpdesk_api, registry, sql_orders, survey_files
+
+    calendar = shop_calendar()
+    region = str(section("identity").get("default_region") or "ZZ")
+    print(f"doctor: {config_path()}\n  time zone {calendar.timezone} · currency {calendar.currency} · "
+          f"phone region {region} · partitions from {calendar.partitions_start}")
+    findings: list[checkup.TableFindings] = []
+    money = {"currency": calendar.currency, "phone_region": region}
+    tickets = registry.table("helpdesk_tickets")
+    with duckdb.connect() as con:
+        ingest.prepare_session(con, calendar.timezone)
+        for name in ("webshop", "helpdesk", "survey"):
+            cfg = source_config(name)
+            if cfg is None:
+                print(f"{name}: not configured (off)")
+                continue
+            try:
+                if name == "webshop":
+                    source = sql_orders.SqlSource.from_config(name, cfg)
+                    where = source.describe()
+                    found = checkup.inspect_webshop(con, source, **money)
+                elif name == "helpdesk" and cfg.get("kind") == "http":
+                    api = helpdesk_api.HelpdeskSource.from_config(name, cfg)
+                    where = f"helpdesk API {api.base_url}"
+                    pulled = helpdesk_api.extract(con, api, full_refresh=True)
+                    found = [checkup.inspect(con, tickets, pulled.relation, **money)]
+                else:
+                    files_source = survey_files.SurveySource.from_config(name, cfg)
+                    files = [f.path for f in survey_files.list_files(con, files_source)]
+                    where = f"{len(files)} files at {files_source.location}"
+                    staged = (ingest.stage_tickets_jsonl(con, files) if name == "helpdesk"
+                              else ingest.stage_survey_files(con, files))
+                    found = [checkup.inspect(con, registry.tables_of(name)[0], staged, **money)]
+            except (sql_orders.SourceUnavailable, helpdesk_api.HelpdeskUnavailable, duckdb.Error, OSError,
+                    KeyError, ValueError) as exc:
+                where, found = "", [checkup.TableFindings(source=name, table=name, error=str(exc).splitlines()[0])]
+            print(f"{name}: {where}".rstrip(": "))
+            for item in found:
+                print("\n".join(checkup.format_findings(item)))
+            findings += found
+    covered, advice = checkup.history_advice(findings, calendar.partitions_start, config_path())
+    print(advice)
+    return 0 if covered and all(item.ok for item in findings) else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline.cli", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -62,11 +161,19 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--customers", type=int, default=2000)
     demo.add_argument("--seed", type=int, default=42)
     run = sub.add_parser("run", help="materialize all assets over a window of daily partitions")
-    run.add_argument("--start", type=date.fromisoformat, default=date.fromisoformat(
-        str(section("calendar").get("partitions_start", "2024-01-01"))))
-    run.add_argument("--end", type=date.fromisoformat, default=None, help="last partition (default: yesterday)")
+    run.add_argument("--start", type=date.fromisoformat, default=None, help="first partition "
+                     "(default: calendar.partitions_start)")
+    run.add_argument("--end", type=date.fromisoformat, default=None, help="last partition (default: yesterday, shop time)")
     sub.add_parser("summary", help="print the output tables")
+    sub.add_parser("doctor", help="read the configured sources and check them against the configuration")
     args = parser.parse_args(argv)
+    try:  # settings every command needs: refuse them with their hint before anything starts
+        for name in ("DAGSTER_HOME", "CDP_DATA_DIR", "CDP_WAREHOUSE"):
+            env_path(name)
+        shop_calendar()
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
     if args.command == "demo-data":
         from pipeline.lib.demo_data import DemoConfig, generate
@@ -74,15 +181,25 @@ def main(argv: list[str] | None = None) -> int:
         counts = generate(DemoConfig(customers=args.customers, seed=args.seed), data_dir() / "demo")
         print("demo data:", " ".join(f"{k}={v}" for k, v in counts.items()))
     elif args.command == "run":
-        end = args.end or date.today() - timedelta(days=1)
+        start = args.start or shop_calendar().partitions_start
+        end = args.end or datetime.now(ZoneInfo(shop_calendar().timezone)).date() - timedelta(days=1)
+        problem = window_problem(start, end)
+        if problem:
+            print(f"run {start}..{end}: not started: {problem}", file=sys.stderr)
+            return 2
+        warning = unloaded_history(start)
+        if warning:
+            print(warning, file=sys.stderr)
         began = time.monotonic()
-        ok = run_pipeline(args.start, end)
-        print(f"run {args.start}..{end}: {'succeeded' if ok else 'FAILED'} in {time.monotonic() - began:.1f}s")
+        ok = run_pipeline(start, end)
+        print(f"run {start}..{end}: {'succeeded' if ok else 'FAILED'} in {time.monotonic() - began:.1f}s")
         if not ok:
             return 1
         print_summary()
     elif args.command == "summary":
         print_summary()
+    elif args.command == "doctor":
+        return doctor()
     return 0
 
 

@@ -174,9 +174,9 @@ def attached(con: duckdb.DuckDBPyConnection, source: SqlSource) -> Iterator[str]
             con.execute(f"drop temporary secret if exists {secret}")
 
 
-def _select_list(con: duckdb.DuckDBPyConnection, alias: str, source: SqlSource,
-                 table: str) -> tuple[str, str, str | None, str | None]:
-    """(select list mapped onto contract names, qualified source table, cursor column's type and source name)."""
+def source_columns(con: duckdb.DuckDBPyConnection, alias: str, source: SqlSource,
+                   table: str) -> list[tuple[str, str, str]]:
+    """(source column, contract column after the configured mapping, type) of one contract table of the attached source."""
     source_table = source.tables[table]
     found = con.execute(
         "select column_name, data_type from duckdb_columns() where database_name = ? and schema_name = ? "
@@ -186,7 +186,14 @@ def _select_list(con: duckdb.DuckDBPyConnection, alias: str, source: SqlSource,
     if not found:
         raise SourceUnavailable(f"table {source.schema}.{source_table} not found in {source.describe()}")
     mapping = source.columns.get(table) or {}
-    renamed = [(col, mapping.get(col, col), dtype) for col, dtype in found]
+    return [(col, mapping.get(col, col), dtype) for col, dtype in found]
+
+
+def _select_list(con: duckdb.DuckDBPyConnection, alias: str, source: SqlSource,
+                 table: str) -> tuple[str, str, str | None, str | None]:
+    """(select list mapped onto contract names, qualified source table, cursor column's type and source name)."""
+    renamed = source_columns(con, alias, source, table)
+    source_table = source.tables[table]
     present = {target for _, target, _ in renamed}
     contract = CONTRACT[table]
     order = {name: i for i, name in enumerate(contract.columns)}
