@@ -139,8 +139,9 @@ def doctor() -> int:
                     files_source = survey_files.SurveySource.from_config(name, cfg)
                     files = [f.path for f in survey_files.list_files(con, files_source)]
                     where = f"{len(files)} files at {files_source.location}"
-                    staged = (ingest.stage_tickets_jsonl(con, files) if name == "helpdesk"
-                              else ingest.stage_survey_files(con, files))
+                    with ingest.export_files(files) as (readable, _):
+                        staged = (ingest.stage_tickets_jsonl(con, readable) if name == "helpdesk"
+                                  else ingest.stage_survey_files(con, readable))
                     found = [checkup.inspect(con, registry.tables_of(name)[0], staged, **money)]
             except (sql_orders.SourceUnavailable, helpdesk_api.HelpdeskUnavailable, duckdb.Error, OSError,
                     KeyError, ValueError) as exc:

@@ -3,7 +3,9 @@
 Serves `GET /api/tickets?updated_since=…&cursor=…&limit=…` -> {"tickets": [...], "next_cursor": "…" | null} from a
 JSONL file (re-read on every request, so a test can change the "helpdesk" between pulls), ordered by
 (updated_at, id); naive timestamps mean Asia/Jakarta. Requires `Authorization: Bearer <token>` when a token is set.
-Programmable faults, consumed one per request: `fail(status, times, retry_after=None)` and `slow(seconds, times)`.
+Programmable faults, consumed one per request: `fail(status, times, retry_after=None)`, `slow(seconds, times)`,
+`garble(times)` (a body that is not JSON), `reshape(body)` (a 200 with this JSON body instead of the page) and
+`repeat_cursor(cursor)` (every page points at the same next cursor).
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ class HelpdeskServer:
         self.tickets_file = Path(tickets_file)
         self.token = token
         self.max_limit = max_limit
-        self.faults: deque[tuple[str, float, float | None]] = deque()
+        self.faults: deque[tuple[str, object, float | None]] = deque()
+        self.stuck_cursor: str | None = None
         self.requests: list[dict] = []  # query and whether the bearer token matched, per request
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -49,6 +52,15 @@ class HelpdeskServer:
 
     def slow(self, seconds: float, times: int = 1) -> None:
         self.faults.extend([("sleep", seconds, None)] * times)
+
+    def garble(self, times: int = 1) -> None:
+        self.faults.extend([("garble", 0, None)] * times)
+
+    def reshape(self, body) -> None:
+        self.faults.append(("body", body, None))
+
+    def repeat_cursor(self, cursor: str) -> None:
+        self.stuck_cursor = cursor
 
     def __enter__(self) -> "HelpdeskServer":
         self._thread.start()
@@ -76,7 +88,7 @@ class HelpdeskServer:
         limit = min(int(query.get("limit", ["100"])[0]), self.max_limit)
         page = tickets[offset:offset + limit]
         more = offset + limit < len(tickets)
-        return {"tickets": page, "next_cursor": str(offset + limit) if more else None}
+        return {"tickets": page, "next_cursor": self.stuck_cursor or (str(offset + limit) if more else None)}
 
     def _handler(self):
         server = self
@@ -85,7 +97,7 @@ class HelpdeskServer:
             def log_message(self, *args) -> None:  # keep test output quiet
                 pass
 
-            def _send(self, status: int, body: dict, headers: dict[str, str] | None = None) -> None:
+            def _send(self, status: int, body, headers: dict[str, str] | None = None) -> None:
                 payload = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -112,6 +124,13 @@ class HelpdeskServer:
                     return self._send(int(fault[1]), {"error": "injected fault"}, headers)
                 if fault and fault[0] == "sleep":
                     time.sleep(fault[1])
-                self._send(200, server._page(query))
+                if fault and fault[0] == "garble":
+                    payload = json.dumps(server._page(query)).encode()[:-7]  # cut off mid-document
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    return self.wfile.write(payload)
+                self._send(200, fault[1] if fault and fault[0] == "body" else server._page(query))
 
         return Handler

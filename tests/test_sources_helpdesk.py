@@ -135,3 +135,67 @@ def test_wrong_token_is_refused_without_retrying(helpdesk, tmp_path, monkeypatch
     with pytest.raises(helpdesk_api.HelpdeskUnavailable, match="refused the token"):
         helpdesk_api.extract(con, wrong)
     assert len(server.requests) == 1
+
+
+def test_malformed_page_is_retried_then_fails_naming_page_and_cursor(helpdesk, tmp_path):
+    server, _, source = helpdesk
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    ingest.prepare_session(con, "Asia/Jakarta")
+    server.garble(times=2)  # page 1 arrives cut off twice, then whole: retried, nothing lost
+    assert helpdesk_api.extract(con, source).rows == 250
+    first_page = [r for r in server.requests if "cursor" not in r["query"]]
+    assert len(first_page) == 3
+
+    server.requests.clear()
+    server.faults.clear()
+    # Page 2 never parses: after the configured attempts, an error naming source, page and cursor.
+    server.faults.extend([("none", 0, None)] + [("garble", 0, None)] * source.max_attempts)
+    with pytest.raises(helpdesk_api.HelpdeskUnavailable) as error:
+        helpdesk_api.extract(con, source)
+    message = str(error.value)
+    assert "helpdesk API 'helpdesk'" in message and "page 2 (cursor '40')" in message and "not valid JSON" in message
+    assert len(server.requests) == 1 + source.max_attempts
+
+
+def test_repeated_cursor_stops_with_an_error(helpdesk, tmp_path):
+    server, _, source = helpdesk
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    ingest.prepare_session(con, "Asia/Jakarta")
+    server.repeat_cursor("40")
+    with pytest.raises(helpdesk_api.HelpdeskUnavailable, match=r"page 2 \(cursor '40'\).*next_cursor '40' again"):
+        helpdesk_api.extract(con, source)
+    assert len(server.requests) == 2  # stopped at the first repeat, no endless loop
+
+
+def test_wrong_payload_shape_fails_clearly_and_temp_folder_is_removed(helpdesk, tmp_path, monkeypatch):
+    import tempfile
+
+    server, _, source = helpdesk
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    ingest.prepare_session(con, "Asia/Jakarta")
+    server.reshape({"tickets": {"T1": {"id": "T1"}}, "next_cursor": None})
+    with pytest.raises(helpdesk_api.HelpdeskUnavailable, match=r"page 1 \(cursor None\).*got tickets as dict"):
+        helpdesk_api.extract(con, source)
+    server.reshape(["not", "an", "object"])
+    with pytest.raises(helpdesk_api.HelpdeskUnavailable, match="got a JSON list"):
+        helpdesk_api.extract(con, source)
+    assert list(scratch.iterdir()) == []  # the page files went with their temporary folder
+
+
+def test_renamed_field_fails_naming_it_and_extra_fields_are_kept(helpdesk, tmp_path):
+    _, data, source = helpdesk
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    tickets = pl.read_ndjson(data).with_columns(loyalty_tier=pl.lit("gold"),
+                                                custom=pl.struct(a=pl.lit(1), b=pl.lit("x")))
+    tickets.write_ndjson(data)
+    item = _pull(con, source)
+    assert item.rows == 250
+    assert con.execute("select count(*) from raw.helpdesk_tickets where loyalty_tier = 'gold' "
+                       "and json_extract_string(custom, '$.b') = 'x'").fetchone()[0] == 250
+
+    tickets.rename({"status": "state"}).write_ndjson(data)
+    with pytest.raises(ingest.SourceSchemaError, match=r"helpdesk API 'helpdesk'.*no field 'status'"):
+        helpdesk_api.extract(con, source, full_refresh=True)

@@ -26,12 +26,10 @@ def _pull(con, source):
     """Extract, then land through the pipeline's own `ingest.land` (window replacement + quarantine), then save marks."""
     ingest.prepare_session(con, "Asia/Jakarta")  # the demo shop's time zone: naive source times are Jakarta time
     extracts = sql_orders.extract(con, source)
-    for spec, table in ((ingest.WEBSHOP_CUSTOMERS, "customers"), (ingest.webshop_orders("IDR"), "orders")):
+    for spec, table in ((ingest.WEBSHOP_CUSTOMERS, "customers"), (ingest.spec("webshop_orders", ingest.Limits(currency="IDR")), "orders")):
         item = extracts[table]
         if item.window:
             ingest.land(con, spec, item.relation, item.window, source.name)
-            if table == "orders":
-                con.execute("create or replace temp table _typed_orders as select * from _typed")
     items = extracts["order_items"]
     if items.window:
         ingest.land(con, ingest.WEBSHOP_ORDER_ITEMS, ingest.stage_order_items(con, items.relation), items.window,
@@ -92,11 +90,12 @@ def test_postgres_full_then_incremental_with_late_update(pg_shop, postgres_clust
     first = _pull(con, source)
     assert _counts(con) == {"customers": 50, "orders": 200, "order_items": 400}
     assert not any(item.incremental for item in first.values())
-    # Contract names from the mapping; the pull keeps source types, missing optional columns are NULL.
+    # Contract names from the mapping; the pull keeps source types, missing optional columns are NULL in raw.
     pulled = {r[0]: r[1] for r in con.execute("describe _extract_webshop_pg_orders").fetchall()}
     assert pulled["updated_at"] == "TIMESTAMP WITH TIME ZONE" and pulled["net_amount"] == "DECIMAL(14,2)"
-    assert "order_id" in pulled and "id" not in pulled and "modified_at" not in pulled and "promo_code" in pulled
+    assert "order_id" in pulled and "id" not in pulled and "modified_at" not in pulled
     landed = {r[0]: r[1] for r in con.execute("describe raw.webshop_orders").fetchall()}
+    assert "promo_code" in landed
     assert landed["updated_at"] == "TIMESTAMP" and landed["net_amount"] == "DOUBLE"
     assert con.execute("select count(*) from quarantine.webshop_orders").fetchone()[0] == 0
     assert con.execute("select count(*) from raw.webshop_customers where loyalty_tier = 'gold'").fetchone()[0] == 50
@@ -161,20 +160,21 @@ def test_sqlite_text_timestamps_incremental(tmp_path):
     with sqlite3.connect(db) as lite:
         lite.executescript("""
             create table customers (customer_id text, email text, updated_at text);
-            create table orders (order_id text, customer_id text, status text, net_amount real, updated_at text,
-                ordered_at text);
+            create table orders (order_id text, customer_id text, status text, channel text, net_amount real,
+                updated_at text, ordered_at text);
             create table order_items (order_id text, line_no integer, sku text, quantity integer, unit_price real);
             with recursive g(n) as (select 1 union all select n + 1 from g where n < 30)
-            insert into orders select 'O' || n, 'C1', 'paid', 1000.0 * n,
+            insert into orders select 'O' || n, 'C1', 'paid', 'web', 1000.0 * n,
                 case when n % 2 = 0 then strftime('%Y-%m-%dT%H:%M:%S', '2025-03-01 00:00:00', '+' || n || ' hours')
                      else strftime('%Y-%m-%dT%H:%M:%S', '2025-02-28 17:00:00', '+' || n || ' hours') || 'Z' end,
                 '2025-02-01T10:00:00'
                 from g;
-            insert into orders values ('O-BAD', 'C1', 'paid', 1.0, 'kemarin sore', '2025-02-01T10:00:00');
+            insert into orders values ('O-BAD', 'C1', 'paid', 'web', 1.0, 'kemarin sore', '2025-02-01T10:00:00');
             insert into customers values ('C1', 'a@b.id', '2025-03-01T00:00:00+07:00');
             insert into order_items select order_id, 1, 'SKU', 1, net_amount from orders;
         """)
-    source = sql_orders.SqlSource.from_config("webshop", {"kind": "sqlite", "location": str(db)})
+    source = sql_orders.SqlSource.from_config("webshop", {"kind": "sqlite", "location": str(db),
+                                                          "incremental": {"lookback_minutes": 120}})
     con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
     first = _pull(con, source)
     assert _counts(con) == {"customers": 1, "orders": 30, "order_items": 30}

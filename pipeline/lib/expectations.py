@@ -114,7 +114,12 @@ def suite_path(suite_name: str) -> Path:
 def load_suite_json(suite_name: str) -> dict[str, Any]:
     """The suite's JSON, with every expectation's `meta.severity` checked to be critical or warning."""
     with open(suite_path(suite_name), encoding="utf-8") as fh:
-        suite = json.load(fh)
+        return checked_suite(json.load(fh))
+
+
+def checked_suite(suite: dict[str, Any]) -> dict[str, Any]:
+    """The suite, once every expectation's `meta.severity` is known to be critical or warning."""
+    suite_name = suite["name"]
     for expectation in suite["expectations"]:
         severity = (expectation.get("meta") or {}).get("severity")
         if severity not in SEVERITIES:
@@ -271,15 +276,17 @@ def read_for_validation(con: duckdb.DuckDBPyConnection, table: str, row_count: i
         con.execute(f"set threads = {int(threads)}")
 
 
-def validate_table(con: duckdb.DuckDBPyConnection, table: str, suite_name: str,
+def validate_table(con: duckdb.DuckDBPyConnection, table: str, suite: str | dict[str, Any],
                    sample_rows: int = DEFAULT_SAMPLE_ROWS, window: tuple[date, date] | None = None) -> ValidationOutcome:
-    """Validate `table` (schema.name) against the suite `expectations/<suite_name>.json`.
+    """Validate `table` (schema.name) against a suite: its name (`expectations/<name>.json`) or the suite itself
+    (raw tables: `pipeline.lib.ingest.raw_suite`, derived from the source registry).
 
     `window` (first, last day, inclusive) restricts every expectation, row counts and uniqueness included, to the
     rows whose `_partition_date` falls in it: a partitioned run validates what it delivered, so a problem in one
     day's delivery is not diluted by years of good history. A missing table is one critical failure.
     Results keep the suite's order."""
-    suite = load_suite_json(suite_name)
+    suite = load_suite_json(suite) if isinstance(suite, str) else checked_suite(suite)
+    suite_name = suite["name"]
     relation = table
     if window is not None:
         first, last = (date.fromisoformat(str(d)) for d in window)  # dates only: safe to inline

@@ -1,185 +1,213 @@
-"""Landing raw source rows in the warehouse, one partition window at a time, with quarantine.
+"""Landing raw source rows in the warehouse, one window of partition days at a time, with quarantine.
 
-Every source is first staged as a DuckDB relation of the rows delivered for a window of event dates. `land()` then
-types the columns set-wise, tags each row with the reasons it is invalid, drops exact duplicates (counted), and in one
-transaction replaces the window's rows in `raw.<table>` (valid rows) and `quarantine.<table>` (invalid rows, with the
-reason and the original payload as JSON). Re-running a window therefore replaces it: no duplicates, nothing lost.
+Every source is first staged as a DuckDB relation of the rows it delivered. `land()` then, set-wise:
+1. refuses the batch if a required contract column is missing (schema drift), naming source and column;
+2. types the contract columns by their kind in the source registry (`pipeline.lib.sources.registry`) and keeps
+   extra columns as delivered;
+3. tags each row with every rule it breaks (the registry's rules, plus `future date` for a timestamp later than
+   the run's as-of plus a tolerance, plus any problem the staging found, e.g. a partial last line);
+4. drops exact re-deliveries (counted) and resolves conflicting versions of one key: the latest event wins, the
+   others are quarantined as `conflicting duplicate`;
+5. in one transaction replaces the window's rows in `raw.<table>` (valid rows) and `quarantine.<table>` (the
+   others, with reason and the delivered payload as JSON).
+Every delivered row ends in raw, in quarantine, or in a counted drop (duplicate, suppressed after erasure, or
+outside the window: a row dated on a day this run does not cover is that day's run's business).
+No value from a source becomes SQL text: identifiers are validated and quoted, values and file names bound as
+parameters, and files are read with declared columns.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import re
-from dataclasses import dataclass, field, replace
-from datetime import date
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
 import duckdb
 
-from pipeline.lib.warehouse import ensure_table, transaction
-
 from pipeline.lib.erasure import drop_suppressed
+from pipeline.lib.sources.registry import Column, RawTable
+from pipeline.lib.sources.registry import table as registry_table
+from pipeline.lib.warehouse import (
+    ensure_table,
+    quote_identifier,
+    quote_literal,
+    transaction,
+)
 
-ORDER_STATUSES = ("pending", "paid", "shipped", "completed", "cancelled", "refunded")
-ORDER_CHANNELS = ("web", "app", "marketplace", "store")
-CUSTOMER_TYPES = ("end_customer", "agent", "reseller")
-TICKET_STATUSES = ("new", "open", "pending", "solved", "closed")
-TICKET_CHANNELS = ("email", "whatsapp", "instagram", "facebook", "phone", "chat")
+# A column or field name a source may use: letters, digits, space, underscore, dash, dot; not starting with `_`
+# (the pipeline's own columns). Anything else (quotes, braces, semicolons) is refused before it gets near SQL.
+SAFE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_ .\-]{0,62}")
+FUTURE_DATE = "future date"
 
 
 class SourceSchemaError(ValueError):
-    """A source delivered rows without a column the pipeline cannot do without."""
+    """A delivery lacks a column the pipeline cannot do without, or names a column unsafely."""
+
+
+def check_names(names: list[str], where: str) -> None:
+    """Refuse unsafe or clashing column names (DuckDB names are case-insensitive)."""
+    seen: dict[str, str] = {}
+    for name in names:
+        if not SAFE_NAME.fullmatch(name):
+            shown = name if len(name) <= 80 else name[:77] + "..."
+            raise SourceSchemaError(f"{where}: column name {shown!r} is not allowed (letters, digits, space, _ - . "
+                                    "only, starting with a letter); rename it in the source or its column mapping")
+        if name.lower() in seen:
+            raise SourceSchemaError(f"{where}: columns {seen[name.lower()]!r} and {name!r} differ only in case")
+        seen[name.lower()] = name
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The contract of each raw table, derived from the source registry.
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Shop-specific bounds of the contract (config: `calendar.currency`, `ingest:`)."""
+
+    currency: str | None = None  # orders in another currency are quarantined
+    max_amount: float = 1e12  # money above this is a typo or a test value, not a sale: quarantined
+    future_tolerance: timedelta = timedelta(hours=6)  # timestamps this far past the run's as-of are still accepted
+
+
+_TEXT = "nullif(trim(cast({c} as varchar)), '')"
+_NUMBER = "(case when isfinite(try_cast({c} as double)) then try_cast({c} as double) end)"
+TYPING = {
+    "id": _TEXT,
+    "text": _TEXT,
+    "free_text": "cast({c} as varchar)",
+    "code": f"lower({_TEXT})",
+    "currency": f"upper({_TEXT})",
+    # Offsets are honoured; naive timestamps are in the session time zone (the shop's); stored as shop-local time.
+    "timestamp": "try_cast({c} as timestamptz)::timestamp",
+    "number": _NUMBER,
+    "money": _NUMBER,
+    "integer": f"(case when {_NUMBER} = trunc({_NUMBER}) then try_cast({_NUMBER} as bigint) end)",
+    "boolean": "try_cast({c} as boolean)",
+    "list": "{c}",
+}
+
+
+def _delivered(column: str) -> str:
+    """The source sent a non-empty value for the column (`_orig` is the delivered row)."""
+    return f"nullif(trim(cast(_orig.{column} as varchar)), '') is not null"
+
+
+def _column_rules(col: Column, limits: Limits) -> list[tuple[str, str]]:
+    c = quote_identifier(col.name)
+    rules = []
+    if col.not_null:
+        rules.append((f"missing {col.name}", f"{c} is null and not ({_delivered(c)})"))
+    if col.kind == "timestamp" or col.kind == "boolean":
+        rules.append((f"unparseable {col.name}", f"{c} is null and {_delivered(c)}"))
+    if col.kind in ("number", "money", "integer"):
+        numeric = f"isfinite(try_cast(_orig.{c} as double))"
+        rules.append((f"non-numeric {col.name}", f"{_delivered(c)} and not coalesce({numeric}, false)"))
+        if col.kind == "integer":
+            rules.append((f"non-integer {col.name}", f"{c} is null and {numeric}"))
+    if col.accepted:
+        values = ", ".join(quote_literal(v) for v in col.accepted)
+        rules.append((f"unknown {col.name}", f"{c} is not null and {c} not in ({values})"))
+    minimum = 0.0 if col.kind == "money" and col.minimum is None else col.minimum
+    maximum = limits.max_amount if col.kind == "money" and col.maximum is None else col.maximum
+    if minimum is not None:
+        reason = f"negative {col.name}" if minimum == 0 else f"{col.name} below {minimum:g}"
+        rules.append((reason, f"{c} < {float(minimum)!r}"))
+    if maximum is not None:
+        rules.append((f"{col.name} above {maximum:g}", f"{c} > {float(maximum)!r}"))
+    if col.kind == "currency" and limits.currency:
+        if not re.fullmatch(r"[A-Z]{3}", limits.currency):
+            raise ValueError(f"not an ISO 4217 currency code: {limits.currency!r}")
+        rules.append((f"{col.name} is not {limits.currency}", f"{c} <> {quote_literal(limits.currency)}"))
+    return rules
 
 
 @dataclass(frozen=True)
 class TableSpec:
-    """How one raw table is typed and validated.
+    """How one raw table is typed and validated: the registry's declaration plus the shop's limits."""
 
-    columns: contract column -> SQL expression typing it from the delivered text (`{c}` is the delivered column).
-    required: columns whose absence from the source is a schema error (the batch is refused as a whole).
-    rules: (reason, SQL condition over typed columns and `_orig.<column>` for the delivered value) marking a row invalid.
-    event_column: typed timestamp whose date is the row's partition date when the delivery does not fix one.
-An exact re-delivery of a row (the same payload) is a duplicate: kept once and counted.
-    """
+    table: RawTable
+    limits: Limits = Limits()
 
-    name: str
-    columns: dict[str, str]
-    required: tuple[str, ...]
-    rules: tuple[tuple[str, str], ...]
-    event_column: str
+    @property
+    def name(self) -> str:
+        return self.table.name
 
+    @property
+    def required(self) -> tuple[str, ...]:
+        return self.table.required
 
-def ts_sql(col: str = "{c}") -> str:
-    # Offsets are honoured; naive timestamps are in the session time zone (the shop's); stored as the shop's local time.
-    return f"try_cast({col} as timestamptz)::timestamp"
+    @property
+    def columns(self) -> dict[str, str]:
+        """Contract column -> SQL typing it from the delivered value (`{c}`)."""
+        return {col.name: TYPING[col.kind] for col in self.table.columns}
 
-
-def _text(col: str = "{c}") -> str:
-    return f"nullif(trim(cast({col} as varchar)), '')"
-
-
-def _num(col: str = "{c}") -> str:
-    return f"try_cast({col} as double)"
-
-
-def _bad_value(column: str) -> str:
-    """Delivered but not parseable (a NULL delivered stays a NULL, not an error)."""
-    return f"_orig.{column} is not null and nullif(trim(cast(_orig.{column} as varchar)), '') is not null and {column} is null"
+    @property
+    def rules(self) -> tuple[tuple[str, str], ...]:
+        """(reason, SQL condition over typed columns and `_orig.<column>` for the delivered value)."""
+        rules = [rule for col in self.table.columns for rule in _column_rules(col, self.limits)]
+        for bound in self.table.ranges:
+            c = quote_identifier(bound.column)
+            condition = (f"{quote_identifier(bound.when_column)} = {quote_literal(bound.when_value)} "
+                         f"and {c} not between {float(bound.minimum)!r} and {float(bound.maximum)!r}")
+            rules.append((bound.reason, condition))
+        return tuple(rules)
 
 
-def _in(values: tuple[str, ...]) -> str:
-    return "(" + ", ".join(f"'{v}'" for v in values) + ")"
+def raw_suite(spec: TableSpec) -> dict:
+    """The data-quality suite of `raw.<table>` (GX expectation JSON), derived from the same contract as landing.
+
+    Critical expectations restate the row rules that landing enforces (a failure means a bad row got through);
+    table-level rates and the registry's `warnings` are warnings."""
+
+    def expectation(kind: str, severity: str = "critical", **kwargs) -> dict:
+        return {"type": f"expect_{kind}", "kwargs": kwargs, "meta": {"severity": severity}}
+
+    table = spec.table
+    bookkeeping = ("_partition_date", "_loaded_at", "_source")
+    suite = [
+        expectation("table_columns_to_match_set", column_set=[*table.column_names, *bookkeeping], exact_match=False),
+        expectation("table_row_count_to_be_between", "warning", min_value=1, max_value=50_000_000),
+        *(expectation("column_values_to_not_be_null", column=c)
+          for c in [*(col.name for col in table.columns if col.not_null), *bookkeeping]),
+        expectation("compound_columns_to_be_unique", "warning",
+                    column_list=[*table.key, table.event_column or "_partition_date"]),
+    ]
+    for col in table.columns:
+        if col.accepted:
+            suite.append(expectation("column_values_to_be_in_set", column=col.name, value_set=list(col.accepted)))
+        if col.kind == "currency" and spec.limits.currency:
+            suite.append(expectation("column_values_to_be_in_set", column=col.name, value_set=[spec.limits.currency]))
+        minimum = 0.0 if col.kind == "money" and col.minimum is None else col.minimum
+        maximum = spec.limits.max_amount if col.kind == "money" and col.maximum is None else col.maximum
+        if minimum is not None or maximum is not None:
+            bounds = {k: float(v) for k, v in (("min_value", minimum), ("max_value", maximum)) if v is not None}
+            suite.append(expectation("column_values_to_be_between", column=col.name, **bounds))
+    for bound in table.ranges:
+        condition = {"type": "comparison", "column": {"name": bound.when_column}, "operator": "==",
+                     "parameter": bound.when_value}
+        suite.append(expectation("column_values_to_be_between", column=bound.column, row_condition=condition,
+                                 min_value=float(bound.minimum), max_value=float(bound.maximum)))
+    suite += [expectation(kind.removeprefix("expect_"), "warning", **kwargs) for kind, kwargs in table.warnings]
+    return {"name": f"raw_{table.name}", "expectations": suite, "meta": {"table": f"raw.{table.name}"}}
 
 
-AMOUNTS = ("gross_amount", "discount_amount", "shipping_amount", "net_amount")
-
-WEBSHOP_CUSTOMERS = TableSpec(
-    name="webshop_customers",
-    columns={
-        "customer_id": _text(), "email": _text(), "phone": _text(), "first_name": _text(), "last_name": _text(),
-        "city": _text(), "province": _text(), "customer_type": f"lower({_text()})",
-        "marketing_opt_in": "try_cast({c} as boolean)", "created_at": ts_sql(), "updated_at": ts_sql(),
-    },
-    required=("customer_id", "updated_at"),
-    rules=(
-        ("missing customer_id", "customer_id is null"),
-        ("unparseable updated_at", "updated_at is null"),
-        ("unparseable created_at", _bad_value("created_at")),
-        ("unknown customer_type", f"customer_type is not null and customer_type not in {_in(CUSTOMER_TYPES)}"),
-    ),
-    event_column="updated_at",
-)
-
-WEBSHOP_ORDERS = TableSpec(
-    name="webshop_orders",
-    columns={
-        "order_id": _text(), "customer_id": _text(), "guest_email": _text(), "guest_phone": _text(),
-        "ordered_at": ts_sql(), "status": f"lower({_text()})", "channel": f"lower({_text()})",
-        "currency": f"upper({_text()})", **{a: _num() for a in AMOUNTS},
-        "promo_code": _text(), "referral_code": _text(), "updated_at": ts_sql(),
-    },
-    required=("order_id", "ordered_at", "status", "net_amount", "updated_at"),
-    rules=(
-        ("missing order_id", "order_id is null"),
-        ("unparseable ordered_at", "ordered_at is null"),
-        ("unparseable updated_at", "updated_at is null"),
-        ("unknown status", f"status is null or status not in {_in(ORDER_STATUSES)}"),
-        ("unknown channel", f"channel is not null and channel not in {_in(ORDER_CHANNELS)}"),
-        *((f"non-numeric {a}", _bad_value(a)) for a in AMOUNTS),
-        ("negative amount", " or ".join(f"{a} < 0" for a in AMOUNTS)),
-        ("missing net_amount", "net_amount is null"),
-    ),
-    event_column="updated_at",
-)
+def spec(name: str, limits: Limits = Limits()) -> TableSpec:
+    return TableSpec(registry_table(name), limits)
 
 
-def webshop_orders(currency: str) -> TableSpec:
-    """The orders spec for a shop trading in `currency` (ISO 4217): orders in any other currency are quarantined."""
-    if not re.fullmatch(r"[A-Z]{3}", currency):
-        raise ValueError(f"not an ISO 4217 currency code: {currency!r}")
-    rule = (f"currency is not {currency}", f"currency is not null and currency <> '{currency}'")
-    return replace(WEBSHOP_ORDERS, rules=(*WEBSHOP_ORDERS.rules, rule))
-
-
-WEBSHOP_ORDER_ITEMS = TableSpec(
-    name="webshop_order_items",
-    columns={
-        "order_id": _text(), "line_no": "try_cast({c} as integer)", "sku": _text(), "category": _text(),
-        "quantity": _num(), "unit_price": _num(), "unit_cost": _num(),
-    },
-    required=("order_id", "line_no", "quantity", "unit_price"),
-    rules=(
-        ("missing order_id", "order_id is null"),
-        ("missing line_no", "line_no is null"),
-        ("non-numeric quantity", _bad_value("quantity")),
-        ("non-numeric unit_price", _bad_value("unit_price")),
-        ("negative quantity or price", "quantity < 0 or unit_price < 0 or unit_cost < 0"),
-    ),
-    event_column="",  # lines take their order's partition date
-)
-
-HELPDESK_TICKETS = TableSpec(
-    name="helpdesk_tickets",
-    columns={
-        "id": _text(), "requester_id": _text(), "requester_email": _text(), "requester_phone": _text(),
-        "requester_name": _text(), "channel": f"lower({_text()})", "subject": _text(),
-        "status": f"lower({_text()})", "priority": f"lower({_text()})", "order_ref": _text(),
-        "created_at": ts_sql(), "updated_at": ts_sql(), "solved_at": ts_sql(), "satisfaction": f"lower({_text()})",
-        "tags": "{c}",
-    },
-    required=("id", "created_at", "updated_at", "status"),
-    rules=(
-        ("malformed JSON", "not _json_ok"),
-        ("missing id", "id is null"),
-        ("unparseable created_at", "created_at is null"),
-        ("unparseable updated_at", "updated_at is null"),
-        ("unparseable solved_at", _bad_value("solved_at")),
-        ("unknown status", f"status is null or status not in {_in(TICKET_STATUSES)}"),
-        ("unknown channel", f"channel is not null and channel not in {_in(TICKET_CHANNELS)}"),
-        ("unknown satisfaction", "satisfaction is not null and satisfaction not in ('good', 'bad')"),
-    ),
-    event_column="updated_at",
-)
-
-SURVEY_RESPONSES = TableSpec(
-    name="survey_responses",
-    columns={
-        "response_id": _text(), "submitted_at": ts_sql(), "survey": f"lower({_text()})",
-        "score": "try_cast({c} as integer)", "comment": "cast({c} as varchar)", "email": _text(), "phone": _text(),
-        "order_ref": _text(), "consent": "try_cast({c} as boolean)",
-    },
-    required=("response_id", "submitted_at", "survey", "score"),
-    rules=(
-        ("malformed JSON", "not _json_ok"),
-        ("missing response_id", "response_id is null"),
-        ("unparseable submitted_at", "submitted_at is null"),
-        ("unknown survey", "survey is null or survey not in ('nps', 'csat')"),
-        ("non-numeric score", "score is null"),
-        ("NPS score outside 0-10", "survey = 'nps' and score not between 0 and 10"),
-        ("CSAT score outside 1-5", "survey = 'csat' and score not between 1 and 5"),
-    ),
-    event_column="submitted_at",
-)
+WEBSHOP_CUSTOMERS = spec("webshop_customers")
+WEBSHOP_ORDERS = spec("webshop_orders")
+WEBSHOP_ORDER_ITEMS = spec("webshop_order_items")
+HELPDESK_TICKETS = spec("helpdesk_tickets")
+SURVEY_RESPONSES = spec("survey_responses")
 
 
 @dataclass
@@ -188,7 +216,9 @@ class LoadResult:
     window: tuple[date, date]
     loaded: int = 0
     quarantined: int = 0
-    duplicates_dropped: int = 0
+    duplicates_dropped: int = 0  # exact re-deliveries of a row in the same batch
+    conflicts: int = 0  # versions of one key with different content: all but the latest quarantined
+    outside_window: int = 0  # rows dated on days this run does not cover (landed by those days' runs)
     suppressed: int = 0  # rows of erased persons dropped before landing (pipeline.lib.erasure)
     reasons: dict[str, int] = field(default_factory=dict)
 
@@ -197,6 +227,8 @@ class LoadResult:
             f"{self.table}.rows_loaded": self.loaded,
             f"{self.table}.rows_quarantined": self.quarantined,
             f"{self.table}.duplicates_dropped": self.duplicates_dropped,
+            f"{self.table}.conflicting_duplicates": self.conflicts,
+            f"{self.table}.rows_outside_window": self.outside_window,
             f"{self.table}.rows_suppressed": self.suppressed,
             **{f"{self.table}.quarantine[{reason}]": n for reason, n in sorted(self.reasons.items())},
         }
@@ -211,8 +243,13 @@ def prepare_session(con: duckdb.DuckDBPyConnection, timezone: str) -> None:
     con.execute("create schema if not exists quarantine")
 
 
-def _columns_of(con: duckdb.DuckDBPyConnection, relation: str) -> list[str]:
+def columns_of(con: duckdb.DuckDBPyConnection, relation: str) -> list[str]:
     return [row[0] for row in con.execute(f"describe select * from {relation}").fetchall()]
+
+
+def as_of(window: tuple[date, date]) -> datetime:
+    """The run's as-of: the end of its last partition day, shop-local (how timestamps are stored)."""
+    return datetime.combine(window[1], time())
 
 
 def land(
@@ -221,60 +258,78 @@ def land(
     staged: str,
     window: tuple[date, date],
     source_label: str,
+    run_as_of: datetime | None = None,
+    frontier: bool = False,
 ) -> LoadResult:
     """Type, validate, de-duplicate and land the staged rows of one window (see module docstring).
 
     `staged` names a relation holding the delivered columns, `_partition_date` (may be NULL: then the event date
-    decides) and optionally `_json_ok` (false for unparseable JSON lines).
+    decides) and optionally `_problem` (a reason the staging already found, e.g. malformed JSON).
+    `run_as_of` (default: the end of the window) plus the tolerance bounds every timestamp: a row of the window
+    with a later one is quarantined as `future date`. With `frontier` (a run at the newest data, e.g. nightly) rows
+    dated after the window are judged too; otherwise they are counted as outside the window (a backfill of old
+    days is not the judge of what happened since).
     """
     start, end = window
-    delivered = set(_columns_of(con, staged))
+    delivered = columns_of(con, staged)
+    source_columns = [c for c in delivered if not c.startswith("_")]
     missing_required = [c for c in spec.required if c not in delivered]
     if missing_required:
         raise SourceSchemaError(
-            f"{spec.name}: the source no longer delivers required column(s) {missing_required}; "
-            f"delivered columns are {sorted(c for c in delivered if not c.startswith('_'))}. Fix the source or its column mapping in pipeline/config/cdp.yaml."
+            f"{source_label}: {spec.name} lacks required column(s) {missing_required}; delivered columns are "
+            f"{sorted(source_columns)}. Fix the source or its column mapping in the config (sources:)."
         )
-    optional_nulls = ", ".join(f"null::varchar as {c}" for c in spec.columns if c not in delivered)
-    extras = [c for c in delivered if c not in spec.columns and not c.startswith("_")]
-    typed = ", ".join(f"{expr.format(c=f'_orig.{col}' if col in delivered else col)} as {col}"
-                      for col, expr in spec.columns.items())
-    json_ok = "_orig._json_ok" if "_json_ok" in delivered else "true"
-    event_date = f"cast({spec.event_column} as date)" if spec.event_column else "null::date"
-    reasons = ", ".join(f"case when coalesce({cond}, false) then '{reason}' end" for reason, cond in spec.rules)
+    check_names([c for c in source_columns if c not in spec.columns], f"{source_label}: {spec.name}")
+    q = quote_identifier
+    absent = "".join(f", null::varchar as {q(c)}" for c in spec.columns if c not in delivered)
+    typed = ", ".join(f"{expr.format(c=f'_orig.{q(col)}')} as {q(col)}" for col, expr in spec.columns.items())
+    extras = "".join(f"_orig.{q(c)}, " for c in source_columns if c not in spec.columns)
+    problem = "_orig._problem" if "_problem" in delivered else "null::varchar"
+    content = [c for c in delivered if c not in ("_partition_date", "_file")]
+    event_date = f"cast({q(spec.table.event_column)} as date)" if spec.table.event_column else "null::date"
+    future_after = (run_as_of or as_of(window)) + spec.limits.future_tolerance
+    in_window = "_partition_date >= ? and _partition_date < ?"
+    future_scope = "true" if frontier else f"({in_window})"
+    timestamps = [q(c.name) for c in spec.table.columns if c.kind == "timestamp"]
+    future = "(" + (" or ".join(f"{c} > ?::timestamp" for c in timestamps) or "false") + f") and {future_scope}"
+    rules = [*spec.rules, (FUTURE_DATE, future)]
+    reasons = ", ".join(f"case when coalesce({cond}, false) then {quote_literal(reason)} end" for reason, cond in rules)
     con.execute(f"""
         create or replace temp table _typed_all as
-        with src as (select *{', ' + optional_nulls if optional_nulls else ''} from {staged}),
-        typed as (
-            select {typed}, {', '.join(f'_orig.{c}' for c in extras) + ',' if extras else ''}
-                   {json_ok} as _json_ok, _orig._partition_date as _delivered_date,
-                   _orig, to_json(_orig)::varchar as _payload
-            from src as _orig
+        with typed as (
+            select {typed}, {extras}{problem} as _problem, _orig._partition_date as _delivered_date, _orig,
+                   to_json(_orig)::varchar as _payload,
+                   md5(to_json(struct_pack({', '.join(f'{q(c)} := _orig.{q(c)}' for c in content)}))) as _content
+            from (select *{absent} from {staged}) as _orig
+        ),
+        dated as (
+            select * exclude (_delivered_date), coalesce(_delivered_date, {event_date}) as _partition_date from typed
         )
-        select * exclude (_delivered_date, _json_ok, _orig),
-               coalesce(_delivered_date, {event_date}) as _partition_date,
-               concat_ws('; ', {reasons}) as _reason
-        from typed
-    """)
-    # Keep the window only (a source may deliver more than asked); rows without a date cannot be placed in any
-    # window and are quarantined in every run that sees them (replaced, never duplicated).
-    con.execute(f"""
-        delete from _typed_all
-        where _partition_date is not null and (_partition_date < '{start}' or _partition_date >= '{end}')
-    """)
+        select * exclude (_problem, _orig),
+               coalesce(_problem, concat_ws('; ', {reasons})) as _reason
+        from dated
+    """, [*([future_after] * len(timestamps)), *([] if frontier else [start, end])])
+    result = LoadResult(table=spec.name, window=window)
+    # A row dated outside the window belongs to another day's run (a source may deliver more than asked), unless
+    # it is in the future: that goes to quarantine whatever its day.
+    result.outside_window = con.execute(
+        "delete from _typed_all where _partition_date is not null and (_partition_date < ? or _partition_date >= ?) "
+        "and not contains(_reason, ?)", [start, end, FUTURE_DATE]).fetchone()[0]
+    # Rows without a date fit no window: quarantined (and kept there until re-delivered, see below).
     con.execute("update _typed_all set _reason = 'no event date to place the row in a partition' "
                 "where _partition_date is null and _reason = ''")
     # Right to erasure (UU PDP / GDPR): rows of persons on privacy.suppression_list never land again, valid or not;
     # they are counted as `suppressed`, not dropped silently.
-    suppressed = drop_suppressed(con, spec.name, "_typed_all")
-    before = con.execute("select count(*) from _typed_all").fetchone()[0]
-    con.execute("""
-        create or replace temp table _typed as
-        select * from _typed_all
-        qualify row_number() over (partition by _payload) = 1
-    """)
-    result = LoadResult(table=spec.name, window=window, suppressed=suppressed)
-    result.duplicates_dropped = before - con.execute("select count(*) from _typed").fetchone()[0]
+    result.suppressed = drop_suppressed(con, spec.name, "_typed_all")
+    # Exact re-deliveries (the same content, e.g. one response in two exports) are kept once, the latest day's.
+    result.duplicates_dropped = con.execute("""
+        delete from _typed_all where rowid in (
+            select rowid from _typed_all
+            qualify row_number() over (partition by _content order by _partition_date desc nulls last, _payload) > 1)
+    """).fetchone()[0]
+    _resolve_conflicts(con, spec.table)
+    con.execute("create or replace temp table _typed as select * exclude (_content) from _typed_all")
+    result.conflicts = con.execute("select count(*) from _typed where _reason = 'conflicting duplicate'").fetchone()[0]
 
     raw_table, q_table = f"raw.{spec.name}", f"quarantine.{spec.name}"
     with transaction(con):
@@ -282,9 +337,12 @@ def land(
                                       "current_timestamp::timestamp as _loaded_at, ''::varchar as _source from _typed")
         ensure_table(con, q_table, "select _payload, _reason, _partition_date, "
                                     "current_timestamp::timestamp as _loaded_at, ''::varchar as _source from _typed")
-        window_rows = f"(_partition_date >= '{start}' and _partition_date < '{end}')"
-        con.execute(f"delete from {raw_table} where {window_rows}")
-        con.execute(f"delete from {q_table} where {window_rows} or _partition_date is null")
+        window_rows = "(_partition_date >= ? and _partition_date < ?)"
+        con.execute(f"delete from {raw_table} where {window_rows}", [start, end])
+        # Quarantine keeps rows this run does not re-judge: those of other days and those without a date that were
+        # not delivered again. A re-delivered row replaces its earlier verdict instead of repeating it.
+        con.execute(f"delete from {q_table} where {window_rows} or _payload in "
+                    "(select _payload from _typed where _reason <> '')", [start, end])
         result.loaded = con.execute(f"""
             insert into {raw_table} by name
             select * exclude (_reason, _payload), current_timestamp::timestamp as _loaded_at, ? as _source
@@ -300,44 +358,222 @@ def land(
     return result
 
 
+def _resolve_conflicts(con: duckdb.DuckDBPyConnection, table: RawTable) -> None:
+    """Valid rows sharing a key (and version) but not content: the latest event wins, deterministically."""
+    version = [*table.key, *([table.event_column] if table.versioned and table.event_column else [])]
+    latest = f"{quote_identifier(table.event_column)} desc nulls last, " if table.event_column else ""
+    con.execute(f"""
+        update _typed_all set _reason = 'conflicting duplicate' where rowid in (
+            select rowid from _typed_all where _reason = ''
+            qualify row_number() over (partition by {', '.join(map(quote_identifier, version))}
+                                       order by {latest}_partition_date desc nulls last, _content) > 1)
+    """)
+
+
 # ---------------------------------------------------------------------------------------------------------------------
-# Staging the demo-style sources: a SQL database file, JSONL exports, survey files.
+# Staging export files (CSV, JSONL, Parquet) safely: declared columns, any common encoding, partial last lines.
 
 _DATE_IN_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})\.[A-Za-z]+$")
+_BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
+
+
+def file_date(path: str) -> date | None:
+    found = _DATE_IN_NAME.search(path)
+    try:
+        return date.fromisoformat(found.group(1)) if found else None
+    except ValueError:
+        return None
 
 
 def files_in_window(paths: list[str], window: tuple[date, date]) -> list[str]:
     """Export files whose name carries a date inside the window (files without a date are always included)."""
     start, end = window
-    selected = []
-    for path in sorted(paths):
-        found = _DATE_IN_NAME.search(path)
-        if found is None or start <= date.fromisoformat(found.group(1)) < end:
-            selected.append(path)
-    return selected
+    return [p for p in sorted(paths) if (d := file_date(p)) is None or start <= d < end]
 
 
-def file_date_sql(column: str = "filename") -> str:
-    return f"try_cast(regexp_extract({column}, '(\\d{{4}}-\\d{{2}}-\\d{{2}})\\.[A-Za-z]+$', 1) as date)"
+@dataclass
+class ExportFile:
+    """One export file as it will be read: `read_path` is the file itself or a clean UTF-8 copy of it."""
+
+    path: str  # as listed (messages, file dates)
+    read_path: str
+    partial_line: str | None = None  # text after the last newline: the file is still being written
 
 
-def sql_list(paths: list[str]) -> str:
-    return "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
+@dataclass
+class StagedFiles:
+    relation: str
+    files: list[ExportFile]
+    empty_files: list[str]
+
+    @property
+    def partial_files(self) -> list[str]:
+        return [f.path for f in self.files if f.partial_line is not None]
 
 
-def stage_jsonl_lines(con: duckdb.DuckDBPyConnection, paths: list[str], name: str) -> None:
-    """Every non-empty line of the files as `_line`, with `_json_ok` and the file's date (set-wise via read_text)."""
+def _encoding(head: bytes) -> tuple[str, int]:
+    for bom, name in _BOMS:
+        if head.startswith(bom):
+            return name, len(bom)
+    return "utf-8", 0
+
+
+def prepare_file(path: str, folder: Path) -> ExportFile | None:
+    """None for an empty file; else the file, or a UTF-8 copy in `folder` without BOM and cut after its last
+    complete line when it needs one (the export itself is never changed). Remote files are read as they are."""
+    local = Path(path)
+    if not local.is_file():
+        return ExportFile(path, path)
+    if local.stat().st_size == 0:
+        return None
+    if local.suffix.lower() == ".parquet":  # binary, self-describing: read as it is
+        return ExportFile(path, path)
+    with open(local, "rb") as fh:
+        encoding, bom = _encoding(fh.read(4))
+        newline = "\n".encode(encoding)
+        fh.seek(-min(len(newline), local.stat().st_size), 2)
+        complete = fh.read() == newline
+    if encoding == "utf-8" and not bom and complete:
+        return ExportFile(path, path)
+    copy = folder / f"{len(list(folder.iterdir()))}-{local.name}"
+    with open(local, encoding=encoding, errors="replace", newline="") as src, \
+            open(copy, "w", encoding="utf-8", newline="") as out:
+        if bom:
+            src.read(1)  # the byte order mark, decoded to U+FEFF
+        shutil.copyfileobj(src, out)
+    partial = None if complete else _cut_after_last_newline(copy)
+    if copy.stat().st_size == 0 and not (partial or "").strip():
+        return None
+    return ExportFile(path, str(copy), partial)
+
+
+def _cut_after_last_newline(path: Path) -> str:
+    """Truncate the UTF-8 file after its last newline; return the cut-off text (the incomplete last line)."""
+    size = path.stat().st_size
+    with open(path, "r+b") as fh:
+        position, chunk = size, 65536
+        while position > 0:
+            step = min(chunk, position)
+            fh.seek(position - step)
+            found = fh.read(step).rfind(b"\n")
+            if found >= 0:
+                cut = position - step + found + 1
+                break
+            position -= step
+        else:
+            cut = 0
+        fh.seek(cut)
+        tail = fh.read().decode("utf-8", errors="replace")
+        fh.truncate(cut)
+    return tail
+
+
+@contextmanager
+def export_files(paths: list[str]) -> Iterator[tuple[list[ExportFile], list[str]]]:
+    """(files to read, empty files skipped); re-encoded copies live in a temporary folder removed on exit."""
+    with tempfile.TemporaryDirectory(prefix="cdp-exports-") as folder:
+        files, empty = [], []
+        for path in paths:
+            prepared = prepare_file(path, Path(folder))
+            if prepared is None:
+                empty.append(path)
+            else:
+                files.append(prepared)
+        yield files, empty
+
+
+def _register_files(con: duckdb.DuckDBPyConnection, files: list[ExportFile]) -> None:
+    """`_export_files(read_path, path, file_date, partial_line)`: what the SQL reads, mapped back to the export."""
+    con.execute("create or replace temp table _export_files "
+                "(read_path varchar, path varchar, file_date date, partial_line varchar)")
+    if files:
+        con.executemany("insert into _export_files values (?, ?, ?, ?)",
+                        [(f.read_path, f.path, file_date(f.path), f.partial_line) for f in files])
+
+
+def _partial_lines_sql(files: list[ExportFile], columns: tuple[str, ...]) -> str | None:
+    """Rows for the cut-off last lines (quarantined as `partial last line`), or None when no file had one."""
+    if not any(f.partial_line for f in files):
+        return None
+    nulls = ", ".join(f"null::varchar as {quote_identifier(c)}" for c in columns)
+    return (f"select {nulls}, partial_line as _raw_line, 'partial last line (file still being written?)' as _problem,"
+            " file_date as _partition_date, path as _file from _export_files "
+            "where partial_line is not null and trim(partial_line) <> ''")
+
+
+def stage_jsonl_lines(con: duckdb.DuckDBPyConnection, files: list[ExportFile], name: str) -> None:
+    """Every non-empty complete line of the files as `_line` with `_problem` (malformed JSON) and the file's path
+    and date (set-wise via read_text; file names are bound, never SQL text). The files must be registered."""
+    if not files:
+        con.execute(f"create or replace temp table {name} (_file varchar, _line varchar, _problem varchar, "
+                    "_partition_date date)")
+        return
     con.execute(f"""
         create or replace temp table {name} as
-        select line as _line, json_valid(line) as _json_ok, {file_date_sql()} as _partition_date
-        from (select filename, unnest(string_split(content, chr(10))) as line from read_text({sql_list(paths)}))
-        where trim(line) <> ''
-    """)
+        with lines as (
+            select f.path, f.file_date,
+                   ltrim(rtrim(unnest(string_split(t.content, chr(10))), chr(13)), chr(65279)) as line
+            from read_text(?) t join _export_files f on f.read_path = t.filename
+        )
+        select path as _file, line as _line,
+               case when not json_valid(line) then 'malformed JSON'
+                    when json_type(line) <> 'OBJECT' then 'not a JSON object' end as _problem,
+               file_date as _partition_date
+        from lines where trim(line) <> ''
+    """, [[f.read_path for f in files]])
+
+
+def _json_fields(con: duckdb.DuckDBPyConnection, lines: str, contract: tuple[str, ...], required: tuple[str, ...],
+                 where: str) -> list[str]:
+    """Top-level field names of the valid lines beyond the contract (extras, kept); refuses a file lacking a
+    required field on every line (renamed or dropped field) and unsafe names."""
+    keys = con.execute(f"""
+        select _file, list(distinct key) from (
+            select _file, unnest(json_keys(_line)) as key from {lines} where _problem is null) group by 1
+    """).fetchall()
+    for path, names in keys:
+        missing = [c for c in required if c not in names]
+        if missing:
+            raise SourceSchemaError(f"{where}: {path} has no field {missing[0]!r} on any line (required by the "
+                                    f"contract; fields found: {sorted(names)[:20]})")
+    extras = sorted({k for _, names in keys for k in names} - set(contract))
+    check_names(extras, where)
+    return extras
+
+
+def _json_select(lines: str, fields: dict[str, str], extras: list[str], more: str = "") -> tuple[str, list[str]]:
+    """SELECT extracting contract fields (name -> JSON path), extra fields and `more` from `_line`; paths bound."""
+    parts, params = [], []
+    for column, path in [*fields.items(), *((e, None) for e in extras)]:
+        parts.append(f"case when _problem is null then json_extract_string(_line, ?) end as {quote_identifier(column)}")
+        params.append(path or f'$."{column}"')
+    return (f"select {', '.join(parts)}, {more}case when _problem is not null then _line end as _raw_line, "
+            f"_problem, _partition_date, _file from {lines}"), params
+
+
+_TICKET_FIELDS = {c: f"$.{c}" for c in ("id", "channel", "subject", "status", "priority", "order_ref", "created_at",
+                                        "updated_at", "solved_at", "satisfaction")}
+_REQUESTER_FIELDS = {f"requester_{c}": f"$.requester.{c}" for c in ("id", "email", "phone", "name")}
+
+
+def stage_tickets_jsonl(con: duckdb.DuckDBPyConnection, files: list[ExportFile], where: str = "helpdesk") -> str:
+    """Ticket JSON lines (files or API pages) as `_staged_tickets`: requester flattened, tags as a list."""
+    _register_files(con, files)
+    stage_jsonl_lines(con, files, "_ticket_lines")
+    required = tuple(c for c in HELPDESK_TICKETS.required if c in _TICKET_FIELDS)
+    extras = _json_fields(con, "_ticket_lines", (*_TICKET_FIELDS, "requester", "tags"), required, where)
+    tags = "case when _problem is null then from_json(_line->'$.tags', '[\"VARCHAR\"]') end as tags, "
+    select, params = _json_select("_ticket_lines", {**_TICKET_FIELDS, **_REQUESTER_FIELDS}, extras, tags)
+    con.execute(f"create or replace temp table _staged_tickets as {select}", params)
+    partial = _partial_lines_sql(files, (*_TICKET_FIELDS, *_REQUESTER_FIELDS, *extras))
+    if partial:
+        con.execute(f"insert into _staged_tickets by name {partial}")
+    return "_staged_tickets"
 
 
 def stage_nothing(con: duckdb.DuckDBPyConnection, spec: TableSpec) -> str:
     """An empty delivery for `spec`: landing it gives a shop without that source an empty, typed raw table."""
-    columns = ", ".join(f"null::varchar as {column}" for column in spec.columns)
+    columns = ", ".join(f"null::varchar as {quote_identifier(column)}" for column in spec.columns)
     con.execute(f"create or replace temp view _staged_nothing as select {columns}, null::date as _partition_date limit 0")
     return "_staged_nothing"
 
@@ -345,84 +581,90 @@ def stage_nothing(con: duckdb.DuckDBPyConnection, spec: TableSpec) -> str:
 def stage_order_items(con: duckdb.DuckDBPyConnection, source_table: str) -> str:
     """Order lines travel with their order: each line takes the partition date of its order's landed version.
 
-    Call right after landing the orders of the same window (it reads that load's typed rows)."""
-    con.execute("create or replace temp table _typed_orders as select order_id, _partition_date from _typed")
+    Call right after landing the orders of the same window (it reads that load's typed rows). A line whose order is
+    not in this delivery (the source has no such order) or was quarantined is quarantined too, never dropped."""
+    con.execute("""
+        create or replace temp table _typed_orders as
+        select order_id, max(_partition_date) as _partition_date, bool_and(_reason <> '') as _quarantined
+        from _typed group by 1
+    """)
     con.execute(f"""
         create or replace temp view _staged_order_items as
-        select i.*, o._partition_date
+        select i.*, o._partition_date,
+               case when o.order_id is null then 'order missing'
+                    when o._quarantined then 'order quarantined' end as _problem
         from {source_table} i
-        join (select order_id, max(_partition_date) as _partition_date from _typed_orders group by 1) o
-          on cast(i.order_id as varchar) = o.order_id
+        left join _typed_orders o on cast(i.order_id as varchar) = o.order_id
     """)
     return "_staged_order_items"
 
 
-def stage_tickets_jsonl(con: duckdb.DuckDBPyConnection, paths: list[str]) -> str:
-    stage_jsonl_lines(con, paths, "_ticket_lines")
-    fields = ["id", "channel", "subject", "status", "priority", "order_ref", "created_at", "updated_at",
-              "solved_at", "satisfaction"]
-    requester = ["id", "email", "phone", "name"]
-    con.execute(f"""
-        create or replace temp view _staged_tickets as
-        select {', '.join(f"case when _json_ok then _line->>'$.{f}' end as {f}" for f in fields)},
-               {', '.join(f"case when _json_ok then _line->>'$.requester.{f}' end as requester_{f}" for f in requester)},
-               case when _json_ok then from_json(_line->'$.tags', '["VARCHAR"]') end as tags,
-               _json_ok, _partition_date,
-               case when not _json_ok then _line end as _raw_line
-        from _ticket_lines
-    """)
-    return "_staged_tickets"
+def _csv_header(file: ExportFile) -> list[str]:
+    with open(file.read_path, encoding="utf-8", errors="replace", newline="") as fh:
+        return [name.strip() for name in next(csv.reader(fh), [])]
 
 
-SURVEY_FIELDS = ("response_id", "submitted_at", "survey", "score", "comment", "email", "phone", "order_ref", "consent")
+def stage_survey_files(con: duckdb.DuckDBPyConnection, files: list[ExportFile], where: str = "survey") -> str:
+    """CSV, JSONL and Parquet exports unioned by column name, every value as delivered text, as `_staged_survey`.
 
-
-def _csv_files_by_header(paths: list[str]) -> dict[tuple[str, ...] | None, list[str]]:
-    """Local CSV files grouped by their header row; remote files (header unknown without a download) under None."""
-    groups: dict[tuple[str, ...] | None, list[str]] = {}
-    for path in paths:
-        header = None
-        if Path(path).is_file():
-            with open(path, encoding="utf-8", errors="replace", newline="") as fh:
-                header = tuple(next(csv.reader(fh), [])) or None
-        groups.setdefault(header, []).append(path)
-    return groups
-
-
-def stage_survey_files(con: duckdb.DuckDBPyConnection, paths: list[str]) -> str:
-    """CSV, JSONL and Parquet exports unioned by column name, every value as delivered text."""
-    parts = []
-    csv_files = [p for p in paths if p.endswith(".csv")]
-    jsonl = [p for p in paths if p.endswith((".jsonl", ".json", ".ndjson"))]
-    parquet = [p for p in paths if p.endswith(".parquet")]
-    for n, (header, group) in enumerate(_csv_files_by_header(csv_files).items()):
-        # Files sharing a header are read with declared columns (no sniffing of every file); others by name.
-        layout = ("union_by_name = true" if header is None else
-                  "auto_detect = false, delim = ',', quote = '\"', escape = '\"', columns = {"
-                  + ", ".join(f"'{c}': 'VARCHAR'" for c in header) + "}")
+    Every file is read with declared columns (its own header, validated; names bound as a parameter), so a header
+    cannot change how the file is parsed. A file lacking a required column is refused, naming file and column."""
+    contract = SURVEY_RESPONSES.table.column_names
+    required = SURVEY_RESPONSES.required
+    parts: list[tuple[str, list]] = []
+    csv_files = [f for f in files if f.path.lower().endswith(".csv")]
+    jsonl = [f for f in files if f.path.lower().endswith((".jsonl", ".json", ".ndjson"))]
+    parquet = [f for f in files if f.path.lower().endswith(".parquet")]
+    _register_files(con, files)
+    for n, file in enumerate(csv_files):
+        local = Path(file.read_path).is_file()
+        header = _csv_header(file) if local else None
+        if header is not None:
+            check_names(header, f"{where}: {file.path}")
+            missing = [c for c in required if c not in header]
+            if missing:
+                raise SourceSchemaError(f"{where}: {file.path} has no column {missing[0]!r} (required by the "
+                                        f"contract; header: {header[:20]})")
+        layout = ("auto_detect = false, header = false, skip = 1, delim = ',', quote = '\"', escape = '\"', "
+                  "columns = ?" if header is not None else "header = true")
+        params = [file.read_path, *([{c: "VARCHAR" for c in header}] if header is not None else [])]
         con.execute(f"""
             create or replace temp table _survey_csv_{n} as
-            select *, true as _json_ok, {file_date_sql()} as _partition_date
-            from read_csv({sql_list(group)}, all_varchar = true, {layout}, filename = true, header = true)
-        """)
-        parts.append(f"select * exclude (filename) from _survey_csv_{n}")
+            select t.* exclude (filename), null::varchar as _problem, f.file_date as _partition_date, f.path as _file
+            from read_csv(?, all_varchar = true, filename = true, {layout}) t
+            join _export_files f on f.read_path = t.filename
+        """, params)
+        if header is None:
+            check_names([c for c in columns_of(con, f"_survey_csv_{n}") if not c.startswith("_")],
+                        f"{where}: {file.path}")
+        parts.append((f"select * from _survey_csv_{n}", []))
     if jsonl:
         stage_jsonl_lines(con, jsonl, "_survey_lines")
-        cols = ", ".join(f"case when _json_ok then _line->>'$.{f}' end as {f}" for f in SURVEY_FIELDS)
-        parts.append(f"select {cols}, _json_ok, _partition_date, "
-                     f"case when not _json_ok then _line end as _raw_line from _survey_lines")
+        extras = _json_fields(con, "_survey_lines", contract, required, where)
+        parts.append(_json_select("_survey_lines", {c: f"$.{c}" for c in contract}, extras))
     if parquet:
-        con.execute(f"""
-            create or replace temp table _survey_parquet as
-            select * from read_parquet({sql_list(parquet)}, union_by_name = true, filename = true)
-        """)
-        cols = [c for c in _columns_of(con, "_survey_parquet") if c != "filename"]
-        casts = ", ".join(f"cast({c} as varchar) as {c}" for c in cols)
-        parts.append(f"select {casts}, true as _json_ok, {file_date_sql()} as _partition_date from _survey_parquet")
+        read = [f.read_path for f in parquet]
+        for path in read:
+            names = [r[0] for r in con.execute("describe select * from read_parquet(?)", [path]).fetchall()]
+            check_names(names, f"{where}: {path}")
+            missing = [c for c in required if c not in names]
+            if missing:
+                raise SourceSchemaError(f"{where}: {path} has no column {missing[0]!r} (required by the contract)")
+        con.execute("create or replace temp table _survey_parquet as "
+                    "select * from read_parquet(?, union_by_name = true, filename = true)", [read])
+        cols = [c for c in columns_of(con, "_survey_parquet") if c != "filename"]
+        casts = ", ".join(f"cast(p.{quote_identifier(c)} as varchar) as {quote_identifier(c)}" for c in cols)
+        parquet_rows = (f"select {casts}, null::varchar as _problem, f.file_date as _partition_date, "
+                        "f.path as _file from _survey_parquet p join _export_files f on f.read_path = p.filename")
+        parts.append((parquet_rows, []))
+    partial = _partial_lines_sql(files, contract)
+    if partial:
+        parts.append((partial, []))
     if not parts:
-        con.execute(f"create or replace temp view _staged_survey as select "
-                    f"{', '.join(f'null::varchar as {f}' for f in SURVEY_FIELDS)}, true as _json_ok, "
-                    f"null::date as _partition_date limit 0")
-    else:
-        con.execute("create or replace temp view _staged_survey as " + " union all by name ".join(parts))
+        nulls = ", ".join(f"null::varchar as {quote_identifier(c)}" for c in contract)
+        nothing = f"select {nulls}, null::varchar as _problem, null::date as _partition_date, null::varchar as _file"
+        parts.append((f"{nothing} limit 0", []))
+    con.execute("create or replace temp table _staged_survey as "
+                + " union all by name ".join(f"({sql})" for sql, _ in parts),
+                [p for _, params in parts for p in params])
     return "_staged_survey"

@@ -47,6 +47,16 @@ def connect(path: Path | str | None = None, read_only: bool = False) -> Iterator
         con.close()
 
 
+def quote_identifier(name: str) -> str:
+    """A name as a quoted SQL identifier (embedded quotes doubled): safe for any text, never interpreted."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(value: str) -> str:
+    """A text as a SQL string literal, for the few places DuckDB takes no parameter (ATTACH, SET, secrets)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
 def read_frame(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> pl.DataFrame:
     """Run a query and return it as a polars frame (zero-copy through Arrow)."""
     return con.execute(sql, params or []).pl()
@@ -95,7 +105,7 @@ def ensure_table(con: duckdb.DuckDBPyConnection, table: str, shape_sql: str) -> 
     existing = {row[0] for row in con.execute(f"describe {table}").fetchall()}
     for name, dtype, *_ in con.execute(f"describe {shape_sql}").fetchall():
         if name not in existing:
-            con.execute(f'alter table {table} add column "{name}" {dtype}')
+            con.execute(f"alter table {table} add column {quote_identifier(name)} {dtype}")
 
 
 def replace_snapshot(con: duckdb.DuckDBPyConnection, history_table: str, frame: pl.DataFrame, run_date: date) -> int:

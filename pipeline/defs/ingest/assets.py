@@ -7,12 +7,15 @@ Backfills run as a single run over the whole range (BackfillPolicy.single_run) b
 set-wise by DuckDB; re-running a partition replaces that partition's rows.
 """
 
+from datetime import date, timedelta
+
 import dagster as dg
 
 from pipeline.lib import ingest
-from pipeline.lib.config import shop_calendar, source_config
+from pipeline.lib.config import section, shop_calendar, source_config
 from pipeline.lib.partitions import daily_partitions, window_dates
 from pipeline.lib.sources import helpdesk_api, sql_orders, survey_files
+from pipeline.lib.sources.registry import table, tables_of
 from pipeline.lib.warehouse import connect
 
 RAW_GROUP = "raw"
@@ -23,75 +26,118 @@ _COMMON = dict(
 )
 
 
+def contract_limits() -> ingest.Limits:
+    """The contract's shop-specific bounds: `calendar.currency` and the `ingest:` section of the config."""
+    cfg = section("ingest")
+    defaults = ingest.Limits()
+    return ingest.Limits(
+        currency=shop_calendar().currency,
+        max_amount=float(cfg.get("max_amount", defaults.max_amount)),
+        future_tolerance=timedelta(hours=float(cfg.get("future_tolerance_hours",
+                                                       defaults.future_tolerance.total_seconds() / 3600))),
+    )
+
+
+def _at_frontier(context: dg.AssetExecutionContext) -> bool:
+    """The run reaches the newest complete day (the nightly run): pull incrementally and judge future rows."""
+    return context.partition_key_range.end == daily_partitions.get_last_partition_key()
+
+
+def _land_window(window: tuple[date, date], pulled: tuple[date, date] | None) -> tuple[date, date]:
+    """The run's window, widened back to the first day an incremental pull re-read (it delivered those days whole)."""
+    return (min(window[0], pulled[0]), window[1]) if pulled else window
+
+
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(["raw", name], group_name=RAW_GROUP, description=f"Webshop `{name.split('_', 1)[1]}` rows as "
-                     "delivered (typed), one version per updated_at, partitioned by the date of updated_at.")
-        for name in ("webshop_customers", "webshop_orders", "webshop_order_items")
+        dg.AssetSpec(["raw", table.name], group_name=RAW_GROUP, description=table.description)
+        for table in tables_of("webshop")
     ],
     **_COMMON,
 )
 def webshop(context: dg.AssetExecutionContext):
-    """Customers, orders and order lines from the webshop database (SQLite or PostgreSQL)."""
+    """Customers, orders and order lines from the webshop database (SQLite or PostgreSQL).
+
+    The nightly run pulls what changed since the high-water mark minus the lookback (late and updated orders);
+    backfills pull their window."""
     window = window_dates(context)
     calendar = shop_calendar()
+    limits = contract_limits()
     cfg = source_config("webshop")
     if cfg is None:
         raise ValueError("sources.webshop is not configured: the pipeline needs the webshop's orders")
     source = sql_orders.SqlSource.from_config("webshop", cfg)
+    frontier = _at_frontier(context)
     with connect() as con:
         ingest.prepare_session(con, calendar.timezone)
-        pulled = sql_orders.extract(con, source, window=window)
-        customers = ingest.land(con, ingest.WEBSHOP_CUSTOMERS, pulled["customers"].relation, window, source.kind)
-        orders = ingest.land(con, ingest.webshop_orders(calendar.currency), pulled["orders"].relation, window,
-                             source.kind)
-        items = ingest.land(con, ingest.WEBSHOP_ORDER_ITEMS,
-                            ingest.stage_order_items(con, pulled["order_items"].relation), window, source.kind)
+        pulled = sql_orders.extract(con, source, window=window, frontier=frontier)
+        results = []
+        for table in tables_of("webshop"):
+            extract = pulled[table.source_table]
+            relation = (ingest.stage_order_items(con, extract.relation) if table.parent else extract.relation)
+            window_of = pulled["orders"].window if table.parent else extract.window
+            results.append(ingest.land(con, ingest.spec(table.name, limits), relation,
+                                       _land_window(window, window_of), source.kind, frontier=frontier))
         sql_orders.save_marks(con, source, pulled)
-    for result in (customers, orders, items):
+    for result in results:
         yield dg.MaterializeResult(asset_key=["raw", result.table], metadata=result.as_metadata())
 
 
-@dg.asset(key=["raw", "helpdesk_tickets"], group_name=RAW_GROUP, **_COMMON)
+@dg.asset(key=["raw", "helpdesk_tickets"], group_name=RAW_GROUP, description=table("helpdesk_tickets").description,
+          **_COMMON)
 def helpdesk_tickets(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     """Support tickets from the helpdesk REST API or its JSONL exports, partitioned by the date of updated_at."""
     window = window_dates(context)
+    calendar = shop_calendar()
+    spec = ingest.spec("helpdesk_tickets", contract_limits())
     cfg = source_config("helpdesk")
+    frontier = _at_frontier(context)
     with connect() as con:
-        ingest.prepare_session(con, shop_calendar().timezone)
+        ingest.prepare_session(con, calendar.timezone)
         if cfg is None:
-            result = ingest.land(con, ingest.HELPDESK_TICKETS, ingest.stage_nothing(con, ingest.HELPDESK_TICKETS),
-                                 window, "none")
+            result = ingest.land(con, spec, ingest.stage_nothing(con, spec), window, "none")
             extra = {"source": "not configured"}
         elif cfg.get("kind") == "http":
             source = helpdesk_api.HelpdeskSource.from_config("helpdesk", cfg)
-            pulled = helpdesk_api.extract(con, source, window=window)
-            result = ingest.land(con, ingest.HELPDESK_TICKETS, pulled.relation, window, "http")
+            pulled = helpdesk_api.extract(con, source, window=window, frontier=frontier)
+            result = ingest.land(con, spec, pulled.relation, _land_window(window, pulled.window), "http",
+                                 frontier=frontier)
             helpdesk_api.save_marks(con, source, pulled)
             extra = {"pages_fetched": pulled.pages}
         else:
-            files = _files_in_window("helpdesk", cfg, window, con)
-            result = ingest.land(con, ingest.HELPDESK_TICKETS, ingest.stage_tickets_jsonl(con, files), window, "files")
-            extra = {"files_read": len(files)}
+            with ingest.export_files(_files_in_window("helpdesk", cfg, window, con)) as (files, empty):
+                staged = ingest.stage_tickets_jsonl(con, files, "helpdesk files")
+                result = ingest.land(con, spec, staged, window, "files", frontier=frontier)
+            extra = _file_counts(files, empty)
     return dg.MaterializeResult(metadata={**result.as_metadata(), **extra})
 
 
-@dg.asset(key=["raw", "survey_responses"], group_name=RAW_GROUP, **_COMMON)
+@dg.asset(key=["raw", "survey_responses"], group_name=RAW_GROUP, description=table("survey_responses").description,
+          **_COMMON)
 def survey_responses(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     """Survey responses (NPS/CSAT) from export files (CSV, JSONL or Parquet), partitioned by export date."""
     window = window_dates(context)
+    calendar = shop_calendar()
+    spec = ingest.spec("survey_responses", contract_limits())
     cfg = source_config("survey")
     with connect() as con:
-        ingest.prepare_session(con, shop_calendar().timezone)
+        ingest.prepare_session(con, calendar.timezone)
         if cfg is None:
-            result = ingest.land(con, ingest.SURVEY_RESPONSES, ingest.stage_nothing(con, ingest.SURVEY_RESPONSES),
-                                 window, "none")
+            result = ingest.land(con, spec, ingest.stage_nothing(con, spec), window, "none")
             extra = {"source": "not configured"}
         else:
-            files = _files_in_window("survey", cfg, window, con)
-            result = ingest.land(con, ingest.SURVEY_RESPONSES, ingest.stage_survey_files(con, files), window, "files")
-            extra = {"files_read": len(files)}
+            with ingest.export_files(_files_in_window("survey", cfg, window, con)) as (files, empty):
+                staged = ingest.stage_survey_files(con, files, "survey files")
+                result = ingest.land(con, spec, staged, window, "files", frontier=_at_frontier(context))
+            extra = _file_counts(files, empty)
     return dg.MaterializeResult(metadata={**result.as_metadata(), **extra})
+
+
+def _file_counts(files: list[ingest.ExportFile], empty: list[str]) -> dict:
+    """Files read, empty files skipped, files still being written (their last line quarantined, re-read later)."""
+    partial = [f.path for f in files if f.partial_line is not None]
+    return {"files_read": len(files), "empty_files_skipped": len(empty), "files_with_partial_last_line": len(partial),
+            **({"partial_files": dg.MetadataValue.json(partial)} if partial else {})}
 
 
 def _files_in_window(name: str, cfg: dict, window, con) -> list[str]:

@@ -17,6 +17,8 @@ from datetime import date, timedelta
 import dagster as dg
 import duckdb
 
+from pipeline.defs.ingest.assets import contract_limits
+from pipeline.lib import ingest
 from pipeline.lib.config import section, source_config
 from pipeline.lib.expectations import (
     DEFAULT_SAMPLE_ROWS,
@@ -25,16 +27,11 @@ from pipeline.lib.expectations import (
     check_volume,
     validate_table,
 )
+from pipeline.lib.sources import registry
 from pipeline.lib.warehouse import connect
 
-# Raw tables by the source delivering them; a source the shop does not have (sources.<name> off) gets no checks.
-RAW_TABLES_BY_SOURCE = {
-    "webshop": ("webshop_customers", "webshop_orders", "webshop_order_items"),
-    "helpdesk": ("helpdesk_tickets",),
-    "survey": ("survey_responses",),
-}
-RAW_TABLES = tuple(table for source, tables in RAW_TABLES_BY_SOURCE.items() if source_config(source) is not None
-                   for table in tables)
+# Raw tables of the sources the shop has (a source configured off gets no checks), from the source registry.
+RAW_TABLES = tuple(table.name for table in registry.TABLES.values() if source_config(table.source) is not None)
 BLOCKING_MARTS = ("customer_profile",)
 OUTPUT_MARTS = ("customer_segments", "customer_clv", "customer_equity")
 ROW_COUNT_KEY = "row_count"
@@ -57,7 +54,8 @@ def _expectations_check(schema: str, table: str, blocking: bool) -> dg.AssetChec
 
     @dg.asset_check(
         asset=dg.AssetKey([schema, table]), name="expectations", blocking=blocking,
-        description=f"Great Expectations suite expectations/{suite_name}.json"
+        description=(f"Great Expectations suite expectations/{suite_name}.json" if schema != "raw" else
+                     "Great Expectations suite derived from the source registry (the contract landing enforces)")
                     + (" (blocking on critical failures)" if blocking else ""),
     )
     def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
@@ -65,7 +63,8 @@ def _expectations_check(schema: str, table: str, blocking: bool) -> dg.AssetChec
         # Raw tables: a partitioned run validates the window it delivered; marts are validated whole.
         window = _window(context) if schema == "raw" else (None, None)
         with connect(read_only=True) as con:
-            outcome = validate_table(con, qualified, suite_name, sample_rows=sample_rows,
+            suite = ingest.raw_suite(ingest.spec(table, contract_limits())) if schema == "raw" else suite_name
+            outcome = validate_table(con, qualified, suite, sample_rows=sample_rows,
                                      window=window if window[0] else None)
         context.log.info(outcome.summary)
         failed = outcome.critical_failures + outcome.warnings
@@ -133,7 +132,9 @@ def _volume_check(table: str) -> dg.AssetChecksDefinition:
 
 def _previous_row_count(context: dg.AssetCheckExecutionContext, check_key: dg.AssetCheckKey) -> int | None:
     """The row count recorded by the latest completed execution of this check, if any."""
-    from dagster._core.storage.asset_check_execution_record import COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES
+    from dagster._core.storage.asset_check_execution_record import (
+        COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES,
+    )
 
     records = context.instance.event_log_storage.get_asset_check_execution_history(
         check_key, limit=1, status=COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES)

@@ -42,8 +42,8 @@ class HelpdeskUnavailable(RuntimeError):
 
 
 class RetryableResponse(Exception):
-    def __init__(self, status: int, retry_after: float | None):
-        super().__init__(f"HTTP {status}")
+    def __init__(self, status: int, retry_after: float | None, problem: str = ""):
+        super().__init__(f"HTTP {status}" + (f", {problem}" if problem else ""))
         self.status = status
         self.retry_after = retry_after
 
@@ -58,7 +58,7 @@ class HelpdeskSource:
     max_attempts: int = 5
     backoff_seconds: float = 1.0  # first exponential wait; doubles per attempt
     max_wait_seconds: float = 60.0  # cap for backoff and for a server's Retry-After
-    lookback: timedelta = timedelta(hours=2)
+    lookback: timedelta = timedelta(days=7)  # rows written up to a week late (back-dated) still arrive
 
     @classmethod
     def from_config(cls, name: str, cfg: Mapping[str, Any]) -> "HelpdeskSource":
@@ -72,7 +72,7 @@ class HelpdeskSource:
             max_attempts=int(retry.get("max_attempts", 5)),
             backoff_seconds=float(retry.get("backoff_seconds", 1)),
             max_wait_seconds=float(retry.get("max_wait_seconds", 60)),
-            lookback=timedelta(minutes=float((cfg.get("incremental") or {}).get("lookback_minutes", 120))),
+            lookback=timedelta(minutes=float((cfg.get("incremental") or {}).get("lookback_minutes", 7 * 24 * 60))),
         )
 
 
@@ -128,22 +128,31 @@ def fetch_pages(source: HelpdeskSource, updated_since: datetime | None) -> Itera
         reraise=True,
     )
     with httpx.Client(base_url=source.base_url, headers=headers, timeout=source.timeout_seconds) as client:
-        cursor = None
+        cursor, seen, page = None, set(), 0
         while True:
+            page += 1
+            where = f"helpdesk API '{source.name}' at {source.base_url}, page {page} (cursor {cursor!r})"
             query = {**params, **({"cursor": cursor} if cursor else {})}
             try:
                 body = retrying(_get_page, client, query)
-            except (RetryableResponse, httpx.HTTPError) as exc:
-                raise HelpdeskUnavailable(
-                    f"helpdesk API '{source.name}' at {source.base_url} failed after {source.max_attempts} attempts: "
-                    f"{exc}") from None
-            yield body.get("tickets") or []
+            except (RetryableResponse, httpx.HTTPError, ValueError) as exc:
+                raise HelpdeskUnavailable(f"{where} failed after {source.max_attempts} attempts: {exc}") from None
+            tickets = body.get("tickets") if isinstance(body, dict) else None
+            if not isinstance(body, dict) or not isinstance(tickets, (list, type(None))):
+                shape = type(tickets).__name__ if isinstance(body, dict) else f"a JSON {type(body).__name__}"
+                raise HelpdeskUnavailable(f"{where}: expected {{\"tickets\": [...], \"next_cursor\": ...}}, got "
+                                          f"{'tickets as ' + shape if isinstance(body, dict) else shape}")
+            yield tickets or []
             cursor = body.get("next_cursor")
-            if not cursor:
+            if cursor is None or cursor == "":
                 return
+            if not isinstance(cursor, (str, int)) or str(cursor) in seen:
+                raise HelpdeskUnavailable(f"{where}: the API sent next_cursor {cursor!r} again (or not a cursor); "
+                                          "stopped instead of looping")
+            seen.add(str(cursor))
 
 
-def _get_page(client: httpx.Client, query: dict) -> dict:
+def _get_page(client: httpx.Client, query: dict) -> Any:
     response = client.get("/api/tickets", params=query)
     if response.status_code == 429 or response.status_code >= 500:
         raise RetryableResponse(response.status_code, _retry_after(response))
@@ -151,7 +160,10 @@ def _get_page(client: httpx.Client, query: dict) -> dict:
         raise HelpdeskUnavailable(f"helpdesk API refused the token (HTTP {response.status_code}); check the "
                                   "environment variable named in sources.helpdesk.credentials.token")
     response.raise_for_status()
-    return response.json()
+    try:
+        return response.json()
+    except ValueError:  # a truncated or garbled body: asked again like a 5xx
+        raise RetryableResponse(response.status_code, None, "the body is not valid JSON") from None
 
 
 @dataclass
@@ -165,19 +177,19 @@ class Extract:
 
 
 def extract(con: duckdb.DuckDBPyConnection, source: HelpdeskSource, window: tuple[date, date] | None = None,
-            full_refresh: bool = False) -> Extract:
-    """Fetch changed tickets and stage them in `con` (view `_staged_tickets`) for `ingest.land`.
+            full_refresh: bool = False, frontier: bool = False) -> Extract:
+    """Fetch changed tickets and stage them in `con` (table `_staged_tickets`) for `ingest.land`.
 
-    window=None: incremental from the saved mark (everything without one, or with full_refresh);
-    window=(start, end): tickets updated since `start` (`ingest.land` keeps only the window's days).
+    window=None: incremental from the saved mark (everything without one, or with full_refresh).
+    window=(start, end): tickets updated since `start` (`ingest.land` keeps only the window's days); with
+    `frontier` (the nightly run) since the start of the day of `mark - lookback` if that is earlier, so late
+    writes are caught. The new mark never passes the window's end (later tickets are the next run's).
     """
-    mark = None if full_refresh or window else read_mark(con, source.name, TABLE)
-    if window is not None:
-        since = datetime.combine(window[0], time())
-    elif mark is not None:
-        since = datetime.combine((mark - source.lookback).date(), time())
-    else:
-        since = None
+    mark = None if full_refresh or (window and not frontier) else read_mark(con, source.name, TABLE)
+    starts = [datetime.combine(window[0], time())] if window else []
+    if mark is not None:
+        starts.append(datetime.combine((mark - source.lookback).date(), time()))
+    since = min(starts) if starts else None
     if since is not None:  # midnight in the shop's time zone
         since = since.replace(tzinfo=ZoneInfo(session_timezone(con)))
     with tempfile.TemporaryDirectory(prefix="cdp-helpdesk-") as folder:
@@ -188,10 +200,13 @@ def extract(con: duckdb.DuckDBPyConnection, source: HelpdeskSource, window: tupl
                 pages += 1
                 if tickets:
                     fh.write("\n".join(map(json.dumps, tickets)) + "\n")
-        relation = ingest.stage_tickets_jsonl(con, [str(path)])  # materialised into a temp table before return
+        label = f"helpdesk API '{source.name}' at {source.base_url}"
+        relation = ingest.stage_tickets_jsonl(con, [ingest.ExportFile(label, str(path))], label)  # a temp table
         updated = local_timestamp_sql("_line->>'$.updated_at'")
+        until = datetime.combine(window[1], time()) if window else datetime.max
         rows, first, newest = con.execute(
-            f"select count(*), min({updated}), max({updated}) from _ticket_lines where _json_ok").fetchone()
+            f"select count(*), min({updated}), max({updated}) filter (where {updated} < ?) "
+            "from _ticket_lines where _problem is null", [until]).fetchone()
     start = since.date() if since else (first.date() if first else None)
     end = window[1] if window else (newest.date() + timedelta(days=1) if newest else None)
     span = (start, end) if rows and start and end else None

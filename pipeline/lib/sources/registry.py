@@ -17,8 +17,9 @@ staging on any night; table-level rates (share of null channels, row counts) can
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 # Column kinds: how a delivered value is typed (ingest) and what "unparseable" means for it.
 KINDS = ("id", "text", "free_text", "code", "currency", "timestamp", "number", "money", "integer", "boolean", "list")
@@ -152,13 +153,13 @@ TABLES: dict[str, RawTable] = {
             description="Webshop orders incl. guest checkouts, one row per delivered version (updated_at).",
             columns=(
                 Column("order_id", "id", required=True, not_null=True, identifier="order_id"),
-                Column("customer_id", "id", identifier="webshop_customer_id",
+                Column("customer_id", "id", required=True, identifier="webshop_customer_id",
                        description="Null for a guest checkout."),
                 Column("guest_email", identifier="email"),
                 Column("guest_phone", identifier="phone"),
                 Column("ordered_at", "timestamp", required=True, not_null=True),
                 Column("status", "code", required=True, not_null=True, accepted=ORDER_STATUSES),
-                Column("channel", "code", accepted=ORDER_CHANNELS),
+                Column("channel", "code", required=True, accepted=ORDER_CHANNELS),
                 Column("currency", "currency"),
                 Column("gross_amount", "money"),
                 Column("discount_amount", "money"),

@@ -35,7 +35,10 @@ from urllib.parse import urlsplit
 import duckdb
 
 from pipeline.lib.config import REPO_ROOT, data_dir, resolve_secret
+from pipeline.lib.warehouse import quote_identifier as _quote, quote_literal as _literal
 from pipeline.lib.duckdb_extensions import load_extension
+from pipeline.lib.ingest import SourceSchemaError, check_names
+from pipeline.lib.sources.registry import RawTable, tables_of
 from pipeline.lib.sources.incremental import (
     local_timestamp_sql,
     read_mark,
@@ -43,27 +46,8 @@ from pipeline.lib.sources.incremental import (
 )
 
 
-@dataclass(frozen=True)
-class ContractTable:
-    columns: tuple[str, ...]
-    key: tuple[str, ...]
-    cursor: str | None  # the updated_at column driving incremental pulls; None = follows `orders`
-
-
-CONTRACT: dict[str, ContractTable] = {
-    "customers": ContractTable(
-        ("customer_id", "email", "phone", "first_name", "last_name", "city", "province", "customer_type",
-         "marketing_opt_in", "created_at", "updated_at"),
-        ("customer_id",), "updated_at"),
-    "orders": ContractTable(
-        ("order_id", "customer_id", "guest_email", "guest_phone", "ordered_at", "status", "channel", "currency",
-         "gross_amount", "discount_amount", "shipping_amount", "net_amount", "promo_code", "referral_code",
-         "updated_at"),
-        ("order_id",), "updated_at"),
-    "order_items": ContractTable(
-        ("order_id", "line_no", "sku", "category", "quantity", "unit_price", "unit_cost"),
-        ("order_id", "line_no"), None),
-}
+# Contract table (the source's own table name in the contract) -> its registry entry.
+CONTRACT: dict[str, RawTable] = {t.source_table: t for t in tables_of("webshop")}
 
 
 class SourceUnavailable(RuntimeError):
@@ -82,7 +66,7 @@ class SqlSource:
     password: str | None = field(default=None, repr=False)
     tables: Mapping[str, str] = field(default_factory=dict)  # contract table -> source table
     columns: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # table -> {source column: contract column}
-    lookback: timedelta = timedelta(hours=2)
+    lookback: timedelta = timedelta(days=7)  # rows written up to a week late (back-dated) still arrive
 
     @classmethod
     def from_config(cls, name: str, cfg: Mapping[str, Any]) -> "SqlSource":
@@ -102,7 +86,7 @@ class SqlSource:
             password=resolve_secret(credentials.get("password")),
             tables={**{t: t for t in CONTRACT}, **(cfg.get("tables") or {})},
             columns=cfg.get("columns") or {},
-            lookback=timedelta(minutes=float((cfg.get("incremental") or {}).get("lookback_minutes", 120))),
+            lookback=timedelta(minutes=float((cfg.get("incremental") or {}).get("lookback_minutes", 7 * 24 * 60))),
         )
 
     def describe(self) -> str:
@@ -120,14 +104,6 @@ class Extract:
     high_water_mark: datetime | None  # newest updated_at pulled; save with `save_marks` once the rows are landed
     incremental: bool  # False = full pull (no mark yet, full refresh, or a table following a full pull)
     window: tuple[date, date] | None  # partition dates [start, end) this pull covers completely; None = no rows
-
-
-def _quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
-
-
-def _literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def _without_secrets(message: str, source: SqlSource) -> str:
@@ -196,12 +172,18 @@ def _select_list(con: duckdb.DuckDBPyConnection, alias: str, source: SqlSource,
     source_table = source.tables[table]
     present = {target for _, target, _ in renamed}
     contract = CONTRACT[table]
-    order = {name: i for i, name in enumerate(contract.columns)}
+    where = f"webshop source '{source.name}' ({source.describe()}), table {source.schema}.{source_table}"
+    missing = [col for col in contract.required if col not in present]
+    if missing:
+        raise SourceSchemaError(
+            f"{where}: no column {missing[0]!r} (required by the contract of raw.{contract.name}); columns are "
+            f"{sorted(present)[:30]}. A renamed column is mapped under sources.{source.name}.columns.{table}.")
+    check_names([target for _, target, _ in renamed], where)
+    order = {name: i for i, name in enumerate(contract.column_names)}
     renamed.sort(key=lambda item: order.get(item[1], len(order)))
     parts = [f"{_quote(col)} as {_quote(target)}" for col, target, _ in renamed]
-    parts += [f"cast(null as varchar) as {_quote(col)}" for col in contract.columns if col not in present]
-    cursor_type = next((dtype for _, target, dtype in renamed if target == contract.cursor), None)
-    source_cursor = next((col for col, target, _ in renamed if target == contract.cursor), None)
+    cursor_type = next((dtype for _, target, dtype in renamed if target == contract.event_column), None)
+    source_cursor = next((col for col, target, _ in renamed if target == contract.event_column), None)
     qualified = f"{alias}.{_quote(source.schema)}.{_quote(source_table)}"
     return ", ".join(parts), qualified, cursor_type, source_cursor
 
@@ -229,53 +211,65 @@ def _between_filter(cursor_column: str, cursor_type: str, start: datetime, end: 
 
 
 def extract(con: duckdb.DuckDBPyConnection, source: SqlSource, tables: tuple[str, ...] = tuple(CONTRACT),
-            window: tuple[date, date] | None = None, full_refresh: bool = False) -> dict[str, Extract]:
+            window: tuple[date, date] | None = None, full_refresh: bool = False,
+            frontier: bool = False) -> dict[str, Extract]:
     """Pull rows of `tables` into temporary tables `_extract_<source>_<table>` of `con`, ready for `ingest.land`.
 
     window=None: incremental from the saved mark (whole days, see module docstring), or everything without a mark
-    or with `full_refresh`. window=(start, end): exactly the rows updated on those partition dates (a backfill or
-    a re-run of Dagster partitions). Each relation carries the contract columns, extra source columns and (except
-    order_items, which `ingest.stage_order_items` dates by their order) a NULL `_partition_date`. Nothing outside the temporary tables is written: call `save_marks`
-    after the rows are landed (re-pulling after a crash in between is harmless: windows are replaced).
-    Raises SourceUnavailable, with the password never in the message, when the database cannot be read.
+    or with `full_refresh`. window=(start, end): the rows updated on those partition dates (a backfill or a re-run
+    of Dagster partitions); with `frontier` (the nightly run, at the newest data) from the start of the day of
+    `mark - lookback` if that is earlier, and without an upper bound, so late and updated rows arrive and rows
+    dated in the future reach `ingest.land` to be quarantined. The new mark never passes the window's end.
+    Each relation carries the contract columns, extra source columns and (except order_items, which
+    `ingest.stage_order_items` dates by their order) a NULL `_partition_date`. Order lines are those of the pulled
+    orders plus lines whose order does not exist (quarantined by landing, never lost). Nothing outside the
+    temporary tables is written: call `save_marks` after the rows are landed.
+    A missing required column raises SourceSchemaError naming source, table and column; an unreachable database
+    SourceUnavailable, with the password never in the message.
     """
     results: dict[str, Extract] = {}
+    until = datetime.combine(window[1], time()) if window else datetime.max
     with attached(con, source) as alias:
         try:
-            for table in (t for t in CONTRACT if t in tables):
+            bodies: dict[str, str] = {}
+            for table in (t for t in CONTRACT if t in tables or t == "orders" and "order_items" in tables):
                 contract = CONTRACT[table]
+                cursor = contract.event_column
                 select, qualified, cursor_type, source_cursor = _select_list(con, alias, source, table)
-                relation = f"_extract_{source.name}_{table}"
+                relation = f"_extract_{alias.removeprefix('src_')}_{table}"  # alias: a sanitised source name
                 # Lines get their partition date from their order (ingest.stage_order_items), so no column here.
-                partition = ", null::date as _partition_date" if contract.cursor is not None else ""
-                body = f"select {select}{partition} from {qualified}"
-                if contract.cursor is not None:
-                    mark = None if full_refresh or window else read_mark(con, source.name, table)
-                    if window is not None and source_cursor is not None:
-                        start, end = (datetime.combine(d, time()) for d in window)
-                    elif mark is not None and source_cursor is not None:
-                        start, end = datetime.combine((mark - source.lookback).date(), time()), None
-                    else:
-                        start = end = None
+                partition = ", null::date as _partition_date" if cursor is not None else ""
+                body = bodies[table] = f"select {select}{partition} from {qualified}"
+                if cursor is not None:
+                    use_mark = not full_refresh and (window is None or frontier)
+                    mark = read_mark(con, source.name, table) if use_mark else None
+                    starts = [datetime.combine(window[0], time())] if window else []
+                    if mark is not None:
+                        starts.append(datetime.combine((mark - source.lookback).date(), time()))
+                    start = min(starts) if starts and source_cursor is not None else None
+                    end = until if window is not None and not frontier else None
                     incremental = start is not None
                     clauses = _between_filter(source_cursor, cursor_type, start, end) if incremental else ["true"]
                     con.execute(f"create or replace temporary table {relation} as "
                                 + " union all ".join(f"{body} where {clause}" for clause in clauses))
-                    covered = con.execute(
-                        f"select min(cast({local_timestamp_sql(contract.cursor)} as date)), "
-                        f"max({local_timestamp_sql(contract.cursor)}) from {relation}").fetchone()
-                    new_mark = covered[1]
-                    first_day = start.date() if incremental else covered[0]
-                    last_day = end.date() if end is not None else (new_mark.date() + timedelta(days=1) if new_mark else None)
+                    parsed = local_timestamp_sql(_quote(cursor))
+                    first, new_mark = con.execute(
+                        f"select min(cast({parsed} as date)), max({parsed}) filter (where {parsed} < ?) "
+                        f"from {relation}", [until]).fetchone()
+                    first_day = start.date() if incremental else first
+                    last_day = window[1] if window else (new_mark.date() + timedelta(days=1) if new_mark else None)
                     span = (first_day, last_day) if first_day and last_day else None
                 else:
-                    parent = results.get("orders")
-                    incremental = parent is not None and parent.incremental
-                    where = f"order_id in (select order_id from {parent.relation})" if incremental else "true"
-                    con.execute(f"create or replace temporary table {relation} as select * from ({body}) where {where}")
-                    new_mark, span = None, parent.window if parent else None
+                    parent = results["orders"]
+                    pulled = f"order_id in (select order_id from {parent.relation})" if parent.incremental else "true"
+                    orphan = (f"order_id is null or order_id not in (select order_id from ({bodies['orders']}) "
+                              "where order_id is not null)")
+                    con.execute(f"create or replace temporary table {relation} as select * from ({body}) "
+                                f"where {pulled} or {orphan}")
+                    new_mark, span = None, parent.window
                 rows = con.execute(f"select count(*) from {relation}").fetchone()[0]
                 results[table] = Extract(table, relation, rows, new_mark, incremental, span if rows else None)
+            results = {t: item for t, item in results.items() if t in tables}
         except duckdb.Error as exc:
             raise SourceUnavailable(
                 f"reading the webshop source '{source.name}' ({source.describe()}) failed: "

@@ -26,7 +26,7 @@ import duckdb
 from pipeline.lib import ingest
 from pipeline.lib.config import REPO_ROOT, data_dir, resolve_secret
 from pipeline.lib.duckdb_extensions import load_extension
-from pipeline.lib.warehouse import table_exists
+from pipeline.lib.warehouse import quote_literal, table_exists
 
 MANIFEST = "raw._loaded_files"
 EXTENSIONS = (".csv", ".jsonl", ".json", ".ndjson", ".parquet")
@@ -65,8 +65,10 @@ class FileInfo:
     sha256: str | None = None
 
 
-def _literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
+def _option(name: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise ValueError(f"not a valid option or source name: {name!r}")
+    return name
 
 
 def prepare(con: duckdb.DuckDBPyConnection, source: SurveySource) -> None:
@@ -75,18 +77,19 @@ def prepare(con: duckdb.DuckDBPyConnection, source: SurveySource) -> None:
         return
     load_extension(con, "httpfs")
     if source.s3:
-        options = ", ".join(f"{key} {_literal(value)}" for key, value in source.s3.items())
-        con.execute(f"create or replace temporary secret survey_{source.name}_s3 (type s3, {options})")
+        # CREATE SECRET takes no parameters: keys are validated names, values quoted literals (from the config).
+        options = ", ".join(f"{_option(key)} {quote_literal(value)}" for key, value in source.s3.items())
+        con.execute(f"create or replace temporary secret {_option('survey_' + source.name)}_s3 (type s3, {options})")
 
 
 def list_files(con: duckdb.DuckDBPyConnection, source: SurveySource) -> list[FileInfo]:
     """Export files at the location with size and modification time (no content read)."""
     prepare(con, source)
-    ext_filter = " or ".join(f"lower(filename) like '%{ext}'" for ext in EXTENSIONS)
     try:
         rows = con.execute(
-            f"select filename, size, last_modified from read_blob({_literal(source.pattern())}) "
-            f"where {ext_filter} order by filename").fetchall()
+            "select filename, size, last_modified from read_blob(?) "
+            "where list_contains(?, lower(regexp_extract(filename, '\\.[A-Za-z]+$'))) order by filename",
+            [source.pattern(), list(EXTENSIONS)]).fetchall()
     except duckdb.IOException as exc:
         if "No files found" in str(exc):
             return []
@@ -107,24 +110,24 @@ def new_files(con: duckdb.DuckDBPyConnection, source: SurveySource) -> list[File
         return []
     con.execute("create or replace temp table _listed_files (path varchar, size bigint, mtime timestamptz)")
     con.executemany("insert into _listed_files values (?, ?, ?)", [(f.path, f.size, f.mtime) for f in listed])
-    known = f"(select * from {MANIFEST} where source = {_literal(source.name)})" if table_exists(con, MANIFEST) else None
+    known = (f"(select * from {MANIFEST} where source = $source)" if table_exists(con, MANIFEST) else None)
     candidates = [r[0] for r in con.execute(
         "select path from _listed_files l" + (
             f" where not exists (select 1 from {known} m where m.path = l.path and m.size = l.size "
-            "and m.mtime = l.mtime)" if known else "")).fetchall()]
+            "and m.mtime = l.mtime)" if known else ""), {"source": source.name} if known else {}).fetchall()]
     if not candidates:
         return []
     hashed = con.execute(
-        f"select filename, size, last_modified, sha256(content) from read_blob({ingest.sql_list(candidates)})"
+        "select filename, size, last_modified, sha256(content) from read_blob($paths)"
         + (f" where sha256(content) not in (select sha256 from {known})" if known else "")
-        + " order by filename").fetchall()
+        + " order by filename", {"paths": candidates, **({"source": source.name} if known else {})}).fetchall()
     return [FileInfo(*row) for row in hashed]
 
 
 @dataclass
 class Extract:
     relation: str  # staged view for ingest.land(SURVEY_RESPONSES, …)
-    files: list[FileInfo]  # the new files (record them with `record_loaded` after landing)
+    files: list[FileInfo]  # the new complete files (record them with `record_loaded` after landing)
     staged_paths: list[str]  # new files plus already-loaded files sharing their days
     rows: int
     window: tuple[date, date] | None
@@ -132,28 +135,17 @@ class Extract:
 
 
 def file_dates(con: duckdb.DuckDBPyConnection, paths: list[str]) -> dict[str, tuple[date | None, date | None]]:
-    """First and last partition date per file: the date in its name, else its rows' submitted_at (set-wise per format).
+    """First and last partition date per file: the date in its name, else its rows' submitted_at.
 
     Naive submitted_at values are read in the session time zone (`ingest.prepare_session`)."""
-    parts = []
-    csv = [p for p in paths if p.lower().endswith(".csv")]
-    jsonl = [p for p in paths if p.lower().endswith((".jsonl", ".json", ".ndjson"))]
-    parquet = [p for p in paths if p.lower().endswith(".parquet")]
-    if csv:
-        parts.append(f"select filename, submitted_at from read_csv({ingest.sql_list(csv)}, all_varchar = true, "
-                     "union_by_name = true, filename = true, header = true)")
-    if jsonl:
-        parts.append(f"select filename, case when json_valid(line) then line->>'$.submitted_at' end as submitted_at "
-                     f"from (select filename, unnest(string_split(content, chr(10))) as line "
-                     f"from read_text({ingest.sql_list(jsonl)})) where trim(line) <> ''")
-    if parquet:
-        parts.append(f"select filename, cast(submitted_at as varchar) as submitted_at "
-                     f"from read_parquet({ingest.sql_list(parquet)}, union_by_name = true, filename = true)")
-    found = dict.fromkeys(paths, (None, None))
-    if parts:
-        day = f"coalesce({ingest.file_date_sql()}, cast({ingest.ts_sql('submitted_at')} as date))"
-        found.update({path: (first, last) for path, first, last in con.execute(
-            f"select filename, min({day}), max({day}) from ({' union all '.join(parts)}) group by 1").fetchall()})
+    found = {path: (ingest.file_date(path), ingest.file_date(path)) for path in paths}
+    undated = [path for path, (first, _) in found.items() if first is None]
+    if undated:
+        with ingest.export_files(undated) as (files, _):
+            relation = ingest.stage_survey_files(con, files)
+            day = f"cast({ingest.TYPING['timestamp'].format(c='submitted_at')} as date)"
+            found.update({path: (first, last) for path, first, last in con.execute(
+                f"select _file, min({day}), max({day}) from {relation} group by 1").fetchall()})
     return found
 
 
@@ -171,10 +163,13 @@ def extract(con: duckdb.DuckDBPyConnection, source: SurveySource) -> Extract:
             f"select distinct path from {MANIFEST} where source = ? and last_date >= ? and first_date <= ?",
             [source.name, min(dates), max(dates)]).fetchall()
         staged += sorted({r[0] for r in overlap} - set(paths))
-    relation = ingest.stage_survey_files(con, staged)
+    with ingest.export_files(staged) as (files, _):
+        relation = ingest.stage_survey_files(con, files)  # a temp table: outlives the re-encoded copies
+    # A file still being written is not recorded as loaded: its next version is new and read again, whole.
+    partial = {f.path for f in files if f.partial_line is not None}
     rows = con.execute(f"select count(*) from {relation}").fetchone()[0]
     window = (min(dates), date.fromordinal(max(dates).toordinal() + 1)) if dates else None
-    return Extract(relation, fresh, staged, rows, window, dates_of)
+    return Extract(relation, [f for f in fresh if f.path not in partial], staged, rows, window, dates_of)
 
 
 def record_loaded(con: duckdb.DuckDBPyConnection, source: SurveySource, item: Extract) -> None:
