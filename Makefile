@@ -37,10 +37,27 @@ doctor: setup
 test: dbt-parse
 	$(RUN) pytest
 
+test-unit: dbt-parse
+	$(RUN) pytest tests/unit
+
+test-integration: dbt-parse
+	$(RUN) pytest tests/integration
+
 # Record the mart digests of the default demo run (tests/integration/mart_digests.json) after an INTENDED change of
 # what the pipeline outputs; say so in the commit message. Builds the demo in a temporary data dir.
 mart-digests: dbt-parse
 	$(RUN) python -m tests.integration.mart_digest --build --out tests/integration/mart_digests.json
+
+# ruff for the Python, sqlfluff for the dbt SQL (models, tests, macros). `make format` fixes what it can.
+lint: setup
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	cd dbt_project && $(RUN) sqlfluff lint models tests macros
+
+format: setup
+	$(RUN) ruff format .
+	$(RUN) ruff check --fix .
+	cd dbt_project && $(RUN) sqlfluff fix models tests macros
 
 # The Dagster UI on http://127.0.0.1:3000 (bound to loopback only).
 dev: dbt-parse

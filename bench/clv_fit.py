@@ -51,12 +51,17 @@ def main() -> None:
     )
     score_seconds = time.perf_counter() - started
 
-    print(f"BG/NBD fit      {bgnbd_seconds:7.2f} s  {bgnbd.iterations} iterations  "
-          f"r={bgnbd.r:.3f} alpha={bgnbd.alpha:.2f} a={bgnbd.a:.3f} b={bgnbd.b:.3f}  (true {TRUE_BGNBD})")
-    print(f"Gamma-Gamma fit {gamma_gamma_seconds:7.2f} s  {gamma_gamma.iterations} iterations  "
-          f"p={gamma_gamma.p:.3f} q={gamma_gamma.q:.3f} gamma={gamma_gamma.gamma:,.0f}  (true {TRUE_GAMMA_GAMMA})")
+    print(
+        f"BG/NBD fit      {bgnbd_seconds:7.2f} s  {bgnbd.iterations} iterations  "
+        f"r={bgnbd.r:.3f} alpha={bgnbd.alpha:.2f} a={bgnbd.a:.3f} b={bgnbd.b:.3f}  (true {TRUE_BGNBD})"
+    )
+    print(
+        f"Gamma-Gamma fit {gamma_gamma_seconds:7.2f} s  {gamma_gamma.iterations} iterations  "
+        f"p={gamma_gamma.p:.3f} q={gamma_gamma.q:.3f} gamma={gamma_gamma.gamma:,.0f}  (true {TRUE_GAMMA_GAMMA})"
+    )
     print(f"12-month CLV    {score_seconds:7.2f} s  mean {value.mean():,.0f} IDR")
     print(f"total fit       {bgnbd_seconds + gamma_gamma_seconds:7.2f} s")
+
 
 if __name__ == "__main__":
     main()

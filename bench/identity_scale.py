@@ -28,16 +28,24 @@ from pipeline.lib.identity import IdentityRules, assign_stable_ids, normalise_id
 def phone_formats(digits: pl.Expr, style: pl.Expr) -> pl.Expr:
     national = digits.str.slice(1)
     return (
-        pl.when(style == 0).then(digits)
-        .when(style == 1).then(pl.concat_str([pl.lit("+62 "), national.str.slice(0, 3), pl.lit(" "), national.str.slice(3)]))
-        .when(style == 2).then(pl.concat_str([pl.lit("62-"), national]))
+        pl.when(style == 0)
+        .then(digits)
+        .when(style == 1)
+        .then(pl.concat_str([pl.lit("+62 "), national.str.slice(0, 3), pl.lit(" "), national.str.slice(3)]))
+        .when(style == 2)
+        .then(pl.concat_str([pl.lit("62-"), national]))
         .otherwise(pl.concat_str([digits.str.slice(0, 4), pl.lit("-"), digits.str.slice(4)]))
     )
 
 
 def email_formats(email: pl.Expr, style: pl.Expr) -> pl.Expr:
-    return pl.when(style == 1).then(email.str.to_uppercase()).when(style == 2).then(
-        pl.concat_str([pl.lit(" "), email, pl.lit(" ")])).otherwise(email)
+    return (
+        pl.when(style == 1)
+        .then(email.str.to_uppercase())
+        .when(style == 2)
+        .then(pl.concat_str([pl.lit(" "), email, pl.lit(" ")]))
+        .otherwise(email)
+    )
 
 
 def synthetic(persons: int, seed: int) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -46,9 +54,9 @@ def synthetic(persons: int, seed: int) -> tuple[pl.DataFrame, pl.DataFrame]:
     pid = np.arange(persons)
     number = rng.permutation(persons * 10)[:persons]  # distinct 8-digit subscriber numbers
     number = np.where((rng.random(persons) < 0.03) & (pid > 0), np.roll(number, 1), number)  # households
-    people = pl.DataFrame({"person": pid, "digits": pl.Series([f"0812{n:08d}" for n in number]),
-                           "has_account": rng.random(persons) < 0.7}).with_columns(
-        email=pl.format("user{}@mail.co.id", pl.col("person")))
+    people = pl.DataFrame(
+        {"person": pid, "digits": pl.Series([f"0812{n:08d}" for n in number]), "has_account": rng.random(persons) < 0.7}
+    ).with_columns(email=pl.format("user{}@mail.co.id", pl.col("person")))
 
     def pick(n_per: np.ndarray) -> pl.DataFrame:
         return people[np.repeat(pid, n_per)]
@@ -60,10 +68,17 @@ def synthetic(persons: int, seed: int) -> tuple[pl.DataFrame, pl.DataFrame]:
     junk = pl.Series(rng.random(n) < 0.001)
     orders = orders.with_columns(
         account=pl.when(guest).then(None).otherwise(pl.format("W{}", pl.col("person"))),
-        guest_email=pl.when(~guest).then(None).when(junk).then(pl.lit("test@test.com"))
+        guest_email=pl.when(~guest)
+        .then(None)
+        .when(junk)
+        .then(pl.lit("test@test.com"))
         .otherwise(email_formats(pl.col("email"), pl.Series(rng.integers(0, 3, n)))),
-        guest_phone=pl.when(~guest).then(None).when(junk).then(pl.lit("0000000000"))
-        .when(pl.Series(rng.random(n) < 0.7)).then(phone_formats(pl.col("digits"), pl.Series(rng.integers(0, 4, n)))),
+        guest_phone=pl.when(~guest)
+        .then(None)
+        .when(junk)
+        .then(pl.lit("0000000000"))
+        .when(pl.Series(rng.random(n) < 0.7))
+        .then(phone_formats(pl.col("digits"), pl.Series(rng.integers(0, 4, n)))),
     )
     tickets = pick(rng.poisson(0.8, persons)).with_row_index("k").with_columns(record_id=pl.format("T{}", pl.col("k")))
     m = tickets.height
@@ -84,20 +99,48 @@ def synthetic(persons: int, seed: int) -> tuple[pl.DataFrame, pl.DataFrame]:
     )
 
     def rows(frame: pl.DataFrame, source: str, columns: dict[str, str]) -> pl.DataFrame:
-        return pl.concat([frame.select(source=pl.lit(source), record_id="record_id", id_type=pl.lit(t),
-                                       raw_value=pl.col(c)) for t, c in columns.items()])
+        return pl.concat(
+            [
+                frame.select(source=pl.lit(source), record_id="record_id", id_type=pl.lit(t), raw_value=pl.col(c))
+                for t, c in columns.items()
+            ]
+        )
 
-    raw = pl.concat([
-        rows(accounts, "webshop_customer", {"webshop_customer_id": "record_id", "email": "email", "phone": "digits"}),
-        rows(orders, "webshop_order", {"order_id": "record_id", "webshop_customer_id": "account", "email": "guest_email"}),
-        rows(orders, "webshop_order", {"phone": "guest_phone"}),
-        rows(tickets, "helpdesk_ticket", {"helpdesk_requester_id": "requester", "email": "contact_email",
-                                          "phone": "phone", "order_id": "order_ref"}),
-        rows(surveys, "survey_response", {"email": "contact_email", "phone": "phone"}),
-    ]).filter(pl.col("raw_value").is_not_null())
-    truth = pl.concat([f.select(source=pl.lit(s), record_id="record_id", person="person") for s, f in
-                       [("webshop_customer", accounts), ("webshop_order", orders), ("helpdesk_ticket", tickets),
-                        ("survey_response", surveys)]])
+    raw = pl.concat(
+        [
+            rows(
+                accounts, "webshop_customer", {"webshop_customer_id": "record_id", "email": "email", "phone": "digits"}
+            ),
+            rows(
+                orders,
+                "webshop_order",
+                {"order_id": "record_id", "webshop_customer_id": "account", "email": "guest_email"},
+            ),
+            rows(orders, "webshop_order", {"phone": "guest_phone"}),
+            rows(
+                tickets,
+                "helpdesk_ticket",
+                {
+                    "helpdesk_requester_id": "requester",
+                    "email": "contact_email",
+                    "phone": "phone",
+                    "order_id": "order_ref",
+                },
+            ),
+            rows(surveys, "survey_response", {"email": "contact_email", "phone": "phone"}),
+        ]
+    ).filter(pl.col("raw_value").is_not_null())
+    truth = pl.concat(
+        [
+            f.select(source=pl.lit(s), record_id="record_id", person="person")
+            for s, f in [
+                ("webshop_customer", accounts),
+                ("webshop_order", orders),
+                ("helpdesk_ticket", tickets),
+                ("survey_response", surveys),
+            ]
+        ]
+    )
     return raw, truth
 
 
@@ -120,16 +163,22 @@ def main() -> None:
     t0 = time.perf_counter()
     raw, truth = synthetic(args.persons, args.seed)
     t1 = time.perf_counter()
-    print(f"synthetic: {args.persons} persons, {truth.height} records, {raw.height} identifier rows "
-          f"({raw.filter(pl.col('id_type') == 'phone').get_column('raw_value').n_unique()} distinct raw phones) "
-          f"in {t1 - t0:.1f}s", flush=True)
+    print(
+        f"synthetic: {args.persons} persons, {truth.height} records, {raw.height} identifier rows "
+        f"({raw.filter(pl.col('id_type') == 'phone').get_column('raw_value').n_unique()} distinct raw phones) "
+        f"in {t1 - t0:.1f}s",
+        flush=True,
+    )
     identifiers = normalise_identifiers(raw, rules)
     t2 = time.perf_counter()
     print(f"normalise_identifiers: {t2 - t1:.1f}s", flush=True)
     resolution = resolve_identities(identifiers, truth.select("source", "record_id"), rules)
     t3 = time.perf_counter()
-    print(f"resolve_identities: {t3 - t2:.1f}s -> {resolution.clusters.get_column('cluster_key').n_unique()} clusters, "
-          f"{resolution.violations.height} violations", flush=True)
+    print(
+        f"resolve_identities: {t3 - t2:.1f}s -> {resolution.clusters.get_column('cluster_key').n_unique()} clusters, "
+        f"{resolution.violations.height} violations",
+        flush=True,
+    )
     assigned = assign_stable_ids(resolution.clusters)
     t4 = time.perf_counter()
     print(f"assign_stable_ids (full rebuild): {t4 - t3:.1f}s", flush=True)

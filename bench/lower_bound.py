@@ -19,13 +19,17 @@ from pipeline.lib.duckdb_extensions import load_extension
 
 AGGREGATES_TABLE = "customer_aggregates"
 
-_TICKET_COLUMNS = ("{id: 'VARCHAR', requester: 'STRUCT(id VARCHAR, email VARCHAR, phone VARCHAR, name VARCHAR)', "
-                   "updated_at: 'VARCHAR'}")
+_TICKET_COLUMNS = (
+    "{id: 'VARCHAR', requester: 'STRUCT(id VARCHAR, email VARCHAR, phone VARCHAR, name VARCHAR)', "
+    "updated_at: 'VARCHAR'}"
+)
 _SURVEY_JSON_COLUMNS = "{response_id: 'VARCHAR', email: 'VARCHAR', score: 'VARCHAR'}"
 # The CSV header of the contract: declaring it skips DuckDB's per-file dialect sniffing (~15 ms a file).
-_SURVEY_CSV_COLUMNS = ("{response_id: 'VARCHAR', submitted_at: 'VARCHAR', survey: 'VARCHAR', score: 'VARCHAR', "
-                       "comment: 'VARCHAR', email: 'VARCHAR', phone: 'VARCHAR', order_ref: 'VARCHAR', "
-                       "consent: 'VARCHAR'}")
+_SURVEY_CSV_COLUMNS = (
+    "{response_id: 'VARCHAR', submitted_at: 'VARCHAR', survey: 'VARCHAR', score: 'VARCHAR', "
+    "comment: 'VARCHAR', email: 'VARCHAR', phone: 'VARCHAR', order_ref: 'VARCHAR', "
+    "consent: 'VARCHAR'}"
+)
 
 
 def _quoted(path: Path) -> str:
@@ -41,13 +45,14 @@ def _survey_sources(survey_dir: Path) -> str:
     readers = {
         "csv": f"read_csv(GLOB, header = true, auto_detect = false, columns = {_SURVEY_CSV_COLUMNS})",
         "jsonl": f"read_json(GLOB, format = 'newline_delimited', ignore_errors = true, "
-                 f"columns = {_SURVEY_JSON_COLUMNS})",
+        f"columns = {_SURVEY_JSON_COLUMNS})",
         "parquet": "read_parquet(GLOB, union_by_name = true)",
     }
     parts = [
         f"select cast(response_id as varchar) as response_id, cast(email as varchar) as email, "
         f"cast(score as varchar) as score from {reader.replace('GLOB', _quoted(survey_dir / f'responses-*.{ext}'))}"
-        for ext, reader in readers.items() if any(survey_dir.glob(f"responses-*.{ext}"))
+        for ext, reader in readers.items()
+        if any(survey_dir.glob(f"responses-*.{ext}"))
     ]
     if not parts:
         return "select null::varchar as response_id, null::varchar as email, null::varchar as score limit 0"

@@ -96,11 +96,17 @@ def machine() -> dict:
     import dagster
     import dbt.version
     import duckdb
+
     return {
-        "cpu_logical": psutil.cpu_count(), "cpu_physical": psutil.cpu_count(logical=False),
-        "memory_gib": round(memory.total / 1024**3, 1), "memory_available_gib": round(memory.available / 1024**3, 1),
-        "load_average_1m": round(os.getloadavg()[0], 2), "python": platform.python_version(),
-        "duckdb": duckdb.__version__, "dagster": dagster.__version__, "dbt": str(dbt.version.installed).lstrip("="),
+        "cpu_logical": psutil.cpu_count(),
+        "cpu_physical": psutil.cpu_count(logical=False),
+        "memory_gib": round(memory.total / 1024**3, 1),
+        "memory_available_gib": round(memory.available / 1024**3, 1),
+        "load_average_1m": round(os.getloadavg()[0], 2),
+        "python": platform.python_version(),
+        "duckdb": duckdb.__version__,
+        "dagster": dagster.__version__,
+        "dbt": str(dbt.version.installed).lstrip("="),
         "platform": platform.platform(),
     }
 
@@ -113,12 +119,14 @@ def run_profile(dagster_home: Path, spawned: Measured) -> dict:
     instance = dg.DagsterInstance.get()
     run = instance.get_runs(limit=1)[0]
     stats = instance.get_run_stats(run.run_id)
-    steps = {s.step_key: round((s.end_time or 0) - (s.start_time or 0), 2)
-             for s in instance.get_run_step_stats(run.run_id)}
+    steps = {
+        s.step_key: round((s.end_time or 0) - (s.start_time or 0), 2) for s in instance.get_run_step_stats(run.run_id)
+    }
     nodes: dict[str, float] = {}
     checks: dict[str, float] = {}
-    for entry in instance.all_logs(run.run_id, of_type={dg.DagsterEventType.ASSET_MATERIALIZATION,
-                                                        dg.DagsterEventType.ASSET_CHECK_EVALUATION}):
+    for entry in instance.all_logs(
+        run.run_id, of_type={dg.DagsterEventType.ASSET_MATERIALIZATION, dg.DagsterEventType.ASSET_CHECK_EVALUATION}
+    ):
         event = entry.dagster_event
         if event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
             data = event.event_specific_data.materialization
@@ -135,20 +143,32 @@ def run_profile(dagster_home: Path, spawned: Measured) -> dict:
     run_start = stats.start_time or spawned.ended_at
     teardown = spawned.ended_at - (stats.end_time or spawned.ended_at)
     return {
-        "run_id": run.run_id, "status": str(run.status.value),
+        "run_id": run.run_id,
+        "status": str(run.status.value),
         "startup_seconds": round(first_event - spawned.started_at, 2),
-        "planning_seconds": round(run_start - first_event, 2), "planned_events": planned,
+        "planning_seconds": round(run_start - first_event, 2),
+        "planned_events": planned,
         "teardown_seconds": round(teardown, 2),
         "run_seconds": round((stats.end_time or 0) - (stats.start_time or 0), 2),
-        "steps": steps, "dbt_model_seconds": nodes, "dbt_test_seconds": checks,
+        "steps": steps,
+        "dbt_model_seconds": nodes,
+        "dbt_test_seconds": checks,
     }
 
 
 def overheads(env: dict[str, str], work: Path, log: Path) -> dict[str, dict]:
     """Fixed costs that every run pays, each timed in a fresh process."""
     dbt_args = ["--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR)]
-    parse = [DBT, "parse", "--quiet", *dbt_args, "--target-path", str(work / "dbt-target"),
-             "--log-path", str(work / "dbt-logs")]
+    parse = [
+        DBT,
+        "parse",
+        "--quiet",
+        *dbt_args,
+        "--target-path",
+        str(work / "dbt-target"),
+        "--log-path",
+        str(work / "dbt-logs"),
+    ]
     commands = {
         "python -c pass": [PYTHON, "-c", "pass"],
         "import duckdb": [PYTHON, "-c", "import duckdb"],
@@ -163,32 +183,42 @@ def overheads(env: dict[str, str], work: Path, log: Path) -> dict[str, dict]:
 
 
 def _step_rows(full: dict, nightly: dict) -> list[str]:
-    names = sorted(set(full["steps"]) | set(nightly["steps"]),
-                   key=lambda s: -max(full["steps"].get(s, 0), nightly["steps"].get(s, 0)))
+    names = sorted(
+        set(full["steps"]) | set(nightly["steps"]),
+        key=lambda s: -max(full["steps"].get(s, 0), nightly["steps"].get(s, 0)),
+    )
     rows = ["| step | full build s | nightly s |", "|---|---:|---:|"]
     rows += [f"| {n} | {full['steps'].get(n, '')} | {nightly['steps'].get(n, '')} |" for n in names]
-    for label, key in (("process start -> first run event (imports, definitions, dbt manifest)", "startup_seconds"),
-                       ("run creation: ASSET_MATERIALIZATION_PLANNED events", "planned_events"),
-                       ("run creation -> RUN_START (writing those events)", "planning_seconds"),
-                       ("run end -> process exit (summary, teardown)", "teardown_seconds")):
+    for label, key in (
+        ("process start -> first run event (imports, definitions, dbt manifest)", "startup_seconds"),
+        ("run creation: ASSET_MATERIALIZATION_PLANNED events", "planned_events"),
+        ("run creation -> RUN_START (writing those events)", "planning_seconds"),
+        ("run end -> process exit (summary, teardown)", "teardown_seconds"),
+    ):
         rows.append(f"| {label} | {full[key]} | {nightly[key]} |")
     return rows
 
 
 def _dbt_rows(full: dict, nightly: dict) -> list[str]:
     rows = ["| dbt | full build s | nightly s |", "|---|---:|---:|"]
-    for label, key in (("models (sum of node times)", "dbt_model_seconds"),
-                       ("tests (sum of node times)", "dbt_test_seconds")):
+    for label, key in (
+        ("models (sum of node times)", "dbt_model_seconds"),
+        ("tests (sum of node times)", "dbt_test_seconds"),
+    ):
         rows.append(f"| {label} | {sum(full[key].values()):.2f} | {sum(nightly[key].values()):.2f} |")
     for run in (full, nightly):
         step_total = sum(seconds for step, seconds in run["steps"].items() if step.startswith("dbt"))
         node_total = sum(run["dbt_model_seconds"].values()) + sum(run["dbt_test_seconds"].values())
         run["dbt_overhead_seconds"] = round(step_total - node_total, 2)
-    rows.append(f"| dbt steps minus node times (dbt start-up/parse/compile, Dagster event writes) | "
-                f"{full['dbt_overhead_seconds']} | {nightly['dbt_overhead_seconds']} |")
+    rows.append(
+        f"| dbt steps minus node times (dbt start-up/parse/compile, Dagster event writes) | "
+        f"{full['dbt_overhead_seconds']} | {nightly['dbt_overhead_seconds']} |"
+    )
     slowest = sorted(full["dbt_model_seconds"].items(), key=lambda kv: -kv[1])[:5]
-    rows += [f"| slowest model: {name} | {seconds} | {nightly['dbt_model_seconds'].get(name, '')} |"
-             for name, seconds in slowest]
+    rows += [
+        f"| slowest model: {name} | {seconds} | {nightly['dbt_model_seconds'].get(name, '')} |"
+        for name, seconds in slowest
+    ]
     return rows
 
 
@@ -224,8 +254,10 @@ def markdown(record: dict) -> str:
         "",
         "| fixed overhead (fresh process) | wall s | CPU s | peak RSS MiB |",
         "|---|---:|---:|---:|",
-        *[f"| {name} | {o['seconds']} | {o['cpu_seconds']} | {o['peak_rss_mib']} |"
-          for name, o in record["overheads"].items()],
+        *[
+            f"| {name} | {o['seconds']} | {o['cpu_seconds']} | {o['peak_rss_mib']} |"
+            for name, o in record["overheads"].items()
+        ],
         "",
     ]
     return "\n".join(lines)
@@ -235,8 +267,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", default="10k", help="10k | 100k | 1M or a number of persons")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (data, warehouse, logs)")
-    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
-                        help="extra environment for the pipeline runs, to measure a setting (repeatable)")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment for the pipeline runs, to measure a setting (repeatable)",
+    )
     args = parser.parse_args()
     customers = parse_scale(args.scale)
     new_day = DEFAULT_END
@@ -250,10 +287,18 @@ def main() -> int:
     env = {k: v for k, v in os.environ.items() if k not in ("CDP_WAREHOUSE", "DAGSTER_HOME")}
     env.update(CDP_DATA_DIR=str(work), DAGSTER_HOME=str(dagster_home))
     env.update(item.split("=", 1) for item in args.env)
-    record: dict = {"env": args.env, "scale": args.scale, "customers": customers,
-                    "timestamp": datetime.now().strftime("%Y%m%dT%H%M%S"), "cutoff": cutoff.isoformat(),
-                    "new_day": new_day.isoformat(), "machine": machine(),
-                    "work_dir": str(work), "dagster_home": str(dagster_home), "generate_seconds": {}}
+    record: dict = {
+        "env": args.env,
+        "scale": args.scale,
+        "customers": customers,
+        "timestamp": datetime.now().strftime("%Y%m%dT%H%M%S"),
+        "cutoff": cutoff.isoformat(),
+        "new_day": new_day.isoformat(),
+        "machine": machine(),
+        "work_dir": str(work),
+        "dagster_home": str(dagster_home),
+        "generate_seconds": {},
+    }
     print(f"bench {args.scale}: work dir {work}, log {log}", flush=True)
     try:
         began = time.perf_counter()
@@ -279,8 +324,11 @@ def main() -> int:
         record["generate_seconds"]["full"] = round(time.perf_counter() - began, 2)
 
         print("nightly incremental ...", flush=True)
-        nightly = measure([PYTHON, "-m", "pipeline.cli", "run", "--start", new_day.isoformat(),
-                           "--end", new_day.isoformat()], env, log)
+        nightly = measure(
+            [PYTHON, "-m", "pipeline.cli", "run", "--start", new_day.isoformat(), "--end", new_day.isoformat()],
+            env,
+            log,
+        )
         record["nightly"] = {**asdict(nightly), "profile": run_profile(dagster_home, nightly)}
 
         print("fixed overheads ...", flush=True)

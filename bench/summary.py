@@ -27,15 +27,18 @@ def latest_results(results_dir: Path = RESULTS_DIR) -> dict[str, dict]:
 
 
 def summary_rows(results: dict[str, dict]) -> list[str]:
-    rows = ["| scale | orders | full build s | nightly s | full peak RSS GiB | nightly peak RSS GiB | lower bound s | "
-            "full ÷ bound | nightly ÷ bound | result file |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    rows = [
+        "| scale | orders | full build s | nightly s | full peak RSS GiB | nightly peak RSS GiB | lower bound s | "
+        "full ÷ bound | nightly ÷ bound | result file |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
     for scale, r in results.items():
         full, nightly, bound = r["full_build"], r["nightly"], r["lower_bound"]
         rows.append(
             f"| {scale} | {r['sources'].get('orders', 0):,} | {full['seconds']} | {nightly['seconds']} | "
             f"{full['peak_rss_mib'] / 1024:.2f} | {nightly['peak_rss_mib'] / 1024:.2f} | {bound['seconds']} | "
-            f"{full['seconds'] / bound['seconds']:.0f}× | {nightly['seconds'] / bound['seconds']:.0f}× | {r['file']} |")
+            f"{full['seconds'] / bound['seconds']:.0f}× | {nightly['seconds'] / bound['seconds']:.0f}× | {r['file']} |"
+        )
     return rows
 
 

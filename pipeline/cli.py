@@ -1,9 +1,9 @@
 """Command line of the CDP pipeline (what `make run` calls).
 
-    python -m pipeline.cli demo-data [--customers N]   write the embedded demo sources under <data_dir>/demo
-    python -m pipeline.cli run [--start D] [--end D]    materialize every asset over a window of daily partitions
-    python -m pipeline.cli summary                      print the row counts of the output tables
-    python -m pipeline.cli doctor                       read the configured sources and check them against the config
+python -m pipeline.cli demo-data [--customers N]   write the embedded demo sources under <data_dir>/demo
+python -m pipeline.cli run [--start D] [--end D]    materialize every asset over a window of daily partitions
+python -m pipeline.cli summary                      print the row counts of the output tables
+python -m pipeline.cli doctor                       read the configured sources and check them against the config
 """
 
 from __future__ import annotations
@@ -69,8 +69,10 @@ def window_problem(start: date, end: date) -> str | None:
     """Why a run over [start, end] cannot start, naming the setting to change; None when it can."""
     first = shop_calendar().partitions_start
     if start < first:
-        return (f"the run starts on {start}, before calendar.partitions_start = {first}: no partition exists for "
-                f"those days. Set calendar.partitions_start: \"{start}\" in {config_path()} (or start on {first}).")
+        return (
+            f"the run starts on {start}, before calendar.partitions_start = {first}: no partition exists for "
+            f'those days. Set calendar.partitions_start: "{start}" in {config_path()} (or start on {first}).'
+        )
     if end < start:
         return f"the run ends on {end}, before its start {start}"
     return None
@@ -95,12 +97,16 @@ def unloaded_history(start: date) -> str | None:
         return None
     if warehouse_path().exists():
         with connect(read_only=True) as con:
-            if table_exists(con, "raw.webshop_orders") and (con.execute(
-                    "select min(_partition_date) from raw.webshop_orders").fetchone()[0] or start) <= first:
+            if (
+                table_exists(con, "raw.webshop_orders")
+                and (con.execute("select min(_partition_date) from raw.webshop_orders").fetchone()[0] or start) <= first
+            ):
                 return None
-    return (f"warning: the webshop holds orders from {first}, but this run loads from {start}: older history is not "
-            f"loaded. To load it: python -m pipeline.cli run --start {first} (calendar.partitions_start must not be "
-            "later; `python -m pipeline.cli doctor` shows the sources' history).")
+    return (
+        f"warning: the webshop holds orders from {first}, but this run loads from {start}: older history is not "
+        f"loaded. To load it: python -m pipeline.cli run --start {first} (calendar.partitions_start must not be "
+        "later; `python -m pipeline.cli doctor` shows the sources' history)."
+    )
 
 
 def doctor() -> int:
@@ -113,8 +119,10 @@ def doctor() -> int:
 
     calendar = shop_calendar()
     region = str(section("identity").get("default_region") or "ZZ")
-    print(f"doctor: {config_path()}\n  time zone {calendar.timezone} · currency {calendar.currency} · "
-          f"phone region {region} · partitions from {calendar.partitions_start}")
+    print(
+        f"doctor: {config_path()}\n  time zone {calendar.timezone} · currency {calendar.currency} · "
+        f"phone region {region} · partitions from {calendar.partitions_start}"
+    )
     findings: list[checkup.TableFindings] = []
     money = {"currency": calendar.currency, "phone_region": region}
     tickets = registry.table("helpdesk_tickets")
@@ -140,11 +148,20 @@ def doctor() -> int:
                     files = [f.path for f in survey_files.list_files(con, files_source)]
                     where = f"{len(files)} files at {files_source.location}"
                     with ingest.export_files(files) as (readable, _):
-                        staged = (ingest.stage_tickets_jsonl(con, readable) if name == "helpdesk"
-                                  else ingest.stage_survey_files(con, readable))
+                        staged = (
+                            ingest.stage_tickets_jsonl(con, readable)
+                            if name == "helpdesk"
+                            else ingest.stage_survey_files(con, readable)
+                        )
                     found = [checkup.inspect(con, registry.tables_of(name)[0], staged, **money)]
-            except (sql_orders.SourceUnavailable, helpdesk_api.HelpdeskUnavailable, duckdb.Error, OSError,
-                    KeyError, ValueError) as exc:
+            except (
+                sql_orders.SourceUnavailable,
+                helpdesk_api.HelpdeskUnavailable,
+                duckdb.Error,
+                OSError,
+                KeyError,
+                ValueError,
+            ) as exc:
                 where, found = "", [checkup.TableFindings(source=name, table=name, error=str(exc).splitlines()[0])]
             print(f"{name}: {where}".rstrip(": "))
             for item in found:
@@ -162,9 +179,12 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--customers", type=int, default=2000)
     demo.add_argument("--seed", type=int, default=42)
     run = sub.add_parser("run", help="materialize all assets over a window of daily partitions")
-    run.add_argument("--start", type=date.fromisoformat, default=None, help="first partition "
-                     "(default: calendar.partitions_start)")
-    run.add_argument("--end", type=date.fromisoformat, default=None, help="last partition (default: yesterday, shop time)")
+    run.add_argument(
+        "--start", type=date.fromisoformat, default=None, help="first partition (default: calendar.partitions_start)"
+    )
+    run.add_argument(
+        "--end", type=date.fromisoformat, default=None, help="last partition (default: yesterday, shop time)"
+    )
     sub.add_parser("summary", help="print the output tables")
     sub.add_parser("doctor", help="read the configured sources and check them against the configuration")
     args = parser.parse_args(argv)

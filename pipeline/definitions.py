@@ -16,7 +16,8 @@ from pipeline.defs.segments.assets import SEGMENT_ASSETS
 from pipeline.defs.serving.assets import build_serving_asset
 
 MART_PRODUCERS = [dbt_models, *SEGMENT_ASSETS, *CLV_ASSETS, identity_summary]
-# Published for BI after every mart of the run is built (and the report, so a run that failed anywhere publishes nothing).
+# Published for BI after every mart of the run is built (and the report, so a run that failed anywhere publishes
+# nothing).
 cdp_serving = build_serving_asset(
     [key for asset in MART_PRODUCERS for key in asset.keys if key.path[0] == "marts"] + list(customer_base_report.keys)
 )

@@ -19,8 +19,9 @@ from pipeline.lib.identity import IdentityRules
 from pipeline.lib.warehouse import connect, transaction
 
 
-def forget(*, email: str | None = None, phone: str | None = None, customer_id: str | None = None,
-           dry_run: bool = False) -> erasure.ErasureResult:
+def forget(
+    *, email: str | None = None, phone: str | None = None, customer_id: str | None = None, dry_run: bool = False
+) -> erasure.ErasureResult:
     """Erase the person from the warehouse and the serving copy; `dry_run` only finds them."""
     rules = IdentityRules.from_config(section("identity"))
     # Fail before deleting anything when the serving copy could not be republished afterwards.
@@ -53,15 +54,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"forget: {exc}", file=sys.stderr)
         return 2
     person = result.person
-    print(f"person: customer ids {person.customer_ids or '-'}, {person.records.height} source records, "
-          f"{person.identifiers.height} identifiers")
+    print(
+        f"person: customer ids {person.customer_ids or '-'}, {person.records.height} source records, "
+        f"{person.identifiers.height} identifiers"
+    )
     if args.dry_run:
         print("dry run: nothing changed")
         return 0
     for table, rows in sorted(result.deleted.items()):
         print(f"  deleted {rows:>6} rows from {table}")
-    print(f"deleted {result.rows_deleted} rows; {result.suppressed_entries} new suppression entries (hashed); "
-          "serving copy republished")
+    print(
+        f"deleted {result.rows_deleted} rows; {result.suppressed_entries} new suppression entries (hashed); "
+        "serving copy republished"
+    )
     return 0
 
 

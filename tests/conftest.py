@@ -1,43 +1,30 @@
-"""Shared fixtures: the demo data and one complete pipeline run on it, built once per test session."""
+"""Shared fixtures of both test layers: the demo data and one complete pipeline run on it, built once per session;
+layer and resource markers derived from where a test lives and which fixtures it uses."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 
 import pytest
 
-from pipeline.lib.demo_data import DEFAULT_END, HISTORY_START, DemoConfig, generate
+from pipeline.lib.demo_data import DemoConfig, generate
+from tests.support.pipeline_run import PipelineRun, run_on
 
 DEMO_CUSTOMERS = 2000  # the default demo scale of `make run`
+INTEGRATION_DIR = Path(__file__).parent / "integration"
+# Fixtures both layers share, defined beside the support code they build on.
+pytest_plugins = ["tests.support.planted_segments", "tests.support.report_inputs", "tests.support.pg_cluster"]
 
 
-@dataclass(frozen=True)
-class PipelineRun:
-    data_dir: Path
-    start: date
-    end: date
-
-    @property
-    def warehouse(self) -> Path:
-        return self.data_dir / "warehouse.duckdb"
-
-    @property
-    def truth(self) -> Path:
-        return self.data_dir / "demo" / "truth.csv"
-
-
-def run_on(data_dir: Path, start: date = HISTORY_START, end: date = DEFAULT_END) -> PipelineRun:
-    """Run the whole nightly job over [start, end] against the data dir (in process, ephemeral Dagster instance)."""
-    from pipeline.cli import run_pipeline
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CDP_DATA_DIR", str(data_dir))
-        mp.delenv("CDP_WAREHOUSE", raising=False)
-        mp.delenv("DAGSTER_HOME", raising=False)
-        assert run_pipeline(start, end), "the pipeline run failed (see the Dagster log above)"
-    return PipelineRun(data_dir, start, end)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if INTEGRATION_DIR in item.path.parents:
+            item.add_marker(pytest.mark.integration)
+        fixtures = getattr(item, "fixturenames", ())
+        if "postgres_cluster" in fixtures:
+            item.add_marker(pytest.mark.postgres)
+        if "demo_run" in fixtures:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

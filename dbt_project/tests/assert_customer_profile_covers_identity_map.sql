@@ -1,6 +1,7 @@
 -- Every resolved customer has exactly one profile row, and the profile invents no customers.
-select coalesce(identity_map.customer_id, profile.customer_id) as customer_id,
-       identity_map.customer_id is null as only_in_profile
+select
+    coalesce(identity_map.customer_id, profile.customer_id) as customer_id,
+    identity_map.customer_id is null as only_in_profile
 from (select distinct customer_id from {{ ref('int_identity_map') }}) as identity_map
 full outer join {{ ref('customer_profile') }} as profile on profile.customer_id = identity_map.customer_id
 where identity_map.customer_id is null or profile.customer_id is null

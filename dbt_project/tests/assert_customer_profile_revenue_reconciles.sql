@@ -12,9 +12,11 @@ orders as (
     from {{ ref('fct_orders') }}
 )
 
-select profile.*, orders.revenue as orders_revenue, orders.order_count as orders_order_count,
-       orders.refund_total as orders_refund_total
+select
+    profile.*, orders.revenue as orders_revenue, orders.order_count as orders_order_count,
+    orders.refund_total as orders_refund_total
 from profile cross join orders
-where abs(profile.revenue - orders.revenue) >= 0.5
-   or profile.order_count <> orders.order_count
-   or abs(profile.refund_total - orders.refund_total) >= 0.5
+where
+    abs(profile.revenue - orders.revenue) >= 0.5
+    or profile.order_count <> orders.order_count
+    or abs(profile.refund_total - orders.refund_total) >= 0.5

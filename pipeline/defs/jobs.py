@@ -17,6 +17,9 @@ nightly_job = dg.define_asset_job(
 )
 
 nightly_schedule = dg.build_schedule_from_partitioned_job(
-    nightly_job, hour_of_day=2, minute_of_hour=0, name="cdp_nightly_schedule",
+    nightly_job,
+    hour_of_day=2,
+    minute_of_hour=0,
+    name="cdp_nightly_schedule",
     default_status=dg.DefaultScheduleStatus.RUNNING,
 )

@@ -141,8 +141,13 @@ def _bgnbd_ll_and_grad(log_params, x, t_x, T, w, x_values, x_weights):
     r, alpha, a, b = np.exp(log_params)
     k, n_k = x_values, x_weights
     count_ll = (
-        gammaln(r + k) - gammaln(r) + r * np.log(alpha)
-        + gammaln(b + k) - gammaln(b) + gammaln(a + b) - gammaln(a + b + k)
+        gammaln(r + k)
+        - gammaln(r)
+        + r * np.log(alpha)
+        + gammaln(b + k)
+        - gammaln(b)
+        + gammaln(a + b)
+        - gammaln(a + b + k)
     )
     log_age, log_recency = np.log(alpha + T), np.log(alpha + t_x)
     # The history is explained either by the customer being alive through T or by a dropout right after the last
@@ -153,9 +158,7 @@ def _bgnbd_ll_and_grad(log_params, x, t_x, T, w, x_values, x_weights):
     share_alive = w - share_dropped
     d_r = n_k @ (psi(r + k) - psi(r) + np.log(alpha)) - _dot(share_alive, log_age) - _dot(share_dropped, log_recency)
     d_alpha = (
-        n_k.sum() * r / alpha
-        - _dot(share_alive, (r + x) / (alpha + T))
-        - _dot(share_dropped, (r + x) / (alpha + t_x))
+        n_k.sum() * r / alpha - _dot(share_alive, (r + x) / (alpha + T)) - _dot(share_dropped, (r + x) / (alpha + t_x))
     )
     d_a = n_k @ (psi(a + b) - psi(a + b + k)) + share_dropped.sum() / a
     d_b = n_k @ (psi(a + b) + psi(b + k) - psi(b) - psi(a + b + k))
@@ -195,18 +198,23 @@ def fit_bgnbd(frequency, recency, T, *, period: Period, weights=None) -> BGNBDPa
     # Rescaling times by c adds x*log(c) per customer (purchase times are densities); report the original units.
     log_likelihood = -result.fun * total - np.log(scale) * _dot(w, x)
     return BGNBDParams(
-        r=float(r), alpha=float(alpha_s * scale), a=float(a), b=float(b), period=period,
-        log_likelihood=float(log_likelihood), converged=converged, iterations=int(result.nit),
-        n_customers=float(total), at_bounds=at_bounds,
+        r=float(r),
+        alpha=float(alpha_s * scale),
+        a=float(a),
+        b=float(b),
+        period=period,
+        log_likelihood=float(log_likelihood),
+        converged=converged,
+        iterations=int(result.nit),
+        n_customers=float(total),
+        at_bounds=at_bounds,
     )
 
 
 def probability_alive(params: BGNBDParams, frequency, recency, T) -> np.ndarray:
     """P(customer still active at T | history); exactly 1 for customers without a repeat purchase."""
     x, t_x, T = _as_float(frequency, recency, T)
-    log_odds = _log_dropout_odds(
-        params.r, params.a, params.b, x, np.log(params.alpha + T), np.log(params.alpha + t_x)
-    )
+    log_odds = _log_dropout_odds(params.r, params.a, params.b, x, np.log(params.alpha + T), np.log(params.alpha + t_x))
     return expit(-log_odds)
 
 
@@ -244,7 +252,9 @@ def _gamma_gamma_ll_and_grad(log_params, x, spend, x_values, x_counts, log_spend
     ll = (
         n_k @ (gammaln(p * k + q) - gammaln(p * k) - gammaln(q))
         + n * q * np.log(gamma)
-        + p * x_log_spend - sum_log_spend + sum_log_x
+        + p * x_log_spend
+        - sum_log_spend
+        + sum_log_x
         - _dot(p * x + q, log_gamma_spend)
     )
     d_p = n_k @ (k * (psi(p * k + q) - psi(p * k))) + x_log_spend - _dot(x, log_gamma_spend)
@@ -280,10 +290,15 @@ def fit_gamma_gamma(frequency, monetary_value) -> GammaGammaParams:
     result, converged, at_bounds = _minimise(neg_mean_ll, 3)
     p, q, gamma_s = np.exp(result.x)
     return GammaGammaParams(
-        p=float(p), q=float(q), gamma=float(gamma_s * scale),
+        p=float(p),
+        q=float(q),
+        gamma=float(gamma_s * scale),
         # zbar is a density: rescaling by c adds log(c) per customer.
         log_likelihood=float(-result.fun * n - n * np.log(scale)),
-        converged=converged, iterations=int(result.nit), n_customers=n, at_bounds=at_bounds,
+        converged=converged,
+        iterations=int(result.nit),
+        n_customers=n,
+        at_bounds=at_bounds,
         zero_spend_excluded=excluded,
     )
 
@@ -375,16 +390,20 @@ def degenerate_reasons(params: BGNBDParams | GammaGammaParams) -> list[str]:
     else:
         values = {"p": params.p, "q": params.q, "gamma": params.gamma}
         shapes = ("p", "q")
-    reasons = [f"{k} is not a positive finite number ({v})" for k, v in values.items()
-               if not (np.isfinite(v) and v > 0)]
+    reasons = [
+        f"{k} is not a positive finite number ({v})" for k, v in values.items() if not (np.isfinite(v) and v > 0)
+    ]
     if not np.isfinite(params.log_likelihood):
         reasons.append("log-likelihood is not finite")
     if not params.converged:
         reasons.append("optimiser did not converge")
     if params.at_bounds:
         reasons.append("a parameter ended on the optimiser bound (likelihood runs off to a limit model)")
-    reasons += [f"{k}={values[k]:.3g} is outside [{MIN_SHAPE:g}, {MAX_SHAPE:g}]"
-                for k in shapes if np.isfinite(values[k]) and not MIN_SHAPE <= values[k] <= MAX_SHAPE]
+    reasons += [
+        f"{k}={values[k]:.3g} is outside [{MIN_SHAPE:g}, {MAX_SHAPE:g}]"
+        for k in shapes
+        if np.isfinite(values[k]) and not MIN_SHAPE <= values[k] <= MAX_SHAPE
+    ]
     if isinstance(params, GammaGammaParams) and params.q <= 1:
         reasons.append(f"q={params.q:.3g} <= 1: the expected order value is infinite")
     return reasons
@@ -496,9 +515,7 @@ def sample_bgnbd(
     # Given n arrivals in (0, T], the x-th arrival time is T times the x-th of n sorted uniforms ~ Beta(x, n - x + 1).
     recency = np.where(frequency > 0, T * rng.beta(np.maximum(frequency, 1), arrivals - frequency + 1), 0.0)
     still_alive = lifetime_purchases > arrivals
-    frequency_holdout = np.where(
-        still_alive, np.minimum(lifetime_purchases - arrivals, rng.poisson(rate * holdout)), 0
-    )
+    frequency_holdout = np.where(still_alive, np.minimum(lifetime_purchases - arrivals, rng.poisson(rate * holdout)), 0)
     return {"frequency": frequency, "recency": recency, "T": T.copy(), "frequency_holdout": frequency_holdout}
 
 

@@ -72,8 +72,9 @@ def env_path(name: str) -> Path | None:
         return None
     path = Path(value).expanduser()
     if not path.is_absolute():
-        raise ValueError(f"{name}={value!r} is a relative path; set an absolute one, "
-                         f"e.g. export {name}=\"{Path.cwd() / path}\"")
+        raise ValueError(
+            f'{name}={value!r} is a relative path; set an absolute one, e.g. export {name}="{Path.cwd() / path}"'
+        )
     return path
 
 
@@ -118,14 +119,18 @@ def shop_calendar() -> ShopCalendar:
     cfg = section("calendar")
     missing = [key for key in ("timezone", "currency", "partitions_start") if not cfg.get(key)]
     if missing:
-        raise ValueError(f"{config_path()}: calendar.{missing[0]} is not set (e.g. timezone: America/New_York, "
-                         "currency: USD, partitions_start: \"2024-01-01\")")
+        raise ValueError(
+            f"{config_path()}: calendar.{missing[0]} is not set (e.g. timezone: America/New_York, "
+            'currency: USD, partitions_start: "2024-01-01")'
+        )
     timezone, currency = str(cfg["timezone"]), str(cfg["currency"])
     try:
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"{config_path()}: calendar.timezone {timezone!r} is not an IANA time zone "
-                         "(e.g. America/New_York, Europe/Berlin)") from None
+        raise ValueError(
+            f"{config_path()}: calendar.timezone {timezone!r} is not an IANA time zone "
+            "(e.g. America/New_York, Europe/Berlin)"
+        ) from None
     if not re.fullmatch(r"[A-Z]{3}", currency) or not is_currency(currency):
         raise ValueError(f"{config_path()}: calendar.currency {currency!r} is not an ISO 4217 code (e.g. USD, EUR)")
     minor_units = int(cfg.get("currency_minor_units", get_currency_precision(currency)))
@@ -135,12 +140,15 @@ def shop_calendar() -> ShopCalendar:
     try:
         Locale.parse(locale)
     except (UnknownLocaleError, ValueError):
-        raise ValueError(f"{config_path()}: calendar.locale {locale!r} is not a known locale (e.g. en_US, de_DE)") from None
+        raise ValueError(
+            f"{config_path()}: calendar.locale {locale!r} is not a known locale (e.g. en_US, de_DE)"
+        ) from None
     try:
         start = date.fromisoformat(str(cfg["partitions_start"]))
     except ValueError:
-        raise ValueError(f"{config_path()}: calendar.partitions_start {cfg['partitions_start']!r} is not a "
-                         "YYYY-MM-DD date") from None
+        raise ValueError(
+            f"{config_path()}: calendar.partitions_start {cfg['partitions_start']!r} is not a YYYY-MM-DD date"
+        ) from None
     return ShopCalendar(timezone, currency, minor_units, locale, start)
 
 

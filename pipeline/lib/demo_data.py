@@ -34,8 +34,8 @@ DEFAULT_END = date(2026, 11, 22)
 
 FIRST_NAMES = (
     "Budi Siti Agus Dewi Andi Rina Joko Sri Wahyu Putri Eko Fitri Hendra Yuni Rudi Lestari Bambang Ayu Dedi Ratna "
-    "Arif Indah Teguh Wulan Fajar Nur Rizky Maya Dimas Intan Yoga Sari Bayu Anisa Gilang Kartika Hadi Melati Irfan Dian "
-    "Reza Novi Taufik Citra Yusuf Larasati Adi Permata Ilham Safitri"
+    "Arif Indah Teguh Wulan Fajar Nur Rizky Maya Dimas Intan Yoga Sari Bayu Anisa Gilang Kartika Hadi Melati Irfan "
+    "Dian Reza Novi Taufik Citra Yusuf Larasati Adi Permata Ilham Safitri"
 ).split()
 LAST_NAMES = (
     "Santoso Wijaya Saputra Pratama Hidayat Kusuma Setiawan Nugroho Lestari Siregar Nasution Hutapea Simanjuntak "
@@ -43,10 +43,20 @@ LAST_NAMES = (
     "Kurniawan Hakim Sembiring"
 ).split()
 CITIES = [
-    ("Jakarta Selatan", "DKI Jakarta"), ("Jakarta Barat", "DKI Jakarta"), ("Bandung", "Jawa Barat"),
-    ("Bekasi", "Jawa Barat"), ("Surabaya", "Jawa Timur"), ("Malang", "Jawa Timur"), ("Semarang", "Jawa Tengah"),
-    ("Yogyakarta", "DI Yogyakarta"), ("Medan", "Sumatera Utara"), ("Palembang", "Sumatera Selatan"),
-    ("Makassar", "Sulawesi Selatan"), ("Denpasar", "Bali"), ("Balikpapan", "Kalimantan Timur"), ("Tangerang", "Banten"),
+    ("Jakarta Selatan", "DKI Jakarta"),
+    ("Jakarta Barat", "DKI Jakarta"),
+    ("Bandung", "Jawa Barat"),
+    ("Bekasi", "Jawa Barat"),
+    ("Surabaya", "Jawa Timur"),
+    ("Malang", "Jawa Timur"),
+    ("Semarang", "Jawa Tengah"),
+    ("Yogyakarta", "DI Yogyakarta"),
+    ("Medan", "Sumatera Utara"),
+    ("Palembang", "Sumatera Selatan"),
+    ("Makassar", "Sulawesi Selatan"),
+    ("Denpasar", "Bali"),
+    ("Balikpapan", "Kalimantan Timur"),
+    ("Tangerang", "Banten"),
 ]
 EMAIL_DOMAINS = ["gmail.com", "yahoo.co.id", "gmail.com", "outlook.com", "ymail.com", "gmail.com"]
 WORK_DOMAINS = ["kantor.co.id", "bumn.id", "startup.id"]
@@ -59,8 +69,17 @@ ORDER_STATUS_P = [0.80, 0.05, 0.03, 0.02, 0.06, 0.04]
 ORDER_CHANNELS = np.array(["web", "app", "marketplace", "store"])
 TICKET_CHANNELS = np.array(["email", "whatsapp", "instagram", "facebook", "phone", "chat"])
 TICKET_STATUSES = np.array(["solved", "closed", "open", "pending", "new"])
-TICKET_SUBJECTS = np.array(["Pesanan belum sampai", "Refund", "Barang rusak", "Ganti alamat", "Pertanyaan produk",
-                            "Promo tidak berlaku", "Pembayaran gagal"])
+TICKET_SUBJECTS = np.array(
+    [
+        "Pesanan belum sampai",
+        "Refund",
+        "Barang rusak",
+        "Ganti alamat",
+        "Pertanyaan produk",
+        "Promo tidak berlaku",
+        "Pembayaran gagal",
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -70,7 +89,8 @@ class DemoConfig:
     end_date: date = DEFAULT_END
     start_date: date = HISTORY_START
     orders_per_buyer: float = 10.0
-    # The sources as they stood at the end of this day: later deliveries are held back (None: everything up to end_date).
+    # The sources as they stood at the end of this day: later deliveries are held back
+    # (None: everything up to end_date).
     # Generating again without it then adds exactly the held-back days - an incremental "next night" of data.
     cutoff: date | None = None
     tickets_per_customer: float = 2.0
@@ -85,12 +105,29 @@ def _phone_variants(digits: pl.Expr, style: pl.Expr) -> pl.Expr:
     """Render a local number '08xxxxxxxxx' in one of five real-world formats (style 0..4)."""
     national = digits.str.slice(1)
     return (
-        pl.when(style == 0).then(digits)
-        .when(style == 1).then(pl.concat_str([pl.lit("+62 "), national.str.slice(0, 3), pl.lit(" "),
-                                               national.str.slice(3, 4), pl.lit(" "), national.str.slice(7)]))
-        .when(style == 2).then(pl.concat_str([pl.lit("62-"), national.str.slice(0, 3), pl.lit("-"), national.str.slice(3)]))
-        .when(style == 3).then(pl.concat_str([digits.str.slice(0, 4), pl.lit("-"), digits.str.slice(4, 4), pl.lit("-"),
-                                               digits.str.slice(8)]))
+        pl.when(style == 0)
+        .then(digits)
+        .when(style == 1)
+        .then(
+            pl.concat_str(
+                [
+                    pl.lit("+62 "),
+                    national.str.slice(0, 3),
+                    pl.lit(" "),
+                    national.str.slice(3, 4),
+                    pl.lit(" "),
+                    national.str.slice(7),
+                ]
+            )
+        )
+        .when(style == 2)
+        .then(pl.concat_str([pl.lit("62-"), national.str.slice(0, 3), pl.lit("-"), national.str.slice(3)]))
+        .when(style == 3)
+        .then(
+            pl.concat_str(
+                [digits.str.slice(0, 4), pl.lit("-"), digits.str.slice(4, 4), pl.lit("-"), digits.str.slice(8)]
+            )
+        )
         .otherwise(pl.concat_str([pl.lit("+62"), national]))
     )
 
@@ -98,9 +135,12 @@ def _phone_variants(digits: pl.Expr, style: pl.Expr) -> pl.Expr:
 def _email_variants(email: pl.Expr, style: pl.Expr) -> pl.Expr:
     """The same address as people type it: as is, upper-cased, capitalised, or with stray spaces (style 0..3)."""
     return (
-        pl.when(style == 1).then(email.str.to_uppercase())
-        .when(style == 2).then(pl.concat_str([email.str.slice(0, 1).str.to_uppercase(), email.str.slice(1)]))
-        .when(style == 3).then(pl.concat_str([pl.lit("  "), email, pl.lit(" ")]))
+        pl.when(style == 1)
+        .then(email.str.to_uppercase())
+        .when(style == 2)
+        .then(pl.concat_str([email.str.slice(0, 1).str.to_uppercase(), email.str.slice(1)]))
+        .when(style == 3)
+        .then(pl.concat_str([pl.lit("  "), email, pl.lit(" ")]))
         .otherwise(email)
     )
 
@@ -125,28 +165,44 @@ def build_people(cfg: DemoConfig, rng: np.random.Generator) -> pl.DataFrame:
     kind = rng.choice(np.array(["account", "guest", "prospect"]), n, p=[0.72, 0.18, 0.10])
     ctype = rng.choice(np.array(["end_customer", "reseller", "agent"]), n, p=[0.90, 0.06, 0.04])
     span = (cfg.end_date - cfg.start_date).days
-    people = pl.DataFrame({
-        "person_id": [f"P{i:07d}" for i in range(1, n + 1)],
-        "first_name": first.astype(str), "last_name": last.astype(str),
-        "city": [CITIES[i][0] for i in city_idx], "province": [CITIES[i][1] for i in city_idx],
-        "kind": kind, "customer_type": ctype,
-        "phone_digits": [p + f"{d:08d}" for p, d in zip(_pick(rng, PHONE_PREFIXES, n), rng.integers(0, 10**8, n))],
-        "domain": _pick(rng, EMAIL_DOMAINS, n).astype(str),
-        "work_domain": _pick(rng, WORK_DOMAINS, n).astype(str),
-        "acquired_day": rng.integers(0, span, n),
-        "opt_in": rng.random(n) < 0.6,
-        "promo_lover": rng.random(n) < 0.12,
-        "second_account": (rng.random(n) < 0.04) & (kind == "account"),
-        "uses_work_email": rng.random(n) < 0.10,
-        # buy-till-you-die: a purchase rate and a lifetime per person (days)
-        "rate": rng.gamma(0.9, cfg.orders_per_buyer / 0.9 / 420.0, n),
-        "lifetime": rng.exponential(600.0, n),
-    }).with_row_index("n")
+    people = pl.DataFrame(
+        {
+            "person_id": [f"P{i:07d}" for i in range(1, n + 1)],
+            "first_name": first.astype(str),
+            "last_name": last.astype(str),
+            "city": [CITIES[i][0] for i in city_idx],
+            "province": [CITIES[i][1] for i in city_idx],
+            "kind": kind,
+            "customer_type": ctype,
+            "phone_digits": [
+                p + f"{d:08d}" for p, d in zip(_pick(rng, PHONE_PREFIXES, n), rng.integers(0, 10**8, n), strict=True)
+            ],
+            "domain": _pick(rng, EMAIL_DOMAINS, n).astype(str),
+            "work_domain": _pick(rng, WORK_DOMAINS, n).astype(str),
+            "acquired_day": rng.integers(0, span, n),
+            "opt_in": rng.random(n) < 0.6,
+            "promo_lover": rng.random(n) < 0.12,
+            "second_account": (rng.random(n) < 0.04) & (kind == "account"),
+            "uses_work_email": rng.random(n) < 0.10,
+            # buy-till-you-die: a purchase rate and a lifetime per person (days)
+            "rate": rng.gamma(0.9, cfg.orders_per_buyer / 0.9 / 420.0, n),
+            "lifetime": rng.exponential(600.0, n),
+        }
+    ).with_row_index("n")
     people = people.with_columns(
-        email=pl.concat_str([pl.col("first_name").str.to_lowercase(), pl.lit("."), pl.col("last_name").str.to_lowercase(),
-                             pl.col("n").cast(pl.Utf8), pl.lit("@"), pl.col("domain")]),
-        work_email=pl.concat_str([pl.col("first_name").str.to_lowercase(), pl.col("n").cast(pl.Utf8), pl.lit("@"),
-                                  pl.col("work_domain")]),
+        email=pl.concat_str(
+            [
+                pl.col("first_name").str.to_lowercase(),
+                pl.lit("."),
+                pl.col("last_name").str.to_lowercase(),
+                pl.col("n").cast(pl.Utf8),
+                pl.lit("@"),
+                pl.col("domain"),
+            ]
+        ),
+        work_email=pl.concat_str(
+            [pl.col("first_name").str.to_lowercase(), pl.col("n").cast(pl.Utf8), pl.lit("@"), pl.col("work_domain")]
+        ),
         full_name=pl.concat_str([pl.col("first_name"), pl.lit(" "), pl.col("last_name")]),
     )
     # Households: ~3% of people share one phone with the next person (two real persons, one number).
@@ -162,16 +218,19 @@ def build_webshop_customers(people: pl.DataFrame, cfg: DemoConfig, rng: np.rando
     second = holders.filter(pl.col("second_account"))
     accounts = pl.concat([holders.with_columns(is_second=pl.lit(False)), second.with_columns(is_second=pl.lit(True))])
     m = accounts.height
-    created_day = accounts["acquired_day"].to_numpy() + np.where(accounts["is_second"].to_numpy(),
-                                                                 rng.integers(30, 300, m), 0)
+    created_day = accounts["acquired_day"].to_numpy() + np.where(
+        accounts["is_second"].to_numpy(), rng.integers(30, 300, m), 0
+    )
     created_day = np.minimum(created_day, (cfg.end_date - cfg.start_date).days - 1)
     created = _timestamps(created_day, rng.integers(0, 86400, m), cfg.start_date)
     updated_day = np.minimum(created_day + rng.integers(0, 60, m), (cfg.end_date - cfg.start_date).days)
     updated = _timestamps(updated_day, rng.integers(0, 86400, m), cfg.start_date)
     frame = accounts.with_columns(
         customer_id=pl.Series([f"W{i:07d}" for i in range(1, m + 1)]),
-        email_style=pl.Series(rng.integers(0, 4, m)), phone_style=pl.Series(rng.integers(0, 5, m)),
-        created=created, updated=pl.Series(np.maximum(updated.to_numpy(), created.to_numpy())),
+        email_style=pl.Series(rng.integers(0, 4, m)),
+        phone_style=pl.Series(rng.integers(0, 5, m)),
+        created=created,
+        updated=pl.Series(np.maximum(updated.to_numpy(), created.to_numpy())),
         offset=pl.Series(rng.random(m) < 0.5),
     )
     # Second accounts: same address typed in another case, a different phone format.
@@ -180,18 +239,25 @@ def build_webshop_customers(people: pl.DataFrame, cfg: DemoConfig, rng: np.rando
         phone_style=pl.when(pl.col("is_second")).then((pl.col("phone_style") + 1) % 5).otherwise(pl.col("phone_style")),
     )
     return frame.select(
-        "customer_id", "person_id",
+        "customer_id",
+        "person_id",
         email=_email_variants(pl.col("email"), pl.col("email_style")),
         phone=_phone_variants(pl.col("phone_digits"), pl.col("phone_style")),
-        first_name="first_name", last_name="last_name", city="city", province="province",
-        customer_type="customer_type", marketing_opt_in="opt_in",
-        created_at=_iso(pl.col("created"), pl.col("offset")), updated_at=_iso(pl.col("updated"), pl.col("offset")),
+        first_name="first_name",
+        last_name="last_name",
+        city="city",
+        province="province",
+        customer_type="customer_type",
+        marketing_opt_in="opt_in",
+        created_at=_iso(pl.col("created"), pl.col("offset")),
+        updated_at=_iso(pl.col("updated"), pl.col("offset")),
         updated="updated",
     )
 
 
-def build_orders(people: pl.DataFrame, customers: pl.DataFrame, cfg: DemoConfig,
-                 rng: np.random.Generator) -> tuple[pl.DataFrame, pl.DataFrame]:
+def build_orders(
+    people: pl.DataFrame, customers: pl.DataFrame, cfg: DemoConfig, rng: np.random.Generator
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     span = (cfg.end_date - cfg.start_date).days
     buyers = people.filter(pl.col("kind") != "prospect")
     acq = buyers["acquired_day"].to_numpy()
@@ -205,35 +271,60 @@ def build_orders(people: pl.DataFrame, customers: pl.DataFrame, cfg: DemoConfig,
     day = np.minimum(day, span)
     k = idx.size
     ordered = _timestamps(day, rng.integers(6 * 3600, 23 * 3600, k), cfg.start_date)
-    accounts = customers.group_by("person_id").agg(pl.col("customer_id").min().alias("account_id"),
-                                                   pl.col("customer_id").max().alias("second_account_id"))
-    orders = buyers[idx].select("person_id", "kind", "email", "phone_digits", "promo_lover", "customer_type").with_columns(
-        ordered=ordered, day=pl.Series(day),
-        guest_roll=pl.Series(rng.random(k)), contact_roll=pl.Series(rng.random(k)),
-        email_style=pl.Series(rng.integers(0, 4, k)), phone_style=pl.Series(rng.integers(0, 5, k)),
-        use_second=pl.Series(rng.random(k) < 0.3), offset=pl.Series(rng.random(k) < 0.5),
-        status=pl.Series(rng.choice(ORDER_STATUSES, k, p=ORDER_STATUS_P)),
-        channel=pl.Series(rng.choice(ORDER_CHANNELS, k, p=[0.45, 0.30, 0.20, 0.05])),
-        shipping=pl.Series(rng.choice(np.array([0.0, 9000.0, 15000.0, 25000.0]), k)),
-        promo_roll=pl.Series(rng.random(k)), referral_roll=pl.Series(rng.random(k)),
-        referrer=pl.Series(rng.integers(0, max(customers.height, 1), k)),
-        update_lag=pl.Series(rng.integers(0, 5 * 86400, k)),
-    ).join(accounts, on="person_id", how="left")
-    orders = orders.with_row_index("seq", offset=1).with_columns(order_id=pl.format("O{}", pl.col("seq").cast(pl.Utf8).str.zfill(8)))
+    accounts = customers.group_by("person_id").agg(
+        pl.col("customer_id").min().alias("account_id"), pl.col("customer_id").max().alias("second_account_id")
+    )
+    orders = (
+        buyers[idx]
+        .select("person_id", "kind", "email", "phone_digits", "promo_lover", "customer_type")
+        .with_columns(
+            ordered=ordered,
+            day=pl.Series(day),
+            guest_roll=pl.Series(rng.random(k)),
+            contact_roll=pl.Series(rng.random(k)),
+            email_style=pl.Series(rng.integers(0, 4, k)),
+            phone_style=pl.Series(rng.integers(0, 5, k)),
+            use_second=pl.Series(rng.random(k) < 0.3),
+            offset=pl.Series(rng.random(k) < 0.5),
+            status=pl.Series(rng.choice(ORDER_STATUSES, k, p=ORDER_STATUS_P)),
+            channel=pl.Series(rng.choice(ORDER_CHANNELS, k, p=[0.45, 0.30, 0.20, 0.05])),
+            shipping=pl.Series(rng.choice(np.array([0.0, 9000.0, 15000.0, 25000.0]), k)),
+            promo_roll=pl.Series(rng.random(k)),
+            referral_roll=pl.Series(rng.random(k)),
+            referrer=pl.Series(rng.integers(0, max(customers.height, 1), k)),
+            update_lag=pl.Series(rng.integers(0, 5 * 86400, k)),
+        )
+        .join(accounts, on="person_id", how="left")
+    )
+    orders = orders.with_row_index("seq", offset=1).with_columns(
+        order_id=pl.format("O{}", pl.col("seq").cast(pl.Utf8).str.zfill(8))
+    )
     is_guest = (pl.col("kind") == "guest") | (pl.col("guest_roll") < 0.12)
     junk = pl.col("guest_roll") > 0.9985
     orders = orders.with_columns(
-        customer_id=pl.when(is_guest).then(None)
-        .when(pl.col("use_second") & (pl.col("second_account_id") != pl.col("account_id"))).then(pl.col("second_account_id"))
+        customer_id=pl.when(is_guest)
+        .then(None)
+        .when(pl.col("use_second") & (pl.col("second_account_id") != pl.col("account_id")))
+        .then(pl.col("second_account_id"))
         .otherwise(pl.col("account_id")),
-        guest_email=pl.when(~is_guest).then(None).when(junk).then(pl.lit(JUNK_EMAIL))
-        .when(pl.col("contact_roll") < 0.85).then(_email_variants(pl.col("email"), pl.col("email_style"))),
-        guest_phone=pl.when(~is_guest).then(None).when(junk).then(pl.lit(JUNK_PHONE))
-        .when(pl.col("contact_roll") > 0.25).then(_phone_variants(pl.col("phone_digits"), pl.col("phone_style"))),
-        promo_code=pl.when(pl.col("promo_roll") < pl.when(pl.col("promo_lover")).then(0.8).otherwise(0.08))
-        .then(pl.lit("HARBOLNAS")),
-        referral_code=pl.when(pl.col("referral_roll") < 0.03)
-        .then(pl.format("REF-W{}", (pl.col("referrer") + 1).cast(pl.Utf8).str.zfill(7))),
+        guest_email=pl.when(~is_guest)
+        .then(None)
+        .when(junk)
+        .then(pl.lit(JUNK_EMAIL))
+        .when(pl.col("contact_roll") < 0.85)
+        .then(_email_variants(pl.col("email"), pl.col("email_style"))),
+        guest_phone=pl.when(~is_guest)
+        .then(None)
+        .when(junk)
+        .then(pl.lit(JUNK_PHONE))
+        .when(pl.col("contact_roll") > 0.25)
+        .then(_phone_variants(pl.col("phone_digits"), pl.col("phone_style"))),
+        promo_code=pl.when(pl.col("promo_roll") < pl.when(pl.col("promo_lover")).then(0.8).otherwise(0.08)).then(
+            pl.lit("HARBOLNAS")
+        ),
+        referral_code=pl.when(pl.col("referral_roll") < 0.03).then(
+            pl.format("REF-W{}", (pl.col("referrer") + 1).cast(pl.Utf8).str.zfill(7))
+        ),
         updated=pl.col("ordered") + pl.duration(seconds=pl.col("update_lag")),
     )
     orders = orders.with_columns(
@@ -246,23 +337,36 @@ def build_orders(people: pl.DataFrame, customers: pl.DataFrame, cfg: DemoConfig,
     li = np.repeat(np.arange(k), lines_per)
     n_lines = li.size
     line_no = np.arange(n_lines) - np.repeat(np.r_[0, np.cumsum(lines_per)[:-1]], lines_per) + 1
-    unit_price = (rng.lognormal(11.3, 0.8, n_lines) // 500 * 500 + 500)
-    items = pl.DataFrame({
-        "order_id": orders["order_id"].to_numpy()[li], "line_no": line_no,
-        "sku": [f"SKU-{s:05d}" for s in rng.integers(1, 5000, n_lines)],
-        "category": _pick(rng, CATEGORIES, n_lines).astype(str),
-        "quantity": rng.integers(1, 4, n_lines), "unit_price": unit_price,
-        "unit_cost": np.where(rng.random(n_lines) < 0.9, np.round(unit_price * rng.uniform(0.45, 0.75, n_lines), -2), np.nan),
-    }).with_columns(pl.col("unit_cost").fill_nan(None))
+    unit_price = rng.lognormal(11.3, 0.8, n_lines) // 500 * 500 + 500
+    items = pl.DataFrame(
+        {
+            "order_id": orders["order_id"].to_numpy()[li],
+            "line_no": line_no,
+            "sku": [f"SKU-{s:05d}" for s in rng.integers(1, 5000, n_lines)],
+            "category": _pick(rng, CATEGORIES, n_lines).astype(str),
+            "quantity": rng.integers(1, 4, n_lines),
+            "unit_price": unit_price,
+            "unit_cost": np.where(
+                rng.random(n_lines) < 0.9, np.round(unit_price * rng.uniform(0.45, 0.75, n_lines), -2), np.nan
+            ),
+        }
+    ).with_columns(pl.col("unit_cost").fill_nan(None))
     gross = items.group_by("order_id").agg((pl.col("quantity") * pl.col("unit_price")).sum().alias("gross_amount"))
-    orders = orders.join(gross, on="order_id", how="left").with_columns(
-        discount_amount=pl.when(pl.col("promo_code").is_not_null()).then((pl.col("gross_amount") * 0.15 / 100).round() * 100).otherwise(0.0),
-    ).with_columns(net_amount=pl.col("gross_amount") - pl.col("discount_amount") + pl.col("shipping"))
+    orders = (
+        orders.join(gross, on="order_id", how="left")
+        .with_columns(
+            discount_amount=pl.when(pl.col("promo_code").is_not_null())
+            .then((pl.col("gross_amount") * 0.15 / 100).round() * 100)
+            .otherwise(0.0),
+        )
+        .with_columns(net_amount=pl.col("gross_amount") - pl.col("discount_amount") + pl.col("shipping"))
+    )
     return orders, items
 
 
-def build_tickets(people: pl.DataFrame, orders: pl.DataFrame, cfg: DemoConfig,
-                  rng: np.random.Generator) -> pl.DataFrame:
+def build_tickets(
+    people: pl.DataFrame, orders: pl.DataFrame, cfg: DemoConfig, rng: np.random.Generator
+) -> pl.DataFrame:
     span = (cfg.end_date - cfg.start_date).days
     n = people.height
     counts = rng.poisson(cfg.tickets_per_customer * np.where(people["kind"].to_numpy() == "prospect", 0.6, 1.0), n)
@@ -270,8 +374,9 @@ def build_tickets(people: pl.DataFrame, orders: pl.DataFrame, cfg: DemoConfig,
     created_day = people["acquired_day"].to_numpy()[idx] + rng.integers(0, 400, idx.size)
     idx, created_day = idx[created_day <= span], created_day[created_day <= span]  # no tickets from the future
     k = idx.size
-    t = people[idx].select("person_id", "n", "email", "work_email", "uses_work_email", "phone_digits", "full_name",
-                          "acquired_day")
+    t = people[idx].select(
+        "person_id", "n", "email", "work_email", "uses_work_email", "phone_digits", "full_name", "acquired_day"
+    )
     channel = rng.choice(TICKET_CHANNELS, k, p=[0.3, 0.35, 0.1, 0.05, 0.1, 0.1])
     created = _timestamps(created_day, rng.integers(0, 86400, k), cfg.start_date)
     resolve_s = rng.gamma(1.5, 18 * 3600, k).astype(int)
@@ -279,28 +384,51 @@ def build_tickets(people: pl.DataFrame, orders: pl.DataFrame, cfg: DemoConfig,
     # An order reference from the same person, for about a third of the tickets.
     person_orders = orders.group_by("person_id").agg(pl.col("order_id").first().alias("some_order"))
     t = t.with_columns(
-        channel=pl.Series(channel), created=created, resolve_s=pl.Series(resolve_s), status=pl.Series(status),
-        email_style=pl.Series(rng.integers(0, 4, k)), phone_style=pl.Series(rng.integers(0, 5, k)),
-        ref_roll=pl.Series(rng.random(k)), sat_roll=pl.Series(rng.random(k)), offset=pl.Series(rng.random(k) < 0.5),
+        channel=pl.Series(channel),
+        created=created,
+        resolve_s=pl.Series(resolve_s),
+        status=pl.Series(status),
+        email_style=pl.Series(rng.integers(0, 4, k)),
+        phone_style=pl.Series(rng.integers(0, 5, k)),
+        ref_roll=pl.Series(rng.random(k)),
+        sat_roll=pl.Series(rng.random(k)),
+        offset=pl.Series(rng.random(k) < 0.5),
         priority=pl.Series(rng.choice(np.array(["low", "normal", "high", "urgent"]), k, p=[0.2, 0.6, 0.15, 0.05])),
         subject=pl.Series(rng.choice(TICKET_SUBJECTS, k)),
     ).join(person_orders, on="person_id", how="left")
     by_phone = pl.col("channel").is_in(["whatsapp", "phone"])
     solved = pl.col("status").is_in(["solved", "closed"])
-    t = t.with_row_index("seq", offset=1).with_columns(
-        id=pl.format("T{}", pl.col("seq").cast(pl.Utf8).str.zfill(8)),
-        # One requester id per person and contact route (phone-based vs email-based), as helpdesks do.
-        requester_id=pl.format("H{}{}", pl.col("n").cast(pl.Utf8).str.zfill(7), pl.when(by_phone).then(pl.lit("p")).otherwise(pl.lit("e"))),
-        requester_email=pl.when(by_phone).then(None)
-        .otherwise(_email_variants(pl.when(pl.col("uses_work_email")).then(pl.col("work_email")).otherwise(pl.col("email")),
-                                   pl.col("email_style"))),
-        requester_phone=pl.when(by_phone | pl.col("uses_work_email")).then(_phone_variants(pl.col("phone_digits"), pl.col("phone_style"))),
-        solved_at=pl.when(solved).then(pl.col("created") + pl.duration(seconds=pl.col("resolve_s"))),
-        order_ref=pl.when(pl.col("ref_roll") < 0.35).then(pl.col("some_order")),
-        satisfaction=pl.when(solved & (pl.col("sat_roll") < 0.4)).then(pl.lit("good"))
-        .when(solved & (pl.col("sat_roll") < 0.5)).then(pl.lit("bad")),
-    ).with_columns(
-        updated=pl.coalesce(pl.col("solved_at"), pl.col("created") + pl.duration(seconds=pl.col("resolve_s") // 3)),
+    t = (
+        t.with_row_index("seq", offset=1)
+        .with_columns(
+            id=pl.format("T{}", pl.col("seq").cast(pl.Utf8).str.zfill(8)),
+            # One requester id per person and contact route (phone-based vs email-based), as helpdesks do.
+            requester_id=pl.format(
+                "H{}{}",
+                pl.col("n").cast(pl.Utf8).str.zfill(7),
+                pl.when(by_phone).then(pl.lit("p")).otherwise(pl.lit("e")),
+            ),
+            requester_email=pl.when(by_phone)
+            .then(None)
+            .otherwise(
+                _email_variants(
+                    pl.when(pl.col("uses_work_email")).then(pl.col("work_email")).otherwise(pl.col("email")),
+                    pl.col("email_style"),
+                )
+            ),
+            requester_phone=pl.when(by_phone | pl.col("uses_work_email")).then(
+                _phone_variants(pl.col("phone_digits"), pl.col("phone_style"))
+            ),
+            solved_at=pl.when(solved).then(pl.col("created") + pl.duration(seconds=pl.col("resolve_s"))),
+            order_ref=pl.when(pl.col("ref_roll") < 0.35).then(pl.col("some_order")),
+            satisfaction=pl.when(solved & (pl.col("sat_roll") < 0.4))
+            .then(pl.lit("good"))
+            .when(solved & (pl.col("sat_roll") < 0.5))
+            .then(pl.lit("bad")),
+        )
+        .with_columns(
+            updated=pl.coalesce(pl.col("solved_at"), pl.col("created") + pl.duration(seconds=pl.col("resolve_s") // 3)),
+        )
     )
     end_ts = datetime.combine(cfg.end_date, datetime.min.time()) + timedelta(hours=23, minutes=59)
     return t.with_columns(
@@ -309,7 +437,9 @@ def build_tickets(people: pl.DataFrame, orders: pl.DataFrame, cfg: DemoConfig,
     )
 
 
-def build_surveys(people: pl.DataFrame, orders: pl.DataFrame, cfg: DemoConfig, rng: np.random.Generator) -> pl.DataFrame:
+def build_surveys(
+    people: pl.DataFrame, orders: pl.DataFrame, cfg: DemoConfig, rng: np.random.Generator
+) -> pl.DataFrame:
     span = (cfg.end_date - cfg.start_date).days
     n = people.height
     counts = rng.poisson(cfg.surveys_per_customer, n)
@@ -324,22 +454,30 @@ def build_surveys(people: pl.DataFrame, orders: pl.DataFrame, cfg: DemoConfig, r
     nps = np.clip(np.round(np.where(happy < 0.55, rng.normal(9.2, 0.8, k), rng.normal(5.5, 2.2, k))), 0, 10)
     csat = np.clip(np.round(rng.normal(4.0, 0.9, k)), 1, 5)
     s = s.with_columns(
-        submitted=_timestamps(day, rng.integers(0, 86400, k), cfg.start_date), survey=pl.Series(survey),
+        submitted=_timestamps(day, rng.integers(0, 86400, k), cfg.start_date),
+        survey=pl.Series(survey),
         score=pl.Series(np.where(survey == "nps", nps, csat).astype(int)),
-        route=pl.Series(rng.random(k)), email_style=pl.Series(rng.integers(0, 4, k)),
-        phone_style=pl.Series(rng.integers(0, 5, k)), consent=pl.Series(rng.random(k) < 0.7),
+        route=pl.Series(rng.random(k)),
+        email_style=pl.Series(rng.integers(0, 4, k)),
+        phone_style=pl.Series(rng.integers(0, 5, k)),
+        consent=pl.Series(rng.random(k) < 0.7),
         comment=pl.Series(rng.choice(np.array(["Mantap", "Pengiriman lambat", "Harga oke", "", "Pelayanan ramah"]), k)),
     ).join(person_orders, on="person_id", how="left")
     junk = pl.col("route") > 0.997
     return s.with_row_index("seq", offset=1).with_columns(
         response_id=pl.format("S{}", pl.col("seq").cast(pl.Utf8).str.zfill(8)),
         # Routes: email (45%), phone (20%), order reference (20%, falls back to email), all three (13%), anonymous (2%).
-        email=pl.when(junk).then(pl.lit(JUNK_EMAIL))
-        .when((pl.col("route") < 0.45) | (pl.col("route").is_between(0.85, 0.98))
-              | ((pl.col("route").is_between(0.65, 0.85)) & pl.col("some_order").is_null()))
+        email=pl.when(junk)
+        .then(pl.lit(JUNK_EMAIL))
+        .when(
+            (pl.col("route") < 0.45)
+            | (pl.col("route").is_between(0.85, 0.98))
+            | ((pl.col("route").is_between(0.65, 0.85)) & pl.col("some_order").is_null())
+        )
         .then(_email_variants(pl.col("email"), pl.col("email_style"))),
-        phone=pl.when(pl.col("route").is_between(0.45, 0.65) | pl.col("route").is_between(0.85, 0.98))
-        .then(_phone_variants(pl.col("phone_digits"), pl.col("phone_style"))),
+        phone=pl.when(pl.col("route").is_between(0.45, 0.65) | pl.col("route").is_between(0.85, 0.98)).then(
+            _phone_variants(pl.col("phone_digits"), pl.col("phone_style"))
+        ),
         order_ref=pl.when(pl.col("route").is_between(0.65, 0.98)).then(pl.col("some_order")),
     )
 
@@ -403,64 +541,105 @@ def generate(cfg: DemoConfig, out: Path) -> dict[str, int]:
     bad = rng.random(orders.height)
     orders = orders.with_columns(
         net_amount=pl.when(pl.Series(bad < 0.002)).then(-pl.col("net_amount")).otherwise(pl.col("net_amount")),
-        status=pl.when(pl.Series((bad >= 0.002) & (bad < 0.003))).then(pl.lit("lost_in_transit")).otherwise(pl.col("status")),
+        status=pl.when(pl.Series((bad >= 0.002) & (bad < 0.003)))
+        .then(pl.lit("lost_in_transit"))
+        .otherwise(pl.col("status")),
     )
     shop_orders = orders.select(
-        "order_id", "customer_id", "guest_email", "guest_phone",
-        ordered_at=_iso(pl.col("ordered"), pl.col("offset")), status="status", channel="channel",
-        currency=pl.lit("IDR"), gross_amount="gross_amount", discount_amount="discount_amount",
-        shipping_amount="shipping", net_amount="net_amount", promo_code="promo_code", referral_code="referral_code",
+        "order_id",
+        "customer_id",
+        "guest_email",
+        "guest_phone",
+        ordered_at=_iso(pl.col("ordered"), pl.col("offset")),
+        status="status",
+        channel="channel",
+        currency=pl.lit("IDR"),
+        gross_amount="gross_amount",
+        discount_amount="discount_amount",
+        shipping_amount="shipping",
+        net_amount="net_amount",
+        promo_code="promo_code",
+        referral_code="referral_code",
         updated_at=_iso(pl.col("updated"), pl.col("offset")),
     )
     missing_key = shop_orders.head(max(1, orders.height // 1000)).with_columns(order_id=pl.lit(None, pl.Utf8))
-    _write_sqlite(out / "webshop.sqlite", {
-        "customers": customers.drop("person_id", "updated"),
-        "orders": pl.concat([shop_orders, missing_key]),
-        "order_items": items,
-    })
+    _write_sqlite(
+        out / "webshop.sqlite",
+        {
+            "customers": customers.drop("person_id", "updated"),
+            "orders": pl.concat([shop_orders, missing_key]),
+            "order_items": items,
+        },
+    )
 
     ticket_rows = tickets.select(
         "id",
         requester=pl.struct(id="requester_id", email="requester_email", phone="requester_phone", name="full_name"),
-        channel="channel", subject="subject", status="status", priority="priority", order_ref="order_ref",
-        created_at=_iso(pl.col("created"), pl.col("offset")), updated_at=_iso(pl.col("updated"), pl.col("offset")),
-        solved_at=_iso(pl.col("solved_at"), pl.col("offset")), satisfaction="satisfaction",
+        channel="channel",
+        subject="subject",
+        status="status",
+        priority="priority",
+        order_ref="order_ref",
+        created_at=_iso(pl.col("created"), pl.col("offset")),
+        updated_at=_iso(pl.col("updated"), pl.col("offset")),
+        solved_at=_iso(pl.col("solved_at"), pl.col("offset")),
+        satisfaction="satisfaction",
         tags=pl.concat_list([pl.col("channel"), pl.col("priority")]),
-        _day=pl.col("updated").dt.date(), _order=pl.col("seq"),
+        _day=pl.col("updated").dt.date(),
+        _order=pl.col("seq"),
     )
     dup_tickets = ticket_rows.filter(pl.col("_order") % 97 == 0)
     bad_dates = ticket_rows.filter(pl.col("_order") % 499 == 0).with_columns(
-        id=pl.format("{}-X", pl.col("id")), created_at=pl.lit("kemarin sore"))
-    n_ticket_files = _write_daily(pl.concat([ticket_rows, dup_tickets, bad_dates]), "_day", out / "helpdesk", "tickets",
-                                  lambda _day: "jsonl")
+        id=pl.format("{}-X", pl.col("id")), created_at=pl.lit("kemarin sore")
+    )
+    n_ticket_files = _write_daily(
+        pl.concat([ticket_rows, dup_tickets, bad_dates]), "_day", out / "helpdesk", "tickets", lambda _day: "jsonl"
+    )
     # A truncated JSON line in one export, as an interrupted download leaves it.
     last_file = sorted((out / "helpdesk").glob("tickets-*.jsonl"))[-1]
     with open(last_file, "a", encoding="utf-8") as fh:
         fh.write('{"id": "T-BROKEN", "requester": {"id": "H9", "email": "x@y.id"\n')
 
     survey_rows = surveys.select(
-        "response_id", submitted_at=_iso(pl.col("submitted"), pl.col("route") < 0.5), survey="survey",
-        score=pl.col("score").cast(pl.Utf8), comment="comment", email="email", phone="phone", order_ref="order_ref",
-        consent="consent", _day=pl.col("submitted").dt.date(), _order=pl.col("seq"),
+        "response_id",
+        submitted_at=_iso(pl.col("submitted"), pl.col("route") < 0.5),
+        survey="survey",
+        score=pl.col("score").cast(pl.Utf8),
+        comment="comment",
+        email="email",
+        phone="phone",
+        order_ref="order_ref",
+        consent="consent",
+        _day=pl.col("submitted").dt.date(),
+        _order=pl.col("seq"),
     )
     out_of_range = survey_rows.filter(pl.col("_order") % 401 == 0).with_columns(
         response_id=pl.format("{}-X", pl.col("response_id")),
-        score=pl.when(pl.col("survey") == "nps").then(pl.lit("11")).otherwise(pl.lit("sangat puas")))
+        score=pl.when(pl.col("survey") == "nps").then(pl.lit("11")).otherwise(pl.lit("sangat puas")),
+    )
     dup_surveys = survey_rows.filter(pl.col("_order") % 89 == 0)
-    n_survey_files = _write_daily(pl.concat([survey_rows, out_of_range, dup_surveys]), "_day", out / "survey",
-                                  "responses", _survey_format)
+    n_survey_files = _write_daily(
+        pl.concat([survey_rows, out_of_range, dup_surveys]), "_day", out / "survey", "responses", _survey_format
+    )
 
-    truth = pl.concat([
-        customers.select(source=pl.lit("webshop_customer"), record_id="customer_id", person_id="person_id"),
-        orders.select(source=pl.lit("webshop_order"), record_id="order_id", person_id="person_id"),
-        tickets.select(source=pl.lit("helpdesk_ticket"), record_id="id", person_id="person_id"),
-        surveys.select(source=pl.lit("survey_response"), record_id="response_id", person_id="person_id"),
-    ])
+    truth = pl.concat(
+        [
+            customers.select(source=pl.lit("webshop_customer"), record_id="customer_id", person_id="person_id"),
+            orders.select(source=pl.lit("webshop_order"), record_id="order_id", person_id="person_id"),
+            tickets.select(source=pl.lit("helpdesk_ticket"), record_id="id", person_id="person_id"),
+            surveys.select(source=pl.lit("survey_response"), record_id="response_id", person_id="person_id"),
+        ]
+    )
     truth.write_csv(out / "truth.csv")
     return {
-        "persons": people.height, "webshop_customers": customers.height, "orders": orders.height,
-        "order_items": items.height, "tickets": tickets.height, "survey_responses": surveys.height,
-        "ticket_files": n_ticket_files, "survey_files": n_survey_files,
+        "persons": people.height,
+        "webshop_customers": customers.height,
+        "orders": orders.height,
+        "order_items": items.height,
+        "tickets": tickets.height,
+        "survey_responses": surveys.height,
+        "ticket_files": n_ticket_files,
+        "survey_files": n_survey_files,
     }
 
 
@@ -469,12 +648,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--customers", type=int, default=DemoConfig.customers, help="number of real persons")
     parser.add_argument("--seed", type=int, default=DemoConfig.seed)
     parser.add_argument("--end-date", type=date.fromisoformat, default=DEFAULT_END)
-    parser.add_argument("--cutoff", type=date.fromisoformat, default=None,
-                        help="hold back deliveries after this day (the sources as of an earlier night)")
+    parser.add_argument(
+        "--cutoff",
+        type=date.fromisoformat,
+        default=None,
+        help="hold back deliveries after this day (the sources as of an earlier night)",
+    )
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    counts = generate(DemoConfig(customers=args.customers, seed=args.seed, end_date=args.end_date,
-                                 cutoff=args.cutoff), args.out)
+    counts = generate(
+        DemoConfig(customers=args.customers, seed=args.seed, end_date=args.end_date, cutoff=args.cutoff), args.out
+    )
     print(" ".join(f"{k}={v}" for k, v in counts.items()))
 
 

@@ -1,10 +1,10 @@
 """First contact with a shop's sources: what they hold, measured against the contract and the shop's calendar.
 
 `python -m pipeline.cli doctor` reads every configured source into an in-memory DuckDB (never the warehouse) through
-the same connectors as ingest and checks it against the source registry, reporting per table: rows, the range of dates that decide partitions
-(and of order dates), contract columns present or missing, values outside the accepted sets (currency, status, …)
-and the phone regions seen. `history_advice` then says whether `calendar.partitions_start` covers the history.
-Only counts and category values are printed, never a person's data.
+the same connectors as ingest and checks it against the source registry, reporting per table: rows, the range of
+dates that decide partitions (and of order dates), contract columns present or missing, values outside the accepted
+sets (currency, status, …) and the phone regions seen. `history_advice` then says whether
+`calendar.partitions_start` covers the history. Only counts and category values are printed, never a person's data.
 """
 
 from __future__ import annotations
@@ -50,8 +50,11 @@ class TableFindings:
 
 def accepted_values(table: registry.RawTable, currency: str) -> dict[str, tuple[str, ...]]:
     """Column -> the values landing accepts (others are quarantined): the registry's sets, and the shop's currency."""
-    return {c.name: (currency,) if c.kind == "currency" else c.accepted
-            for c in table.columns if c.accepted or c.kind == "currency"}
+    return {
+        c.name: (currency,) if c.kind == "currency" else c.accepted
+        for c in table.columns
+        if c.accepted or c.kind == "currency"
+    }
 
 
 def _normalised(column: registry.Column) -> str:
@@ -88,9 +91,11 @@ def inspect(
     with_values = set()
     if declared is None and contract:
         counts = con.execute(
-            "select " + ", ".join(f"count({_quote(c)})" if c in delivered else "0" for c in contract)
-            + f" from {relation}").fetchone()
-        with_values = {c for c, n in zip(contract, counts) if n}
+            "select "
+            + ", ".join(f"count({_quote(c)})" if c in delivered else "0" for c in contract)
+            + f" from {relation}"
+        ).fetchone()
+        with_values = {c for c, n in zip(contract, counts, strict=True) if n}
     present = set(declared) if declared is not None else with_values
     found.present = [c for c in contract if c in present]
     found.missing = [c for c in contract if c not in present]
@@ -108,7 +113,8 @@ def inspect(
     elif "_partition_date" in delivered:  # survey files: the date in the file name
         found.date_column = "file date"
         found.first_date, found.last_date = con.execute(
-            f"select min(_partition_date), max(_partition_date) from {relation}").fetchone()
+            f"select min(_partition_date), max(_partition_date) from {relation}"
+        ).fetchone()
     if table.name == "webshop_orders":
         found.order_dates = date_range("ordered_at")
 
@@ -119,16 +125,22 @@ def inspect(
         rows = con.execute(
             f"select {typed} as v, count(*) from {relation} where {typed} is not null "
             f"and {typed} not in (select unnest(?)) group by 1 order by 2 desc, 1",
-            [list(accepted)]).fetchall()
+            [list(accepted)],
+        ).fetchall()
         if rows:
             found.unexpected[column] = {str(value)[:MAX_SHOWN_CHARS]: n for value, n in rows[:MAX_SHOWN_VALUES]}
             if len(rows) > MAX_SHOWN_VALUES:
                 found.unexpected[column]["…"] = sum(n for _, n in rows[MAX_SHOWN_VALUES:])
     for column in (c.name for c in table.columns if c.identifier == "phone"):
         if column in present:
-            spellings = con.execute(
-                f"select distinct cast({_quote(column)} as varchar) from {relation} "
-                f"where {_quote(column)} is not null limit {PHONE_SAMPLE}").pl().to_series()
+            spellings = (
+                con.execute(
+                    f"select distinct cast({_quote(column)} as varchar) from {relation} "
+                    f"where {_quote(column)} is not null limit {PHONE_SAMPLE}"
+                )
+                .pl()
+                .to_series()
+            )
             found.phone_regions = dict(Counter(found.phone_regions) + Counter(phone_regions(spellings, phone_region)))
     return found
 
@@ -137,7 +149,8 @@ def phone_regions(spellings, default_region: str) -> dict[str, int]:
     """Distinct numbers per region ("invalid" for spellings that are no valid number when read in default_region)."""
     parsed = parse_phones(spellings, default_region, workers=1).get_column("phone_e164").to_list()
     regions = Counter(
-        phonenumbers.region_code_for_number(phonenumbers.parse(e164)) if e164 else "invalid" for e164 in parsed)
+        phonenumbers.region_code_for_number(phonenumbers.parse(e164)) if e164 else "invalid" for e164 in parsed
+    )
     return dict(regions)
 
 
@@ -148,11 +161,15 @@ def history_advice(findings: list[TableFindings], partitions_start: date, config
         return True, "history: the sources hold no dated rows yet"
     first = min(firsts)
     if partitions_start <= first:
-        return True, (f"history: the sources start on {first}; calendar.partitions_start = {partitions_start} "
-                      f"covers it. First backfill: python -m pipeline.cli run --start {partitions_start}")
-    return False, (f"history: the sources start on {first}, before calendar.partitions_start = {partitions_start}: "
-                   f"rows before {partitions_start} would never load. Set calendar.partitions_start: \"{first}\" "
-                   f"in {config_file}, then run: python -m pipeline.cli run --start {first}")
+        return True, (
+            f"history: the sources start on {first}; calendar.partitions_start = {partitions_start} "
+            f"covers it. First backfill: python -m pipeline.cli run --start {partitions_start}"
+        )
+    return False, (
+        f"history: the sources start on {first}, before calendar.partitions_start = {partitions_start}: "
+        f'rows before {partitions_start} would never load. Set calendar.partitions_start: "{first}" '
+        f"in {config_file}, then run: python -m pipeline.cli run --start {first}"
+    )
 
 
 def format_findings(findings: TableFindings) -> list[str]:
@@ -167,43 +184,70 @@ def format_findings(findings: TableFindings) -> list[str]:
         lines[0] += f"   ordered_at {findings.order_dates[0]}..{findings.order_dates[1]}"
     indent = " " * 4
     if findings.missing_required:
-        lines.append(f"{indent}MISSING REQUIRED columns: {', '.join(findings.missing_required)} "
-                     "(map them with sources.<name>.columns in the config)")
+        lines.append(
+            f"{indent}MISSING REQUIRED columns: {', '.join(findings.missing_required)} "
+            "(map them with sources.<name>.columns in the config)"
+        )
     optional_missing = [c for c in findings.missing if c not in findings.missing_required]
-    lines.append(f"{indent}contract columns: {len(findings.present)} present"
-                 + (f"; missing (left empty): {', '.join(optional_missing)}" if optional_missing else ""))
+    lines.append(
+        f"{indent}contract columns: {len(findings.present)} present"
+        + (f"; missing (left empty): {', '.join(optional_missing)}" if optional_missing else "")
+    )
     for column, values in findings.unexpected.items():
         shown = ", ".join(f"{value!r} ({n:,})" for value, n in values.items())
         lines.append(f"{indent}{column} outside the accepted values (quarantined): {shown}")
     if findings.phone_regions:
-        shown = ", ".join(f"{region} {n:,}" for region, n in sorted(findings.phone_regions.items(),
-                                                                   key=lambda item: (-item[1], item[0])))
+        shown = ", ".join(
+            f"{region} {n:,}"
+            for region, n in sorted(findings.phone_regions.items(), key=lambda item: (-item[1], item[0]))
+        )
         lines.append(f"{indent}phone regions (distinct numbers): {shown}")
     return lines
 
 
-def inspect_webshop(con: duckdb.DuckDBPyConnection, source: sql_orders.SqlSource, *, currency: str,
-                    phone_region: str) -> list[TableFindings]:
+def inspect_webshop(
+    con: duckdb.DuckDBPyConnection, source: sql_orders.SqlSource, *, currency: str, phone_region: str
+) -> list[TableFindings]:
     """Every contract table of the webshop database, read whole (the connection's session time zone is the shop's)."""
     tables = registry.tables_of("webshop")
     try:
         with sql_orders.attached(con, source) as alias:
-            declared = {t.source_table: [contract for _, contract, _ in
-                                         sql_orders.source_columns(con, alias, source, t.source_table)]
-                        for t in tables}
+            declared = {
+                t.source_table: [
+                    contract for _, contract, _ in sql_orders.source_columns(con, alias, source, t.source_table)
+                ]
+                for t in tables
+            }
         pulled = sql_orders.extract(con, source, full_refresh=True)
     except sql_orders.SourceUnavailable as exc:
         return [TableFindings(source=source.name, table=t.name, error=str(exc)) for t in tables]
-    return [inspect(con, t, pulled[t.source_table].relation, currency=currency, phone_region=phone_region,
-                    declared=declared[t.source_table]) for t in tables]
+    return [
+        inspect(
+            con,
+            t,
+            pulled[t.source_table].relation,
+            currency=currency,
+            phone_region=phone_region,
+            declared=declared[t.source_table],
+        )
+        for t in tables
+    ]
 
 
 def earliest_webshop_date(con: duckdb.DuckDBPyConnection, source: sql_orders.SqlSource) -> date | None:
     """The first day (shop time) of any order's updated_at in the webshop database: where its history starts."""
     with sql_orders.attached(con, source) as alias:
-        column = next((col for col, contract, _ in sql_orders.source_columns(con, alias, source, "orders")
-                       if contract == "updated_at"), None)
+        column = next(
+            (
+                col
+                for col, contract, _ in sql_orders.source_columns(con, alias, source, "orders")
+                if contract == "updated_at"
+            ),
+            None,
+        )
         if column is None:
             return None
         table = f"{alias}.{_quote(source.schema)}.{_quote(source.tables['orders'])}"
-        return con.execute(f"select min(cast({local_timestamp_sql(_quote(column))} as date)) from {table}").fetchone()[0]
+        return con.execute(f"select min(cast({local_timestamp_sql(_quote(column))} as date)) from {table}").fetchone()[
+            0
+        ]

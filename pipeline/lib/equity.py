@@ -1,6 +1,7 @@
 """Customer value and customer equity around the CLV models of `pipeline.lib.clv` (plain functions, polars/numpy).
 
-Definitions (money in the shop's currency, calendar.currency; "purchase" = an order with is_purchase, i.e. paid/shipped/completed):
+Definitions (money in the shop's currency, calendar.currency; "purchase" = an order with is_purchase, i.e.
+paid/shipped/completed):
 - order margin: net_amount - shipping_amount - cost_amount when the order has item costs, else
   net_amount * default_gross_margin. net_amount is already after discounts, and refunded orders are not purchases,
   so neither discounts nor refunds are subtracted a second time.
@@ -43,9 +44,7 @@ BACKTEST_MAX_FREQUENCY = 7
 
 def purchases_until(orders: pl.DataFrame, as_of: date) -> pl.DataFrame:
     """Purchases of identified customers ordered on or before `as_of` (fct_orders rows)."""
-    return orders.filter(
-        pl.col("is_purchase") & pl.col("customer_id").is_not_null() & (pl.col("order_date") <= as_of)
-    )
+    return orders.filter(pl.col("is_purchase") & pl.col("customer_id").is_not_null() & (pl.col("order_date") <= as_of))
 
 
 def _order_margin(default_margin: float) -> pl.Expr:
@@ -70,7 +69,10 @@ def customer_margins(purchases: pl.DataFrame, *, default_margin: float) -> pl.Da
             costed_revenue=pl.col("net_amount").filter(costed).sum(),
         )
         .select(
-            "customer_id", "purchases", "revenue", "margin",
+            "customer_id",
+            "purchases",
+            "revenue",
+            "margin",
             gross_margin_ratio=pl.when(pl.col("costed_revenue") > 0)
             .then(pl.col("costed_margin") / pl.col("costed_revenue"))
             .otherwise(default_margin),
@@ -83,9 +85,7 @@ def ticket_counts(tickets: pl.DataFrame, since: date | None = None) -> pl.DataFr
     if since is not None:
         tickets = tickets.filter(pl.col("created_at").cast(pl.Date) > since)
     return (
-        tickets.filter(pl.col("customer_id").is_not_null())
-        .group_by("customer_id")
-        .agg(tickets=pl.len().cast(pl.Int64))
+        tickets.filter(pl.col("customer_id").is_not_null()).group_by("customer_id").agg(tickets=pl.len().cast(pl.Int64))
     )
 
 
@@ -148,7 +148,8 @@ def params_table(fit: ClvFit, fitted_at: datetime, as_of: date) -> pl.DataFrame:
             value = clv.DAYS_PER_PERIOD[value] if field.name == "period" else float(value)
             rows.append((model, field.name, value, params.converged))
     return pl.DataFrame(
-        rows, schema={"model": pl.String, "param": pl.String, "value": pl.Float64, "converged": pl.Boolean},
+        rows,
+        schema={"model": pl.String, "param": pl.String, "value": pl.Float64, "converged": pl.Boolean},
         orient="row",
     ).with_columns(
         fitted_at=pl.lit(fitted_at, dtype=pl.Datetime("us")),
@@ -227,20 +228,23 @@ def score_clv(
         if fit.gamma_gamma_usable
         else inputs["mean_purchase_value"].to_numpy()
     )
-    return inputs.with_columns(
-        p_alive=clv.probability_alive(fit.bgnbd, x, t_x, T),
-        **windows,
-        expected_purchases=monthly.sum(axis=1),
-        discounted_purchases=monthly @ (1.0 + monthly_discount_rate) ** -np.arange(1, horizon_months + 1),
-        expected_order_value=order_value,
-    ).with_columns(
-        clv=pl.col("discounted_purchases") * pl.col("expected_order_value") * pl.col("gross_margin_ratio"),
-        expected_cost_to_serve=pl.col("discounted_purchases") * pl.col("tickets_per_purchase") * cost_per_ticket,
-    ).with_columns(
-        net_clv=pl.col("clv") - pl.col("expected_cost_to_serve")
-    ).with_columns(
-        # A degenerate fit can predict 0/0 (e.g. dropout a = 1): store "no prediction" rather than NaN.
-        cs.float().fill_nan(None)
+    return (
+        inputs.with_columns(
+            p_alive=clv.probability_alive(fit.bgnbd, x, t_x, T),
+            **windows,
+            expected_purchases=monthly.sum(axis=1),
+            discounted_purchases=monthly @ (1.0 + monthly_discount_rate) ** -np.arange(1, horizon_months + 1),
+            expected_order_value=order_value,
+        )
+        .with_columns(
+            clv=pl.col("discounted_purchases") * pl.col("expected_order_value") * pl.col("gross_margin_ratio"),
+            expected_cost_to_serve=pl.col("discounted_purchases") * pl.col("tickets_per_purchase") * cost_per_ticket,
+        )
+        .with_columns(net_clv=pl.col("clv") - pl.col("expected_cost_to_serve"))
+        .with_columns(
+            # A degenerate fit can predict 0/0 (e.g. dropout a = 1): store "no prediction" rather than NaN.
+            cs.float().fill_nan(None)
+        )
     )
 
 
@@ -251,8 +255,10 @@ def customer_clv_frame(profile: pl.DataFrame, scored: pl.DataFrame, as_of: date)
         profile.select("customer_id")
         .join(scored, on="customer_id", how="left")
         .with_columns(
-            *(pl.when(has_purchase).then(pl.col(c)).otherwise(0.0).alias(c)
-              for c in ("clv", "expected_cost_to_serve", "net_clv")),
+            *(
+                pl.when(has_purchase).then(pl.col(c)).otherwise(0.0).alias(c)
+                for c in ("clv", "expected_cost_to_serve", "net_clv")
+            ),
             has_purchase=has_purchase,
             as_of_date=pl.lit(as_of, dtype=pl.Date),
         )
@@ -297,8 +303,9 @@ def _bucket_errors(frame: pl.DataFrame, grouping: str, bucket: pl.Expr, order: p
         )
         .with_columns(
             grouping=pl.lit(grouping),
-            relative_error=pl.when(pl.col("actual_purchases") > 0)
-            .then(pl.col("predicted_purchases") / pl.col("actual_purchases") - 1),
+            relative_error=pl.when(pl.col("actual_purchases") > 0).then(
+                pl.col("predicted_purchases") / pl.col("actual_purchases") - 1
+            ),
         )
     )
 
@@ -319,16 +326,26 @@ def backtest_summary(frame: pl.DataFrame) -> pl.DataFrame:
         _bucket_errors(frame, "frequency", frequency_label, capped.cast(pl.Int64)),
         _bucket_errors(frame, "decile", decile.cast(pl.String), decile),
     ]
-    columns = ["grouping", "bucket", "bucket_order", "customers", "predicted_purchases", "actual_purchases",
-               "mean_absolute_error", "relative_error"]
+    columns = [
+        "grouping",
+        "bucket",
+        "bucket_order",
+        "customers",
+        "predicted_purchases",
+        "actual_purchases",
+        "mean_absolute_error",
+        "relative_error",
+    ]
     grouping_order = pl.col("grouping").replace_strict({"total": 0, "frequency": 1, "decile": 2})
     return pl.concat([p.select(columns) for p in parts]).sort(grouping_order, "bucket_order").drop("bucket_order")
 
 
 def backtest_markdown(summary: pl.DataFrame, grouping: str, label: str) -> str:
     """One grouping of `backtest_summary` as a Markdown table."""
-    lines = [f"| {label} | customers | predicted | actual | relative error | MAE per customer |",
-             "|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"| {label} | customers | predicted | actual | relative error | MAE per customer |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     lines += [
         f"| {row['bucket']} | {row['customers']} | {row['predicted_purchases']:,.1f} | "
         f"{row['actual_purchases']:,.0f} | "
@@ -380,17 +397,27 @@ def customer_value(
         profile.select("customer_id", "customer_type", "first_order_at")
         .join(segments.select("customer_id", segment="primary_segment"), on="customer_id", how="left")
         .join(main_channels(purchases), on="customer_id", how="left")
-        .join(to_date.select("customer_id", revenue_to_date="revenue", margin_to_date="margin"),
-              on="customer_id", how="left")
-        .join(current.select("customer_id", current_revenue="revenue", current_margin="margin"),
-              on="customer_id", how="left")
+        .join(
+            to_date.select("customer_id", revenue_to_date="revenue", margin_to_date="margin"),
+            on="customer_id",
+            how="left",
+        )
+        .join(
+            current.select("customer_id", current_revenue="revenue", current_margin="margin"),
+            on="customer_id",
+            how="left",
+        )
         .join(ticket_counts(tickets).rename({"tickets": "tickets_to_date"}), on="customer_id", how="left")
-        .join(ticket_counts(tickets, since=period_start).rename({"tickets": "current_tickets"}),
-              on="customer_id", how="left")
+        .join(
+            ticket_counts(tickets, since=period_start).rename({"tickets": "current_tickets"}),
+            on="customer_id",
+            how="left",
+        )
         .join(customer_clv.select("customer_id", "clv", future_value="net_clv"), on="customer_id", how="left")
         .with_columns(
-            pl.col("revenue_to_date", "margin_to_date", "current_revenue", "current_margin", "clv", "future_value")
-            .fill_null(0.0),
+            pl.col(
+                "revenue_to_date", "margin_to_date", "current_revenue", "current_margin", "clv", "future_value"
+            ).fill_null(0.0),
             pl.col("tickets_to_date", "current_tickets").fill_null(0),
             segment=pl.col("segment").fill_null(UNSEGMENTED),
             customer_type=pl.col("customer_type").fill_null(UNKNOWN),
@@ -405,11 +432,23 @@ def customer_value(
         )
         .with_columns(lifetime_value=pl.col("net_value_to_date") + pl.col("future_value"))
         .select(
-            "customer_id", pl.lit(as_of, dtype=pl.Date).alias("as_of_date"),
-            "segment", "acquisition_cohort", "channel", "customer_type",
-            "revenue_to_date", "margin_to_date", "tickets_to_date", "net_value_to_date",
-            "current_revenue", "current_margin", "current_tickets", "current_value",
-            "clv", "future_value", "lifetime_value",
+            "customer_id",
+            pl.lit(as_of, dtype=pl.Date).alias("as_of_date"),
+            "segment",
+            "acquisition_cohort",
+            "channel",
+            "customer_type",
+            "revenue_to_date",
+            "margin_to_date",
+            "tickets_to_date",
+            "net_value_to_date",
+            "current_revenue",
+            "current_margin",
+            "current_tickets",
+            "current_value",
+            "clv",
+            "future_value",
+            "lifetime_value",
         )
         .sort("customer_id")
     )
@@ -418,8 +457,10 @@ def customer_value(
 def equity_by_dimension(values: pl.DataFrame) -> pl.DataFrame:
     """Customer equity in long form: as_of_date, dimension, dimension_value, customers, current_value, future_value,
     lifetime_value for the whole base (dimension 'overall', value 'all') and per value of every other dimension."""
-    measures = [pl.len().cast(pl.Int64).alias("customers"),
-                *(pl.col(c).sum() for c in ("current_value", "future_value", "lifetime_value"))]
+    measures = [
+        pl.len().cast(pl.Int64).alias("customers"),
+        *(pl.col(c).sum() for c in ("current_value", "future_value", "lifetime_value")),
+    ]
     labelled = values.with_columns(overall=pl.lit("all"))
     parts = [
         labelled.group_by("as_of_date", dimension_value=pl.col(dimension))

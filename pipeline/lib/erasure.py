@@ -38,22 +38,41 @@ PROTECTED_SCHEMAS = ("privacy", "information_schema", "pg_catalog")
 # raw table -> (identity source, its record key column, {column: identifier type}); mirrors the identity extracts
 # but over raw column names (raw helpdesk calls the ticket id `id`).
 RAW_IDENTIFIERS: dict[str, tuple[str | None, str | None, dict[str, str]]] = {
-    "webshop_customers": ("webshop_customer", "customer_id",
-                          {"customer_id": "webshop_customer_id", "email": "email", "phone": "phone"}),
-    "webshop_orders": ("webshop_order", "order_id",
-                       {"order_id": "order_id", "customer_id": "webshop_customer_id", "guest_email": "email",
-                        "guest_phone": "phone"}),
+    "webshop_customers": (
+        "webshop_customer",
+        "customer_id",
+        {"customer_id": "webshop_customer_id", "email": "email", "phone": "phone"},
+    ),
+    "webshop_orders": (
+        "webshop_order",
+        "order_id",
+        {"order_id": "order_id", "customer_id": "webshop_customer_id", "guest_email": "email", "guest_phone": "phone"},
+    ),
     "webshop_order_items": (None, None, {"order_id": "order_id"}),
-    "helpdesk_tickets": ("helpdesk_ticket", "id",
-                         {"id": "ticket_id", "requester_id": "helpdesk_requester_id", "requester_email": "email",
-                          "requester_phone": "phone", "order_ref": "order_id"}),
-    "survey_responses": ("survey_response", "response_id",
-                         {"response_id": "survey_response_id", "email": "email", "phone": "phone",
-                          "order_ref": "order_id"}),
+    "helpdesk_tickets": (
+        "helpdesk_ticket",
+        "id",
+        {
+            "id": "ticket_id",
+            "requester_id": "helpdesk_requester_id",
+            "requester_email": "email",
+            "requester_phone": "phone",
+            "order_ref": "order_id",
+        },
+    ),
+    "survey_responses": (
+        "survey_response",
+        "response_id",
+        {"response_id": "survey_response_id", "email": "email", "phone": "phone", "order_ref": "order_id"},
+    ),
 }
 # Each source's own record key, as an identifier type.
-RECORD_KEY_TYPE = {"webshop_customer": "webshop_customer_id", "webshop_order": "order_id",
-                   "helpdesk_ticket": "ticket_id", "survey_response": "survey_response_id"}
+RECORD_KEY_TYPE = {
+    "webshop_customer": "webshop_customer_id",
+    "webshop_order": "order_id",
+    "helpdesk_ticket": "ticket_id",
+    "survey_response": "survey_response_id",
+}
 LINK_TYPES = ("webshop_customer_id", "order_id", "helpdesk_requester_id")  # system keys that tie records together
 _HASH = "sha256(id_type || ':' || value)"
 PAYLOAD_EMAIL = r'[^\s"@<>(),;:\\]+@[^\s"@<>(),;:\\]+\.[A-Za-z]{2,}'  # an address inside free text
@@ -82,16 +101,25 @@ class ErasureResult:
         return sum(self.deleted.values())
 
 
-def normalise_values(frame: pl.DataFrame, rules: IdentityRules, parsed_phones: pl.DataFrame | None = None) -> pl.DataFrame:
+def normalise_values(
+    frame: pl.DataFrame, rules: IdentityRules, parsed_phones: pl.DataFrame | None = None
+) -> pl.DataFrame:
     """Add `value` (normalised) and `status` to id_type, raw_value rows: identity's rules, ids of other types trimmed.
 
     `parsed_phones`: earlier phone parses to reuse (pipeline.lib.phones)."""
     identity = frame.filter(pl.col("id_type").is_in(IDENTIFIER_TYPES))
-    others = frame.filter(~pl.col("id_type").is_in(IDENTIFIER_TYPES)).with_columns(
-        value=pl.col("raw_value").str.strip_chars()).with_columns(
-        status=pl.when(pl.col("value").fill_null("") == "").then(pl.lit("invalid")).otherwise(pl.lit("ok")))
-    normalised = normalise_identifiers(identity, rules, parsed_phones) if identity.height else identity.with_columns(
-        value=pl.lit(None, pl.Utf8), status=pl.lit(None, pl.Utf8))
+    others = (
+        frame.filter(~pl.col("id_type").is_in(IDENTIFIER_TYPES))
+        .with_columns(value=pl.col("raw_value").str.strip_chars())
+        .with_columns(
+            status=pl.when(pl.col("value").fill_null("") == "").then(pl.lit("invalid")).otherwise(pl.lit("ok"))
+        )
+    )
+    normalised = (
+        normalise_identifiers(identity, rules, parsed_phones)
+        if identity.height
+        else identity.with_columns(value=pl.lit(None, pl.Utf8), status=pl.lit(None, pl.Utf8))
+    )
     return pl.concat([normalised, others.select(normalised.columns)])
 
 
@@ -104,20 +132,32 @@ def _raw_edges(con: duckdb.DuckDBPyConnection, rules: IdentityRules) -> pl.DataF
         # Quarantined rows count too: their order lines landed in raw and must go with them.
         relations = {f"raw.{table}": "{c}", f"quarantine.{table}": "json_extract_string(_payload, '$.{c}')"}
         for relation, expr in ((r, f) for r, f in relations.items() if table_exists(con, r)):
-            parts += [f"select '{source}' as source, cast({expr.format(c=key)} as varchar) as record_id, "
-                      f"'{id_type}' as id_type, cast({expr.format(c=column)} as varchar) as raw_value "
-                      f"from {relation} where {expr.format(c=column)} is not null and {expr.format(c=key)} is not null"
-                      for column, id_type in columns.items()]
+            parts += [
+                f"select '{source}' as source, cast({expr.format(c=key)} as varchar) as record_id, "
+                f"'{id_type}' as id_type, cast({expr.format(c=column)} as varchar) as raw_value "
+                f"from {relation} where {expr.format(c=column)} is not null and {expr.format(c=key)} is not null"
+                for column, id_type in columns.items()
+            ]
     if not parts:
         return pl.DataFrame(schema={"source": pl.Utf8, "record_id": pl.Utf8, "id_type": pl.Utf8, "value": pl.Utf8})
     edges = con.execute(" union ".join(parts)).pl()
     parsed_phones = known_phones(con, "intermediate.int_phone_numbers", rules.default_region)
-    return normalise_values(edges, rules, parsed_phones).filter(pl.col("status") == "ok").select(
-        "source", "record_id", "id_type", "value").unique()
+    return (
+        normalise_values(edges, rules, parsed_phones)
+        .filter(pl.col("status") == "ok")
+        .select("source", "record_id", "id_type", "value")
+        .unique()
+    )
 
 
-def find_person(con: duckdb.DuckDBPyConnection, *, email: str | None = None, phone: str | None = None,
-                customer_id: str | None = None, rules: IdentityRules = IdentityRules()) -> Person:
+def find_person(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    email: str | None = None,
+    phone: str | None = None,
+    customer_id: str | None = None,
+    rules: IdentityRules = IdentityRules(),
+) -> Person:
     """The person behind one email, phone or customer id (CDP id or webshop account id), with all their identifiers."""
     given = []
     if email is not None:
@@ -141,40 +181,68 @@ def find_person(con: duckdb.DuckDBPyConnection, *, email: str | None = None, pho
     customer_ids = wanted.filter(pl.col("id_type") == "customer_id").get_column("value")
     if table_exists(con, "intermediate.int_identity_map"):
         identity_map = con.execute("select source, record_id, customer_id from intermediate.int_identity_map").pl()
-        customer_ids = pl.concat([
-            identity_map.join(records, on=["source", "record_id"], how="semi").get_column("customer_id"),
-            identity_map.filter(pl.col("customer_id").is_in(customer_ids.implode())).get_column("customer_id"),
-        ]).unique()
-        records = pl.concat([records, identity_map.filter(pl.col("customer_id").is_in(customer_ids.implode()))
-                             .select("source", "record_id")]).unique()
+        customer_ids = pl.concat(
+            [
+                identity_map.join(records, on=["source", "record_id"], how="semi").get_column("customer_id"),
+                identity_map.filter(pl.col("customer_id").is_in(customer_ids.implode())).get_column("customer_id"),
+            ]
+        ).unique()
+        records = pl.concat(
+            [
+                records,
+                identity_map.filter(pl.col("customer_id").is_in(customer_ids.implode())).select("source", "record_id"),
+            ]
+        ).unique()
     else:
         # No identity map yet: widen once through the system keys the matched records carry.
         links = edges.join(records, on=["source", "record_id"], how="semi").filter(pl.col("id_type").is_in(LINK_TYPES))
-        records = pl.concat([records, edges.join(links.select("id_type", "value"), on=["id_type", "value"], how="semi")
-                             .select("source", "record_id")]).unique()
+        records = pl.concat(
+            [
+                records,
+                edges.join(links.select("id_type", "value"), on=["id_type", "value"], how="semi").select(
+                    "source", "record_id"
+                ),
+            ]
+        ).unique()
     record_keys = records.select(
-        id_type=pl.col("source").replace_strict(RECORD_KEY_TYPE, return_dtype=pl.Utf8), value="record_id")
-    identifiers = pl.concat([
-        wanted.filter(pl.col("id_type") != "customer_id"),
-        edges.join(records, on=["source", "record_id"], how="semi").select("id_type", "value"),
-        record_keys,
-        pl.DataFrame({"id_type": "customer_id", "value": customer_ids}, schema={"id_type": pl.Utf8, "value": pl.Utf8}),
-    ]).unique()
+        id_type=pl.col("source").replace_strict(RECORD_KEY_TYPE, return_dtype=pl.Utf8), value="record_id"
+    )
+    identifiers = pl.concat(
+        [
+            wanted.filter(pl.col("id_type") != "customer_id"),
+            edges.join(records, on=["source", "record_id"], how="semi").select("id_type", "value"),
+            record_keys,
+            pl.DataFrame(
+                {"id_type": "customer_id", "value": customer_ids}, schema={"id_type": pl.Utf8, "value": pl.Utf8}
+            ),
+        ]
+    ).unique()
     # Every record carrying one of these identifiers gets erased, so whatever hangs off its key goes too (an order's
     # lines, a second account's orders): close over record keys (contact values are not widened further).
     while True:
         carrying = edges.join(identifiers, on=["id_type", "value"], how="semi").select("source", "record_id").unique()
-        grown = pl.concat([identifiers, carrying.select(
-            id_type=pl.col("source").replace_strict(RECORD_KEY_TYPE, return_dtype=pl.Utf8), value="record_id")]).unique()
+        grown = pl.concat(
+            [
+                identifiers,
+                carrying.select(
+                    id_type=pl.col("source").replace_strict(RECORD_KEY_TYPE, return_dtype=pl.Utf8), value="record_id"
+                ),
+            ]
+        ).unique()
         if grown.height == identifiers.height:
             break
         identifiers = grown
     records = pl.concat([records, carrying]).unique()
     identifiers = identifiers.sort("id_type", "value")
-    return Person(customer_ids=sorted(customer_ids.to_list()), identifiers=identifiers, records=records.sort("source", "record_id"))
+    return Person(
+        customer_ids=sorted(customer_ids.to_list()),
+        identifiers=identifiers,
+        records=records.sort("source", "record_id"),
+    )
 
 
 # ------------------------------------------------------------------------------------------------- erasure
+
 
 def _column_kind(table: str, column: str, columns: set[str]) -> str | None:
     """Which of a person's identifier sets a column is compared with (None: not an identifier column)."""
@@ -204,15 +272,19 @@ def _erase_sets(person: Person) -> pl.DataFrame:
     """kind, value: the person's identifier sets as compared by `_column_kind`."""
     ids = person.identifiers
     keys = ids.filter(pl.col("id_type").is_in(["customer_id", "webshop_customer_id"])).with_columns(
-        id_type=pl.lit("customer_key"))
-    records = ids.filter(pl.col("id_type").is_in(list(RECORD_KEY_TYPE.values()))).with_columns(id_type=pl.lit("record_id"))
+        id_type=pl.lit("customer_key")
+    )
+    records = ids.filter(pl.col("id_type").is_in(list(RECORD_KEY_TYPE.values()))).with_columns(
+        id_type=pl.lit("record_id")
+    )
     return pl.concat([ids, keys, records, ids.with_columns(id_type=pl.lit("any"))]).unique().rename({"id_type": "kind"})
 
 
 def _tables(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
     return con.execute(
         "select schema_name, table_name from duckdb_tables() where database_name = current_database() "
-        "and not temporary and schema_name not in (select unnest(?)) order by 1, 2", [list(PROTECTED_SCHEMAS)]
+        "and not temporary and schema_name not in (select unnest(?)) order by 1, 2",
+        [list(PROTECTED_SCHEMAS)],
     ).fetchall()
 
 
@@ -220,7 +292,9 @@ def _identifier_expressions(con: duckdb.DuckDBPyConnection, schema: str, table: 
     """(kind, SQL expression, data type) per identifier-bearing column, quarantine JSON payload fields included."""
     columns = con.execute(
         "select column_name, data_type from duckdb_columns() where database_name = current_database() "
-        "and schema_name = ? and table_name = ?", [schema, table]).fetchall()
+        "and schema_name = ? and table_name = ?",
+        [schema, table],
+    ).fetchall()
     names = {c for c, _ in columns}
     found = []
     for column, dtype in columns:
@@ -228,22 +302,33 @@ def _identifier_expressions(con: duckdb.DuckDBPyConnection, schema: str, table: 
         if kind is not None:
             found.append((kind, f'"{column}"', dtype))
         if column == "_payload":
-            keys = con.execute(f'select distinct unnest(json_keys("_payload")) from "{schema}"."{table}" '
-                               "where json_valid(_payload)").fetchall()
+            keys = con.execute(
+                f'select distinct unnest(json_keys("_payload")) from "{schema}"."{table}" where json_valid(_payload)'
+            ).fetchall()
             for (key,) in keys:
                 kind = _column_kind(table, key, set(k for (k,) in keys))
                 if kind is not None and key not in ("_payload",):
-                    found.append((kind, f"json_extract_string(\"_payload\", '$.\"{key}\"')", "VARCHAR"))
+                    found.append((kind, f'json_extract_string("_payload", \'$."{key}"\')', "VARCHAR"))
     return found
 
 
-def _phone_spellings(con: duckdb.DuckDBPyConnection, expressions: list[tuple[str, str, str, str]],
-                     phones: list[str], rules: IdentityRules) -> pl.Series:
+def _phone_spellings(
+    con: duckdb.DuckDBPyConnection,
+    expressions: list[tuple[str, str, str, str]],
+    phones: list[str],
+    rules: IdentityRules,
+) -> pl.Series:
     """Every delivered spelling, across all phone columns, of the person's phones (normalised like identity does)."""
-    selects = [f'select distinct cast({expr} as varchar) as raw from "{schema}"."{table}"'
-               for schema, table, expr, dtype in expressions if dtype == "VARCHAR"]
-    selects += [f'select distinct unnest({expr}) as raw from "{schema}"."{table}"'
-                for schema, table, expr, dtype in expressions if dtype == "VARCHAR[]"]
+    selects = [
+        f'select distinct cast({expr} as varchar) as raw from "{schema}"."{table}"'
+        for schema, table, expr, dtype in expressions
+        if dtype == "VARCHAR"
+    ]
+    selects += [
+        f'select distinct unnest({expr}) as raw from "{schema}"."{table}"'
+        for schema, table, expr, dtype in expressions
+        if dtype == "VARCHAR[]"
+    ]
     if not selects or not phones:
         return pl.Series("raw", [], dtype=pl.Utf8)
     raw = con.execute(" union ".join(selects)).pl().get_column("raw").drop_nulls()
@@ -253,7 +338,11 @@ def _phone_spellings(con: duckdb.DuckDBPyConnection, expressions: list[tuple[str
 def _predicate(kind: str, expr: str, dtype: str) -> str:
     if kind == "phone":
         pool = "(select list(raw) from _erase_phones)"
-        return f"list_has_any({expr}, {pool})" if dtype == "VARCHAR[]" else f"cast({expr} as varchar) in (select raw from _erase_phones)"
+        return (
+            f"list_has_any({expr}, {pool})"
+            if dtype == "VARCHAR[]"
+            else f"cast({expr} as varchar) in (select raw from _erase_phones)"
+        )
     pool_sql = f"select value from _erase_ids where kind = '{kind}'"
     if kind == "email" and expr in ('"_payload"', '"_raw_line"'):
         # Unparseable lines: the address anywhere in the text.
@@ -265,18 +354,23 @@ def _predicate(kind: str, expr: str, dtype: str) -> str:
     return f"{value} in ({pool_sql})"
 
 
-def erase_person(con: duckdb.DuckDBPyConnection, person: Person, rules: IdentityRules = IdentityRules()) -> dict[str, int]:
+def erase_person(
+    con: duckdb.DuckDBPyConnection, person: Person, rules: IdentityRules = IdentityRules()
+) -> dict[str, int]:
     """Delete the person's rows from every table outside the privacy schema; returns rows deleted per table.
 
     Runs inside the caller's transaction (the caller commits together with the suppression entries).
     """
     tables = _tables(con)
     expressions = {(schema, table): _identifier_expressions(con, schema, table) for schema, table in tables}
-    phone_columns = [(s, t, expr, dtype) for (s, t), found in expressions.items() for kind, expr, dtype in found
-                     if kind == "phone"]
+    phone_columns = [
+        (s, t, expr, dtype) for (s, t), found in expressions.items() for kind, expr, dtype in found if kind == "phone"
+    ]
     con.register("_erase_ids_frame", _erase_sets(person).to_arrow())
-    con.register("_erase_phones_frame", pl.DataFrame(
-        {"raw": _phone_spellings(con, phone_columns, person.values("phone"), rules)}).to_arrow())
+    con.register(
+        "_erase_phones_frame",
+        pl.DataFrame({"raw": _phone_spellings(con, phone_columns, person.values("phone"), rules)}).to_arrow(),
+    )
     con.execute("create or replace temp table _erase_ids as select * from _erase_ids_frame")
     con.execute("create or replace temp table _erase_phones as select * from _erase_phones_frame")
     deleted = {}
@@ -294,10 +388,13 @@ def erase_person(con: duckdb.DuckDBPyConnection, person: Person, rules: Identity
 
 # --------------------------------------------------------------------------------------------- suppression
 
+
 def ensure_suppression_table(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("create schema if not exists privacy")
-    con.execute(f"create table if not exists {SUPPRESSION_TABLE} "
-                "(id_type varchar, value_sha256 varchar, recorded_at timestamp, primary key (id_type, value_sha256))")
+    con.execute(
+        f"create table if not exists {SUPPRESSION_TABLE} "
+        "(id_type varchar, value_sha256 varchar, recorded_at timestamp, primary key (id_type, value_sha256))"
+    )
 
 
 def record_suppression(con: duckdb.DuckDBPyConnection, person: Person) -> int:
@@ -314,8 +411,9 @@ def record_suppression(con: duckdb.DuckDBPyConnection, person: Person) -> int:
         con.unregister("_suppress_frame")
 
 
-def drop_suppressed(con: duckdb.DuckDBPyConnection, table: str, relation: str,
-                    rules: IdentityRules | None = None) -> int:
+def drop_suppressed(
+    con: duckdb.DuckDBPyConnection, table: str, relation: str, rules: IdentityRules | None = None
+) -> int:
     """Ingestion hook: delete from the (temp) `relation` of raw `table` every row carrying a suppressed identifier.
 
     Returns the rows dropped. Costs nothing while the suppression list is absent or empty.
@@ -333,12 +431,17 @@ def drop_suppressed(con: duckdb.DuckDBPyConnection, table: str, relation: str,
     columns = {c: t for c, t in mapping.items() if c in delivered}
     if not columns:
         return 0
-    selects = [f"select distinct '{c}' as column_name, '{t}' as id_type, cast({c} as varchar) as raw_value "
-               f"from {relation} where {c} is not null" for c, t in columns.items()]
+    selects = [
+        f"select distinct '{c}' as column_name, '{t}' as id_type, cast({c} as varchar) as raw_value "
+        f"from {relation} where {c} is not null"
+        for c, t in columns.items()
+    ]
     if "_payload" in delivered:
         # Unparseable deliveries (quarantine-bound) still carry the address somewhere in their text.
-        selects.append(f"select distinct '_payload', 'email', unnest(regexp_extract_all(_payload, '{PAYLOAD_EMAIL}')) "
-                       f"from {relation}")
+        selects.append(
+            f"select distinct '_payload', 'email', unnest(regexp_extract_all(_payload, '{PAYLOAD_EMAIL}')) "
+            f"from {relation}"
+        )
     values = con.execute(" union ".join(selects)).pl()
     con.register("_suppress_candidates", normalise_values(values, rules).filter(pl.col("status") == "ok").to_arrow())
     try:
@@ -349,7 +452,18 @@ def drop_suppressed(con: duckdb.DuckDBPyConnection, table: str, relation: str,
         """)
     finally:
         con.unregister("_suppress_candidates")
-    where = " or ".join([f"cast({c} as varchar) in (select raw_value from _suppressed_values where column_name = '{c}')"
-                         for c in columns] + (["exists (select 1 from _suppressed_values s where s.column_name = '_payload' "
-                                               "and contains(_payload, s.raw_value))"] if "_payload" in delivered else []))
+    where = " or ".join(
+        [
+            f"cast({c} as varchar) in (select raw_value from _suppressed_values where column_name = '{c}')"
+            for c in columns
+        ]
+        + (
+            [
+                "exists (select 1 from _suppressed_values s where s.column_name = '_payload' "
+                "and contains(_payload, s.raw_value))"
+            ]
+            if "_payload" in delivered
+            else []
+        )
+    )
     return con.execute(f"delete from {relation} where {where}").fetchone()[0]

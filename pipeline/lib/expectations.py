@@ -64,8 +64,13 @@ class ExpectationResult:
         return f"{self.expectation_type}({target}){where}" if target else f"{self.expectation_type}{where}"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"expectation": self.label, "severity": self.severity, "success": self.success,
-                "reason": self.reason, "observed": self.observed}
+        return {
+            "expectation": self.label,
+            "severity": self.severity,
+            "success": self.success,
+            "reason": self.reason,
+            "observed": self.observed,
+        }
 
 
 @dataclass(frozen=True)
@@ -98,11 +103,17 @@ class ValidationOutcome:
 
     @property
     def summary(self) -> str:
-        scope = f"sample of {self.validated_rows:,} of {self.row_count:,} rows" if self.sampled else f"{self.row_count:,} rows"
+        scope = (
+            f"sample of {self.validated_rows:,} of {self.row_count:,} rows"
+            if self.sampled
+            else f"{self.row_count:,} rows"
+        )
         if self.window:
             scope += f" in partitions {self.window[0]}..{self.window[1]}"
-        head = (f"{self.table} vs suite {self.suite_name} ({scope}): {len(self.results)} expectations, "
-                f"{len(self.critical_failures)} critical failures, {len(self.warnings)} warnings")
+        head = (
+            f"{self.table} vs suite {self.suite_name} ({scope}): {len(self.results)} expectations, "
+            f"{len(self.critical_failures)} critical failures, {len(self.warnings)} warnings"
+        )
         lines = [head] + [f"  [{r.severity}] {r.label}: {r.reason}" for r in self.critical_failures + self.warnings]
         return "\n".join(lines)
 
@@ -123,8 +134,10 @@ def checked_suite(suite: dict[str, Any]) -> dict[str, Any]:
     for expectation in suite["expectations"]:
         severity = (expectation.get("meta") or {}).get("severity")
         if severity not in SEVERITIES:
-            raise ValueError(f"suite {suite_name}: {expectation['type']} {expectation['kwargs']} has meta.severity "
-                             f"{severity!r}, expected one of {SEVERITIES}")
+            raise ValueError(
+                f"suite {suite_name}: {expectation['type']} {expectation['kwargs']} has meta.severity "
+                f"{severity!r}, expected one of {SEVERITIES}"
+            )
     return suite
 
 
@@ -169,8 +182,9 @@ def _mostly_ok(unexpected: int, nonnull: int, mostly: float | None) -> bool:
     return (1 - unexpected / nonnull) >= (mostly if mostly is not None else 1.0)
 
 
-def _sql_expectation(con: duckdb.DuckDBPyConnection, table: str, row_count: int,
-                     expectation: dict[str, Any]) -> ExpectationResult:
+def _sql_expectation(
+    con: duckdb.DuckDBPyConnection, table: str, row_count: int, expectation: dict[str, Any]
+) -> ExpectationResult:
     """Row-count and uniqueness expectations, computed exactly over every row in scope."""
     kwargs = expectation["kwargs"]
     kind = expectation["type"]
@@ -276,8 +290,13 @@ def read_for_validation(con: duckdb.DuckDBPyConnection, table: str, row_count: i
         con.execute(f"set threads = {int(threads)}")
 
 
-def validate_table(con: duckdb.DuckDBPyConnection, table: str, suite: str | dict[str, Any],
-                   sample_rows: int = DEFAULT_SAMPLE_ROWS, window: tuple[date, date] | None = None) -> ValidationOutcome:
+def validate_table(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    suite: str | dict[str, Any],
+    sample_rows: int = DEFAULT_SAMPLE_ROWS,
+    window: tuple[date, date] | None = None,
+) -> ValidationOutcome:
     """Validate `table` (schema.name) against a suite: its name (`expectations/<name>.json`) or the suite itself
     (raw tables: `pipeline.lib.ingest.raw_suite`, derived from the source registry).
 
@@ -295,14 +314,16 @@ def validate_table(con: duckdb.DuckDBPyConnection, table: str, suite: str | dict
         row_count = con.execute(f"select count(*) from {relation}").fetchone()[0]
     except duckdb.CatalogException as exc:
         missing = {"type": "expect_table_to_exist", "kwargs": {}, "meta": {"severity": "critical"}}
-        return ValidationOutcome(table, suite_name, 0, 0, [_result(missing, False, {"exception": str(exc).splitlines()[0]})])
+        return ValidationOutcome(
+            table, suite_name, 0, 0, [_result(missing, False, {"exception": str(exc).splitlines()[0]})]
+        )
 
     full_table = [e for e in suite["expectations"] if e["type"] in FULL_TABLE_TYPES]
     on_frame = [e for e in suite["expectations"] if e["type"] not in FULL_TABLE_TYPES]
     frame = read_for_validation(con, relation, row_count, sample_rows)
     computed = {id(e): _sql_expectation(con, relation, row_count, e) for e in full_table}
     if on_frame:
-        computed.update(zip((id(e) for e in on_frame), _gx_results(frame, on_frame, suite_name)))
+        computed.update(zip((id(e) for e in on_frame), _gx_results(frame, on_frame, suite_name), strict=True))
     results = [computed[id(e)] for e in suite["expectations"]]
     return ValidationOutcome(table, suite_name, int(row_count), len(frame), results, window)
 
@@ -322,8 +343,13 @@ class Freshness:
     reason: str
 
 
-def check_freshness(con: duckdb.DuckDBPyConnection, table: str, window_start: date | None = None,
-                    window_end: date | None = None, min_rows: int = 1) -> Freshness:
+def check_freshness(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    window_start: date | None = None,
+    window_end: date | None = None,
+    min_rows: int = 1,
+) -> Freshness:
     """Did `table` receive at least `min_rows` rows with `_partition_date` in [window_start, window_end]?
 
     Without a window the latest partition present is used (then only an empty table is stale)."""
@@ -337,7 +363,7 @@ def check_freshness(con: duckdb.DuckDBPyConnection, table: str, window_start: da
         ).fetchone()[0]
     span = "no partition" if start is None else (f"partition {start}" if start == end else f"partitions {start}..{end}")
     fresh = rows >= min_rows
-    reason = (f"{rows} rows in {span} (minimum {min_rows}); latest partition {latest}, last loaded at {last_loaded}")
+    reason = f"{rows} rows in {span} (minimum {min_rows}); latest partition {latest}, last loaded at {last_loaded}"
     return Freshness(table, start, end, int(rows), latest, last_loaded, fresh, reason)
 
 
@@ -352,8 +378,14 @@ class VolumeAnomaly:
     reason: str
 
 
-def check_volume(con: duckdb.DuckDBPyConnection, table: str, day: date | None = None, trailing_days: int = 14,
-                 max_deviation: float = 0.5, min_baseline_rows: float = 10.0) -> VolumeAnomaly:
+def check_volume(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    day: date | None = None,
+    trailing_days: int = 14,
+    max_deviation: float = 0.5,
+    min_baseline_rows: float = 10.0,
+) -> VolumeAnomaly:
     """Compare the rows of partition `day` (default: latest) with the mean of the `trailing_days` days before it.
 
     Anomalous when |deviation| > max_deviation. A baseline below `min_baseline_rows` is too small to judge."""
@@ -377,13 +409,22 @@ def check_volume(con: duckdb.DuckDBPyConnection, table: str, day: date | None = 
     ).fetchone()
     today = int(today)
     if not history_days or baseline is None or baseline < min_baseline_rows:
-        return VolumeAnomaly(table, day, today, baseline, None, False,
-                             f"{today} rows on {day}; baseline {baseline or 0:.1f} rows/day over {trailing_days} days "
-                             f"is below {min_baseline_rows}, not judged")
+        return VolumeAnomaly(
+            table,
+            day,
+            today,
+            baseline,
+            None,
+            False,
+            f"{today} rows on {day}; baseline {baseline or 0:.1f} rows/day over {trailing_days} days "
+            f"is below {min_baseline_rows}, not judged",
+        )
     deviation = (today - baseline) / baseline
     anomalous = abs(deviation) > max_deviation
-    reason = (f"{today} rows on {day} vs {baseline:.1f}/day over the previous {trailing_days} days: "
-              f"{deviation:+.0%} (allowed ±{max_deviation:.0%})")
+    reason = (
+        f"{today} rows on {day} vs {baseline:.1f}/day over the previous {trailing_days} days: "
+        f"{deviation:+.0%} (allowed ±{max_deviation:.0%})"
+    )
     return VolumeAnomaly(table, day, today, float(baseline), float(deviation), anomalous, reason)
 
 
@@ -402,5 +443,10 @@ def check_row_count_drop(previous: int | None, current: int, max_drop_fraction: 
         return RowCountDrop(previous, current, None, False, f"{current} rows; no previous count to compare")
     drop = (previous - current) / previous
     dropped = drop > max_drop_fraction
-    return RowCountDrop(previous, current, drop, dropped,
-                        f"{current} rows vs {previous} before: {-drop:+.1%} (allowed drop {max_drop_fraction:.0%})")
+    return RowCountDrop(
+        previous,
+        current,
+        drop,
+        dropped,
+        f"{current} rows vs {previous} before: {-drop:+.1%} (allowed drop {max_drop_fraction:.0%})",
+    )

@@ -15,9 +15,10 @@ Everything here is set-wise (polars/numpy/scipy); phones are parsed once per dis
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Mapping
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -51,17 +52,21 @@ class IdentityRules:
     strength: tuple[str, ...] = IDENTIFIER_TYPES
 
     @classmethod
-    def from_config(cls, cfg: Mapping[str, Any]) -> "IdentityRules":
+    def from_config(cls, cfg: Mapping[str, Any]) -> IdentityRules:
         """Rules from the `identity:` config section; absent keys keep their defaults."""
         known = {k: v for k, v in cfg.items() if k in cls.__dataclass_fields__}
         for key in ("blocklist_emails", "blocklist_phones", "person_key_types", "strength"):
             if key in known:
                 known[key] = tuple(str(v) for v in known[key] or ())
         if "max_persons_per_identifier" in known:
-            known["max_persons_per_identifier"] = {str(k): int(v) for k, v in known["max_persons_per_identifier"].items()}
+            known["max_persons_per_identifier"] = {
+                str(k): int(v) for k, v in known["max_persons_per_identifier"].items()
+            }
         unknown_types = set(known.get("strength", ())) ^ set(IDENTIFIER_TYPES) if "strength" in known else set()
         if unknown_types:
-            raise ValueError(f"identity.strength must list exactly {IDENTIFIER_TYPES}, differs in {sorted(unknown_types)}")
+            raise ValueError(
+                f"identity.strength must list exactly {IDENTIFIER_TYPES}, differs in {sorted(unknown_types)}"
+            )
         return cls(**known)
 
 
@@ -73,18 +78,24 @@ class Resolution:
 
 # --------------------------------------------------------------------------------------------- normalisation
 
+
 def normalise_emails(values: pl.Series) -> pl.Series:
     """Trimmed, lower-cased addresses; null where the value has no valid address shape."""
     cleaned = values.cast(pl.Utf8).str.strip_chars().str.to_lowercase()
-    return pl.select(pl.when(cleaned.str.contains(EMAIL_SHAPE)).then(cleaned).otherwise(None)).to_series().rename(values.name)
+    return (
+        pl.select(pl.when(cleaned.str.contains(EMAIL_SHAPE)).then(cleaned).otherwise(None))
+        .to_series()
+        .rename(values.name)
+    )
 
 
 def _digits(expr: pl.Expr) -> pl.Expr:
     return expr.str.replace_all(r"\D", "")
 
 
-def normalise_identifiers(raw: pl.DataFrame, rules: IdentityRules = IdentityRules(),
-                          known_phones: pl.DataFrame | None = None) -> pl.DataFrame:
+def normalise_identifiers(
+    raw: pl.DataFrame, rules: IdentityRules = IdentityRules(), known_phones: pl.DataFrame | None = None
+) -> pl.DataFrame:
     """Normalise `source, record_id, id_type, raw_value` rows; adds `value` and `status` (ok|invalid|blocklisted).
 
     Rows without a raw value are dropped. `value` is null unless the status is ok. `known_phones` (raw_phone,
@@ -100,13 +111,18 @@ def normalise_identifiers(raw: pl.DataFrame, rules: IdentityRules = IdentityRule
     keys = distinct.filter(~pl.col("id_type").is_in(CONTACT_TYPES))
     blocked_emails = normalise_emails(pl.Series(rules.blocklist_emails, dtype=pl.Utf8)).drop_nulls()
     blocked_phone_digits = pl.Series(rules.blocklist_phones, dtype=pl.Utf8).str.replace_all(r"\D", "")
-    blocked_phones = normalise_phones(pl.Series(rules.blocklist_phones, dtype=pl.Utf8), rules.default_region).drop_nulls()
+    blocked_phones = normalise_phones(
+        pl.Series(rules.blocklist_phones, dtype=pl.Utf8), rules.default_region
+    ).drop_nulls()
 
     emails = emails.with_columns(normalised=normalise_emails(emails.get_column("raw_value"))).with_columns(
         blocked=pl.col("normalised").is_in(blocked_emails.implode())
     )
-    phones = phones.with_columns(normalised=normalise_phones(phones.get_column("raw_value"), rules.default_region, known_phones,
-                                                                    rules.phone_parse_workers)).with_columns(
+    phones = phones.with_columns(
+        normalised=normalise_phones(
+            phones.get_column("raw_value"), rules.default_region, known_phones, rules.phone_parse_workers
+        )
+    ).with_columns(
         # Junk like 0000000000 is not even a valid number: matching on digits reports it as blocklisted, not invalid.
         blocked=pl.col("normalised").is_in(blocked_phones.implode())
         | _digits(pl.col("raw_value")).is_in(blocked_phone_digits.implode())
@@ -115,16 +131,27 @@ def normalise_identifiers(raw: pl.DataFrame, rules: IdentityRules = IdentityRule
         normalised=pl.when(pl.col("normalised") != "").then(pl.col("normalised")),
         blocked=pl.lit(False),
     )
-    lookup = pl.concat([emails, phones, keys]).with_columns(
-        status=pl.when(pl.col("blocked")).then(pl.lit("blocklisted"))
-        .when(pl.col("normalised").is_null()).then(pl.lit("invalid"))
-        .otherwise(pl.lit("ok")),
-    ).select("id_type", "raw_value", value=pl.when(pl.col("blocked")).then(None).otherwise(pl.col("normalised")),
-             status="status")
+    lookup = (
+        pl.concat([emails, phones, keys])
+        .with_columns(
+            status=pl.when(pl.col("blocked"))
+            .then(pl.lit("blocklisted"))
+            .when(pl.col("normalised").is_null())
+            .then(pl.lit("invalid"))
+            .otherwise(pl.lit("ok")),
+        )
+        .select(
+            "id_type",
+            "raw_value",
+            value=pl.when(pl.col("blocked")).then(None).otherwise(pl.col("normalised")),
+            status="status",
+        )
+    )
     return rows.join(lookup, on=["id_type", "raw_value"], how="left", maintain_order="left")
 
 
 # ------------------------------------------------------------------------------------------------ clustering
+
 
 def _components(n_nodes: int, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """Connected-component label per node; labels depend only on the edge list, so runs are reproducible."""
@@ -159,30 +186,47 @@ class _Graph:
 
     def clusters(self, labels: np.ndarray) -> pl.DataFrame:
         """source, record_id, cluster_key: each cluster is named by its smallest record key."""
-        return self.records.with_columns(label=pl.Series(labels[:self.n_records])).with_columns(
-            cluster_key=_record_key(pl.col("source"), pl.col("record_id")).min().over("label")
-        ).select("source", "record_id", "cluster_key")
+        return (
+            self.records.with_columns(label=pl.Series(labels[: self.n_records]))
+            .with_columns(cluster_key=_record_key(pl.col("source"), pl.col("record_id")).min().over("label"))
+            .select("source", "record_id", "cluster_key")
+        )
 
 
 def _build_graph(identifiers: pl.DataFrame, records: pl.DataFrame, strength: list[str]) -> _Graph:
     # Node numbers need no sorting: clusters are named by their smallest record key, whatever the numbering.
-    record_table = pl.concat([records.select("source", "record_id"), identifiers.select("source", "record_id")]).unique(
-    ).with_row_index("r")
+    record_table = (
+        pl.concat([records.select("source", "record_id"), identifiers.select("source", "record_id")])
+        .unique()
+        .with_row_index("r")
+    )
     ok = identifiers.filter(pl.col("status") == "ok").select("source", "record_id", "id_type", "value")
-    id_table = ok.select("id_type", "value").unique().with_row_index("i").with_columns(
-        t=pl.col("id_type").replace_strict(strength, list(range(len(strength))), return_dtype=pl.UInt8))
+    id_table = (
+        ok.select("id_type", "value")
+        .unique()
+        .with_row_index("i")
+        .with_columns(t=pl.col("id_type").replace_strict(strength, list(range(len(strength))), return_dtype=pl.UInt8))
+    )
     edges = (
-        ok.join(record_table, on=["source", "record_id"]).join(id_table.select("id_type", "value", "i", "t"),
-                                                                on=["id_type", "value"])
-        .select("r", "i", "t").unique(["r", "i"])
+        ok.join(record_table, on=["source", "record_id"])
+        .join(id_table.select("id_type", "value", "i", "t"), on=["id_type", "value"])
+        .select("r", "i", "t")
+        .unique(["r", "i"])
     )
     e_id = edges.get_column("i").to_numpy().astype(np.int64)
     id_table = id_table.with_columns(records=pl.Series(np.bincount(e_id, minlength=id_table.height)))
-    return _Graph(record_table, id_table, edges.get_column("r").to_numpy().astype(np.int64), e_id,
-                  edges.get_column("t").to_numpy())
+    return _Graph(
+        record_table,
+        id_table,
+        edges.get_column("r").to_numpy().astype(np.int64),
+        e_id,
+        edges.get_column("t").to_numpy(),
+    )
 
 
-def resolve_identities(identifiers: pl.DataFrame, records: pl.DataFrame, rules: IdentityRules = IdentityRules()) -> Resolution:
+def resolve_identities(
+    identifiers: pl.DataFrame, records: pl.DataFrame, rules: IdentityRules = IdentityRules()
+) -> Resolution:
     """Cluster `records` (source, record_id) into persons through their `identifiers` (output of normalise_identifiers).
 
     Every record gets exactly one cluster; records without a usable identifier are clusters of their own.
@@ -213,9 +257,12 @@ def resolve_identities(identifiers: pl.DataFrame, records: pl.DataFrame, rules: 
         person_labels = np.zeros(n_nodes, dtype=bool)
         person_labels[labels[n_records + np.flatnonzero(person_key)]] = True
         own = (e_type == t) & (reason[e_id] == 0)
-        reach = pl.DataFrame({"i": e_id[own], "label": labels[e_rec[own]]}).filter(
-            pl.Series(person_labels[labels[e_rec[own]]])
-        ).group_by("i").agg(persons=pl.col("label").n_unique())
+        reach = (
+            pl.DataFrame({"i": e_id[own], "label": labels[e_rec[own]]})
+            .filter(pl.Series(person_labels[labels[e_rec[own]]]))
+            .group_by("i")
+            .agg(persons=pl.col("label").n_unique())
+        )
         shared = reach.filter(pl.col("persons") > rules.max_persons_per_identifier[id_type])
         shared_i = shared.get_column("i").to_numpy()
         reason[shared_i] = CUT_REASONS.index("shared_identifier")
@@ -242,23 +289,43 @@ def resolve_identities(identifiers: pl.DataFrame, records: pl.DataFrame, rules: 
     )
     rejected = (
         identifiers.filter(pl.col("status") != "ok")
-        .group_by("id_type", value="raw_value", reason="status").agg(records=pl.col("record_id").n_unique())
+        .group_by("id_type", value="raw_value", reason="status")
+        .agg(records=pl.col("record_id").n_unique())
     )
-    violations = pl.concat([
-        cut_ids.select("id_type", "value", "reason", pl.col("records").cast(pl.Int64), linked=pl.col("linked").cast(pl.Int64)),
-        rejected.select("id_type", "value", "reason", pl.col("records").cast(pl.Int64), linked=pl.lit(None, pl.Int64)),
-    ]).with_columns(
-        detail=pl.when(pl.col("reason") == "shared_identifier").then(pl.format("reaches {} persons", pl.col("linked")))
-        .when(pl.col("reason") == "oversized_cluster").then(pl.format("cluster of {} records", pl.col("linked")))
-        .when(pl.col("reason") == "too_many_records").then(pl.format("on {} records", pl.col("records")))
-        .when(pl.col("reason") == "blocklisted").then(pl.lit("value is on the identity blocklist"))
-        .otherwise(pl.lit("not a valid value of its type")),
-    ).sort("reason", "id_type", "value")
+    violations = (
+        pl.concat(
+            [
+                cut_ids.select(
+                    "id_type",
+                    "value",
+                    "reason",
+                    pl.col("records").cast(pl.Int64),
+                    linked=pl.col("linked").cast(pl.Int64),
+                ),
+                rejected.select(
+                    "id_type", "value", "reason", pl.col("records").cast(pl.Int64), linked=pl.lit(None, pl.Int64)
+                ),
+            ]
+        )
+        .with_columns(
+            detail=pl.when(pl.col("reason") == "shared_identifier")
+            .then(pl.format("reaches {} persons", pl.col("linked")))
+            .when(pl.col("reason") == "oversized_cluster")
+            .then(pl.format("cluster of {} records", pl.col("linked")))
+            .when(pl.col("reason") == "too_many_records")
+            .then(pl.format("on {} records", pl.col("records")))
+            .when(pl.col("reason") == "blocklisted")
+            .then(pl.lit("value is on the identity blocklist"))
+            .otherwise(pl.lit("not a valid value of its type")),
+        )
+        .sort("reason", "id_type", "value")
+    )
     return Resolution(clusters=clusters, violations=violations)
 
 
-def cluster_records(identifiers: pl.DataFrame, records: pl.DataFrame, violations: pl.DataFrame,
-                    rules: IdentityRules = IdentityRules()) -> pl.DataFrame:
+def cluster_records(
+    identifiers: pl.DataFrame, records: pl.DataFrame, violations: pl.DataFrame, rules: IdentityRules = IdentityRules()
+) -> pl.DataFrame:
     """The clusters of `resolve_identities`, from its already computed violations (one graph pass instead of all).
 
     Lets a pipeline store the violations and the record map as separate tables without judging the graph twice.
@@ -271,6 +338,7 @@ def cluster_records(identifiers: pl.DataFrame, records: pl.DataFrame, violations
 
 
 # ------------------------------------------------------------------------------------------------ stable ids
+
 
 def _md5_hex(values: pl.Series) -> pl.Series:
     """md5 as hex, computed by DuckDB (stable across versions, unlike polars' hash)."""
@@ -293,22 +361,32 @@ def mint_customer_ids(keys: pl.Series, taken: pl.Series | None = None) -> pl.Ser
         digest = _md5_hex(salted)
         bits = digest.str.slice(0, 13).str.to_integer(base=16)
         chars = [(bits // 32**k) % 32 for k in range(9, -1, -1)]  # 50 of the 52 bits, 5 per character
-        candidate = pl.select(pl.concat_str([pl.lit("C")] + [
-            c.replace_strict(list(range(32)), list(ID_ALPHABET), return_dtype=pl.Utf8) for c in chars
-        ])).to_series()
+        candidate = pl.select(
+            pl.concat_str(
+                [pl.lit("C")]
+                + [c.replace_strict(list(range(32)), list(ID_ALPHABET), return_dtype=pl.Utf8) for c in chars]
+            )
+        ).to_series()
         proposal = pending.select("pos", "key").with_columns(candidate=candidate)
         used = pl.concat([taken_ids, result.get_column("customer_id").drop_nulls()])
         # Keep a candidate when it is free and the first (by key) to claim it in this round.
-        accepted = proposal.filter(~pl.col("candidate").is_in(used.implode())).sort("key").unique(
-            "candidate", keep="first", maintain_order=True)
-        result = result.join(accepted.select("pos", "candidate"), on="pos", how="left").with_columns(
-            customer_id=pl.coalesce("customer_id", "candidate")).drop("candidate")
+        accepted = (
+            proposal.filter(~pl.col("candidate").is_in(used.implode()))
+            .sort("key")
+            .unique("candidate", keep="first", maintain_order=True)
+        )
+        result = (
+            result.join(accepted.select("pos", "candidate"), on="pos", how="left")
+            .with_columns(customer_id=pl.coalesce("customer_id", "candidate"))
+            .drop("candidate")
+        )
         salt += 1
     return result.sort("pos").get_column("customer_id")
 
 
-def assign_stable_ids(clusters: pl.DataFrame, previous: pl.DataFrame | None = None,
-                      reserved_ids: pl.Series | None = None) -> pl.DataFrame:
+def assign_stable_ids(
+    clusters: pl.DataFrame, previous: pl.DataFrame | None = None, reserved_ids: pl.Series | None = None
+) -> pl.DataFrame:
     """Give each cluster a customer id, keeping the ids of `previous` (source, record_id, customer_id).
 
     An old id stays with the cluster holding most of its records (ties: smallest cluster key), so a split leaves
@@ -318,21 +396,35 @@ def assign_stable_ids(clusters: pl.DataFrame, previous: pl.DataFrame | None = No
     """
     if previous is None:
         previous = pl.DataFrame(schema={"source": pl.Utf8, "record_id": pl.Utf8, "customer_id": pl.Utf8})
-    records = clusters.join(previous.select("source", "record_id", previous_customer_id="customer_id"),
-                            on=["source", "record_id"], how="left")
-    holdings = records.filter(pl.col("previous_customer_id").is_not_null()).group_by(
-        "cluster_key", "previous_customer_id").agg(n=pl.len())
+    records = clusters.join(
+        previous.select("source", "record_id", previous_customer_id="customer_id"),
+        on=["source", "record_id"],
+        how="left",
+    )
+    holdings = (
+        records.filter(pl.col("previous_customer_id").is_not_null())
+        .group_by("cluster_key", "previous_customer_id")
+        .agg(n=pl.len())
+    )
     heirs = holdings.sort(["previous_customer_id", "n", "cluster_key"], descending=[False, True, False]).unique(
-        "previous_customer_id", keep="first")
+        "previous_customer_id", keep="first"
+    )
     kept = heirs.group_by("cluster_key").agg(customer_id=pl.col("previous_customer_id").min())
     cluster_ids = records.select("cluster_key").unique().join(kept, on="cluster_key", how="left")
     unnamed = cluster_ids.filter(pl.col("customer_id").is_null()).sort("cluster_key")
-    taken = pl.concat([previous.get_column("customer_id").cast(pl.Utf8),
-                       (reserved_ids if reserved_ids is not None else pl.Series([], dtype=pl.Utf8)).cast(pl.Utf8)])
+    taken = pl.concat(
+        [
+            previous.get_column("customer_id").cast(pl.Utf8),
+            (reserved_ids if reserved_ids is not None else pl.Series([], dtype=pl.Utf8)).cast(pl.Utf8),
+        ]
+    )
     minted = unnamed.with_columns(customer_id=mint_customer_ids(unnamed.get_column("cluster_key"), taken))
     cluster_ids = pl.concat([cluster_ids.filter(pl.col("customer_id").is_not_null()), minted])
-    return records.join(cluster_ids, on="cluster_key").select(
-        "source", "record_id", "customer_id", "previous_customer_id").sort("source", "record_id")
+    return (
+        records.join(cluster_ids, on="cluster_key")
+        .select("source", "record_id", "customer_id", "previous_customer_id")
+        .sort("source", "record_id")
+    )
 
 
 def describe_changes(assignments: pl.DataFrame, run_date: date) -> pl.DataFrame:
@@ -342,19 +434,36 @@ def describe_changes(assignments: pl.DataFrame, run_date: date) -> pl.DataFrame:
     split: part of an old id's records moved to an id that holds records of no other old id;
     new:   an id none of whose records had an id before.
     """
-    moves = assignments.filter(pl.col("previous_customer_id").is_not_null()).group_by(
-        "previous_customer_id", "customer_id").agg(records=pl.len())
+    moves = (
+        assignments.filter(pl.col("previous_customer_id").is_not_null())
+        .group_by("previous_customer_id", "customer_id")
+        .agg(records=pl.len())
+    )
     sources_per_id = moves.group_by("customer_id").agg(n_old=pl.col("previous_customer_id").n_unique())
-    moved = moves.filter(pl.col("previous_customer_id") != pl.col("customer_id")).join(sources_per_id, on="customer_id").select(
-        change_type=pl.when(pl.col("n_old") > 1).then(pl.lit("merge")).otherwise(pl.lit("split")),
-        old_customer_id="previous_customer_id", new_customer_id="customer_id", records=pl.col("records").cast(pl.Int64),
+    moved = (
+        moves.filter(pl.col("previous_customer_id") != pl.col("customer_id"))
+        .join(sources_per_id, on="customer_id")
+        .select(
+            change_type=pl.when(pl.col("n_old") > 1).then(pl.lit("merge")).otherwise(pl.lit("split")),
+            old_customer_id="previous_customer_id",
+            new_customer_id="customer_id",
+            records=pl.col("records").cast(pl.Int64),
+        )
     )
-    new = assignments.group_by("customer_id").agg(
-        records=pl.len(), had_id=pl.col("previous_customer_id").is_not_null().any()
-    ).filter(~pl.col("had_id")).select(
-        change_type=pl.lit("new"), old_customer_id=pl.lit(None, pl.Utf8), new_customer_id="customer_id",
-        records=pl.col("records").cast(pl.Int64),
+    new = (
+        assignments.group_by("customer_id")
+        .agg(records=pl.len(), had_id=pl.col("previous_customer_id").is_not_null().any())
+        .filter(~pl.col("had_id"))
+        .select(
+            change_type=pl.lit("new"),
+            old_customer_id=pl.lit(None, pl.Utf8),
+            new_customer_id="customer_id",
+            records=pl.col("records").cast(pl.Int64),
+        )
     )
-    return pl.concat([moved, new]).with_columns(run_date=pl.lit(run_date, pl.Date)).select(
-        "run_date", "change_type", "old_customer_id", "new_customer_id", "records"
-    ).sort("change_type", "new_customer_id", "old_customer_id", nulls_last=True)
+    return (
+        pl.concat([moved, new])
+        .with_columns(run_date=pl.lit(run_date, pl.Date))
+        .select("run_date", "change_type", "old_customer_id", "new_customer_id", "records")
+        .sort("change_type", "new_customer_id", "old_customer_id", nulls_last=True)
+    )

@@ -57,8 +57,10 @@ def check_names(names: list[str], where: str) -> None:
     for name in names:
         if not SAFE_NAME.fullmatch(name):
             shown = name if len(name) <= 80 else name[:77] + "..."
-            raise SourceSchemaError(f"{where}: column name {shown!r} is not allowed (letters, digits, space, _ - . "
-                                    "only, starting with a letter); rename it in the source or its column mapping")
+            raise SourceSchemaError(
+                f"{where}: column name {shown!r} is not allowed (letters, digits, space, _ - . "
+                "only, starting with a letter); rename it in the source or its column mapping"
+            )
         if name.lower() in seen:
             raise SourceSchemaError(f"{where}: columns {seen[name.lower()]!r} and {name!r} differ only in case")
         seen[name.lower()] = name
@@ -155,8 +157,10 @@ class TableSpec:
         rules = [rule for col in self.table.columns for rule in _column_rules(col, self.limits)]
         for bound in self.table.ranges:
             c = quote_identifier(bound.column)
-            condition = (f"{quote_identifier(bound.when_column)} = {quote_literal(bound.when_value)} "
-                         f"and {c} not between {float(bound.minimum)!r} and {float(bound.maximum)!r}")
+            condition = (
+                f"{quote_identifier(bound.when_column)} = {quote_literal(bound.when_value)} "
+                f"and {c} not between {float(bound.minimum)!r} and {float(bound.maximum)!r}"
+            )
             rules.append((bound.reason, condition))
         return tuple(rules)
 
@@ -175,10 +179,15 @@ def raw_suite(spec: TableSpec) -> dict:
     suite = [
         expectation("table_columns_to_match_set", column_set=[*table.column_names, *bookkeeping], exact_match=False),
         expectation("table_row_count_to_be_between", "warning", min_value=1, max_value=50_000_000),
-        *(expectation("column_values_to_not_be_null", column=c)
-          for c in [*(col.name for col in table.columns if col.not_null), *bookkeeping]),
-        expectation("compound_columns_to_be_unique", "warning",
-                    column_list=[*table.key, table.event_column or "_partition_date"]),
+        *(
+            expectation("column_values_to_not_be_null", column=c)
+            for c in [*(col.name for col in table.columns if col.not_null), *bookkeeping]
+        ),
+        expectation(
+            "compound_columns_to_be_unique",
+            "warning",
+            column_list=[*table.key, table.event_column or "_partition_date"],
+        ),
     ]
     for col in table.columns:
         if col.accepted:
@@ -191,10 +200,21 @@ def raw_suite(spec: TableSpec) -> dict:
             bounds = {k: float(v) for k, v in (("min_value", minimum), ("max_value", maximum)) if v is not None}
             suite.append(expectation("column_values_to_be_between", column=col.name, **bounds))
     for bound in table.ranges:
-        condition = {"type": "comparison", "column": {"name": bound.when_column}, "operator": "==",
-                     "parameter": bound.when_value}
-        suite.append(expectation("column_values_to_be_between", column=bound.column, row_condition=condition,
-                                 min_value=float(bound.minimum), max_value=float(bound.maximum)))
+        condition = {
+            "type": "comparison",
+            "column": {"name": bound.when_column},
+            "operator": "==",
+            "parameter": bound.when_value,
+        }
+        suite.append(
+            expectation(
+                "column_values_to_be_between",
+                column=bound.column,
+                row_condition=condition,
+                min_value=float(bound.minimum),
+                max_value=float(bound.maximum),
+            )
+        )
     suite += [expectation(kind.removeprefix("expect_"), "warning", **kwargs) for kind, kwargs in table.warnings]
     return {"name": f"raw_{table.name}", "expectations": suite, "meta": {"table": f"raw.{table.name}"}}
 
@@ -294,12 +314,13 @@ def land(
     future = "(" + (" or ".join(f"{c} > ?::timestamp" for c in timestamps) or "false") + f") and {future_scope}"
     rules = [*spec.rules, (FUTURE_DATE, future)]
     reasons = ", ".join(f"case when coalesce({cond}, false) then {quote_literal(reason)} end" for reason, cond in rules)
-    con.execute(f"""
+    con.execute(
+        f"""
         create or replace temp table _typed_all as
         with typed as (
             select {typed}, {extras}{problem} as _problem, _orig._partition_date as _delivered_date, _orig,
                    to_json(_orig)::varchar as _payload,
-                   md5(to_json(struct_pack({', '.join(f'{q(c)} := _orig.{q(c)}' for c in content)}))) as _content
+                   md5(to_json(struct_pack({", ".join(f"{q(c)} := _orig.{q(c)}" for c in content)}))) as _content
             from (select *{absent} from {staged}) as _orig
         ),
         dated as (
@@ -308,16 +329,22 @@ def land(
         select * exclude (_problem, _orig),
                coalesce(_problem, concat_ws('; ', {reasons})) as _reason
         from dated
-    """, [*([future_after] * len(timestamps)), *([] if frontier else [start, end])])
+    """,
+        [*([future_after] * len(timestamps)), *([] if frontier else [start, end])],
+    )
     result = LoadResult(table=spec.name, window=window)
     # A row dated outside the window belongs to another day's run (a source may deliver more than asked), unless
     # it is in the future: that goes to quarantine whatever its day.
     result.outside_window = con.execute(
         "delete from _typed_all where _partition_date is not null and (_partition_date < ? or _partition_date >= ?) "
-        "and not contains(_reason, ?)", [start, end, FUTURE_DATE]).fetchone()[0]
+        "and not contains(_reason, ?)",
+        [start, end, FUTURE_DATE],
+    ).fetchone()[0]
     # Rows without a date fit no window: quarantined (and kept there until re-delivered, see below).
-    con.execute("update _typed_all set _reason = 'no event date to place the row in a partition' "
-                "where _partition_date is null and _reason = ''")
+    con.execute(
+        "update _typed_all set _reason = 'no event date to place the row in a partition' "
+        "where _partition_date is null and _reason = ''"
+    )
     # Right to erasure (UU PDP / GDPR): rows of persons on privacy.suppression_list never land again, valid or not;
     # they are counted as `suppressed`, not dropped silently.
     result.suppressed = drop_suppressed(con, spec.name, "_typed_all")
@@ -333,28 +360,46 @@ def land(
 
     raw_table, q_table = f"raw.{spec.name}", f"quarantine.{spec.name}"
     with transaction(con):
-        ensure_table(con, raw_table, "select * exclude (_reason, _payload), "
-                                      "current_timestamp::timestamp as _loaded_at, ''::varchar as _source from _typed")
-        ensure_table(con, q_table, "select _payload, _reason, _partition_date, "
-                                    "current_timestamp::timestamp as _loaded_at, ''::varchar as _source from _typed")
+        ensure_table(
+            con,
+            raw_table,
+            "select * exclude (_reason, _payload), "
+            "current_timestamp::timestamp as _loaded_at, ''::varchar as _source from _typed",
+        )
+        ensure_table(
+            con,
+            q_table,
+            "select _payload, _reason, _partition_date, "
+            "current_timestamp::timestamp as _loaded_at, ''::varchar as _source from _typed",
+        )
         window_rows = "(_partition_date >= ? and _partition_date < ?)"
         con.execute(f"delete from {raw_table} where {window_rows}", [start, end])
         # Quarantine keeps rows this run does not re-judge: those of other days and those without a date that were
         # not delivered again. A re-delivered row replaces its earlier verdict instead of repeating it.
-        con.execute(f"delete from {q_table} where {window_rows} or _payload in "
-                    "(select _payload from _typed where _reason <> '')", [start, end])
-        result.loaded = con.execute(f"""
+        con.execute(
+            f"delete from {q_table} where {window_rows} or _payload in "
+            "(select _payload from _typed where _reason <> '')",
+            [start, end],
+        )
+        result.loaded = con.execute(
+            f"""
             insert into {raw_table} by name
             select * exclude (_reason, _payload), current_timestamp::timestamp as _loaded_at, ? as _source
             from _typed where _reason = ''
-        """, [source_label]).fetchone()[0]
-        result.quarantined = con.execute(f"""
+        """,
+            [source_label],
+        ).fetchone()[0]
+        result.quarantined = con.execute(
+            f"""
             insert into {q_table} by name
             select _payload, _reason, _partition_date, current_timestamp::timestamp as _loaded_at, ? as _source
             from _typed where _reason <> ''
-        """, [source_label]).fetchone()[0]
-    result.reasons = dict(con.execute(
-        "select _reason, count(*) from _typed where _reason <> '' group by 1 order by 1").fetchall())
+        """,
+            [source_label],
+        ).fetchone()[0]
+    result.reasons = dict(
+        con.execute("select _reason, count(*) from _typed where _reason <> '' group by 1 order by 1").fetchall()
+    )
     return result
 
 
@@ -365,7 +410,7 @@ def _resolve_conflicts(con: duckdb.DuckDBPyConnection, table: RawTable) -> None:
     con.execute(f"""
         update _typed_all set _reason = 'conflicting duplicate' where rowid in (
             select rowid from _typed_all where _reason = ''
-            qualify row_number() over (partition by {', '.join(map(quote_identifier, version))}
+            qualify row_number() over (partition by {", ".join(map(quote_identifier, version))}
                                        order by {latest}_partition_date desc nulls last, _content) > 1)
     """)
 
@@ -436,8 +481,10 @@ def prepare_file(path: str, folder: Path) -> ExportFile | None:
     if encoding == "utf-8" and not bom and complete:
         return ExportFile(path, path)
     copy = folder / f"{len(list(folder.iterdir()))}-{local.name}"
-    with open(local, encoding=encoding, errors="replace", newline="") as src, \
-            open(copy, "w", encoding="utf-8", newline="") as out:
+    with (
+        open(local, encoding=encoding, errors="replace", newline="") as src,
+        open(copy, "w", encoding="utf-8", newline="") as out,
+    ):
         if bom:
             src.read(1)  # the byte order mark, decoded to U+FEFF
         shutil.copyfileobj(src, out)
@@ -484,11 +531,15 @@ def export_files(paths: list[str]) -> Iterator[tuple[list[ExportFile], list[str]
 
 def _register_files(con: duckdb.DuckDBPyConnection, files: list[ExportFile]) -> None:
     """`_export_files(read_path, path, file_date, partial_line)`: what the SQL reads, mapped back to the export."""
-    con.execute("create or replace temp table _export_files "
-                "(read_path varchar, path varchar, file_date date, partial_line varchar)")
+    con.execute(
+        "create or replace temp table _export_files "
+        "(read_path varchar, path varchar, file_date date, partial_line varchar)"
+    )
     if files:
-        con.executemany("insert into _export_files values (?, ?, ?, ?)",
-                        [(f.read_path, f.path, file_date(f.path), f.partial_line) for f in files])
+        con.executemany(
+            "insert into _export_files values (?, ?, ?, ?)",
+            [(f.read_path, f.path, file_date(f.path), f.partial_line) for f in files],
+        )
 
 
 def _partial_lines_sql(files: list[ExportFile], columns: tuple[str, ...]) -> str | None:
@@ -496,19 +547,24 @@ def _partial_lines_sql(files: list[ExportFile], columns: tuple[str, ...]) -> str
     if not any(f.partial_line for f in files):
         return None
     nulls = ", ".join(f"null::varchar as {quote_identifier(c)}" for c in columns)
-    return (f"select {nulls}, partial_line as _raw_line, 'partial last line (file still being written?)' as _problem,"
-            " file_date as _partition_date, path as _file from _export_files "
-            "where partial_line is not null and trim(partial_line) <> ''")
+    return (
+        f"select {nulls}, partial_line as _raw_line, 'partial last line (file still being written?)' as _problem,"
+        " file_date as _partition_date, path as _file from _export_files "
+        "where partial_line is not null and trim(partial_line) <> ''"
+    )
 
 
 def stage_jsonl_lines(con: duckdb.DuckDBPyConnection, files: list[ExportFile], name: str) -> None:
     """Every non-empty complete line of the files as `_line` with `_problem` (malformed JSON) and the file's path
     and date (set-wise via read_text; file names are bound, never SQL text). The files must be registered."""
     if not files:
-        con.execute(f"create or replace temp table {name} (_file varchar, _line varchar, _problem varchar, "
-                    "_partition_date date)")
+        con.execute(
+            f"create or replace temp table {name} (_file varchar, _line varchar, _problem varchar, "
+            "_partition_date date)"
+        )
         return
-    con.execute(f"""
+    con.execute(
+        f"""
         create or replace temp table {name} as
         with lines as (
             select f.path, f.file_date,
@@ -520,11 +576,14 @@ def stage_jsonl_lines(con: duckdb.DuckDBPyConnection, files: list[ExportFile], n
                     when json_type(line) <> 'OBJECT' then 'not a JSON object' end as _problem,
                file_date as _partition_date
         from lines where trim(line) <> ''
-    """, [[f.read_path for f in files]])
+    """,
+        [[f.read_path for f in files]],
+    )
 
 
-def _json_fields(con: duckdb.DuckDBPyConnection, lines: str, contract: tuple[str, ...], required: tuple[str, ...],
-                 where: str) -> list[str]:
+def _json_fields(
+    con: duckdb.DuckDBPyConnection, lines: str, contract: tuple[str, ...], required: tuple[str, ...], where: str
+) -> list[str]:
     """Top-level field names of the valid lines beyond the contract (extras, kept); refuses a file lacking a
     required field on every line (renamed or dropped field) and unsafe names."""
     keys = con.execute(f"""
@@ -534,8 +593,10 @@ def _json_fields(con: duckdb.DuckDBPyConnection, lines: str, contract: tuple[str
     for path, names in keys:
         missing = [c for c in required if c not in names]
         if missing:
-            raise SourceSchemaError(f"{where}: {path} has no field {missing[0]!r} on any line (required by the "
-                                    f"contract; fields found: {sorted(names)[:20]})")
+            raise SourceSchemaError(
+                f"{where}: {path} has no field {missing[0]!r} on any line (required by the "
+                f"contract; fields found: {sorted(names)[:20]})"
+            )
     extras = sorted({k for _, names in keys for k in names} - set(contract))
     check_names(extras, where)
     return extras
@@ -547,12 +608,27 @@ def _json_select(lines: str, fields: dict[str, str], extras: list[str], more: st
     for column, path in [*fields.items(), *((e, None) for e in extras)]:
         parts.append(f"case when _problem is null then json_extract_string(_line, ?) end as {quote_identifier(column)}")
         params.append(path or f'$."{column}"')
-    return (f"select {', '.join(parts)}, {more}case when _problem is not null then _line end as _raw_line, "
-            f"_problem, _partition_date, _file from {lines}"), params
+    return (
+        f"select {', '.join(parts)}, {more}case when _problem is not null then _line end as _raw_line, "
+        f"_problem, _partition_date, _file from {lines}"
+    ), params
 
 
-_TICKET_FIELDS = {c: f"$.{c}" for c in ("id", "channel", "subject", "status", "priority", "order_ref", "created_at",
-                                        "updated_at", "solved_at", "satisfaction")}
+_TICKET_FIELDS = {
+    c: f"$.{c}"
+    for c in (
+        "id",
+        "channel",
+        "subject",
+        "status",
+        "priority",
+        "order_ref",
+        "created_at",
+        "updated_at",
+        "solved_at",
+        "satisfaction",
+    )
+}
 _REQUESTER_FIELDS = {f"requester_{c}": f"$.requester.{c}" for c in ("id", "email", "phone", "name")}
 
 
@@ -574,7 +650,9 @@ def stage_tickets_jsonl(con: duckdb.DuckDBPyConnection, files: list[ExportFile],
 def stage_nothing(con: duckdb.DuckDBPyConnection, spec: TableSpec) -> str:
     """An empty delivery for `spec`: landing it gives a shop without that source an empty, typed raw table."""
     columns = ", ".join(f"null::varchar as {quote_identifier(column)}" for column in spec.columns)
-    con.execute(f"create or replace temp view _staged_nothing as select {columns}, null::date as _partition_date limit 0")
+    con.execute(
+        f"create or replace temp view _staged_nothing as select {columns}, null::date as _partition_date limit 0"
+    )
     return "_staged_nothing"
 
 
@@ -623,20 +701,29 @@ def stage_survey_files(con: duckdb.DuckDBPyConnection, files: list[ExportFile], 
             check_names(header, f"{where}: {file.path}")
             missing = [c for c in required if c not in header]
             if missing:
-                raise SourceSchemaError(f"{where}: {file.path} has no column {missing[0]!r} (required by the "
-                                        f"contract; header: {header[:20]})")
-        layout = ("auto_detect = false, header = false, skip = 1, delim = ',', quote = '\"', escape = '\"', "
-                  "columns = ?" if header is not None else "header = true")
+                raise SourceSchemaError(
+                    f"{where}: {file.path} has no column {missing[0]!r} (required by the "
+                    f"contract; header: {header[:20]})"
+                )
+        layout = (
+            "auto_detect = false, header = false, skip = 1, delim = ',', quote = '\"', escape = '\"', columns = ?"
+            if header is not None
+            else "header = true"
+        )
         params = [file.read_path, *([{c: "VARCHAR" for c in header}] if header is not None else [])]
-        con.execute(f"""
+        con.execute(
+            f"""
             create or replace temp table _survey_csv_{n} as
             select t.* exclude (filename), null::varchar as _problem, f.file_date as _partition_date, f.path as _file
             from read_csv(?, all_varchar = true, filename = true, {layout}) t
             join _export_files f on f.read_path = t.filename
-        """, params)
+        """,
+            params,
+        )
         if header is None:
-            check_names([c for c in columns_of(con, f"_survey_csv_{n}") if not c.startswith("_")],
-                        f"{where}: {file.path}")
+            check_names(
+                [c for c in columns_of(con, f"_survey_csv_{n}") if not c.startswith("_")], f"{where}: {file.path}"
+            )
         parts.append((f"select * from _survey_csv_{n}", []))
     if jsonl:
         stage_jsonl_lines(con, jsonl, "_survey_lines")
@@ -650,12 +737,17 @@ def stage_survey_files(con: duckdb.DuckDBPyConnection, files: list[ExportFile], 
             missing = [c for c in required if c not in names]
             if missing:
                 raise SourceSchemaError(f"{where}: {path} has no column {missing[0]!r} (required by the contract)")
-        con.execute("create or replace temp table _survey_parquet as "
-                    "select * from read_parquet(?, union_by_name = true, filename = true)", [read])
+        con.execute(
+            "create or replace temp table _survey_parquet as "
+            "select * from read_parquet(?, union_by_name = true, filename = true)",
+            [read],
+        )
         cols = [c for c in columns_of(con, "_survey_parquet") if c != "filename"]
         casts = ", ".join(f"cast(p.{quote_identifier(c)} as varchar) as {quote_identifier(c)}" for c in cols)
-        parquet_rows = (f"select {casts}, null::varchar as _problem, f.file_date as _partition_date, "
-                        "f.path as _file from _survey_parquet p join _export_files f on f.read_path = p.filename")
+        parquet_rows = (
+            f"select {casts}, null::varchar as _problem, f.file_date as _partition_date, "
+            "f.path as _file from _survey_parquet p join _export_files f on f.read_path = p.filename"
+        )
         parts.append((parquet_rows, []))
     partial = _partial_lines_sql(files, contract)
     if partial:
@@ -664,7 +756,8 @@ def stage_survey_files(con: duckdb.DuckDBPyConnection, files: list[ExportFile], 
         nulls = ", ".join(f"null::varchar as {quote_identifier(c)}" for c in contract)
         nothing = f"select {nulls}, null::varchar as _problem, null::date as _partition_date, null::varchar as _file"
         parts.append((f"{nothing} limit 0", []))
-    con.execute("create or replace temp table _staged_survey as "
-                + " union all by name ".join(f"({sql})" for sql, _ in parts),
-                [p for _, params in parts for p in params])
+    con.execute(
+        "create or replace temp table _staged_survey as " + " union all by name ".join(f"({sql})" for sql, _ in parts),
+        [p for _, params in parts for p in params],
+    )
     return "_staged_survey"

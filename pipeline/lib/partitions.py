@@ -11,7 +11,8 @@ from pipeline.lib.config import shop_calendar
 _calendar = shop_calendar()
 
 daily_partitions = dg.DailyPartitionsDefinition(
-    start_date=_calendar.partitions_start.isoformat(), timezone=_calendar.timezone,
+    start_date=_calendar.partitions_start.isoformat(),
+    timezone=_calendar.timezone,
 )
 
 

@@ -54,12 +54,14 @@ def parse_phones(values: pl.Series, region: str, workers: int = 0) -> pl.DataFra
         # fork, not spawn: a spawned worker re-imports the caller's main module (the whole dbt or Dagster CLI).
         # Workers run phonenumbers only, never the parent's threaded libraries.
         with multiprocessing.get_context("fork").Pool(workers) as pool:
-            parts = pool.starmap(_to_e164, [(distinct[i:i + size], region) for i in range(0, len(distinct), size)])
+            parts = pool.starmap(_to_e164, [(distinct[i : i + size], region) for i in range(0, len(distinct), size)])
         e164 = [number for part in parts for number in part]
     return pl.DataFrame({"raw_phone": distinct, "phone_e164": e164}, schema=LOOKUP_SCHEMA)
 
 
-def normalise_phones(values: pl.Series, region: str = "ID", known: pl.DataFrame | None = None, workers: int = 0) -> pl.Series:
+def normalise_phones(
+    values: pl.Series, region: str = "ID", known: pl.DataFrame | None = None, workers: int = 0
+) -> pl.Series:
     """E.164 per value (national numbers read in `region`); null where not a valid number.
 
     `known` (raw_phone, phone_e164 from earlier parses in the same region) spares parsing the values it holds.
@@ -84,5 +86,6 @@ def known_phones(con, qualified_name: str, region: str) -> pl.DataFrame | None:
     """
     if not table_exists(con, qualified_name):
         return None
-    return con.execute(f"select raw_phone, phone_e164 from {qualified_name} where region = ? and parser = ?",
-                       [region, PARSER]).pl()
+    return con.execute(
+        f"select raw_phone, phone_e164 from {qualified_name} where region = ? and parser = ?", [region, PARSER]
+    ).pl()

@@ -1,8 +1,9 @@
 """The customer-base report: one static, self-contained HTML page of charts, KPI tiles and small tables.
 
 Charts are drawn server-side by matplotlib and inlined as SVG, so the page opens offline with no scripts.
-Figures are built with the object API (`Figure`, never pyplot): no GUI backend, no global figure state. Output is byte-for-byte deterministic for the same input: a fixed SVG hash salt, no dates in
-the SVG metadata, and every ordering made explicit.
+Figures are built with the object API (`Figure`, never pyplot): no GUI backend, no global figure state. Output is
+byte-for-byte deterministic for the same input: a fixed SVG hash salt, no dates in the SVG metadata, and every
+ordering made explicit.
 """
 
 from __future__ import annotations
@@ -109,7 +110,10 @@ _IDR_SCALES = ((1e12, "T"), (1e9, "M"), (1e6, "jt"), (1e3, "rb"))
 
 
 def format_idr_compact(value: float | None) -> str:
-    """Rupiah on the Indonesian short scale, one decimal (comma) unless whole: 1.2e9 -> "Rp 1,2 M", 5e5 -> "Rp 500 rb"."""
+    """Rupiah on the Indonesian short scale, one decimal (comma) unless whole.
+
+    1.2e9 -> "Rp 1,2 M", 5e5 -> "Rp 500 rb".
+    """
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     sign = "-" if value < 0 else ""
@@ -425,7 +429,7 @@ def render_customer_base_report(inputs: CustomerBaseInputs) -> str:
             history_rows=history.sort("snapshot_date", descending=True).head(12).to_dicts(),
             lorenz=lorenz,
             clv_customers=clv.size,
-            clv_quantiles=list(zip(CLV_PERCENTILE_LABELS, np.quantile(clv, CLV_PERCENTILES).tolist()))
+            clv_quantiles=list(zip(CLV_PERCENTILE_LABELS, np.quantile(clv, CLV_PERCENTILES).tolist(), strict=True))
             if clv.size
             else [],
             revenue_customers=revenue.size,

@@ -29,7 +29,15 @@ from pipeline.lib.config import section
 from pipeline.lib.report import lorenz_curve
 
 SEGMENT_FLAGS = (
-    "new", "loyal", "prospect", "high_value", "low_value", "lapsed", "occasional", "promo_driven", "advocate",
+    "new",
+    "loyal",
+    "prospect",
+    "high_value",
+    "low_value",
+    "lapsed",
+    "occasional",
+    "promo_driven",
+    "advocate",
 )
 QUINTILES = 5
 # Label of "not in that snapshot" in segment transitions (a customer new to the base, or merged away).
@@ -54,11 +62,14 @@ def _quintile(value: pl.Expr) -> pl.Expr:
 
 def _rfm_segment(grid: list[dict]) -> pl.Expr:
     """The name of the first grid entry whose r/f ranges contain the customer's r_score/f_score."""
-    return pl.coalesce([
-        pl.when(pl.col("r_score").is_between(*entry["r"]) & pl.col("f_score").is_between(*entry["f"]))
-        .then(pl.lit(entry["name"]))
-        for entry in grid
-    ])
+    return pl.coalesce(
+        [
+            pl.when(pl.col("r_score").is_between(*entry["r"]) & pl.col("f_score").is_between(*entry["f"])).then(
+                pl.lit(entry["name"])
+            )
+            for entry in grid
+        ]
+    )
 
 
 def check_rfm_grid(grid: list[dict]) -> None:
@@ -191,8 +202,7 @@ def assign_segments(
         occasional=pl.col("is_buyer") & ~pl.any_horizontal(*rules["occasional"]["not_in"]),
     )
     primary = pl.coalesce(
-        [pl.when(pl.col(name)).then(pl.lit(name)) for name in rules["precedence"]]
-        + [pl.lit(rules["fallback_segment"])]
+        [pl.when(pl.col(name)).then(pl.lit(name)) for name in rules["precedence"]] + [pl.lit(rules["fallback_segment"])]
     )
     return frame.select(
         "customer_id",
@@ -236,8 +246,7 @@ def base_shape(profile: pl.DataFrame, segments: pl.DataFrame, rules: dict | None
             "tall_min_top20_share": [float(threshold)],
             "rules_version": [str(rules["rules_version"])],
         },
-        schema_overrides={"top10_share": pl.Float64, "top20_share": pl.Float64, "gini": pl.Float64,
-                          "shape": pl.String},
+        schema_overrides={"top10_share": pl.Float64, "top20_share": pl.Float64, "gini": pl.Float64, "shape": pl.String},
     )
     counts = segments.select(pl.col(name).sum().alias(f"{name}_customers") for name in SEGMENT_FLAGS)
     return pl.concat([summary, counts], how="horizontal")

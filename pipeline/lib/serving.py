@@ -21,9 +21,10 @@ import re
 import shutil
 import stat
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import duckdb
 
@@ -51,7 +52,7 @@ class ServingOptions:
     salt: str | None = None
 
     @classmethod
-    def from_config(cls, cfg: Mapping[str, Any], environ: Mapping[str, str] = os.environ) -> "ServingOptions":
+    def from_config(cls, cfg: Mapping[str, Any], environ: Mapping[str, str] = os.environ) -> ServingOptions:
         """Options from the `serving:` config section; the salt is read from the variable named by `salt_env`."""
         pseudonymise = bool(cfg.get("pseudonymise", False))
         salt_env = str(cfg.get("salt_env", "CDP_PSEUDONYM_SALT"))
@@ -59,7 +60,8 @@ class ServingOptions:
         if pseudonymise and salt is None:
             raise ServingConfigError(
                 f"serving.pseudonymise is on but the salt variable {salt_env} is not set (or empty): export a long "
-                f"random secret as {salt_env}, or set serving.pseudonymise: false in pipeline/config/cdp.yaml")
+                f"random secret as {salt_env}, or set serving.pseudonymise: false in pipeline/config/cdp.yaml"
+            )
         return cls(schemas=tuple(cfg.get("schemas", ("marts",))), pseudonymise=pseudonymise, salt=salt)
 
 
@@ -91,19 +93,22 @@ def _quote(name: str) -> str:
 def _published_tables(con: duckdb.DuckDBPyConnection, schemas: tuple[str, ...]) -> list[tuple[str, str]]:
     return con.execute(
         "select schema_name, table_name from duckdb_tables() where database_name = current_database() "
-        "and schema_name in (select unnest(?)) order by 1, 2", [list(schemas)]
+        "and schema_name in (select unnest(?)) order by 1, 2",
+        [list(schemas)],
     ).fetchall()
 
 
 def _columns(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> list[tuple[str, str]]:
     return con.execute(
         "select column_name, data_type from duckdb_columns() where database_name = current_database() "
-        "and schema_name = ? and table_name = ? order by column_index", [schema, table]
+        "and schema_name = ? and table_name = ? order by column_index",
+        [schema, table],
     ).fetchall()
 
 
-def published_select(schema: str, table: str, columns: list[tuple[str, str]], options: ServingOptions,
-                     consent_source: str | None) -> str:
+def published_select(
+    schema: str, table: str, columns: list[tuple[str, str]], options: ServingOptions, consent_source: str | None
+) -> str:
     """The SELECT that turns one warehouse table into its served form (consent added, identifiers hashed).
 
     `consent_source` is the qualified profile table to take marketing_consent from (None: no profile exists,
@@ -114,9 +119,13 @@ def published_select(schema: str, table: str, columns: list[tuple[str, str]], op
     for name, dtype in columns:
         col = f"t.{_quote(name)}"
         # An identity report's (id_type, value) pairs hold emails and phones in `value`.
-        identifier = is_identifier_column(name, dtype) or (name == "value" and "id_type" in names and dtype in STRING_TYPES)
+        identifier = is_identifier_column(name, dtype) or (
+            name == "value" and "id_type" in names and dtype in STRING_TYPES
+        )
         if options.pseudonymise and identifier:
-            hashed = f"sha256($salt || {col})" if dtype == "VARCHAR" else f"list_transform({col}, v -> sha256($salt || v))"
+            hashed = (
+                f"sha256($salt || {col})" if dtype == "VARCHAR" else f"list_transform({col}, v -> sha256($salt || v))"
+            )
             exprs.append(f"{hashed} as {_quote(name)}")
         else:
             exprs.append(col)
@@ -126,8 +135,10 @@ def published_select(schema: str, table: str, columns: list[tuple[str, str]], op
             exprs.append("false as marketing_consent")
         else:
             exprs.append("coalesce(p.marketing_consent, false) as marketing_consent")
-            source += (f" left join (select customer_id, marketing_consent from {consent_source}) as p "
-                       "on p.customer_id = t.customer_id")
+            source += (
+                f" left join (select customer_id, marketing_consent from {consent_source}) as p "
+                "on p.customer_id = t.customer_id"
+            )
     return f"select {', '.join(exprs)} from {source}"
 
 
@@ -172,8 +183,12 @@ def _swap_parquet_link(out_dir: Path, version_dir: Path) -> str | None:
     return previous
 
 
-def publish(warehouse: Path | None = None, out_dir: Path | None = None, options: ServingOptions = ServingOptions(),
-            keep_previous_parquet: bool = True) -> PublishResult:
+def publish(
+    warehouse: Path | None = None,
+    out_dir: Path | None = None,
+    options: ServingOptions = ServingOptions(),
+    keep_previous_parquet: bool = True,
+) -> PublishResult:
     """Copy every table of `options.schemas` into the serving file and Parquet files, then swap both in.
 
     `keep_previous_parquet` keeps the last version directory for readers still scanning it; erasure turns it off so
@@ -187,7 +202,9 @@ def publish(warehouse: Path | None = None, out_dir: Path | None = None, options:
     tmp_file = out_dir / f"{SERVING_FILE}.tmp-{pid}"
     version_dir = out_dir / f"{PARQUET_LINK}-v{time.time_ns()}"
     tmp_version_dir = out_dir / f"{version_dir.name}.tmp-{pid}"
-    result = PublishResult(serving_file=final_file, parquet_dir=out_dir / PARQUET_LINK, pseudonymised=options.pseudonymise)
+    result = PublishResult(
+        serving_file=final_file, parquet_dir=out_dir / PARQUET_LINK, pseudonymised=options.pseudonymise
+    )
     params = {"salt": options.salt} if options.pseudonymise else {}
     try:
         tmp_version_dir.mkdir()
@@ -202,13 +219,19 @@ def publish(warehouse: Path | None = None, out_dir: Path | None = None, options:
                 con.execute(f"create table {target} as {select}", params if "$salt" in select else {})
                 result.tables[f"{schema}.{table}"] = con.execute(f"select count(*) from {target}").fetchone()[0]
                 parquet_name = table if schema == "marts" else f"{schema}.{table}"
-                con.execute(f"copy {target} to '{tmp_version_dir / (parquet_name + '.parquet')}' "
-                            "(format parquet, compression zstd)")
-            con.execute(f"create table serving_out.{MANIFEST_TABLE} (table_name varchar, row_count bigint, "
-                        "pseudonymised boolean, published_at timestamp)")
-            con.execute(f"insert into serving_out.{MANIFEST_TABLE} select unnest(?), unnest(?), ?, "
-                        "current_timestamp::timestamp", [list(result.tables), list(result.tables.values()),
-                                                          options.pseudonymise])
+                con.execute(
+                    f"copy {target} to '{tmp_version_dir / (parquet_name + '.parquet')}' "
+                    "(format parquet, compression zstd)"
+                )
+            con.execute(
+                f"create table serving_out.{MANIFEST_TABLE} (table_name varchar, row_count bigint, "
+                "pseudonymised boolean, published_at timestamp)"
+            )
+            con.execute(
+                f"insert into serving_out.{MANIFEST_TABLE} select unnest(?), unnest(?), ?, "
+                "current_timestamp::timestamp",
+                [list(result.tables), list(result.tables.values()), options.pseudonymise],
+            )
             con.execute("checkpoint serving_out")
             con.execute("detach serving_out")
         # Read-only on disk too: BI tools must not write to it (the next publish replaces it anyway).

@@ -6,7 +6,8 @@ from pipeline.lib.warehouse import connect, read_frame, replace_snapshot
 
 
 def snapshot_history_asset(source: str, history: str, group_name: str) -> dg.AssetsDefinition:
-    """An asset copying `marts.<source>` into `marts.<history>` as the snapshot of its as_of_date (re-runs replace it)."""
+    """An asset copying `marts.<source>` into `marts.<history>` as the snapshot of its as_of_date (re-runs replace
+    it)."""
 
     @dg.asset(
         key=["marts", history],
@@ -22,10 +23,12 @@ def snapshot_history_asset(source: str, history: str, group_name: str) -> dg.Ass
             if run_date is None:
                 raise ValueError(f"marts.{source} is empty: no as_of_date to snapshot")
             snapshots = replace_snapshot(con, f"marts.{history}", current, run_date)
-        return dg.MaterializeResult(metadata={
-            "rows": current.height,
-            "snapshot_date": str(run_date),
-            "snapshots": snapshots,
-        })
+        return dg.MaterializeResult(
+            metadata={
+                "rows": current.height,
+                "snapshot_date": str(run_date),
+                "snapshots": snapshots,
+            }
+        )
 
     return _snapshot

@@ -7,10 +7,10 @@ DuckDB lets one process write a database file at a time. Every writer in the pip
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Iterator
 
 import duckdb
 import polars as pl

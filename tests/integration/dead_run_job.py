@@ -17,6 +17,7 @@ def held_warehouse_slot() -> None:
         time.sleep(1)
 
 
-held_job = dg.define_asset_job("held_job", selection=[held_warehouse_slot], executor_def=dg.in_process_executor,
-                               tags={"cdp/warehouse": "writer"})
+held_job = dg.define_asset_job(
+    "held_job", selection=[held_warehouse_slot], executor_def=dg.in_process_executor, tags={"cdp/warehouse": "writer"}
+)
 defs = dg.Definitions(assets=[held_warehouse_slot], jobs=[held_job])

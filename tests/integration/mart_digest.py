@@ -41,8 +41,10 @@ def _canonical(column: str, data_type: str) -> str:
     """SQL text rendering one value of the column as canonical text ('∅' for null)."""
     col = _quote(column)
     if data_type.startswith(FLOAT_TYPES):
-        text = (f"case when {col}::double = 0 then '0' when isnan({col}::double) then 'nan' "
-                f"else printf('%.{SIGNIFICANT_DIGITS}g', {col}::double) end")
+        text = (
+            f"case when {col}::double = 0 then '0' when isnan({col}::double) then 'nan' "
+            f"else printf('%.{SIGNIFICANT_DIGITS}g', {col}::double) end"
+        )
     else:
         text = f"{col}::varchar"
     return f"coalesce({text}, '∅')"
@@ -60,9 +62,7 @@ def table_digest(con: duckdb.DuckDBPyConnection, table: str) -> dict:
     ]
     rendered = [_canonical(name, data_type) for name, data_type in columns]
     row_text = " || chr(31) || ".join(rendered) if rendered else "''"
-    per_column = ", ".join(
-        f"md5(coalesce(string_agg({text}, chr(30) order by {text}), ''))" for text in rendered
-    )
+    per_column = ", ".join(f"md5(coalesce(string_agg({text}, chr(30) order by {text}), ''))" for text in rendered)
     source = f"marts.{_quote(table)}"
     rows, digest = con.execute(
         f"select count(*), md5(coalesce(string_agg(row_text, chr(30) order by row_text), '')) "
@@ -80,9 +80,12 @@ def mart_digests(warehouse: Path) -> dict[str, dict]:
     """Digest of every table of schema marts in the warehouse, by table name."""
     with duckdb.connect(str(warehouse), read_only=True) as con:
         con.execute("set TimeZone = 'UTC'")
-        tables = [row[0] for row in con.execute(
-            "select table_name from information_schema.tables where table_schema = 'marts' order by table_name"
-        ).fetchall()]
+        tables = [
+            row[0]
+            for row in con.execute(
+                "select table_name from information_schema.tables where table_schema = 'marts' order by table_name"
+            ).fetchall()
+        ]
         return {table: table_digest(con, table) for table in tables}
 
 
@@ -102,8 +105,8 @@ def differences(expected: dict[str, dict], actual: dict[str, dict]) -> list[str]
         detail = [f"rows {old['rows']} -> {new['rows']}"] if old["rows"] != new["rows"] else []
         columns = old["columns"].keys() | new["columns"].keys()
         detail += [
-            f"{name} " + ("removed" if name not in new["columns"] else "added" if name not in old["columns"]
-                          else "differs")
+            f"{name} "
+            + ("removed" if name not in new["columns"] else "added" if name not in old["columns"] else "differs")
             for name in sorted(columns)
             if old["columns"].get(name) != new["columns"].get(name)
         ]
@@ -118,9 +121,19 @@ def build_demo(data_dir: Path) -> Path:
     generate(DemoConfig(), data_dir / "demo")
     env = {key: value for key, value in os.environ.items() if key not in ("CDP_WAREHOUSE", "DAGSTER_HOME")}
     subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "run", "--start", HISTORY_START.isoformat(), "--end",
-         DEFAULT_END.isoformat()],
-        env={**env, "CDP_DATA_DIR": str(data_dir)}, check=True, stdout=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "pipeline.cli",
+            "run",
+            "--start",
+            HISTORY_START.isoformat(),
+            "--end",
+            DEFAULT_END.isoformat(),
+        ],
+        env={**env, "CDP_DATA_DIR": str(data_dir)},
+        check=True,
+        stdout=subprocess.DEVNULL,
     )
     return data_dir / "warehouse.duckdb"
 

@@ -21,7 +21,7 @@ import yaml
 
 from pipeline.defs.runs.monitoring import fail_dead_runs
 from pipeline.lib.demo_data import DemoConfig, generate
-from tests.serving_support import table_digests
+from tests.support.serving import table_digests
 
 REPO = Path(__file__).resolve().parents[2]
 README_WINDOW = ("2026-11-01", "2026-11-22")  # the README's example: three weeks, shorter than the CLV holdout
@@ -49,8 +49,13 @@ def _home(tmp_path: Path, **run_monitoring) -> Path:
 
 
 def _env(home: Path, worker_file: Path) -> dict[str, str]:
-    return {**os.environ, "DAGSTER_HOME": str(home), "CDP_TEST_WORKER_FILE": str(worker_file),
-            "PYTHONPATH": str(REPO), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    return {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "CDP_TEST_WORKER_FILE": str(worker_file),
+        "PYTHONPATH": str(REPO),
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    }
 
 
 def _wait_for(condition, timeout: float, what: str):
@@ -94,11 +99,30 @@ def test_daemon_run_monitoring_fails_a_killed_run_and_frees_its_slot(tmp_path):
     home, worker_file = _home(tmp_path, poll_interval_seconds=2, free_slots_after_run_end_seconds=1), tmp_path / "pid"
     env = _env(home, worker_file)
     workspace = tmp_path / "workspace.yaml"
-    workspace.write_text(yaml.safe_dump({"load_from": [{"python_file": {
-        "relative_path": str(JOB_FILE), "working_directory": str(REPO), "location_name": "dead_runs"}}]}))
+    workspace.write_text(
+        yaml.safe_dump(
+            {
+                "load_from": [
+                    {
+                        "python_file": {
+                            "relative_path": str(JOB_FILE),
+                            "working_directory": str(REPO),
+                            "location_name": "dead_runs",
+                        }
+                    }
+                ]
+            }
+        )
+    )
     launch = ["dagster", "job", "launch", "-w", str(workspace), "-j", "held_job"]
-    daemon = subprocess.Popen(["dagster-daemon", "run", "-w", str(workspace)], env=env, cwd=REPO,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    daemon = subprocess.Popen(
+        ["dagster-daemon", "run", "-w", str(workspace)],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     instance = dg.DagsterInstance.from_config(str(home))
     try:
         subprocess.run(launch, env=env, cwd=REPO, check=True, timeout=180, capture_output=True)
@@ -108,13 +132,17 @@ def test_daemon_run_monitoring_fails_a_killed_run_and_frees_its_slot(tmp_path):
         assert _slot_holders(instance) == {run.run_id}
         os.kill(pid, signal.SIGKILL)
 
-        failed = _wait_for(lambda: instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE, 60,
-                           "run monitoring to fail the killed run")
+        failed = _wait_for(
+            lambda: instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE,
+            60,
+            "run monitoring to fail the killed run",
+        )
         assert failed
         _wait_for(lambda: not _slot_holders(instance), 60, "its warehouse slot to be freed")
         subprocess.run(launch, env=env, cwd=REPO, check=True, timeout=180, capture_output=True)
-        _wait_for(lambda: instance.get_runs(limit=1)[0].status == dg.DagsterRunStatus.SUCCESS, 240,
-                  "the next run to succeed")
+        _wait_for(
+            lambda: instance.get_runs(limit=1)[0].status == dg.DagsterRunStatus.SUCCESS, 240, "the next run to succeed"
+        )
     finally:
         os.killpg(daemon.pid, signal.SIGTERM)
         daemon.wait(timeout=60)
@@ -144,13 +172,21 @@ def test_readme_window_on_a_fresh_warehouse_then_a_killed_run_neither_blocks_nor
     clean = subprocess.run(run, env=env, cwd=REPO, capture_output=True, text=True, timeout=900, check=False)
     assert clean.returncode == 0, clean.stderr[-4000:]
     assert "CLV backtest skipped: history starts" in clean.stderr
-    summary = subprocess.run([sys.executable, "-m", "pipeline.cli", "summary"], env=env, cwd=REPO,
-                             capture_output=True, text=True, timeout=300, check=False)
+    summary = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "summary"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert summary.returncode == 0 and "marts.customer_clv" in summary.stdout, summary.stderr[-2000:]
     clean_tables, published = table_digests(data / "warehouse.duckdb"), _sha256(data / "serving" / "cdp.duckdb")
 
-    killed = subprocess.Popen(run, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                              start_new_session=True)
+    killed = subprocess.Popen(
+        run, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     dbt_started, log = threading.Event(), []
 
     def follow() -> None:

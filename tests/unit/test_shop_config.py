@@ -26,19 +26,33 @@ def write_config(tmp_path, monkeypatch):
 
 
 def test_calendar_of_a_us_shop(write_config):
-    write_config({"calendar": {"timezone": "America/New_York", "currency": "USD", "locale": "en_US",
-                               "partitions_start": "1997-01-01"}})
+    write_config(
+        {
+            "calendar": {
+                "timezone": "America/New_York",
+                "currency": "USD",
+                "locale": "en_US",
+                "partitions_start": "1997-01-01",
+            }
+        }
+    )
     assert config.shop_calendar() == config.ShopCalendar("America/New_York", "USD", 2, "en_US", date(1997, 1, 1))
 
 
-@pytest.mark.parametrize(("calendar", "message"), [
-    ({"currency": "USD", "partitions_start": "1997-01-01"}, "calendar.timezone is not set"),
-    ({"timezone": "New York", "currency": "USD", "partitions_start": "1997-01-01"}, "not an IANA time zone"),
-    ({"timezone": "UTC", "currency": "usd", "partitions_start": "1997-01-01"}, "'usd' is not an ISO 4217 code"),
-    ({"timezone": "UTC", "currency": "XYZ", "partitions_start": "1997-01-01"}, "'XYZ' is not an ISO 4217 code"),
-    ({"timezone": "UTC", "currency": "JPY", "partitions_start": "1997-01-01", "locale": "xx_YY"}, "not a known locale"),
-    ({"timezone": "UTC", "currency": "JPY", "partitions_start": "97-1-1"}, "is not a YYYY-MM-DD date"),
-])
+@pytest.mark.parametrize(
+    ("calendar", "message"),
+    [
+        ({"currency": "USD", "partitions_start": "1997-01-01"}, "calendar.timezone is not set"),
+        ({"timezone": "New York", "currency": "USD", "partitions_start": "1997-01-01"}, "not an IANA time zone"),
+        ({"timezone": "UTC", "currency": "usd", "partitions_start": "1997-01-01"}, "'usd' is not an ISO 4217 code"),
+        ({"timezone": "UTC", "currency": "XYZ", "partitions_start": "1997-01-01"}, "'XYZ' is not an ISO 4217 code"),
+        (
+            {"timezone": "UTC", "currency": "JPY", "partitions_start": "1997-01-01", "locale": "xx_YY"},
+            "not a known locale",
+        ),
+        ({"timezone": "UTC", "currency": "JPY", "partitions_start": "97-1-1"}, "is not a YYYY-MM-DD date"),
+    ],
+)
 def test_a_wrong_calendar_names_its_key(write_config, calendar, message):
     path = write_config({"calendar": calendar})
     with pytest.raises(ValueError, match=message) as raised:
@@ -49,8 +63,16 @@ def test_a_wrong_calendar_names_its_key(write_config, calendar, message):
 def test_minor_units_default_to_iso_and_can_be_set(write_config):
     write_config({"calendar": {"timezone": "Asia/Tokyo", "currency": "JPY", "partitions_start": "2020-01-01"}})
     assert config.shop_calendar().currency_minor_units == 0
-    write_config({"calendar": {"timezone": "UTC", "currency": "KWD", "partitions_start": "2020-01-01",
-                               "currency_minor_units": 7}})
+    write_config(
+        {
+            "calendar": {
+                "timezone": "UTC",
+                "currency": "KWD",
+                "partitions_start": "2020-01-01",
+                "currency_minor_units": 7,
+            }
+        }
+    )
     with pytest.raises(ValueError, match="currency_minor_units must be between 0 and 4"):
         config.shop_calendar()
 
@@ -62,8 +84,15 @@ def test_renamed_key_is_refused_with_the_new_name(write_config):
 
 
 def test_sources_off_when_absent_or_disabled(write_config):
-    write_config({"sources": {"webshop": {"kind": "sqlite", "location": "x.sqlite"}, "helpdesk": {"enabled": False},
-                              "survey": None}})
+    write_config(
+        {
+            "sources": {
+                "webshop": {"kind": "sqlite", "location": "x.sqlite"},
+                "helpdesk": {"enabled": False},
+                "survey": None,
+            }
+        }
+    )
     assert config.source_config("webshop") == {"kind": "sqlite", "location": "x.sqlite"}
     assert config.source_config("helpdesk") is None
     assert config.source_config("survey") is None
@@ -73,7 +102,9 @@ def test_sources_off_when_absent_or_disabled(write_config):
 def test_relative_paths_in_the_environment_are_refused_with_a_hint(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("CDP_DATA_DIR", "shop-data")
-    with pytest.raises(ValueError, match=rf'CDP_DATA_DIR=\'shop-data\' is a relative path.*export CDP_DATA_DIR="{tmp_path}/shop-data"'):
+    with pytest.raises(
+        ValueError, match=rf'CDP_DATA_DIR=\'shop-data\' is a relative path.*export CDP_DATA_DIR="{tmp_path}/shop-data"'
+    ):
         config.data_dir()
     monkeypatch.setenv("CDP_DATA_DIR", str(tmp_path / "shop-data"))
     monkeypatch.setenv("CDP_WAREHOUSE", "w.duckdb")
@@ -89,5 +120,7 @@ def test_cli_refuses_a_relative_dagster_home_before_starting(monkeypatch, tmp_pa
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DAGSTER_HOME", ".dagster")
     assert main(["summary"]) == 2
-    assert f'DAGSTER_HOME=\'.dagster\' is a relative path; set an absolute one, e.g. export DAGSTER_HOME="{tmp_path}/.dagster"' \
-        in capsys.readouterr().err
+    assert (
+        "DAGSTER_HOME='.dagster' is a relative path; set an absolute one, "
+        f'e.g. export DAGSTER_HOME="{tmp_path}/.dagster"' in capsys.readouterr().err
+    )

@@ -28,7 +28,9 @@ def previous_mapping(session, this, run_date):
     same_run = current.filter(pl.col("run_date") == run_date).height == current.height and current.height > 0
     before = current.get_column("previous_customer_id").drop_nulls()
     if same_run:  # ids minted earlier on this same run date are minted again, identically
-        return current.select("source", "record_id", customer_id="previous_customer_id").drop_nulls("customer_id"), before
+        return current.select("source", "record_id", customer_id="previous_customer_id").drop_nulls(
+            "customer_id"
+        ), before
     return current.select("source", "record_id", "customer_id"), pl.concat([current.get_column("customer_id"), before])
 
 
@@ -42,12 +44,18 @@ def model(dbt, session):
 
     run_date = dbt.ref("int_identity_run").pl().get_column("run_date")[0]
     # dbt only sees refs written as literals
-    models = {"stg_webshop__customers": dbt.ref("stg_webshop__customers"), "stg_webshop__orders": dbt.ref("stg_webshop__orders"),
-              "stg_helpdesk__tickets": dbt.ref("stg_helpdesk__tickets"), "stg_survey__responses": dbt.ref("stg_survey__responses")}
-    records = pl.concat([
-        models[ref_name].select(key).pl().select(source=pl.lit(source), record_id=pl.col(key).cast(pl.Utf8))
-        for source, ref_name, key in RECORD_KEYS
-    ])
+    models = {
+        "stg_webshop__customers": dbt.ref("stg_webshop__customers"),
+        "stg_webshop__orders": dbt.ref("stg_webshop__orders"),
+        "stg_helpdesk__tickets": dbt.ref("stg_helpdesk__tickets"),
+        "stg_survey__responses": dbt.ref("stg_survey__responses"),
+    }
+    records = pl.concat(
+        [
+            models[ref_name].select(key).pl().select(source=pl.lit(source), record_id=pl.col(key).cast(pl.Utf8))
+            for source, ref_name, key in RECORD_KEYS
+        ]
+    )
     identifiers = dbt.ref("int_identifiers").pl()
     cuts = dbt.ref("int_identity_cuts").pl()
     clusters = cluster_records(identifiers, records, cuts, IdentityRules.from_config(section("identity")))

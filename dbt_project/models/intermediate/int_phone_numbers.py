@@ -11,8 +11,12 @@ from pathlib import Path
 import polars as pl
 
 # (staging model, phone column): every phone the identity extracts (int_identifiers) read
-PHONE_COLUMNS = [("stg_webshop__customers", "phone"), ("stg_webshop__orders", "guest_phone"),
-                 ("stg_helpdesk__tickets", "requester_phone"), ("stg_survey__responses", "phone")]
+PHONE_COLUMNS = [
+    ("stg_webshop__customers", "phone"),
+    ("stg_webshop__orders", "guest_phone"),
+    ("stg_helpdesk__tickets", "requester_phone"),
+    ("stg_survey__responses", "phone"),
+]
 
 
 def model(dbt, session):
@@ -26,12 +30,23 @@ def model(dbt, session):
 
     rules = IdentityRules.from_config(section("identity"))
     # dbt only sees refs written as literals
-    models = {"stg_webshop__customers": dbt.ref("stg_webshop__customers"), "stg_webshop__orders": dbt.ref("stg_webshop__orders"),
-              "stg_helpdesk__tickets": dbt.ref("stg_helpdesk__tickets"), "stg_survey__responses": dbt.ref("stg_survey__responses")}
-    spellings = pl.concat([models[name].project(f"cast({column} as varchar) as raw").distinct().pl().get_column("raw")
-                           for name, column in PHONE_COLUMNS])
+    models = {
+        "stg_webshop__customers": dbt.ref("stg_webshop__customers"),
+        "stg_webshop__orders": dbt.ref("stg_webshop__orders"),
+        "stg_helpdesk__tickets": dbt.ref("stg_helpdesk__tickets"),
+        "stg_survey__responses": dbt.ref("stg_survey__responses"),
+    }
+    spellings = pl.concat(
+        [
+            models[name].project(f"cast({column} as varchar) as raw").distinct().pl().get_column("raw")
+            for name, column in PHONE_COLUMNS
+        ]
+    )
     keys = compact(spellings).drop_nulls().unique().sort()
     known = known_phones(session, f"{dbt.this.schema}.{dbt.this.identifier}", rules.default_region)
     e164 = normalise_phones(keys, rules.default_region, known, rules.phone_parse_workers)
-    return pl.DataFrame({"raw_phone": keys, "phone_e164": e164}).with_columns(
-        region=pl.lit(rules.default_region), parser=pl.lit(PARSER)).to_arrow()
+    return (
+        pl.DataFrame({"raw_phone": keys, "phone_e164": e164})
+        .with_columns(region=pl.lit(rules.default_region), parser=pl.lit(PARSER))
+        .to_arrow()
+    )

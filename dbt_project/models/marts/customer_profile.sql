@@ -30,21 +30,27 @@ observations as (
     from {{ ref('stg_webshop__customers') }} as accounts
     union all
     -- Only guest checkouts carry contact data; account orders point at the account instead.
-    select 'webshop_order', order_id, 2, ordered_at, null, null, null, null
+    select
+        'webshop_order' as source, order_id as record_id, 2 as source_rank, ordered_at as observed_at,
+        null as full_name, null as city, null as province, null as customer_type
     from {{ ref('stg_webshop__orders') }}
     where customer_id is null
     union all
-    select 'helpdesk_ticket', ticket_id, 3, created_at, nullif(trim(requester_name), ''), null, null, null
+    select
+        'helpdesk_ticket' as source, ticket_id as record_id, 3 as source_rank, created_at as observed_at,
+        nullif(trim(requester_name), '') as full_name, null as city, null as province, null as customer_type
     from {{ ref('stg_helpdesk__tickets') }}
     union all
-    select 'survey_response', response_id, 4, submitted_at, null, null, null, null
+    select
+        'survey_response' as source, response_id as record_id, 4 as source_rank, submitted_at as observed_at,
+        null as full_name, null as city, null as province, null as customer_type
     from {{ ref('stg_survey__responses') }}
 ),
 
 resolved_observations as (
     select identity_map.customer_id, observations.*, record_contacts.email, record_contacts.phone
     from observations
-    join {{ ref('int_identity_map') }} as identity_map
+    inner join {{ ref('int_identity_map') }} as identity_map
         on identity_map.source = observations.source and identity_map.record_id = observations.record_id
     left join record_contacts
         on record_contacts.source = observations.source and record_contacts.record_id = observations.record_id
@@ -55,12 +61,16 @@ attributes as (
         customer_id,
         -- Rule 1 (name, email, phone): best-ranked source first, then the most recent non-null value;
         -- the record id only breaks exact ties so the result is deterministic.
-        first(full_name order by source_rank, observed_at desc, record_id) filter (where full_name is not null) as full_name,
-        first(email order by source_rank, observed_at desc, record_id) filter (where email is not null) as email,
-        first(phone order by source_rank, observed_at desc, record_id) filter (where phone is not null) as phone,
+        first(full_name order by source_rank asc, observed_at desc, record_id asc) filter (
+            where full_name is not null
+        ) as full_name,
+        first(email order by source_rank asc, observed_at desc, record_id asc) filter (where email is not null)
+            as email,
+        first(phone order by source_rank asc, observed_at desc, record_id asc) filter (where phone is not null)
+            as phone,
         -- Rule 2 (city/province): same ordering, but taken as a pair from one record so they never contradict.
-        first({'city': city, 'province': province} order by source_rank, observed_at desc, record_id)
-            filter (where city is not null or province is not null) as location,
+        first({ 'city': city, 'province': province } order by source_rank asc, observed_at desc, record_id asc)
+        filter (where city is not null or province is not null) as location,
         bool_or(source = 'webshop_customer') as has_account
     from resolved_observations
     group by customer_id
@@ -84,8 +94,11 @@ account_types as (
 customer_types as (
     select
         customer_id,
-        first(customer_type order by customer_type in ('agent', 'reseller') desc, accounts desc, last_seen_at desc,
-              customer_type) as customer_type
+        first(
+            customer_type order by
+                customer_type in ('agent', 'reseller') desc, accounts desc, last_seen_at desc,
+                customer_type asc
+        ) as customer_type
     from account_types
     group by customer_id
 ),
@@ -93,20 +106,21 @@ customer_types as (
 -- Rule 4 (marketing consent): the most recent explicit signal wins, whether an account opt-in flag (as of the
 -- account's last update) or a survey consent answer. No signal at all means no consent.
 consent_signals as (
-    select identity_map.customer_id, accounts.updated_at as signalled_at, accounts.marketing_opt_in as consent,
-           1 as source_rank
+    select
+        identity_map.customer_id, accounts.updated_at as signalled_at, accounts.marketing_opt_in as consent,
+        1 as source_rank
     from {{ ref('stg_webshop__customers') }} as accounts
-    join {{ ref('int_identity_map') }} as identity_map
+    inner join {{ ref('int_identity_map') }} as identity_map
         on identity_map.source = 'webshop_customer' and identity_map.record_id = accounts.customer_id
     where accounts.marketing_opt_in is not null
     union all
-    select customer_id, submitted_at, consent, 4
+    select customer_id, submitted_at, consent, 4 as source_rank
     from {{ ref('fct_survey_responses') }}
     where consent is not null
 ),
 
 consents as (
-    select customer_id, first(consent order by signalled_at desc, source_rank) as marketing_consent
+    select customer_id, first(consent order by signalled_at desc, source_rank asc) as marketing_consent
     from consent_signals
     group by customer_id
 ),
@@ -142,7 +156,7 @@ referral_codes as (
 referrals as (
     select referral_codes.customer_id, count(*) as referral_count
     from {{ ref('fct_orders') }} as orders
-    join referral_codes on referral_codes.referral_code = orders.referral_code
+    inner join referral_codes on referral_codes.referral_code = orders.referral_code
     where orders.is_purchase and orders.customer_id is distinct from referral_codes.customer_id
     group by referral_codes.customer_id
 ),
@@ -170,7 +184,7 @@ survey_scores as (
 activity as (
     select identity_map.customer_id, accounts.created_at as happened_at
     from {{ ref('stg_webshop__customers') }} as accounts
-    join {{ ref('int_identity_map') }} as identity_map
+    inner join {{ ref('int_identity_map') }} as identity_map
         on identity_map.source = 'webshop_customer' and identity_map.record_id = accounts.customer_id
     union all
     select customer_id, ordered_at from {{ ref('fct_orders') }}
@@ -191,9 +205,12 @@ as_of as (
     select cast(max(latest) as date) as as_of_date
     from (
         select max(greatest(ordered_at, updated_at)) as latest from {{ ref('stg_webshop__orders') }}
-        union all select max(greatest(created_at, updated_at)) from {{ ref('stg_webshop__customers') }}
-        union all select max(greatest(created_at, updated_at, solved_at)) from {{ ref('stg_helpdesk__tickets') }}
-        union all select max(submitted_at) from {{ ref('stg_survey__responses') }}
+        union all
+        select max(greatest(created_at, updated_at)) from {{ ref('stg_webshop__customers') }}
+        union all
+        select max(greatest(created_at, updated_at, solved_at)) from {{ ref('stg_helpdesk__tickets') }}
+        union all
+        select max(submitted_at) from {{ ref('stg_survey__responses') }}
     )
 )
 
@@ -202,8 +219,9 @@ select
     attributes.full_name,
     attributes.email,
     attributes.phone,
-    attributes.location.city as city,
-    attributes.location.province as province,
+    -- RF01 mistakes struct fields for tables.
+    attributes.location.city,  -- noqa: RF01
+    attributes.location.province,  -- noqa: RF01
     coalesce(customer_types.customer_type, 'end_customer') as customer_type,
     coalesce(consents.marketing_consent, false) as marketing_consent,
     coalesce(attributes.has_account, false) as has_account,
@@ -215,7 +233,7 @@ select
     coalesce(refunds.refund_total, 0) as refund_total,
     coalesce(purchases.discounted_order_count, 0) as discounted_order_count,
     purchases.revenue / purchases.order_count as avg_order_value,
-    coalesce(purchases.channels, []::varchar[]) as channels,
+    coalesce(purchases.channels, cast([] as varchar[])) as channels,
     coalesce(support.ticket_count, 0) as ticket_count,
     coalesce(support.open_ticket_count, 0) as open_ticket_count,
     support.median_resolution_hours,

@@ -7,6 +7,7 @@ select
     order_id, line_no, sku, category, quantity, unit_price, unit_cost,
     _partition_date as delivered_on, _loaded_at
 from {{ source('raw', 'webshop_order_items') }} as candidate
-where {{ newly_loaded() }}
-  and {{ not_older_than_current('order_id', 'delivered_on', candidate_version='candidate._partition_date') }}
+where
+    {{ newly_loaded() }}
+    and {{ not_older_than_current('order_id', 'delivered_on', candidate_version='candidate._partition_date') }}
 qualify dense_rank() over (partition by order_id order by _partition_date desc, _loaded_at desc) = 1

@@ -51,7 +51,7 @@ def _params_markdown(fit: equity.ClvFit) -> str:
     deps=[ORDERS, PROFILE],
     pool="warehouse",
     description="Per customer: P(alive), expected purchases (30/90/365 days and the horizon), expected order value, "
-                "discounted margin CLV, expected cost to serve and net CLV. Also writes marts.clv_model_params.",
+    "discounted margin CLV, expected cost to serve and net CLV. Also writes marts.clv_model_params.",
 )
 def customer_clv() -> dg.MaterializeResult:
     settings, windows = section("clv"), section("equity")["expected_purchase_days"]
@@ -63,7 +63,8 @@ def customer_clv() -> dg.MaterializeResult:
         )
         fit = equity.fit_clv(inputs, period=settings["period"])
         scored = equity.score_clv(
-            inputs, fit,
+            inputs,
+            fit,
             horizon_months=settings["horizon_months"],
             monthly_discount_rate=settings["monthly_discount_rate"],
             cost_per_ticket=settings["cost_per_ticket"],
@@ -73,22 +74,24 @@ def customer_clv() -> dg.MaterializeResult:
         replace_table(con, "marts.customer_clv", frame)
         replace_table(con, "marts.clv_model_params", equity.params_table(fit, datetime.now(), as_of))
     problems = fit.problems()
-    return dg.MaterializeResult(metadata={
-        "as_of_date": str(as_of),
-        "customers": frame.height,
-        "customers_scored": scored.height,
-        "repeat_customers": int((scored["frequency"] > 0).sum()),
-        "fit_seconds": round(fit.fit_seconds, 3),
-        "bgnbd_converged": fit.bgnbd.converged,
-        "gamma_gamma_converged": fit.gamma_gamma.converged,
-        "gamma_gamma_used": fit.gamma_gamma_usable,
-        "gamma_gamma_zero_spend_excluded": fit.gamma_gamma.zero_spend_excluded,
-        "parameters": dg.MetadataValue.md(_params_markdown(fit)),
-        "fit_problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in problems) or "none"),
-        "total_clv": float(frame["clv"].sum()),
-        "total_net_clv": float(frame["net_clv"].sum()),
-        **{f"total_expected_purchases_{d}d": float(scored[f"expected_purchases_{d}d"].sum()) for d in windows},
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "as_of_date": str(as_of),
+            "customers": frame.height,
+            "customers_scored": scored.height,
+            "repeat_customers": int((scored["frequency"] > 0).sum()),
+            "fit_seconds": round(fit.fit_seconds, 3),
+            "bgnbd_converged": fit.bgnbd.converged,
+            "gamma_gamma_converged": fit.gamma_gamma.converged,
+            "gamma_gamma_used": fit.gamma_gamma_usable,
+            "gamma_gamma_zero_spend_excluded": fit.gamma_gamma.zero_spend_excluded,
+            "parameters": dg.MetadataValue.md(_params_markdown(fit)),
+            "fit_problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in problems) or "none"),
+            "total_clv": float(frame["clv"].sum()),
+            "total_net_clv": float(frame["net_clv"].sum()),
+            **{f"total_expected_purchases_{d}d": float(scored[f"expected_purchases_{d}d"].sum()) for d in windows},
+        }
+    )
 
 
 @dg.asset(
@@ -97,7 +100,7 @@ def customer_clv() -> dg.MaterializeResult:
     deps=[ORDERS, PROFILE],
     pool="warehouse",
     description="BG/NBD fitted up to as_of - holdout_days vs the purchases actually made in the holdout: totals, "
-                "per calibration frequency and per decile of prediction.",
+    "per calibration frequency and per decile of prediction.",
 )
 def clv_backtest(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     settings = section("clv")
@@ -114,22 +117,29 @@ def clv_backtest(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         replace_table(con, "marts.clv_backtest", summary)
     if skipped:
         context.log.warning(f"CLV backtest skipped: {skipped}")
-        return dg.MaterializeResult(metadata={
-            "as_of_date": str(as_of), "holdout_days": holdout_days, "customers": 0, "skipped": skipped,
-        })
+        return dg.MaterializeResult(
+            metadata={
+                "as_of_date": str(as_of),
+                "holdout_days": holdout_days,
+                "customers": 0,
+                "skipped": skipped,
+            }
+        )
     total = summary.filter(pl.col("grouping") == "total").row(0, named=True)
-    return dg.MaterializeResult(metadata={
-        "as_of_date": str(as_of),
-        "holdout_days": holdout_days,
-        "customers": total["customers"],
-        "predicted_purchases": round(total["predicted_purchases"], 2),
-        "actual_purchases": total["actual_purchases"],
-        "relative_error": total["relative_error"],
-        "mean_absolute_error": total["mean_absolute_error"],
-        "calibration_fit_converged": params.converged,
-        "by_frequency": dg.MetadataValue.md(equity.backtest_markdown(summary, "frequency", "repeat purchases")),
-        "by_decile": dg.MetadataValue.md(equity.backtest_markdown(summary, "decile", "decile of prediction")),
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "as_of_date": str(as_of),
+            "holdout_days": holdout_days,
+            "customers": total["customers"],
+            "predicted_purchases": round(total["predicted_purchases"], 2),
+            "actual_purchases": total["actual_purchases"],
+            "relative_error": total["relative_error"],
+            "mean_absolute_error": total["mean_absolute_error"],
+            "calibration_fit_converged": params.converged,
+            "by_frequency": dg.MetadataValue.md(equity.backtest_markdown(summary, "frequency", "repeat purchases")),
+            "by_decile": dg.MetadataValue.md(equity.backtest_markdown(summary, "decile", "decile of prediction")),
+        }
+    )
 
 
 @dg.asset(
@@ -138,7 +148,7 @@ def clv_backtest(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     deps=[_key("customer_clv"), SEGMENTS, PROFILE, ORDERS, TICKETS],
     pool="warehouse",
     description="Customer equity (current, future and lifetime value) overall and per segment, acquisition cohort, "
-                "main channel and customer type; per-customer values in marts.customer_value.",
+    "main channel and customer type; per-customer values in marts.customer_value.",
 )
 def customer_equity() -> dg.MaterializeResult:
     settings, equity_settings = section("clv"), section("equity")
@@ -161,16 +171,21 @@ def customer_equity() -> dg.MaterializeResult:
     overall = rollup.filter(pl.col("dimension") == "overall").row(0, named=True)
     segments = rollup.filter(pl.col("dimension") == "segment")
     table = ["| segment | customers | current value | future value | lifetime value |", "|---|---:|---:|---:|---:|"]
-    table += [f"| {r['dimension_value']} | {r['customers']} | {r['current_value']:,.0f} | {r['future_value']:,.0f} | "
-              f"{r['lifetime_value']:,.0f} |" for r in segments.iter_rows(named=True)]
-    return dg.MaterializeResult(metadata={
-        "as_of_date": str(as_of),
-        "customers": overall["customers"],
-        "current_value": overall["current_value"],
-        "future_value": overall["future_value"],
-        "lifetime_value": overall["lifetime_value"],
-        "by_segment": dg.MetadataValue.md("\n".join(table)),
-    })
+    table += [
+        f"| {r['dimension_value']} | {r['customers']} | {r['current_value']:,.0f} | {r['future_value']:,.0f} | "
+        f"{r['lifetime_value']:,.0f} |"
+        for r in segments.iter_rows(named=True)
+    ]
+    return dg.MaterializeResult(
+        metadata={
+            "as_of_date": str(as_of),
+            "customers": overall["customers"],
+            "current_value": overall["current_value"],
+            "future_value": overall["future_value"],
+            "lifetime_value": overall["lifetime_value"],
+            "by_segment": dg.MetadataValue.md("\n".join(table)),
+        }
+    )
 
 
 customer_equity_history = snapshot_history_asset("customer_equity", "customer_equity_history", CLV_GROUP)

@@ -23,8 +23,19 @@ def ensure_manifest(project_dir: Path = DBT_DIR) -> Path:
     sources += [project_dir / "dbt_project.yml", project_dir / "profiles.yml"]
     if manifest.exists() and manifest.stat().st_mtime >= max(p.stat().st_mtime for p in sources):
         return manifest
-    subprocess.run([str(DBT_EXECUTABLE), "parse", "--quiet", "--project-dir", str(project_dir), "--profiles-dir", str(project_dir)],
-                   check=True, cwd=project_dir)
+    subprocess.run(
+        [
+            str(DBT_EXECUTABLE),
+            "parse",
+            "--quiet",
+            "--project-dir",
+            str(project_dir),
+            "--profiles-dir",
+            str(project_dir),
+        ],
+        check=True,
+        cwd=project_dir,
+    )
     return manifest
 
 

@@ -33,8 +33,9 @@ def contract_limits() -> ingest.Limits:
     return ingest.Limits(
         currency=shop_calendar().currency,
         max_amount=float(cfg.get("max_amount", defaults.max_amount)),
-        future_tolerance=timedelta(hours=float(cfg.get("future_tolerance_hours",
-                                                       defaults.future_tolerance.total_seconds() / 3600))),
+        future_tolerance=timedelta(
+            hours=float(cfg.get("future_tolerance_hours", defaults.future_tolerance.total_seconds() / 3600))
+        ),
     )
 
 
@@ -74,17 +75,26 @@ def webshop(context: dg.AssetExecutionContext):
         results = []
         for table in tables_of("webshop"):
             extract = pulled[table.source_table]
-            relation = (ingest.stage_order_items(con, extract.relation) if table.parent else extract.relation)
+            relation = ingest.stage_order_items(con, extract.relation) if table.parent else extract.relation
             window_of = pulled["orders"].window if table.parent else extract.window
-            results.append(ingest.land(con, ingest.spec(table.name, limits), relation,
-                                       _land_window(window, window_of), source.kind, frontier=frontier))
+            results.append(
+                ingest.land(
+                    con,
+                    ingest.spec(table.name, limits),
+                    relation,
+                    _land_window(window, window_of),
+                    source.kind,
+                    frontier=frontier,
+                )
+            )
         sql_orders.save_marks(con, source, pulled)
     for result in results:
         yield dg.MaterializeResult(asset_key=["raw", result.table], metadata=result.as_metadata())
 
 
-@dg.asset(key=["raw", "helpdesk_tickets"], group_name=RAW_GROUP, description=table("helpdesk_tickets").description,
-          **_COMMON)
+@dg.asset(
+    key=["raw", "helpdesk_tickets"], group_name=RAW_GROUP, description=table("helpdesk_tickets").description, **_COMMON
+)
 def helpdesk_tickets(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     """Support tickets from the helpdesk REST API or its JSONL exports, partitioned by the date of updated_at."""
     window = window_dates(context)
@@ -100,8 +110,9 @@ def helpdesk_tickets(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         elif cfg.get("kind") == "http":
             source = helpdesk_api.HelpdeskSource.from_config("helpdesk", cfg)
             pulled = helpdesk_api.extract(con, source, window=window, frontier=frontier)
-            result = ingest.land(con, spec, pulled.relation, _land_window(window, pulled.window), "http",
-                                 frontier=frontier)
+            result = ingest.land(
+                con, spec, pulled.relation, _land_window(window, pulled.window), "http", frontier=frontier
+            )
             helpdesk_api.save_marks(con, source, pulled)
             extra = {"pages_fetched": pulled.pages}
         else:
@@ -112,8 +123,9 @@ def helpdesk_tickets(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata={**result.as_metadata(), **extra})
 
 
-@dg.asset(key=["raw", "survey_responses"], group_name=RAW_GROUP, description=table("survey_responses").description,
-          **_COMMON)
+@dg.asset(
+    key=["raw", "survey_responses"], group_name=RAW_GROUP, description=table("survey_responses").description, **_COMMON
+)
 def survey_responses(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     """Survey responses (NPS/CSAT) from export files (CSV, JSONL or Parquet), partitioned by export date."""
     window = window_dates(context)
@@ -136,8 +148,12 @@ def survey_responses(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
 def _file_counts(files: list[ingest.ExportFile], empty: list[str]) -> dict:
     """Files read, empty files skipped, files still being written (their last line quarantined, re-read later)."""
     partial = [f.path for f in files if f.partial_line is not None]
-    return {"files_read": len(files), "empty_files_skipped": len(empty), "files_with_partial_last_line": len(partial),
-            **({"partial_files": dg.MetadataValue.json(partial)} if partial else {})}
+    return {
+        "files_read": len(files),
+        "empty_files_skipped": len(empty),
+        "files_with_partial_last_line": len(partial),
+        **({"partial_files": dg.MetadataValue.json(partial)} if partial else {}),
+    }
 
 
 def _files_in_window(name: str, cfg: dict, window, con) -> list[str]:

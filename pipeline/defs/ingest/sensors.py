@@ -14,8 +14,6 @@ from pipeline.lib.sources import survey_files
 SURVEY_ASSET = dg.AssetKey(["raw", "survey_responses"])
 
 
-
-
 @dg.sensor(
     name="survey_files_sensor",
     asset_selection=[SURVEY_ASSET],
@@ -40,15 +38,21 @@ def survey_files_sensor(context: dg.SensorEvaluationContext):
         if not changed:
             return dg.SkipReason(f"no new survey files at {source.location}")
         spans = [pair for pair in survey_files.file_dates(con, changed).values() if None not in pair]
-        days = sorted({date.fromordinal(n) for first, last in spans
-                       for n in range(first.toordinal(), last.toordinal() + 1)})
+        days = sorted(
+            {date.fromordinal(n) for first, last in spans for n in range(first.toordinal(), last.toordinal() + 1)}
+        )
     finally:
         con.close()
     start = calendar.partitions_start
     tag = hashlib.sha256(json.dumps({p: current[p] for p in changed}).encode()).hexdigest()[:12]
     requests = [
-        dg.RunRequest(run_key=f"survey-{day.isoformat()}-{tag}", partition_key=day.isoformat(),
-                      asset_selection=[SURVEY_ASSET], tags={"cdp/trigger": "survey_files_sensor"})
-        for day in days if day >= start
+        dg.RunRequest(
+            run_key=f"survey-{day.isoformat()}-{tag}",
+            partition_key=day.isoformat(),
+            asset_selection=[SURVEY_ASSET],
+            tags={"cdp/trigger": "survey_files_sensor"},
+        )
+        for day in days
+        if day >= start
     ]
     return dg.SensorResult(run_requests=requests, cursor=json.dumps(current))

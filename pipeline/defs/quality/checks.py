@@ -53,10 +53,15 @@ def _expectations_check(schema: str, table: str, blocking: bool) -> dg.AssetChec
     qualified, suite_name = f"{schema}.{table}", f"{schema}_{table}"
 
     @dg.asset_check(
-        asset=dg.AssetKey([schema, table]), name="expectations", blocking=blocking,
-        description=(f"Great Expectations suite expectations/{suite_name}.json" if schema != "raw" else
-                     "Great Expectations suite derived from the source registry (the contract landing enforces)")
-                    + (" (blocking on critical failures)" if blocking else ""),
+        asset=dg.AssetKey([schema, table]),
+        name="expectations",
+        blocking=blocking,
+        description=(
+            f"Great Expectations suite expectations/{suite_name}.json"
+            if schema != "raw"
+            else "Great Expectations suite derived from the source registry (the contract landing enforces)"
+        )
+        + (" (blocking on critical failures)" if blocking else ""),
     )
     def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
         sample_rows = int(_settings().get("sample_rows", DEFAULT_SAMPLE_ROWS))
@@ -64,8 +69,9 @@ def _expectations_check(schema: str, table: str, blocking: bool) -> dg.AssetChec
         window = _window(context) if schema == "raw" else (None, None)
         with connect(read_only=True) as con:
             suite = ingest.raw_suite(ingest.spec(table, contract_limits())) if schema == "raw" else suite_name
-            outcome = validate_table(con, qualified, suite, sample_rows=sample_rows,
-                                     window=window if window[0] else None)
+            outcome = validate_table(
+                con, qualified, suite, sample_rows=sample_rows, window=window if window[0] else None
+            )
         context.log.info(outcome.summary)
         failed = outcome.critical_failures + outcome.warnings
         return dg.AssetCheckResult(
@@ -87,44 +93,68 @@ def _expectations_check(schema: str, table: str, blocking: bool) -> dg.AssetChec
 
 
 def _freshness_check(table: str) -> dg.AssetChecksDefinition:
-    @dg.asset_check(asset=dg.AssetKey(["raw", table]), name="freshness",
-                    description="The source delivered rows for the run's partition window (or has any at all).")
+    @dg.asset_check(
+        asset=dg.AssetKey(["raw", table]),
+        name="freshness",
+        description="The source delivered rows for the run's partition window (or has any at all).",
+    )
     def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
         start, end = _window(context)
         with connect(read_only=True) as con:
             try:
                 result = check_freshness(con, f"raw.{table}", start, end, int(_settings().get("freshness_min_rows", 1)))
             except duckdb.CatalogException as exc:
-                return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.WARN,
-                                           metadata={"reason": str(exc).splitlines()[0]})
+                return dg.AssetCheckResult(
+                    passed=False, severity=dg.AssetCheckSeverity.WARN, metadata={"reason": str(exc).splitlines()[0]}
+                )
         return dg.AssetCheckResult(
-            passed=result.fresh, severity=dg.AssetCheckSeverity.WARN,
-            metadata={"reason": result.reason, "rows_in_window": result.rows_in_window,
-                      "window": f"{result.window_start}..{result.window_end}",
-                      "latest_partition": str(result.latest_partition), "last_loaded_at": str(result.last_loaded_at)},
+            passed=result.fresh,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={
+                "reason": result.reason,
+                "rows_in_window": result.rows_in_window,
+                "window": f"{result.window_start}..{result.window_end}",
+                "latest_partition": str(result.latest_partition),
+                "last_loaded_at": str(result.last_loaded_at),
+            },
         )
 
     return _check
 
 
 def _volume_check(table: str) -> dg.AssetChecksDefinition:
-    @dg.asset_check(asset=dg.AssetKey(["raw", table]), name="volume_anomaly",
-                    description="Rows of the checked day against the trailing daily average (cdp.yaml quality:).")
+    @dg.asset_check(
+        asset=dg.AssetKey(["raw", table]),
+        name="volume_anomaly",
+        description="Rows of the checked day against the trailing daily average (cdp.yaml quality:).",
+    )
     def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
         settings = _settings()
         _, day = _window(context)
         with connect(read_only=True) as con:
             try:
-                result = check_volume(con, f"raw.{table}", day, int(settings.get("volume_trailing_days", 14)),
-                                      float(settings.get("volume_max_deviation", 0.5)),
-                                      float(settings.get("volume_min_baseline_rows", 10)))
+                result = check_volume(
+                    con,
+                    f"raw.{table}",
+                    day,
+                    int(settings.get("volume_trailing_days", 14)),
+                    float(settings.get("volume_max_deviation", 0.5)),
+                    float(settings.get("volume_min_baseline_rows", 10)),
+                )
             except duckdb.CatalogException as exc:
-                return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.WARN,
-                                           metadata={"reason": str(exc).splitlines()[0]})
+                return dg.AssetCheckResult(
+                    passed=False, severity=dg.AssetCheckSeverity.WARN, metadata={"reason": str(exc).splitlines()[0]}
+                )
         return dg.AssetCheckResult(
-            passed=not result.anomalous, severity=dg.AssetCheckSeverity.WARN,
-            metadata={"reason": result.reason, "day": str(result.day), "rows": result.row_count,
-                      "baseline_rows_per_day": result.baseline, "deviation": result.deviation},
+            passed=not result.anomalous,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={
+                "reason": result.reason,
+                "day": str(result.day),
+                "rows": result.row_count,
+                "baseline_rows_per_day": result.baseline,
+                "deviation": result.deviation,
+            },
         )
 
     return _check
@@ -137,7 +167,8 @@ def _previous_row_count(context: dg.AssetCheckExecutionContext, check_key: dg.As
     )
 
     records = context.instance.event_log_storage.get_asset_check_execution_history(
-        check_key, limit=1, status=COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES)
+        check_key, limit=1, status=COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES
+    )
     evaluation = records[0].event.asset_check_evaluation if records and records[0].event else None
     entry = evaluation.metadata.get(ROW_COUNT_KEY) if evaluation else None
     return int(entry.value) if entry is not None else None
@@ -146,21 +177,30 @@ def _previous_row_count(context: dg.AssetCheckExecutionContext, check_key: dg.As
 def _row_count_drop_check(schema: str, table: str) -> dg.AssetChecksDefinition:
     key = dg.AssetKey([schema, table])
 
-    @dg.asset_check(asset=key, name="row_count_drop",
-                    description="The table did not lose more rows than allowed since the previous check.")
+    @dg.asset_check(
+        asset=key,
+        name="row_count_drop",
+        description="The table did not lose more rows than allowed since the previous check.",
+    )
     def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
         with connect(read_only=True) as con:
             try:
                 current = con.execute(f"select count(*) from {schema}.{table}").fetchone()[0]
             except duckdb.CatalogException as exc:
-                return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.WARN,
-                                           metadata={"reason": str(exc).splitlines()[0]})
+                return dg.AssetCheckResult(
+                    passed=False, severity=dg.AssetCheckSeverity.WARN, metadata={"reason": str(exc).splitlines()[0]}
+                )
         previous = _previous_row_count(context, dg.AssetCheckKey(key, "row_count_drop"))
         result = check_row_count_drop(previous, int(current), float(_settings().get("max_row_drop_fraction", 0.2)))
         return dg.AssetCheckResult(
-            passed=not result.dropped, severity=dg.AssetCheckSeverity.WARN,
-            metadata={"reason": result.reason, ROW_COUNT_KEY: result.current,
-                      "previous_row_count": result.previous, "drop_fraction": result.drop_fraction},
+            passed=not result.dropped,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={
+                "reason": result.reason,
+                ROW_COUNT_KEY: result.current,
+                "previous_row_count": result.previous,
+                "drop_fraction": result.drop_fraction,
+            },
         )
 
     return _check
@@ -169,8 +209,12 @@ def _row_count_drop_check(schema: str, table: str) -> dg.AssetChecksDefinition:
 raw_source_checks = [
     check
     for table in RAW_TABLES
-    for check in (_expectations_check("raw", table, blocking=True), _freshness_check(table), _volume_check(table),
-                  _row_count_drop_check("raw", table))
+    for check in (
+        _expectations_check("raw", table, blocking=True),
+        _freshness_check(table),
+        _volume_check(table),
+        _row_count_drop_check("raw", table),
+    )
 ]
 profile_checks = [
     check

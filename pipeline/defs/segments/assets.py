@@ -44,7 +44,10 @@ def _run_date(frame: pl.DataFrame) -> date:
 
 def _markdown(frame: pl.DataFrame, label: str) -> str:
     """Customers and revenue per group as a Markdown table (shares in percent)."""
-    lines = [f"| {label} | customers | share of customers | revenue ({shop_calendar().currency}) | share of revenue |", "|---|---:|---:|---:|---:|"]
+    lines = [
+        f"| {label} | customers | share of customers | revenue ({shop_calendar().currency}) | share of revenue |",
+        "|---|---:|---:|---:|---:|",
+    ]
     lines += [
         f"| {row['segment']} | {row['customers']} | {row['customer_share']:.1%} | {row['revenue']:,.0f} | "
         f"{(row['revenue_share'] or 0.0):.1%} |"
@@ -57,7 +60,9 @@ def _segment_metadata(segments: pl.DataFrame, profile: pl.DataFrame, column: str
     summary = seg.segment_summary(segments.select("customer_id", primary_segment=column), profile)
     return {
         "segment_sizes": dg.MetadataValue.md(_markdown(summary, label)),
-        **{f"customers_{row[0]}": dg.MetadataValue.int(row[1]) for row in summary.select("segment", "customers").rows()},
+        **{
+            f"customers_{row[0]}": dg.MetadataValue.int(row[1]) for row in summary.select("segment", "customers").rows()
+        },
     }
 
 
@@ -74,11 +79,13 @@ def customer_rfm() -> dg.MaterializeResult:
         as_of = _run_date(profile)
         rfm = seg.score_rfm(profile, as_of)
         replace_table(con, "marts.customer_rfm", rfm)
-    return dg.MaterializeResult(metadata={
-        "rows": rfm.height,
-        "as_of_date": str(as_of),
-        **_segment_metadata(rfm, profile, "rfm_segment", "RFM segment"),
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "rows": rfm.height,
+            "as_of_date": str(as_of),
+            **_segment_metadata(rfm, profile, "rfm_segment", "RFM segment"),
+        }
+    )
 
 
 @dg.asset(
@@ -88,7 +95,7 @@ def customer_rfm() -> dg.MaterializeResult:
     deps=[PROFILE, ORDERS] + ([CLV] if _uses_clv() else []),
     pool="warehouse",
     description="Customer-base type flags (new, loyal, prospect, high/low value, lapsed, occasional, promo-driven, "
-                "advocate), customer_type and one primary_segment per customer, by the rules in cdp.yaml.",
+    "advocate), customer_type and one primary_segment per customer, by the rules in cdp.yaml.",
 )
 def customer_segments() -> dg.MaterializeResult:
     rules = seg.default_rules()
@@ -100,13 +107,15 @@ def customer_segments() -> dg.MaterializeResult:
         segments = seg.assign_segments(profile, orders, rules, as_of, clv)
         replace_table(con, "marts.customer_segments", segments)
     flag_counts = segments.select(pl.col(name).sum() for name in seg.SEGMENT_FLAGS).row(0, named=True)
-    return dg.MaterializeResult(metadata={
-        "rows": segments.height,
-        "as_of_date": str(as_of),
-        "rules_version": str(rules["rules_version"]),
-        **_segment_metadata(segments, profile, "primary_segment", "primary segment"),
-        **{f"flag_{name}": dg.MetadataValue.int(count) for name, count in flag_counts.items()},
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "rows": segments.height,
+            "as_of_date": str(as_of),
+            "rules_version": str(rules["rules_version"]),
+            **_segment_metadata(segments, profile, "primary_segment", "primary segment"),
+            **{f"flag_{name}": dg.MetadataValue.int(count) for name, count in flag_counts.items()},
+        }
+    )
 
 
 customer_segment_history = snapshot_history_asset("customer_segments", "customer_segment_history", SEGMENTS_GROUP)
@@ -121,15 +130,19 @@ customer_segment_history = snapshot_history_asset("customer_segments", "customer
 )
 def segment_transitions() -> dg.MaterializeResult:
     with connect() as con:
-        history = read_frame(con, "select snapshot_date, customer_id, primary_segment from marts.customer_segment_history")
+        history = read_frame(
+            con, "select snapshot_date, customer_id, primary_segment from marts.customer_segment_history"
+        )
         transitions = seg.segment_transitions(history)
         replace_table(con, "marts.segment_transitions", transitions)
     moved = transitions.filter(pl.col("from_segment") != pl.col("to_segment"))
-    return dg.MaterializeResult(metadata={
-        "rows": transitions.height,
-        "snapshot_pairs": transitions.select("from_date", "to_date").n_unique(),
-        "customers_moved": int(moved["customers"].sum()),
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "rows": transitions.height,
+            "snapshot_pairs": transitions.select("from_date", "to_date").n_unique(),
+            "customers_moved": int(moved["customers"].sum()),
+        }
+    )
 
 
 @dg.asset(
@@ -138,7 +151,7 @@ def segment_transitions() -> dg.MaterializeResult:
     deps=[PROFILE, _key("customer_segments")],
     pool="warehouse",
     description="Revenue concentration of the buyers (top 10%/20% share, Gini), broad-vs-tall verdict and "
-                "customers per segment flag.",
+    "customers per segment flag.",
 )
 def customer_base_shape() -> dg.MaterializeResult:
     with connect() as con:

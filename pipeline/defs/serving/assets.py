@@ -1,6 +1,6 @@
-"""The serving asset: after the marts are rebuilt, publish them to the read-only BI copy (see pipeline/lib/serving.py)."""
+"""The serving asset: after the marts are rebuilt, publish them to the read-only BI copy (pipeline/lib/serving.py)."""
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import dagster as dg
 
@@ -21,26 +21,30 @@ def build_serving_asset(deps: Sequence[dg.AssetKey] = MART_DEPS) -> dg.AssetsDef
         deps=list(deps),
         pool="warehouse",
         description="Read-only copy of the marts for BI tools: <data_dir>/serving/cdp.duckdb and "
-                    "<data_dir>/serving/parquet/<table>.parquet, swapped in atomically after a successful run.",
+        "<data_dir>/serving/parquet/<table>.parquet, swapped in atomically after a successful run.",
     )
     def cdp_serving(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         # Publish only what a successful run built: a failed step anywhere earlier in the run (even one this asset
         # does not depend on) keeps the last good copy in place.
         failed = context.instance.all_logs(context.run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
         if failed:
-            raise dg.Failure(f"not publishing: step(s) {sorted({e.step_key for e in failed})} failed in this run; "
-                             "the last good serving copy stays in place")
+            raise dg.Failure(
+                f"not publishing: step(s) {sorted({e.step_key for e in failed})} failed in this run; "
+                "the last good serving copy stays in place"
+            )
         options = serving.ServingOptions.from_config(section("serving"))
         result = serving.publish(warehouse_path(), serving.serving_dir(), options)
         context.log.info(f"published {len(result.tables)} tables ({result.rows} rows) to {result.serving_file}")
-        return dg.MaterializeResult(metadata={
-            "tables_published": dg.MetadataValue.json(result.tables),
-            "table_count": dg.MetadataValue.int(len(result.tables)),
-            "rows": dg.MetadataValue.int(result.rows),
-            "path": dg.MetadataValue.path(str(result.serving_file)),
-            "parquet_dir": dg.MetadataValue.path(str(result.parquet_dir)),
-            "pseudonymised": dg.MetadataValue.bool(result.pseudonymised),
-        })
+        return dg.MaterializeResult(
+            metadata={
+                "tables_published": dg.MetadataValue.json(result.tables),
+                "table_count": dg.MetadataValue.int(len(result.tables)),
+                "rows": dg.MetadataValue.int(result.rows),
+                "path": dg.MetadataValue.path(str(result.serving_file)),
+                "parquet_dir": dg.MetadataValue.path(str(result.parquet_dir)),
+                "pseudonymised": dg.MetadataValue.bool(result.pseudonymised),
+            }
+        )
 
     return cdp_serving
 

@@ -18,11 +18,12 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import duckdb
@@ -61,7 +62,7 @@ class HelpdeskSource:
     lookback: timedelta = timedelta(days=7)  # rows written up to a week late (back-dated) still arrive
 
     @classmethod
-    def from_config(cls, name: str, cfg: Mapping[str, Any]) -> "HelpdeskSource":
+    def from_config(cls, name: str, cfg: Mapping[str, Any]) -> HelpdeskSource:
         retry = cfg.get("retry") or {}
         return cls(
             name=name,
@@ -140,15 +141,18 @@ def fetch_pages(source: HelpdeskSource, updated_since: datetime | None) -> Itera
             tickets = body.get("tickets") if isinstance(body, dict) else None
             if not isinstance(body, dict) or not isinstance(tickets, (list, type(None))):
                 shape = type(tickets).__name__ if isinstance(body, dict) else f"a JSON {type(body).__name__}"
-                raise HelpdeskUnavailable(f"{where}: expected {{\"tickets\": [...], \"next_cursor\": ...}}, got "
-                                          f"{'tickets as ' + shape if isinstance(body, dict) else shape}")
+                raise HelpdeskUnavailable(
+                    f'{where}: expected {{"tickets": [...], "next_cursor": ...}}, got '
+                    f"{'tickets as ' + shape if isinstance(body, dict) else shape}"
+                )
             yield tickets or []
             cursor = body.get("next_cursor")
             if cursor is None or cursor == "":
                 return
             if not isinstance(cursor, (str, int)) or str(cursor) in seen:
-                raise HelpdeskUnavailable(f"{where}: the API sent next_cursor {cursor!r} again (or not a cursor); "
-                                          "stopped instead of looping")
+                raise HelpdeskUnavailable(
+                    f"{where}: the API sent next_cursor {cursor!r} again (or not a cursor); stopped instead of looping"
+                )
             seen.add(str(cursor))
 
 
@@ -157,8 +161,10 @@ def _get_page(client: httpx.Client, query: dict) -> Any:
     if response.status_code == 429 or response.status_code >= 500:
         raise RetryableResponse(response.status_code, _retry_after(response))
     if response.status_code in (401, 403):
-        raise HelpdeskUnavailable(f"helpdesk API refused the token (HTTP {response.status_code}); check the "
-                                  "environment variable named in sources.helpdesk.credentials.token")
+        raise HelpdeskUnavailable(
+            f"helpdesk API refused the token (HTTP {response.status_code}); check the "
+            "environment variable named in sources.helpdesk.credentials.token"
+        )
     response.raise_for_status()
     try:
         return response.json()
@@ -176,8 +182,13 @@ class Extract:
     window: tuple[date, date] | None
 
 
-def extract(con: duckdb.DuckDBPyConnection, source: HelpdeskSource, window: tuple[date, date] | None = None,
-            full_refresh: bool = False, frontier: bool = False) -> Extract:
+def extract(
+    con: duckdb.DuckDBPyConnection,
+    source: HelpdeskSource,
+    window: tuple[date, date] | None = None,
+    full_refresh: bool = False,
+    frontier: bool = False,
+) -> Extract:
     """Fetch changed tickets and stage them in `con` (table `_staged_tickets`) for `ingest.land`.
 
     window=None: incremental from the saved mark (everything without one, or with full_refresh).
@@ -206,7 +217,9 @@ def extract(con: duckdb.DuckDBPyConnection, source: HelpdeskSource, window: tupl
         until = datetime.combine(window[1], time()) if window else datetime.max
         rows, first, newest = con.execute(
             f"select count(*), min({updated}), max({updated}) filter (where {updated} < ?) "
-            "from _ticket_lines where _problem is null", [until]).fetchone()
+            "from _ticket_lines where _problem is null",
+            [until],
+        ).fetchone()
     start = since.date() if since else (first.date() if first else None)
     end = window[1] if window else (newest.date() + timedelta(days=1) if newest else None)
     span = (start, end) if rows and start and end else None

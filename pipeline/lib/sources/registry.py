@@ -125,11 +125,19 @@ TABLES: dict[str, RawTable] = {
     t.name: t
     for t in (
         RawTable(
-            name="webshop_customers", source="webshop", source_table="customers",
+            name="webshop_customers",
+            source="webshop",
+            source_table="customers",
             description="Webshop accounts, one row per delivered version (updated_at).",
             columns=(
-                Column("customer_id", "id", required=True, not_null=True, identifier="webshop_customer_id",
-                       description="Webshop account id."),
+                Column(
+                    "customer_id",
+                    "id",
+                    required=True,
+                    not_null=True,
+                    identifier="webshop_customer_id",
+                    description="Webshop account id.",
+                ),
                 Column("email", identifier="email"),
                 Column("phone", identifier="phone"),
                 Column("first_name"),
@@ -141,20 +149,30 @@ TABLES: dict[str, RawTable] = {
                 Column("created_at", "timestamp"),
                 Column("updated_at", "timestamp", required=True, not_null=True),
             ),
-            key=("customer_id",), event_column="updated_at", versioned=True,
-            record_source="webshop_customer", staging_model="stg_webshop__customers",
+            key=("customer_id",),
+            event_column="updated_at",
+            versioned=True,
+            record_source="webshop_customer",
+            staging_model="stg_webshop__customers",
             warnings=(
                 ("expect_column_values_to_not_be_null", {"column": "customer_type", "mostly": 0.9}),
                 ("expect_column_values_to_match_regex", {"column": "email", "regex": "@", "mostly": 0.95}),
             ),
         ),
         RawTable(
-            name="webshop_orders", source="webshop", source_table="orders",
+            name="webshop_orders",
+            source="webshop",
+            source_table="orders",
             description="Webshop orders incl. guest checkouts, one row per delivered version (updated_at).",
             columns=(
                 Column("order_id", "id", required=True, not_null=True, identifier="order_id"),
-                Column("customer_id", "id", required=True, identifier="webshop_customer_id",
-                       description="Null for a guest checkout."),
+                Column(
+                    "customer_id",
+                    "id",
+                    required=True,
+                    identifier="webshop_customer_id",
+                    description="Null for a guest checkout.",
+                ),
                 Column("guest_email", identifier="email"),
                 Column("guest_phone", identifier="phone"),
                 Column("ordered_at", "timestamp", required=True, not_null=True),
@@ -169,15 +187,20 @@ TABLES: dict[str, RawTable] = {
                 Column("referral_code"),
                 Column("updated_at", "timestamp", required=True, not_null=True),
             ),
-            key=("order_id",), event_column="updated_at", versioned=True,
-            record_source="webshop_order", staging_model="stg_webshop__orders",
+            key=("order_id",),
+            event_column="updated_at",
+            versioned=True,
+            record_source="webshop_order",
+            staging_model="stg_webshop__orders",
             warnings=(
                 ("expect_column_values_to_not_be_null", {"column": "customer_id", "mostly": 0.5}),
                 ("expect_column_values_to_not_be_null", {"column": "channel", "mostly": 0.9}),
             ),
         ),
         RawTable(
-            name="webshop_order_items", source="webshop", source_table="order_items",
+            name="webshop_order_items",
+            source="webshop",
+            source_table="order_items",
             description="Order lines, delivered with their order (an updated order replaces its set of lines).",
             columns=(
                 Column("order_id", "id", required=True, not_null=True, identifier="order_id"),
@@ -188,15 +211,21 @@ TABLES: dict[str, RawTable] = {
                 Column("unit_price", "money", required=True, not_null=True),
                 Column("unit_cost", "money"),
             ),
-            key=("order_id", "line_no"), event_column=None, versioned=True, parent="webshop_orders",
-            record_source=None, staging_model="stg_webshop__order_items",
+            key=("order_id", "line_no"),
+            event_column=None,
+            versioned=True,
+            parent="webshop_orders",
+            record_source=None,
+            staging_model="stg_webshop__order_items",
             warnings=(
                 ("expect_column_values_to_be_between", {"column": "quantity", "max_value": 1000.0}),
                 ("expect_column_values_to_not_be_null", {"column": "sku"}),
             ),
         ),
         RawTable(
-            name="helpdesk_tickets", source="helpdesk", source_table="tickets",
+            name="helpdesk_tickets",
+            source="helpdesk",
+            source_table="tickets",
             description="Helpdesk tickets (requester flattened), one row per delivered version (updated_at).",
             columns=(
                 Column("id", "id", required=True, not_null=True, identifier="ticket_id"),
@@ -215,18 +244,30 @@ TABLES: dict[str, RawTable] = {
                 Column("satisfaction", "code", accepted=("good", "bad")),
                 Column("tags", "list"),
             ),
-            key=("id",), event_column="updated_at", versioned=True,
-            record_source="helpdesk_ticket", staging_model="stg_helpdesk__tickets", staged_names={"id": "ticket_id"},
+            key=("id",),
+            event_column="updated_at",
+            versioned=True,
+            record_source="helpdesk_ticket",
+            staging_model="stg_helpdesk__tickets",
+            staged_names={"id": "ticket_id"},
             warnings=(
                 ("expect_column_values_to_not_be_null", {"column": "channel", "mostly": 0.9}),
-                ("expect_column_pair_values_a_to_be_greater_than_b",
-                 {"column_A": "solved_at", "column_B": "created_at", "or_equal": True,
-                  "ignore_row_if": "either_value_is_missing"}),
+                (
+                    "expect_column_pair_values_a_to_be_greater_than_b",
+                    {
+                        "column_A": "solved_at",
+                        "column_B": "created_at",
+                        "or_equal": True,
+                        "ignore_row_if": "either_value_is_missing",
+                    },
+                ),
                 ("expect_column_values_to_not_be_null", {"column": "solved_at", "mostly": 0.5}),
             ),
         ),
         RawTable(
-            name="survey_responses", source="survey", source_table="responses",
+            name="survey_responses",
+            source="survey",
+            source_table="responses",
             description="NPS and CSAT responses from survey exports (one row per response_id).",
             columns=(
                 Column("response_id", "id", required=True, not_null=True, identifier="survey_response_id"),
@@ -239,8 +280,11 @@ TABLES: dict[str, RawTable] = {
                 Column("order_ref", "id", identifier="order_id"),
                 Column("consent", "boolean"),
             ),
-            key=("response_id",), event_column="submitted_at", versioned=False,
-            record_source="survey_response", staging_model="stg_survey__responses",
+            key=("response_id",),
+            event_column="submitted_at",
+            versioned=False,
+            record_source="survey_response",
+            staging_model="stg_survey__responses",
             ranges=(
                 Range("NPS score outside 0-10", "score", 0, 10, "survey", "nps"),
                 Range("CSAT score outside 1-5", "score", 1, 5, "survey", "csat"),
@@ -294,15 +338,22 @@ def dbt_sources_yaml() -> str:
 
     document = {
         "version": 2,
-        "sources": [{
-            "name": "raw",
-            "description": "Rows landed by the Dagster ingestion assets (typed, validated; invalid rows sit in "
-                           "`quarantine`).",
-            "schema": "raw",
-            "tables": [{"name": t.name, "description": t.description,
-                        "columns": [column(c) for c in t.columns if c.not_null or c.description]}
-                       for t in TABLES.values()],
-        }],
+        "sources": [
+            {
+                "name": "raw",
+                "description": "Rows landed by the Dagster ingestion assets (typed, validated; invalid rows sit in "
+                "`quarantine`).",
+                "schema": "raw",
+                "tables": [
+                    {
+                        "name": t.name,
+                        "description": t.description,
+                        "columns": [column(c) for c in t.columns if c.not_null or c.description],
+                    }
+                    for t in TABLES.values()
+                ],
+            }
+        ],
     }
     return f"# {_GENERATED}\n" + yaml.safe_dump(document, sort_keys=False, width=120)
 
@@ -312,11 +363,13 @@ def dbt_accepted_values_macro() -> str:
     import json
 
     values = {t.name: {c.name: list(c.accepted) for c in t.columns if c.accepted} for t in TABLES.values()}
-    return (f"{{#- {_GENERATED} -#}}\n"
-            "{% macro contract_accepted_values(raw_table, raw_column) -%}\n"
-            f"    {{%- set accepted = {json.dumps(values, sort_keys=True)} -%}}\n"
-            "    {{ return(accepted[raw_table][raw_column]) }}\n"
-            "{%- endmacro %}\n")
+    return (
+        f"{{#- {_GENERATED} -#}}\n"
+        "{% macro contract_accepted_values(raw_table, raw_column) -%}\n"
+        f"    {{%- set accepted = {json.dumps(values, sort_keys=True)} -%}}\n"
+        "    {{ return(accepted[raw_table][raw_column]) }}\n"
+        "{%- endmacro %}\n"
+    )
 
 
 GENERATED_FILES = {DBT_SOURCES_FILE: dbt_sources_yaml, DBT_MACRO_FILE: dbt_accepted_values_macro}

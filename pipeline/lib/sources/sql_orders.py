@@ -13,8 +13,9 @@ connection string (password included) in its error messages.
 Incremental: `customers` and `orders` are read from the start of the day of `high-water mark - lookback` (state in
 `raw._extract_state`) onwards. Raw tables are partitioned by the date of `updated_at` and `pipeline.lib.ingest.land`
 replaces whole partition windows, so a pull must deliver every row of each day it touches: the lower bound is
-rounded down to midnight (shop time, the session's time zone), which re-reads at most one day next to the changed rows. Late writes (a row
-committed after the last pull with an `updated_at` up to `lookback` before the mark) are caught that way.
+rounded down to midnight (shop time, the session's time zone), which re-reads at most one day next to the changed
+rows. Late writes (a row committed after the last pull with an `updated_at` up to `lookback` before the mark) are
+caught that way.
 A row whose `updated_at` is missing or unparseable is delivered by every pull (it belongs to no partition and
 `ingest.land` keeps it in quarantine only while it is delivered). `order_items` has no timestamp of its own, so it
 follows its orders (the items of the orders in this pull). Column mapping from the config renames the user's columns
@@ -25,26 +26,27 @@ onto the contract names; extra columns are kept, missing ones are NULL. Values k
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 import duckdb
 
 from pipeline.lib.config import REPO_ROOT, data_dir, resolve_secret
-from pipeline.lib.warehouse import quote_identifier as _quote, quote_literal as _literal
 from pipeline.lib.duckdb_extensions import load_extension
 from pipeline.lib.ingest import SourceSchemaError, check_names
-from pipeline.lib.sources.registry import RawTable, tables_of
 from pipeline.lib.sources.incremental import (
     local_timestamp_sql,
     read_mark,
     save_mark,
 )
-
+from pipeline.lib.sources.registry import RawTable, tables_of
+from pipeline.lib.warehouse import quote_identifier as _quote
+from pipeline.lib.warehouse import quote_literal as _literal
 
 # Contract table (the source's own table name in the contract) -> its registry entry.
 CONTRACT: dict[str, RawTable] = {t.source_table: t for t in tables_of("webshop")}
@@ -69,7 +71,7 @@ class SqlSource:
     lookback: timedelta = timedelta(days=7)  # rows written up to a week late (back-dated) still arrive
 
     @classmethod
-    def from_config(cls, name: str, cfg: Mapping[str, Any]) -> "SqlSource":
+    def from_config(cls, name: str, cfg: Mapping[str, Any]) -> SqlSource:
         kind = cfg.get("kind", "sqlite")
         if kind not in ("sqlite", "postgres"):
             raise ValueError(f"sources.{name}.kind must be sqlite or postgres, not {kind!r}")
@@ -127,8 +129,11 @@ def attached(con: duckdb.DuckDBPyConnection, source: SqlSource) -> Iterator[str]
         else:
             url = urlsplit(source.location)
             load_extension(con, "postgres_scanner")
-            options = {"host": url.hostname or "127.0.0.1", "port": str(url.port or 5432),
-                       "database": url.path.lstrip("/") or "postgres"}
+            options = {
+                "host": url.hostname or "127.0.0.1",
+                "port": str(url.port or 5432),
+                "database": url.path.lstrip("/") or "postgres",
+            }
             if source.user:
                 options["user"] = source.user
             if source.password:
@@ -140,7 +145,8 @@ def attached(con: duckdb.DuckDBPyConnection, source: SqlSource) -> Iterator[str]
         raise
     except duckdb.Error as exc:
         raise SourceUnavailable(
-            f"cannot read the webshop source '{source.name}' ({source.describe()}): {_without_secrets(str(exc), source)}"
+            f"cannot read the webshop source '{source.name}' ({source.describe()}): "
+            f"{_without_secrets(str(exc), source)}"
         ) from None
     try:
         yield alias
@@ -150,9 +156,11 @@ def attached(con: duckdb.DuckDBPyConnection, source: SqlSource) -> Iterator[str]
             con.execute(f"drop temporary secret if exists {secret}")
 
 
-def source_columns(con: duckdb.DuckDBPyConnection, alias: str, source: SqlSource,
-                   table: str) -> list[tuple[str, str, str]]:
-    """(source column, contract column after the configured mapping, type) of one contract table of the attached source."""
+def source_columns(
+    con: duckdb.DuckDBPyConnection, alias: str, source: SqlSource, table: str
+) -> list[tuple[str, str, str]]:
+    """(source column, contract column after the configured mapping, type) of one contract table of the attached
+    source."""
     source_table = source.tables[table]
     found = con.execute(
         "select column_name, data_type from duckdb_columns() where database_name = ? and schema_name = ? "
@@ -165,8 +173,9 @@ def source_columns(con: duckdb.DuckDBPyConnection, alias: str, source: SqlSource
     return [(col, mapping.get(col, col), dtype) for col, dtype in found]
 
 
-def _select_list(con: duckdb.DuckDBPyConnection, alias: str, source: SqlSource,
-                 table: str) -> tuple[str, str, str | None, str | None]:
+def _select_list(
+    con: duckdb.DuckDBPyConnection, alias: str, source: SqlSource, table: str
+) -> tuple[str, str, str | None, str | None]:
     """(select list mapped onto contract names, qualified source table, cursor column's type and source name)."""
     renamed = source_columns(con, alias, source, table)
     source_table = source.tables[table]
@@ -177,7 +186,8 @@ def _select_list(con: duckdb.DuckDBPyConnection, alias: str, source: SqlSource,
     if missing:
         raise SourceSchemaError(
             f"{where}: no column {missing[0]!r} (required by the contract of raw.{contract.name}); columns are "
-            f"{sorted(present)[:30]}. A renamed column is mapped under sources.{source.name}.columns.{table}.")
+            f"{sorted(present)[:30]}. A renamed column is mapped under sources.{source.name}.columns.{table}."
+        )
     check_names([target for _, target, _ in renamed], where)
     order = {name: i for i, name in enumerate(contract.column_names)}
     renamed.sort(key=lambda item: order.get(item[1], len(order)))
@@ -210,9 +220,14 @@ def _between_filter(cursor_column: str, cursor_type: str, start: datetime, end: 
     return [f"(({' and '.join(bounds)}) or {parsed} is null)"]
 
 
-def extract(con: duckdb.DuckDBPyConnection, source: SqlSource, tables: tuple[str, ...] = tuple(CONTRACT),
-            window: tuple[date, date] | None = None, full_refresh: bool = False,
-            frontier: bool = False) -> dict[str, Extract]:
+def extract(
+    con: duckdb.DuckDBPyConnection,
+    source: SqlSource,
+    tables: tuple[str, ...] = tuple(CONTRACT),
+    window: tuple[date, date] | None = None,
+    full_refresh: bool = False,
+    frontier: bool = False,
+) -> dict[str, Extract]:
     """Pull rows of `tables` into temporary tables `_extract_<source>_<table>` of `con`, ready for `ingest.land`.
 
     window=None: incremental from the saved mark (whole days, see module docstring), or everything without a mark
@@ -250,22 +265,30 @@ def extract(con: duckdb.DuckDBPyConnection, source: SqlSource, tables: tuple[str
                     end = until if window is not None and not frontier else None
                     incremental = start is not None
                     clauses = _between_filter(source_cursor, cursor_type, start, end) if incremental else ["true"]
-                    con.execute(f"create or replace temporary table {relation} as "
-                                + " union all ".join(f"{body} where {clause}" for clause in clauses))
+                    con.execute(
+                        f"create or replace temporary table {relation} as "
+                        + " union all ".join(f"{body} where {clause}" for clause in clauses)
+                    )
                     parsed = local_timestamp_sql(_quote(cursor))
                     first, new_mark = con.execute(
                         f"select min(cast({parsed} as date)), max({parsed}) filter (where {parsed} < ?) "
-                        f"from {relation}", [until]).fetchone()
+                        f"from {relation}",
+                        [until],
+                    ).fetchone()
                     first_day = start.date() if incremental else first
                     last_day = window[1] if window else (new_mark.date() + timedelta(days=1) if new_mark else None)
                     span = (first_day, last_day) if first_day and last_day else None
                 else:
                     parent = results["orders"]
                     pulled = f"order_id in (select order_id from {parent.relation})" if parent.incremental else "true"
-                    orphan = (f"order_id is null or order_id not in (select order_id from ({bodies['orders']}) "
-                              "where order_id is not null)")
-                    con.execute(f"create or replace temporary table {relation} as select * from ({body}) "
-                                f"where {pulled} or {orphan}")
+                    orphan = (
+                        f"order_id is null or order_id not in (select order_id from ({bodies['orders']}) "
+                        "where order_id is not null)"
+                    )
+                    con.execute(
+                        f"create or replace temporary table {relation} as select * from ({body}) "
+                        f"where {pulled} or {orphan}"
+                    )
                     new_mark, span = None, parent.window
                 rows = con.execute(f"select count(*) from {relation}").fetchone()[0]
                 results[table] = Extract(table, relation, rows, new_mark, incremental, span if rows else None)

@@ -16,10 +16,11 @@ already-loaded files whose dates overlap the new files' days are staged again al
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import duckdb
 
@@ -40,7 +41,7 @@ class SurveySource:
     s3: Mapping[str, str] = field(default_factory=dict, repr=False)  # region, endpoint, key_id, secret, url_style
 
     @classmethod
-    def from_config(cls, name: str, cfg: Mapping[str, Any]) -> "SurveySource":
+    def from_config(cls, name: str, cfg: Mapping[str, Any]) -> SurveySource:
         location = str(cfg["location"]).replace("{data_dir}", str(data_dir()))
         if not _REMOTE.match(location) and not Path(location).is_absolute():
             location = str(REPO_ROOT / location)
@@ -89,7 +90,8 @@ def list_files(con: duckdb.DuckDBPyConnection, source: SurveySource) -> list[Fil
         rows = con.execute(
             "select filename, size, last_modified from read_blob(?) "
             "where list_contains(?, lower(regexp_extract(filename, '\\.[A-Za-z]+$'))) order by filename",
-            [source.pattern(), list(EXTENSIONS)]).fetchall()
+            [source.pattern(), list(EXTENSIONS)],
+        ).fetchall()
     except duckdb.IOException as exc:
         if "No files found" in str(exc):
             return []
@@ -99,8 +101,10 @@ def list_files(con: duckdb.DuckDBPyConnection, source: SurveySource) -> list[Fil
 
 def _ensure_manifest(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("create schema if not exists raw")
-    con.execute(f"create table if not exists {MANIFEST} (source varchar, path varchar, size bigint, mtime timestamptz, "
-                "sha256 varchar, first_date date, last_date date, loaded_at timestamp)")
+    con.execute(
+        f"create table if not exists {MANIFEST} (source varchar, path varchar, size bigint, mtime timestamptz, "
+        "sha256 varchar, first_date date, last_date date, loaded_at timestamp)"
+    )
 
 
 def new_files(con: duckdb.DuckDBPyConnection, source: SurveySource) -> list[FileInfo]:
@@ -110,17 +114,28 @@ def new_files(con: duckdb.DuckDBPyConnection, source: SurveySource) -> list[File
         return []
     con.execute("create or replace temp table _listed_files (path varchar, size bigint, mtime timestamptz)")
     con.executemany("insert into _listed_files values (?, ?, ?)", [(f.path, f.size, f.mtime) for f in listed])
-    known = (f"(select * from {MANIFEST} where source = $source)" if table_exists(con, MANIFEST) else None)
-    candidates = [r[0] for r in con.execute(
-        "select path from _listed_files l" + (
-            f" where not exists (select 1 from {known} m where m.path = l.path and m.size = l.size "
-            "and m.mtime = l.mtime)" if known else ""), {"source": source.name} if known else {}).fetchall()]
+    known = f"(select * from {MANIFEST} where source = $source)" if table_exists(con, MANIFEST) else None
+    candidates = [
+        r[0]
+        for r in con.execute(
+            "select path from _listed_files l"
+            + (
+                f" where not exists (select 1 from {known} m where m.path = l.path and m.size = l.size "
+                "and m.mtime = l.mtime)"
+                if known
+                else ""
+            ),
+            {"source": source.name} if known else {},
+        ).fetchall()
+    ]
     if not candidates:
         return []
     hashed = con.execute(
         "select filename, size, last_modified, sha256(content) from read_blob($paths)"
         + (f" where sha256(content) not in (select sha256 from {known})" if known else "")
-        + " order by filename", {"paths": candidates, **({"source": source.name} if known else {})}).fetchall()
+        + " order by filename",
+        {"paths": candidates, **({"source": source.name} if known else {})},
+    ).fetchall()
     return [FileInfo(*row) for row in hashed]
 
 
@@ -144,8 +159,14 @@ def file_dates(con: duckdb.DuckDBPyConnection, paths: list[str]) -> dict[str, tu
         with ingest.export_files(undated) as (files, _):
             relation = ingest.stage_survey_files(con, files)
             day = f"cast({ingest.TYPING['timestamp'].format(c='submitted_at')} as date)"
-            found.update({path: (first, last) for path, first, last in con.execute(
-                f"select _file, min({day}), max({day}) from {relation} group by 1").fetchall()})
+            found.update(
+                {
+                    path: (first, last)
+                    for path, first, last in con.execute(
+                        f"select _file, min({day}), max({day}) from {relation} group by 1"
+                    ).fetchall()
+                }
+            )
     return found
 
 
@@ -161,7 +182,8 @@ def extract(con: duckdb.DuckDBPyConnection, source: SurveySource) -> Extract:
     if dates and table_exists(con, MANIFEST):
         overlap = con.execute(
             f"select distinct path from {MANIFEST} where source = ? and last_date >= ? and first_date <= ?",
-            [source.name, min(dates), max(dates)]).fetchall()
+            [source.name, min(dates), max(dates)],
+        ).fetchall()
         staged += sorted({r[0] for r in overlap} - set(paths))
     with ingest.export_files(staged) as (files, _):
         relation = ingest.stage_survey_files(con, files)  # a temp table: outlives the re-encoded copies
@@ -179,5 +201,8 @@ def record_loaded(con: duckdb.DuckDBPyConnection, source: SurveySource, item: Ex
     _ensure_manifest(con)
     con.executemany(
         f"insert into {MANIFEST} values (?, ?, ?, ?, ?, ?, ?, now()::timestamp)",
-        [(source.name, f.path, f.size, f.mtime, f.sha256, *item.file_dates.get(f.path, (None, None)))
-         for f in item.files])
+        [
+            (source.name, f.path, f.size, f.mtime, f.sha256, *item.file_dates.get(f.path, (None, None)))
+            for f in item.files
+        ],
+    )

@@ -9,9 +9,12 @@ from pipeline.lib.phones import PARALLEL_FROM, PARSER, known_phones, normalise_p
 
 def spellings(n: int) -> pl.Series:
     """n numbers in rotating spellings, with some junk mixed in."""
-    return pl.Series([
-        [f"0812{i:08d}", f"+62 812 {i:08d}", f"62-812-{i:08d}", f"0812-{i:04d}", "bukan nomor"][i % 5] for i in range(n)
-    ])
+    return pl.Series(
+        [
+            [f"0812{i:08d}", f"+62 812 {i:08d}", f"62-812-{i:08d}", f"0812-{i:04d}", "bukan nomor"][i % 5]
+            for i in range(n)
+        ]
+    )
 
 
 def test_parallel_parse_equals_serial_parse():
@@ -41,8 +44,11 @@ def test_known_phones_reads_only_the_same_region_and_parser(tmp_path):
     con = duckdb.connect(str(tmp_path / "w.duckdb"))
     assert known_phones(con, "intermediate.int_phone_numbers", "ID") is None
     con.execute("create schema intermediate")
-    con.execute("create table intermediate.int_phone_numbers as select * from (values "
-                "('081234567890', '+6281234567890', 'ID', ?), ('0212345678', '+62212345678', 'ID', 'phonenumbers 0.0'),"
-                "('0212345678', '+61212345678', 'AU', ?)) t(raw_phone, phone_e164, region, parser)", [PARSER, PARSER])
+    con.execute(
+        "create table intermediate.int_phone_numbers as select * from (values "
+        "('081234567890', '+6281234567890', 'ID', ?), ('0212345678', '+62212345678', 'ID', 'phonenumbers 0.0'),"
+        "('0212345678', '+61212345678', 'AU', ?)) t(raw_phone, phone_e164, region, parser)",
+        [PARSER, PARSER],
+    )
     got = known_phones(con, "intermediate.int_phone_numbers", "ID")
     assert got.rows() == [("081234567890", "+6281234567890")]

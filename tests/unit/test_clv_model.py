@@ -164,8 +164,11 @@ def test_conditional_expectation_matches_simulated_holdout_purchases(true):
     predicted = clv.expected_purchases(params, sample["frequency"], sample["recency"], sample["T"], 39.0)
     actual = sample["frequency_holdout"]
     assert predicted.mean() == pytest.approx(actual.mean(), rel=0.03)
-    for group in (sample["frequency"] == 0, (sample["frequency"] >= 1) & (sample["frequency"] <= 3),
-                  sample["frequency"] > 3):
+    for group in (
+        sample["frequency"] == 0,
+        (sample["frequency"] >= 1) & (sample["frequency"] <= 3),
+        sample["frequency"] > 3,
+    ):
         assert predicted[group].mean() == pytest.approx(actual[group].mean(), rel=0.06)
 
 
@@ -277,8 +280,14 @@ HAND_ORDERS = pl.DataFrame(
     {
         "customer_id": ["A", "A", "A", "A", "B", "C", "D", "D", None],
         "ordered_at": [
-            datetime(2024, 1, 1, 9), datetime(2024, 1, 1, 21), datetime(2024, 1, 11, 12), datetime(2024, 1, 31, 23, 59),
-            datetime(2024, 2, 1, 8), datetime(2024, 2, 15, 10), datetime(2024, 1, 5, 7), datetime(2024, 2, 20, 9),
+            datetime(2024, 1, 1, 9),
+            datetime(2024, 1, 1, 21),
+            datetime(2024, 1, 11, 12),
+            datetime(2024, 1, 31, 23, 59),
+            datetime(2024, 2, 1, 8),
+            datetime(2024, 2, 15, 10),
+            datetime(2024, 1, 5, 7),
+            datetime(2024, 2, 20, 9),
             datetime(2024, 1, 2, 10),
         ],
         "amount": [100.0, 50.0, 200.0, 300.0, 80.0, 60.0, 40.0, 70.0, 999.0],
@@ -310,11 +319,27 @@ def test_calibration_holdout_summary_on_hand_made_orders():
     split = clv.calibration_holdout_summary(HAND_ORDERS, date(2024, 1, 20), date(2024, 2, 19), period="days")
     assert split.to_dicts() == [
         # A by Jan 20: Jan 1 (150) and Jan 11 (200); holdout: Jan 31 (300).
-        {"customer_id": "A", "frequency": 1, "recency": 10.0, "T": 19.0, "monetary_value": 200.0,
-         "frequency_holdout": 1, "revenue_holdout": 300.0, "duration_holdout": 30.0},
+        {
+            "customer_id": "A",
+            "frequency": 1,
+            "recency": 10.0,
+            "T": 19.0,
+            "monetary_value": 200.0,
+            "frequency_holdout": 1,
+            "revenue_holdout": 300.0,
+            "duration_holdout": 30.0,
+        },
         # D: Jan 5 only; the Feb 20 order is after the holdout. B and C start in/after the holdout: not scored.
-        {"customer_id": "D", "frequency": 0, "recency": 0.0, "T": 15.0, "monetary_value": 0.0,
-         "frequency_holdout": 0, "revenue_holdout": 0.0, "duration_holdout": 30.0},
+        {
+            "customer_id": "D",
+            "frequency": 0,
+            "recency": 0.0,
+            "T": 15.0,
+            "monetary_value": 0.0,
+            "frequency_holdout": 0,
+            "revenue_holdout": 0.0,
+            "duration_holdout": 30.0,
+        },
     ]
     weekly = clv.calibration_holdout_summary(HAND_ORDERS, date(2024, 1, 20), date(2024, 2, 20), period="weeks")
     assert weekly["frequency_holdout"].to_list() == [1, 1] and weekly["duration_holdout"][0] == pytest.approx(31 / 7)

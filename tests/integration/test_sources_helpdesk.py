@@ -1,4 +1,5 @@
-"""Helpdesk API client against a real HTTP server on loopback (tests/helpdesk_server.py), landing in real DuckDB."""
+"""Helpdesk API client against a real HTTP server on loopback (tests/support/helpdesk_server.py), landing in real
+DuckDB."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ import duckdb
 import polars as pl
 import pytest
 
-from helpdesk_server import HelpdeskServer
 from pipeline.lib import ingest
 from pipeline.lib.sources import helpdesk_api
+from tests.support.helpdesk_server import HelpdeskServer
+
+pytestmark = pytest.mark.http
 
 TOKEN_VAR = "CDP_TEST_HELPDESK_TOKEN"
 TOKEN = "tok-3f9a1c55e0"
@@ -23,15 +26,24 @@ def _tickets(ids: range, updated: list[datetime]) -> pl.DataFrame:
     frame = pl.DataFrame({"seq": list(ids), "updated": updated})
     return frame.select(
         id=pl.format("T{}", "seq"),
-        requester=pl.struct(id=pl.format("H{}", "seq"), email=pl.format("p{}@mail.id", "seq"),
-                            phone=pl.lit("0812-3456-789"), name=pl.lit("Siti Rahma")),
-        channel=pl.lit("whatsapp"), subject=pl.lit("Pesanan belum sampai"), status=pl.lit("open"),
-        priority=pl.lit("normal"), order_ref=pl.lit(None, pl.Utf8),
+        requester=pl.struct(
+            id=pl.format("H{}", "seq"),
+            email=pl.format("p{}@mail.id", "seq"),
+            phone=pl.lit("0812-3456-789"),
+            name=pl.lit("Siti Rahma"),
+        ),
+        channel=pl.lit("whatsapp"),
+        subject=pl.lit("Pesanan belum sampai"),
+        status=pl.lit("open"),
+        priority=pl.lit("normal"),
+        order_ref=pl.lit(None, pl.Utf8),
         created_at=pl.col("updated").dt.strftime("%Y-%m-%dT%H:%M:%S"),
         # Half with an explicit offset, half naive (= Asia/Jakarta): both are the same instants.
-        updated_at=pl.when(pl.col("seq") % 2 == 0).then(pl.col("updated").dt.strftime("%Y-%m-%dT%H:%M:%S+07:00"))
+        updated_at=pl.when(pl.col("seq") % 2 == 0)
+        .then(pl.col("updated").dt.strftime("%Y-%m-%dT%H:%M:%S+07:00"))
         .otherwise(pl.col("updated").dt.strftime("%Y-%m-%dT%H:%M:%S")),
-        solved_at=pl.lit(None, pl.Utf8), satisfaction=pl.lit(None, pl.Utf8),
+        solved_at=pl.lit(None, pl.Utf8),
+        satisfaction=pl.lit(None, pl.Utf8),
         tags=pl.concat_list([pl.lit("whatsapp"), pl.lit("normal")]),
     )
 
@@ -42,9 +54,14 @@ def helpdesk(tmp_path, monkeypatch):
     data = tmp_path / "tickets.jsonl"
     _tickets(range(1, 251), [START + timedelta(minutes=37 * i) for i in range(1, 251)]).write_ndjson(data)
     with HelpdeskServer(data, token=TOKEN) as server:
-        config = {"location": server.url, "credentials": {"token": f"env:{TOKEN_VAR}"}, "page_size": 40,
-                  "timeout_seconds": 0.5, "retry": {"max_attempts": 4, "backoff_seconds": 0.05, "max_wait_seconds": 2},
-                  "incremental": {"lookback_minutes": 120}}
+        config = {
+            "location": server.url,
+            "credentials": {"token": f"env:{TOKEN_VAR}"},
+            "page_size": 40,
+            "timeout_seconds": 0.5,
+            "retry": {"max_attempts": 4, "backoff_seconds": 0.05, "max_wait_seconds": 2},
+            "incremental": {"lookback_minutes": 120},
+        }
         yield server, data, helpdesk_api.HelpdeskSource.from_config("helpdesk", config)
 
 
@@ -65,10 +82,20 @@ def test_pagination_then_incremental_pull(helpdesk, tmp_path, caplog):
     first = _pull(con, source)
     assert (first.rows, first.pages, first.incremental) == (250, 7, False)
     assert all(r["authorised"] for r in server.requests) and len(server.requests) == 7
-    assert [r["query"].get("cursor", ["-"])[0] for r in server.requests] == ["-", "40", "80", "120", "160", "200", "240"]
+    assert [r["query"].get("cursor", ["-"])[0] for r in server.requests] == [
+        "-",
+        "40",
+        "80",
+        "120",
+        "160",
+        "200",
+        "240",
+    ]
     assert con.execute("select count(*), count(distinct id) from raw.helpdesk_tickets").fetchone() == (250, 250)
     assert con.execute("select requester_email, tags from raw.helpdesk_tickets where id = 'T7'").fetchone() == (
-        "p7@mail.id", ["whatsapp", "normal"])
+        "p7@mail.id",
+        ["whatsapp", "normal"],
+    )
     newest = START + timedelta(minutes=37 * 250)  # 2025-03-07 18:10
     assert first.high_water_mark == newest
 
@@ -188,13 +215,19 @@ def test_wrong_payload_shape_fails_clearly_and_temp_folder_is_removed(helpdesk, 
 def test_renamed_field_fails_naming_it_and_extra_fields_are_kept(helpdesk, tmp_path):
     _, data, source = helpdesk
     con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
-    tickets = pl.read_ndjson(data).with_columns(loyalty_tier=pl.lit("gold"),
-                                                custom=pl.struct(a=pl.lit(1), b=pl.lit("x")))
+    tickets = pl.read_ndjson(data).with_columns(
+        loyalty_tier=pl.lit("gold"), custom=pl.struct(a=pl.lit(1), b=pl.lit("x"))
+    )
     tickets.write_ndjson(data)
     item = _pull(con, source)
     assert item.rows == 250
-    assert con.execute("select count(*) from raw.helpdesk_tickets where loyalty_tier = 'gold' "
-                       "and json_extract_string(custom, '$.b') = 'x'").fetchone()[0] == 250
+    assert (
+        con.execute(
+            "select count(*) from raw.helpdesk_tickets where loyalty_tier = 'gold' "
+            "and json_extract_string(custom, '$.b') = 'x'"
+        ).fetchone()[0]
+        == 250
+    )
 
     tickets.rename({"status": "state"}).write_ndjson(data)
     with pytest.raises(ingest.SourceSchemaError, match=r"helpdesk API 'helpdesk'.*no field 'status'"):

@@ -14,7 +14,9 @@ from pipeline.lib import warehouse
 def test_snapshot_replaces_only_its_date_and_keeps_columns_of_older_snapshots(tmp_path):
     path = tmp_path / "w.duckdb"
     old = pl.DataFrame({"customer_id": ["A", "B"], "segment": ["new", "loyal"]})
-    new = pl.DataFrame({"customer_id": ["A", "B", "C"], "segment": ["loyal", "loyal", "new"], "advocate": [True, False, False]})
+    new = pl.DataFrame(
+        {"customer_id": ["A", "B", "C"], "segment": ["loyal", "loyal", "new"], "advocate": [True, False, False]}
+    )
     with warehouse.connect(path) as con:
         assert warehouse.replace_snapshot(con, "marts.history", old, date(2026, 1, 1)) == 1
         assert warehouse.replace_snapshot(con, "marts.history", old, date(2026, 1, 1)) == 1  # same date again
@@ -29,9 +31,20 @@ def test_snapshot_replaces_only_its_date_and_keeps_columns_of_older_snapshots(tm
 def test_connect_waits_for_another_writer_to_release_the_file(tmp_path):
     path = tmp_path / "w.duckdb"
     duckdb.connect(str(path)).close()
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import duckdb, time, sys; c = duckdb.connect(sys.argv[1]); c.execute('create table t as select 1 as x');"
-        "print('locked', flush=True); time.sleep(3); c.close()"), str(path)], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import duckdb, time, sys; c = duckdb.connect(sys.argv[1]);"
+                "c.execute('create table t as select 1 as x');"
+                "print('locked', flush=True); time.sleep(3); c.close()"
+            ),
+            str(path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert holder.stdout.readline().strip() == "locked"
     began = time.monotonic()
     with warehouse.connect(path) as con:  # would raise a lock error at once without the wait

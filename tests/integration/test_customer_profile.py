@@ -46,7 +46,9 @@ def test_one_row_per_resolved_customer(warehouse, profile):
 def test_account_email_and_phone_survive_over_newer_helpdesk_contact(warehouse, profile):
     # Planted: people who write to the helpdesk from a work address. Their ticket is newer than their account,
     # yet the account (the more trusted source) must keep its email.
-    cases = read_frame(warehouse, f"""
+    cases = read_frame(
+        warehouse,
+        f"""
         with clean as ({CLEAN_CUSTOMERS})
         select clean.customer_id,
                first(lower(trim(accounts.email)) order by accounts.updated_at desc) as account_email,
@@ -61,7 +63,8 @@ def test_account_email_and_phone_survive_over_newer_helpdesk_contact(warehouse, 
               and lower(trim(tickets.requester_email)) <> lower(trim(accounts.email))
               and tickets.created_at > accounts.updated_at)
         group by clean.customer_id
-    """)
+    """,
+    )
     assert cases.height >= 5, "the demo data should plant work-email helpdesk contacts of account holders"
     got = cases.join(profile.select("customer_id", "email", "phone"), on="customer_id")
     assert got.get_column("email").to_list() == got.get_column("account_email").to_list()
@@ -71,7 +74,9 @@ def test_account_email_and_phone_survive_over_newer_helpdesk_contact(warehouse, 
 
 def test_guest_checkout_email_survives_over_helpdesk_email(warehouse, profile):
     # Without an account, the address typed at checkout outranks a (newer) helpdesk address.
-    cases = read_frame(warehouse, f"""
+    cases = read_frame(
+        warehouse,
+        f"""
         with clean as ({CLEAN_CUSTOMERS}),
         guest_emails as (
             select clean.customer_id, clean.person_id, max(orders.ordered_at) as last_guest_order_at,
@@ -93,7 +98,8 @@ def test_guest_checkout_email_survives_over_helpdesk_email(warehouse, profile):
             where truth.person_id = guest_emails.person_id and truth.source = 'helpdesk_ticket'
               and lower(trim(tickets.requester_email)) <> guest_emails.guest_email
               and tickets.created_at > guest_emails.last_guest_order_at)
-    """)
+    """,
+    )
     assert cases.height >= 1, "the demo data should plant a guest with a newer work-email ticket"
     got = cases.join(profile.select("customer_id", "email"), on="customer_id")
     assert got.get_column("email").to_list() == got.get_column("guest_email").to_list()
@@ -105,8 +111,9 @@ def _expected_traits(warehouse) -> pl.DataFrame:
 
     def resolved(source: str, table: str, key: str) -> pl.DataFrame:
         """Staged records with their resolved customer in `owner`."""
-        owners = identity_map.filter(pl.col("source") == source).select(pl.col("record_id").alias(key),
-                                                                         owner="customer_id")
+        owners = identity_map.filter(pl.col("source") == source).select(
+            pl.col("record_id").alias(key), owner="customer_id"
+        )
         return read_frame(warehouse, f"select * from staging.{table}").join(owners, on=key, how="inner")
 
     orders = resolved("webshop_order", "stg_webshop__orders", "order_id")
@@ -115,25 +122,62 @@ def _expected_traits(warehouse) -> pl.DataFrame:
     surveys = resolved("survey_response", "stg_survey__responses", "response_id")
     accounts = resolved("webshop_customer", "stg_webshop__customers", "customer_id")
     codes = identity_map.filter(pl.col("source") == "webshop_customer").select(
-        referral_code=pl.lit("REF-") + pl.col("record_id"), referrer="customer_id")
-    consent = pl.concat([
-        accounts.select("owner", at="updated_at", consent="marketing_opt_in", rank=pl.lit(1)),
-        surveys.select("owner", at="submitted_at", consent="consent", rank=pl.lit(4)),
-    ]).drop_nulls("consent").sort("at", "rank", descending=[True, False]).group_by("owner").first()
+        referral_code=pl.lit("REF-") + pl.col("record_id"), referrer="customer_id"
+    )
+    consent = (
+        pl.concat(
+            [
+                accounts.select("owner", at="updated_at", consent="marketing_opt_in", rank=pl.lit(1)),
+                surveys.select("owner", at="submitted_at", consent="consent", rank=pl.lit(4)),
+            ]
+        )
+        .drop_nulls("consent")
+        .sort("at", "rank", descending=[True, False])
+        .group_by("owner")
+        .first()
+    )
 
     return (
-        identity_map.select(owner="customer_id").unique()
-        .join(purchases.group_by("owner").agg(order_count=pl.len(), revenue=pl.col("net_amount").sum(),
-                                              first_order_at=pl.col("ordered_at").min()), on="owner", how="left")
-        .join(orders.filter(pl.col("status") == "refunded").group_by("owner")
-              .agg(refund_total=pl.col("net_amount").sum()), on="owner", how="left")
-        .join(tickets.group_by("owner").agg(
-            ticket_count=pl.len(), open_ticket_count=pl.col("status").is_in(["new", "open", "pending"]).sum()),
-            on="owner", how="left")
-        .join(surveys.filter(pl.col("survey") == "nps").sort("submitted_at", "response_id").group_by("owner")
-              .agg(latest_nps=pl.col("score").last()), on="owner", how="left")
-        .join(purchases.join(codes, on="referral_code").filter(pl.col("owner") != pl.col("referrer"))
-              .group_by("referrer").agg(referral_count=pl.len()), left_on="owner", right_on="referrer", how="left")
+        identity_map.select(owner="customer_id")
+        .unique()
+        .join(
+            purchases.group_by("owner").agg(
+                order_count=pl.len(), revenue=pl.col("net_amount").sum(), first_order_at=pl.col("ordered_at").min()
+            ),
+            on="owner",
+            how="left",
+        )
+        .join(
+            orders.filter(pl.col("status") == "refunded")
+            .group_by("owner")
+            .agg(refund_total=pl.col("net_amount").sum()),
+            on="owner",
+            how="left",
+        )
+        .join(
+            tickets.group_by("owner").agg(
+                ticket_count=pl.len(), open_ticket_count=pl.col("status").is_in(["new", "open", "pending"]).sum()
+            ),
+            on="owner",
+            how="left",
+        )
+        .join(
+            surveys.filter(pl.col("survey") == "nps")
+            .sort("submitted_at", "response_id")
+            .group_by("owner")
+            .agg(latest_nps=pl.col("score").last()),
+            on="owner",
+            how="left",
+        )
+        .join(
+            purchases.join(codes, on="referral_code")
+            .filter(pl.col("owner") != pl.col("referrer"))
+            .group_by("referrer")
+            .agg(referral_count=pl.len()),
+            left_on="owner",
+            right_on="referrer",
+            how="left",
+        )
         .join(consent.select("owner", marketing_consent="consent"), on="owner", how="left")
         .rename({"owner": "customer_id"})
         .with_columns(
@@ -147,10 +191,14 @@ def _expected_traits(warehouse) -> pl.DataFrame:
 
 def test_traits_match_an_independent_recomputation_from_staging(warehouse, profile):
     expected = _expected_traits(warehouse)
-    got = profile.select(expected.columns).sort("customer_id").with_columns(
-        pl.col("order_count", "ticket_count", "open_ticket_count", "referral_count").cast(pl.Int64),
-        pl.col("revenue", "refund_total").cast(pl.Float64),
-        pl.col("latest_nps").cast(expected.schema["latest_nps"]),
+    got = (
+        profile.select(expected.columns)
+        .sort("customer_id")
+        .with_columns(
+            pl.col("order_count", "ticket_count", "open_ticket_count", "referral_count").cast(pl.Int64),
+            pl.col("revenue", "refund_total").cast(pl.Float64),
+            pl.col("latest_nps").cast(expected.schema["latest_nps"]),
+        )
     )
     assert_frame_equal(got, expected, check_exact=False, abs_tol=0.01)
     # The recomputation must exercise every trait, not just zeros.
@@ -160,12 +208,15 @@ def test_traits_match_an_independent_recomputation_from_staging(warehouse, profi
 
 
 def test_prospects_are_profiled_with_zero_orders(warehouse, profile):
-    prospects = read_frame(warehouse, f"""
+    prospects = read_frame(
+        warehouse,
+        f"""
         with clean as ({CLEAN_CUSTOMERS})
         select clean.customer_id from clean
         where not exists (select 1 from truth where truth.person_id = clean.person_id
                                                and truth.source = 'webshop_order')
-    """)
+    """,
+    )
     assert prospects.height >= 20
     got = prospects.join(profile, on="customer_id")
     assert got.height == prospects.height

@@ -41,8 +41,7 @@ def _raw_ids(con, table="survey_responses", key="response_id"):
 
 
 def _quarantine(con, table="survey_responses", key="response_id"):
-    return sorted(con.execute(f"select _payload::json->>'{key}', _reason from quarantine.{table}").fetchall(),
-                  key=str)
+    return sorted(con.execute(f"select _payload::json->>'{key}', _reason from quarantine.{table}").fetchall(), key=str)
 
 
 def test_hostile_header_is_refused_before_any_sql_and_the_warehouse_is_intact(con, tmp_path):
@@ -68,7 +67,8 @@ def test_bom_utf16_empty_and_partial_files(con, tmp_path):
     (tmp_path / "a-2026-11-20.csv").write_bytes(f"{HEADER}\n{_row('R1')}\n".encode("utf-8-sig"))
     (tmp_path / "b-2026-11-20.csv").write_bytes(f"{HEADER}\r\n{_row('R2')}\r\n".encode("utf-16"))
     (tmp_path / "c-2026-11-20.jsonl").write_bytes(
-        b'\xef\xbb\xbf{"response_id": "R3", "submitted_at": "2026-11-20T10:00:00", "survey": "csat", "score": 5}\n')
+        b'\xef\xbb\xbf{"response_id": "R3", "submitted_at": "2026-11-20T10:00:00", "survey": "csat", "score": 5}\n'
+    )
     (tmp_path / "d-2026-11-20.csv").write_bytes(b"")
     growing = tmp_path / "e-2026-11-20.csv"
     growing.write_text(f"{HEADER}\n{_row('R4')}\n{_row('R5')[:12]}")  # the exporter is still writing R5
@@ -103,25 +103,32 @@ def test_decimal_score_and_absurd_amount_are_quarantined(con, tmp_path):
     spec = ingest.spec("webshop_orders", ingest.Limits(currency="IDR", max_amount=1e12))
     ingest.land(con, spec, "orders", WINDOW, "sqlite")
     assert _raw_ids(con, "webshop_orders", "order_id") == ["O2"]
-    assert _quarantine(con, "webshop_orders", "order_id") == [("O1", "net_amount above 1e+12"),
-                                                             ("O3", "non-numeric net_amount")]
+    assert _quarantine(con, "webshop_orders", "order_id") == [
+        ("O1", "net_amount above 1e+12"),
+        ("O3", "non-numeric net_amount"),
+    ]
 
 
 def test_conflicting_duplicates_resolve_to_the_latest_and_are_counted(con, tmp_path):
     export = tmp_path / "responses-2026-11-20.csv"
-    export.write_text(f"{HEADER}\n{_row('R1', '3', '2026-11-20T09:00:00')}\n{_row('R1', '10', '2026-11-20T11:00:00')}\n"
-                      f"{_row('R2')}\n{_row('R2')}\n")
+    export.write_text(
+        f"{HEADER}\n{_row('R1', '3', '2026-11-20T09:00:00')}\n{_row('R1', '10', '2026-11-20T11:00:00')}\n"
+        f"{_row('R2')}\n{_row('R2')}\n"
+    )
     result, _, _ = _land_survey(con, [export])
     assert con.execute("select response_id, score from raw.survey_responses order by 1").fetchall() == [
-        ("R1", 10), ("R2", 9)]
+        ("R1", 10),
+        ("R2", 9),
+    ]
     assert (result.conflicts, result.duplicates_dropped) == (1, 1)
     assert _quarantine(con) == [("R1", "conflicting duplicate")]
 
 
 def test_future_dates_are_quarantined_and_rows_without_a_date_survive_later_runs(con, tmp_path):
     export = tmp_path / "responses-2026-11-20.csv"
-    export.write_text(f"{HEADER}\n{_row('R1')}\n{_row('R2', at='2027-11-20T10:00:00')}\n"
-                      f"{_row('R3', at='2026-11-21T03:00:00')}\n")
+    export.write_text(
+        f"{HEADER}\n{_row('R1')}\n{_row('R2', at='2027-11-20T10:00:00')}\n{_row('R3', at='2026-11-21T03:00:00')}\n"
+    )
     _land_survey(con, [export])
     assert _raw_ids(con) == ["R1", "R3"]  # 03:00 the next morning is within the tolerance (6 h)
     assert _quarantine(con) == [("R2", "future date")]
@@ -164,8 +171,14 @@ def _pull_webshop(con, source, window, frontier=False):
         extract = pulled[table]
         relation = ingest.stage_order_items(con, extract.relation) if table == "order_items" else extract.relation
         land_window = (min(window[0], (pulled["orders"].window or window)[0]), window[1])
-        results[table] = ingest.land(con, ingest.spec(f"webshop_{table}", ingest.Limits(currency="IDR")), relation,
-                                     land_window, "sqlite", frontier=frontier)
+        results[table] = ingest.land(
+            con,
+            ingest.spec(f"webshop_{table}", ingest.Limits(currency="IDR")),
+            relation,
+            land_window,
+            "sqlite",
+            frontier=frontier,
+        )
     sql_orders.save_marks(con, source, pulled)
     return results
 
@@ -175,17 +188,23 @@ def test_orphan_and_zero_quantity_lines_are_quarantined_and_late_orders_arrive(c
     _pull_webshop(con, source, (date(2026, 11, 18), date(2026, 11, 20)))
     assert _raw_ids(con, "webshop_orders", "order_id") == ["O1", "O2"]
     assert con.execute("select order_id, line_no from raw.webshop_order_items order by 1, 2").fetchall() == [
-        ("O1", 1), ("O2", 1)]
-    assert _quarantine(con, "webshop_order_items", "order_id") == [("GONE", "order missing"),
-                                                                   ("O1", "quantity below 1")]
+        ("O1", 1),
+        ("O2", 1),
+    ]
+    assert _quarantine(con, "webshop_order_items", "order_id") == [
+        ("GONE", "order missing"),
+        ("O1", "quantity below 1"),
+    ]
 
     # An order written late with an updated_at five days back, and an order dated next year, then the nightly run.
     with sqlite3.connect(db) as lite:
-        lite.execute("insert into orders values ('O3', 'C1', 'paid', 'web', 75.0, '2026-11-16T09:00:00', "
-                     "'2026-11-16T09:00:00')")
+        lite.execute(
+            "insert into orders values ('O3', 'C1', 'paid', 'web', 75.0, '2026-11-16T09:00:00', '2026-11-16T09:00:00')"
+        )
         lite.execute("insert into order_items values ('O3', 1, 'A', 1, 75.0)")
-        lite.execute("insert into orders values ('O4', 'C1', 'paid', 'web', 75.0, '2027-11-21T09:00:00', "
-                     "'2027-11-21T09:00:00')")
+        lite.execute(
+            "insert into orders values ('O4', 'C1', 'paid', 'web', 75.0, '2027-11-21T09:00:00', '2027-11-21T09:00:00')"
+        )
     results = _pull_webshop(con, source, (date(2026, 11, 21), date(2026, 11, 22)), frontier=True)
     assert _raw_ids(con, "webshop_orders", "order_id") == ["O1", "O2", "O3"]
     assert ("O4", "future date") in _quarantine(con, "webshop_orders", "order_id")
@@ -230,10 +249,24 @@ def _dbt_run(warehouse, tmp_path, *select):
     import sys
     from pathlib import Path
 
-    project = Path(__file__).resolve().parents[1] / "dbt_project"
-    command = [str(Path(sys.executable).parent / "dbt"), "run", "--quiet", "--select", *select,
-               "--project-dir", str(project), "--profiles-dir", str(project), "--target-path", str(tmp_path / "target"),
-               "--log-path", str(tmp_path / "logs"), "--vars", '{"timezone": "Asia/Jakarta"}']
+    project = Path(__file__).resolve().parents[2] / "dbt_project"
+    command = [
+        str(Path(sys.executable).parent / "dbt"),
+        "run",
+        "--quiet",
+        "--select",
+        *select,
+        "--project-dir",
+        str(project),
+        "--profiles-dir",
+        str(project),
+        "--target-path",
+        str(tmp_path / "target"),
+        "--log-path",
+        str(tmp_path / "logs"),
+        "--vars",
+        '{"timezone": "Asia/Jakarta"}',
+    ]
     subprocess.run(command, check=True, env={**os.environ, "CDP_WAREHOUSE": str(warehouse)})
 
 
@@ -250,10 +283,14 @@ def test_an_updated_order_replaces_its_set_of_lines_in_staging(shop, tmp_path):
     _dbt_run(warehouse, tmp_path, "stg_webshop__order_items")
     with duckdb.connect(str(warehouse)) as con:
         assert con.execute("select order_line_id from staging.stg_webshop__order_items order by 1").fetchall() == [
-            ("O1#1",), ("O2#1",)]
+            ("O1#1",),
+            ("O2#1",),
+        ]
         ingest.prepare_session(con, "Asia/Jakarta")
         _pull_webshop(con, source, (date(2026, 11, 20), date(2026, 11, 21)))
     _dbt_run(warehouse, tmp_path, "stg_webshop__order_items")
     with duckdb.connect(str(warehouse), read_only=True) as con:
         assert con.execute("select order_line_id from staging.stg_webshop__order_items order by 1").fetchall() == [
-            ("O1#1",), ("O2#2",)]
+            ("O1#1",),
+            ("O2#2",),
+        ]

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
-from pipeline.lib.identity import mint_customer_ids
-from tests.conftest import run_on
 
-DBT_DIR = Path(__file__).resolve().parents[1] / "dbt_project"
+from pipeline.lib.identity import mint_customer_ids
+from tests.support.pipeline_run import run_on
+
+DBT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
 
 MIN_PRECISION = 0.995
 MIN_RECALL = 0.98
@@ -28,8 +29,10 @@ def pairwise_quality(warehouse, truth_csv) -> tuple[float, float]:
                 from intermediate.int_identity_map as m
                 join read_csv('{truth_csv}', all_varchar = true) as t using (source, record_id)
             ),
-            predicted as (select sum(n * (n - 1) / 2) as pairs from (select count(*) as n from matched group by customer_id)),
-            actual as (select sum(n * (n - 1) / 2) as pairs from (select count(*) as n from matched group by person_id)),
+            predicted as (select sum(n * (n - 1) / 2) as pairs
+                          from (select count(*) as n from matched group by customer_id)),
+            actual as (select sum(n * (n - 1) / 2) as pairs
+                       from (select count(*) as n from matched group by person_id)),
             agreed as (select sum(n * (n - 1) / 2) as pairs from (
                 select count(*) as n from matched group by customer_id, person_id))
             select agreed.pairs / predicted.pairs, agreed.pairs / actual.pairs from agreed, predicted, actual
@@ -41,8 +44,10 @@ def test_identity_map_quality_on_demo_data(demo_run):
     print(f"identity resolution on the demo data: pairwise precision {precision:.4f}, recall {recall:.4f}")
     with duckdb.connect(str(demo_run.warehouse), read_only=True) as con:
         staged, mapped, distinct = con.execute("""
-            select (select count(*) from staging.stg_webshop__customers) + (select count(*) from staging.stg_webshop__orders)
-                 + (select count(*) from staging.stg_helpdesk__tickets) + (select count(*) from staging.stg_survey__responses),
+            select (select count(*) from staging.stg_webshop__customers)
+                 + (select count(*) from staging.stg_webshop__orders)
+                 + (select count(*) from staging.stg_helpdesk__tickets)
+                 + (select count(*) from staging.stg_survey__responses),
                    count(*), count(distinct (source, record_id))
             from intermediate.int_identity_map""").fetchone()
         reasons = dict(con.execute("select reason, count(*) from marts.identity_violations group by all").fetchall())
@@ -62,7 +67,8 @@ def split_guest(con, truth_csv) -> tuple[str, str, str, str]:
             from intermediate.int_identity_map as m
             join truth as t using (source, record_id)
             join intermediate.int_identifiers as i using (source, record_id)
-            where i.status = 'ok' and i.value not in (select value from intermediate.int_identity_cuts where value is not null)
+            where i.status = 'ok'
+              and i.value not in (select value from intermediate.int_identity_cuts where value is not null)
         ),
         by_email as (select distinct person_id, customer_id, raw_value from usable where id_type = 'email'),
         by_phone as (select distinct person_id, customer_id, raw_value from usable where id_type = 'phone'
@@ -85,14 +91,26 @@ def test_ids_stay_stable_when_a_day_is_appended(demo_run, tmp_path):
     # One new day: a survey answer that carries both halves of the split person (a true merge), and a new customer.
     day = demo_run.end + timedelta(days=1)
     stamp = f"{day.isoformat()}T10:00:00+07:00"
-    pl.DataFrame({"response_id": ["S-NEW-1"], "submitted_at": [stamp], "survey": ["nps"], "score": ["9"],
-                  "comment": ["Mantap"], "email": [email.upper()], "phone": [phone], "order_ref": [None],
-                  "consent": ["true"]}).write_csv(data_dir / "demo" / "survey" / f"responses-{day.isoformat()}.csv")
+    pl.DataFrame(
+        {
+            "response_id": ["S-NEW-1"],
+            "submitted_at": [stamp],
+            "survey": ["nps"],
+            "score": ["9"],
+            "comment": ["Mantap"],
+            "email": [email.upper()],
+            "phone": [phone],
+            "order_ref": [None],
+            "consent": ["true"],
+        }
+    ).write_csv(data_dir / "demo" / "survey" / f"responses-{day.isoformat()}.csv")
     with sqlite3.connect(data_dir / "demo" / "webshop.sqlite") as shop:
         shop.execute(
             "insert into customers (customer_id, email, phone, first_name, last_name, city, province, customer_type, "
             "marketing_opt_in, created_at, updated_at) values ('W-NEW-1', 'baru.sekali@gmail.com', '0896-1111-0000', "
-            "'Baru', 'Sekali', 'Bandung', 'Jawa Barat', 'end_customer', 1, ?, ?)", [stamp, stamp])
+            "'Baru', 'Sekali', 'Bandung', 'Jawa Barat', 'end_customer', 1, ?, ?)",
+            [stamp, stamp],
+        )
 
     run_on(data_dir, day, day)
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
@@ -102,14 +120,16 @@ def test_ids_stay_stable_when_a_day_is_appended(demo_run, tmp_path):
     assert dates == {first_run_date, day}  # the first run's audit rows are kept
 
     moved = before.join(after, on=["source", "record_id"], suffix="_now").filter(
-        pl.col("customer_id") != pl.col("customer_id_now"))
+        pl.col("customer_id") != pl.col("customer_id_now")
+    )
     survivor, retired = min(email_id, phone_id), max(email_id, phone_id)
     # Only the records of the truly merged person changed id, and they moved to the surviving (smaller) id.
     assert moved.get_column("customer_id").unique().to_list() == [retired]
     assert moved.get_column("customer_id_now").unique().to_list() == [survivor]
     merges = changes.filter(pl.col("change_type") != "new")
     assert merges.select("change_type", "old_customer_id", "new_customer_id", "records").rows() == [
-        ("merge", retired, survivor, moved.height)]
+        ("merge", retired, survivor, moved.height)
+    ]
     new_ids = changes.filter(pl.col("change_type") == "new").get_column("new_customer_id").to_list()
     new_customer = after.filter(pl.col("record_id") == "W-NEW-1").get_column("customer_id").to_list()
     assert new_ids == new_customer and new_customer[0] not in set(before.get_column("customer_id"))
@@ -126,12 +146,28 @@ def test_ids_stay_stable_when_a_day_is_appended(demo_run, tmp_path):
 
     # A full rebuild forgets earlier ids: every id is minted afresh from its cluster's smallest record key.
     env = {**os.environ, "CDP_DATA_DIR": str(data_dir), "CDP_WAREHOUSE": str(data_dir / "warehouse.duckdb")}
-    subprocess.run([str(Path(sys.executable).with_name("dbt")), "run", "--select", "int_identity_map", "--vars",
-                    '{"identity_full_rebuild": true}', "--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR)],
-                   check=True, cwd=DBT_DIR, env=env)
+    subprocess.run(
+        [
+            str(Path(sys.executable).with_name("dbt")),
+            "run",
+            "--select",
+            "int_identity_map",
+            "--vars",
+            '{"identity_full_rebuild": true}',
+            "--project-dir",
+            str(DBT_DIR),
+            "--profiles-dir",
+            str(DBT_DIR),
+        ],
+        check=True,
+        cwd=DBT_DIR,
+        env=env,
+    )
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
         rebuilt = con.execute("""
             select customer_id, min(source || ':' || record_id) as smallest_key, count(previous_customer_id) as carried
             from intermediate.int_identity_map group by customer_id order by smallest_key""").pl()
     assert rebuilt.get_column("carried").sum() == 0
-    assert rebuilt.get_column("customer_id").equals(mint_customer_ids(rebuilt.get_column("smallest_key")), check_names=False)
+    assert rebuilt.get_column("customer_id").equals(
+        mint_customer_ids(rebuilt.get_column("smallest_key")), check_names=False
+    )

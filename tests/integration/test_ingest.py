@@ -1,4 +1,5 @@
-"""Ingestion assets against real files and a real DuckDB warehouse: partition windows, re-runs, quarantine, schema drift."""
+"""Ingestion assets against real files and a real DuckDB warehouse: partition windows, re-runs, quarantine,
+schema drift."""
 
 import sqlite3
 
@@ -34,7 +35,8 @@ def test_webshop_partition_holds_rows_updated_that_day_and_rerun_replaces(demo):
     assert _materialize(webshop).success
     src = sqlite3.connect(demo / "demo" / "webshop.sqlite")
     expected = src.execute(
-        "select count(*) from orders where substr(updated_at, 1, 10) = ? and order_id is not null", [DAY]).fetchone()[0]
+        "select count(*) from orders where substr(updated_at, 1, 10) = ? and order_id is not null", [DAY]
+    ).fetchone()[0]
     with _warehouse(demo) as con:
         loaded = _count(con, "select count(*) from raw.webshop_orders")
         quarantined = _count(con, "select count(*) from quarantine.webshop_orders")
@@ -55,8 +57,12 @@ def test_helpdesk_files_of_the_day_land_and_duplicates_are_counted(demo):
     metadata = result.get_asset_materialization_events()[0].materialization.metadata
     lines = sum(1 for line in open(demo / "demo" / "helpdesk" / f"tickets-{DAY}.jsonl") if line.strip())
     loaded = metadata["helpdesk_tickets.rows_loaded"].value
-    assert loaded + metadata["helpdesk_tickets.rows_quarantined"].value \
-        + metadata["helpdesk_tickets.duplicates_dropped"].value == lines
+    assert (
+        loaded
+        + metadata["helpdesk_tickets.rows_quarantined"].value
+        + metadata["helpdesk_tickets.duplicates_dropped"].value
+        == lines
+    )
     with _warehouse(demo) as con:
         assert _count(con, "select count(distinct id) from raw.helpdesk_tickets") == loaded
 
@@ -64,14 +70,18 @@ def test_helpdesk_files_of_the_day_land_and_duplicates_are_counted(demo):
 def test_backfill_range_in_one_run(demo):
     tags = {"dagster/asset_partition_range_start": "2026-11-01", "dagster/asset_partition_range_end": "2026-11-22"}
     job = dg.define_asset_job("backfill", selection=[survey_responses]).resolve(
-        asset_graph=dg.Definitions(assets=[survey_responses]).get_repository_def().asset_graph)
+        asset_graph=dg.Definitions(assets=[survey_responses]).get_repository_def().asset_graph
+    )
     assert job.execute_in_process(tags=tags).success
     files = [p for p in (demo / "demo" / "survey").iterdir() if "2026-11-01" <= p.stem[-10:] <= "2026-11-22"]
     with _warehouse(demo) as con:
         days = _count(con, "select count(distinct _partition_date) from raw.survey_responses")
         assert days == len(files)
-        assert _count(con, "select min(_partition_date) >= '2026-11-01' and max(_partition_date) <= '2026-11-22' "
-                           "from raw.survey_responses")
+        assert _count(
+            con,
+            "select min(_partition_date) >= '2026-11-01' and max(_partition_date) <= '2026-11-22' "
+            "from raw.survey_responses",
+        )
 
 
 def test_bad_rows_go_to_quarantine_with_reason_and_payload(demo):
@@ -90,10 +100,13 @@ def test_bad_rows_go_to_quarantine_with_reason_and_payload(demo):
     )
     assert _materialize(survey_responses).success
     with _warehouse(demo) as con:
-        assert [r[0] for r in con.execute("select response_id from raw.survey_responses order by 1").fetchall()] \
-            == ["R1", "R7"]
-        reasons = dict(con.execute("select _payload::json->>'response_id', _reason from quarantine.survey_responses")
-                       .fetchall())
+        assert [r[0] for r in con.execute("select response_id from raw.survey_responses order by 1").fetchall()] == [
+            "R1",
+            "R7",
+        ]
+        reasons = dict(
+            con.execute("select _payload::json->>'response_id', _reason from quarantine.survey_responses").fetchall()
+        )
     assert reasons == {
         "R2": "NPS score outside 0-10",
         "R3": "unparseable submitted_at",

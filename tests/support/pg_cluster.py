@@ -13,9 +13,9 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -82,8 +82,18 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
         shutil.chown(pwfile, "postgres")
     cluster = PostgresCluster("127.0.0.1", free_port(), "cdp", password, "postgres", bindir, datadir, run_as)
     subprocess.run(
-        [*run_as, str(bindir / "initdb"), "-D", str(datadir), "-U", "cdp", f"--pwfile={pwfile}",
-         "--auth=scram-sha-256", "--encoding=UTF8", "--no-sync"],
+        [
+            *run_as,
+            str(bindir / "initdb"),
+            "-D",
+            str(datadir),
+            "-U",
+            "cdp",
+            f"--pwfile={pwfile}",
+            "--auth=scram-sha-256",
+            "--encoding=UTF8",
+            "--no-sync",
+        ],
         check=True,
         capture_output=True,
         timeout=120,

@@ -32,49 +32,77 @@ def _email_key(column: str) -> pl.Expr:
 def _independent_aggregates(demo_dir: Path) -> pl.DataFrame:
     """The same aggregates from the raw files with sqlite3 + polars (no DuckDB)."""
     with sqlite3.connect(demo_dir / "webshop.sqlite") as shop:
-        customers, orders, items = (pl.read_database(f"select * from {t}", shop, infer_schema_length=None)
-                                    for t in ("customers", "orders", "order_items"))
-    accounts = (customers.sort("updated_at").group_by("customer_id").agg(pl.col("email").last())
-                .with_columns(email_key=_email_key("email")))
+        customers, orders, items = (
+            pl.read_database(f"select * from {t}", shop, infer_schema_length=None)
+            for t in ("customers", "orders", "order_items")
+        )
+    accounts = (
+        customers.sort("updated_at")
+        .group_by("customer_id")
+        .agg(pl.col("email").last())
+        .with_columns(email_key=_email_key("email"))
+    )
     per_order = items.group_by("order_id").agg(
-        units=pl.col("quantity").sum(), item_value=(pl.col("quantity") * pl.col("unit_price")).sum())
-    orders = (orders.join(accounts.select("customer_id", account_key="email_key"), on="customer_id", how="left")
-              .join(per_order, on="order_id", how="left")
-              .with_columns(email_key=pl.coalesce("account_key", _email_key("guest_email")),
-                            ordered_at=pl.col("ordered_at").str.slice(0, 19)
-                            .str.to_datetime("%Y-%m-%dT%H:%M:%S", strict=False)))
+        units=pl.col("quantity").sum(), item_value=(pl.col("quantity") * pl.col("unit_price")).sum()
+    )
+    orders = (
+        orders.join(accounts.select("customer_id", account_key="email_key"), on="customer_id", how="left")
+        .join(per_order, on="order_id", how="left")
+        .with_columns(
+            email_key=pl.coalesce("account_key", _email_key("guest_email")),
+            ordered_at=pl.col("ordered_at").str.slice(0, 19).str.to_datetime("%Y-%m-%dT%H:%M:%S", strict=False),
+        )
+    )
 
-    lines = pl.Series([line for f in sorted((demo_dir / "helpdesk").glob("*.jsonl"))
-                       for line in f.read_text(encoding="utf-8").splitlines() if line.strip()])
-    tickets = pl.DataFrame({"id": lines.str.json_path_match("$.id"),
-                            "email": lines.str.json_path_match("$.requester.email")}).filter(pl.col("id").is_not_null())
+    lines = pl.Series(
+        [
+            line
+            for f in sorted((demo_dir / "helpdesk").glob("*.jsonl"))
+            for line in f.read_text(encoding="utf-8").splitlines()
+            if line.strip()
+        ]
+    )
+    tickets = pl.DataFrame(
+        {"id": lines.str.json_path_match("$.id"), "email": lines.str.json_path_match("$.requester.email")}
+    ).filter(pl.col("id").is_not_null())
 
     survey_dir = demo_dir / "survey"
     survey_cols = ["response_id", "email", "score"]
-    surveys = pl.concat([
-        *(pl.read_csv(f, infer_schema=False).select(survey_cols) for f in survey_dir.glob("*.csv")),
-        *(pl.read_ndjson(f).select(pl.col(survey_cols).cast(pl.Utf8)) for f in survey_dir.glob("*.jsonl")),
-        *(pl.read_parquet(f).select(pl.col(survey_cols).cast(pl.Utf8)) for f in survey_dir.glob("*.parquet")),
-    ])
+    surveys = pl.concat(
+        [
+            *(pl.read_csv(f, infer_schema=False).select(survey_cols) for f in survey_dir.glob("*.csv")),
+            *(pl.read_ndjson(f).select(pl.col(survey_cols).cast(pl.Utf8)) for f in survey_dir.glob("*.jsonl")),
+            *(pl.read_parquet(f).select(pl.col(survey_cols).cast(pl.Utf8)) for f in survey_dir.glob("*.parquet")),
+        ]
+    )
 
     parts = [
         accounts.group_by("email_key").agg(accounts=pl.len()),
-        orders.group_by("email_key").agg(orders=pl.len(), revenue=pl.col("net_amount").sum(),
-                                         units=pl.col("units").sum(), item_value=pl.col("item_value").sum(),
-                                         last_order_at=pl.col("ordered_at").max()),
+        orders.group_by("email_key").agg(
+            orders=pl.len(),
+            revenue=pl.col("net_amount").sum(),
+            units=pl.col("units").sum(),
+            item_value=pl.col("item_value").sum(),
+            last_order_at=pl.col("ordered_at").max(),
+        ),
         tickets.group_by(email_key=_email_key("email")).agg(tickets=pl.col("id").n_unique()),
         surveys.group_by(email_key=_email_key("email")).agg(
-            surveys=pl.col("response_id").n_unique(), avg_score=pl.col("score").cast(pl.Float64, strict=False).mean()),
+            surveys=pl.col("response_id").n_unique(), avg_score=pl.col("score").cast(pl.Float64, strict=False).mean()
+        ),
     ]
     combined = pl.concat(parts, how="diagonal_relaxed").filter(pl.col("email_key").is_not_null())
     return combined.group_by("email_key").agg(
         *(pl.col(c).sum() for c in COUNTS + ["revenue", "item_value"]),
-        pl.col("avg_score").max(), pl.col("last_order_at").max())
+        pl.col("avg_score").max(),
+        pl.col("last_order_at").max(),
+    )
 
 
 def _normalised(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.select(
-        "email_key", *(pl.col(c).cast(pl.Int64) for c in COUNTS), *(pl.col(c).cast(pl.Float64) for c in AMOUNTS),
+        "email_key",
+        *(pl.col(c).cast(pl.Int64) for c in COUNTS),
+        *(pl.col(c).cast(pl.Float64) for c in AMOUNTS),
         pl.col("last_order_at").cast(pl.Datetime("us")),
     ).sort("email_key")
 
@@ -116,8 +144,14 @@ def test_lower_bound_reads_every_order_and_ticket(demo_dir):
 
 def _result(scale: str, stamp: str, full: float, nightly: float, bound: float, rss_mib: float = 2048) -> dict:
     run = {"seconds": full, "peak_rss_mib": rss_mib}
-    return {"scale": scale, "timestamp": stamp, "sources": {"orders": 10}, "full_build": run,
-            "nightly": {"seconds": nightly, "peak_rss_mib": rss_mib}, "lower_bound": {"seconds": bound}}
+    return {
+        "scale": scale,
+        "timestamp": stamp,
+        "sources": {"orders": 10},
+        "full_build": run,
+        "nightly": {"seconds": nightly, "peak_rss_mib": rss_mib},
+        "lower_bound": {"seconds": bound},
+    }
 
 
 def test_summary_takes_the_newest_complete_result_per_scale_and_judges_the_targets(tmp_path):

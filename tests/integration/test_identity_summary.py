@@ -16,9 +16,12 @@ def test_summary_matches_identity_map(demo_run, monkeypatch, tmp_path):
     metadata = result.get_asset_materialization_events()[0].materialization.metadata
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
         records, persons = con.execute(
-            "select count(*), count(distinct customer_id) from intermediate.int_identity_map").fetchone()
-        cut = con.execute("select count(*) from marts.identity_violations "
-                          "where run_date = (select max(run_date) from marts.identity_violations)").fetchone()[0]
+            "select count(*), count(distinct customer_id) from intermediate.int_identity_map"
+        ).fetchone()
+        cut = con.execute(
+            "select count(*) from marts.identity_violations "
+            "where run_date = (select max(run_date) from marts.identity_violations)"
+        ).fetchone()[0]
         stored = con.execute("select count(*), max(persons) from marts.identity_summary").fetchone()
     assert metadata["records"].value == records and metadata["persons"].value == persons
     assert 0 < persons < records and metadata["merge_rate"].value == 1 - persons / records

@@ -17,9 +17,9 @@ import duckdb
 import pytest
 
 from pipeline.lib import serving
-from tests.serving_support import copy_run, ensure_marts
+from tests.support.serving import copy_run, ensure_marts
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 # Opens the serving file anew on every pass and reads every table completely; any error or a table whose row count
 # differs from the manifest published with it (a half-written copy) fails the process.
@@ -64,8 +64,9 @@ HOLDING_READER = textwrap.dedent("""
 
 
 def _start(script: str, *args: str) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-c", script, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, cwd=REPO)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO
+    )
     assert proc.stdout.readline().strip() == "ready", proc.stderr.read()
     return proc
 
@@ -86,29 +87,47 @@ def test_publish_copies_every_mart_with_consent_and_parquet(run_copy):
     result = serving.publish(warehouse, out)
 
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        marts = {f"marts.{t}" for (t,) in con.execute(
-            "select table_name from duckdb_tables() where schema_name = 'marts'").fetchall()}
+        marts = {
+            f"marts.{t}"
+            for (t,) in con.execute("select table_name from duckdb_tables() where schema_name = 'marts'").fetchall()
+        }
         con.execute(f"attach '{out / 'cdp.duckdb'}' as served (read_only)")
         assert set(result.tables) == marts
         for name, rows in result.tables.items():
             schema, table = name.split(".")
-            original = {c for (c,) in con.execute("select column_name from duckdb_columns() where schema_name = ? "
-                                                  "and table_name = ? and database_name = 'warehouse'",
-                                                  [schema, table]).fetchall()}
-            served = {c for (c,) in con.execute("select column_name from duckdb_columns() where schema_name = ? "
-                                                "and table_name = ? and database_name = 'served'",
-                                                [schema, table]).fetchall()}
+            original = {
+                c
+                for (c,) in con.execute(
+                    "select column_name from duckdb_columns() where schema_name = ? "
+                    "and table_name = ? and database_name = 'warehouse'",
+                    [schema, table],
+                ).fetchall()
+            }
+            served = {
+                c
+                for (c,) in con.execute(
+                    "select column_name from duckdb_columns() where schema_name = ? "
+                    "and table_name = ? and database_name = 'served'",
+                    [schema, table],
+                ).fetchall()
+            }
             if "customer_id" in original:
                 assert "marketing_consent" in served, f"{name} is audience-like but has no marketing_consent"
             # Served rows = warehouse rows, value for value (the consent column is the only addition).
             cols = ", ".join(f'"{c}"' for c in sorted(original))
-            diff = con.execute(f"select count(*) from ((select {cols} from warehouse.{name} except all "
-                               f"select {cols} from served.{name}) union all (select {cols} from served.{name} "
-                               f"except all select {cols} from warehouse.{name}))").fetchone()[0]
+            diff = con.execute(
+                f"select count(*) from ((select {cols} from warehouse.{name} except all "
+                f"select {cols} from served.{name}) union all (select {cols} from served.{name} "
+                f"except all select {cols} from warehouse.{name}))"
+            ).fetchone()[0]
             assert diff == 0 and rows == con.execute(f"select count(*) from warehouse.{name}").fetchone()[0], name
             parquet_name = table if schema == "marts" else name
-            assert con.execute(f"select count(*) from read_parquet('{out / 'parquet' / parquet_name}.parquet')"
-                               ).fetchone()[0] == rows
+            assert (
+                con.execute(
+                    f"select count(*) from read_parquet('{out / 'parquet' / parquet_name}.parquet')"
+                ).fetchone()[0]
+                == rows
+            )
         # Consent joined onto a table that lacks it equals the profile's consent of that customer.
         wrong = con.execute("""
             select count(*) from served.marts.fct_orders o
@@ -152,8 +171,10 @@ def test_killed_publish_leaves_the_last_good_copy(run_copy):
     warehouse, out = run_copy / "warehouse.duckdb", serving.serving_dir(run_copy)
     serving.publish(warehouse, out)
     good_file, good_version = _sha256(out / "cdp.duckdb"), os.readlink(out / "parquet")
-    script = (f"from pathlib import Path; from pipeline.lib.serving import publish; "
-              f"publish(Path({str(warehouse)!r}), Path({str(out)!r}))")
+    script = (
+        f"from pathlib import Path; from pipeline.lib.serving import publish; "
+        f"publish(Path({str(warehouse)!r}), Path({str(out)!r}))"
+    )
     proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO)
     deadline = time.monotonic() + 120
     while not list(out.glob("cdp.duckdb.tmp-*")) and proc.poll() is None and time.monotonic() < deadline:
@@ -192,8 +213,11 @@ def test_serving_asset_publishes_and_a_failed_run_keeps_the_copy(run_copy, monke
 
     with duckdb.connect(str(run_copy / "warehouse.duckdb")) as con:
         con.execute("delete from marts.customer_profile where hash(customer_id) % 2 = 0")
-    partial = dg.materialize([a_failing_step, b_mart, build_serving_asset([dg.AssetKey("b_mart")])],
-                             instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    partial = dg.materialize(
+        [a_failing_step, b_mart, build_serving_asset([dg.AssetKey("b_mart")])],
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
     assert not partial.success and "a_failing_step" in str(partial.failure_data_for_node("serving__cdp_serving").error)
     assert _sha256(run_copy / "serving" / "cdp.duckdb") == good
 

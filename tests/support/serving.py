@@ -28,8 +28,9 @@ def ensure_marts(warehouse: Path) -> list[str]:
     built = []
     with duckdb.connect(str(warehouse)) as con:
         con.execute("create schema if not exists marts")
-        present = {r[0] for r in con.execute(
-            "select table_name from duckdb_tables() where schema_name = 'marts'").fetchall()}
+        present = {
+            r[0] for r in con.execute("select table_name from duckdb_tables() where schema_name = 'marts'").fetchall()
+        }
         if "customer_profile" not in present:
             con.execute("""
                 create table marts.customer_profile as
@@ -50,22 +51,30 @@ def ensure_marts(warehouse: Path) -> list[str]:
 
 
 def table_digests(database: Path, schemas: tuple[str, ...] = OUTPUT_SCHEMAS) -> dict[str, tuple[int, str]]:
-    """"schema.table" -> (rows, md5 of the sorted rows) for every table of the schemas, volatile stamps left out.
+    """ "schema.table" -> (rows, md5 of the sorted rows) for every table of the schemas, volatile stamps left out.
 
     Doubles are rounded to 6 decimals: parallel sums may differ in the last bit between two identical runs.
     """
     digests = {}
     with duckdb.connect(str(database), read_only=True) as con:
-        tables = con.execute("select schema_name, table_name from duckdb_tables() where schema_name in "
-                             "(select unnest(?)) order by 1, 2", [list(schemas)]).fetchall()
+        tables = con.execute(
+            "select schema_name, table_name from duckdb_tables() where schema_name in (select unnest(?)) order by 1, 2",
+            [list(schemas)],
+        ).fetchall()
         for schema, table in tables:
-            columns = con.execute("select column_name, data_type from duckdb_columns() where schema_name = ? "
-                                  "and table_name = ? order by column_index", [schema, table]).fetchall()
-            parts = [f'round("{c}", 6)' if t in ("DOUBLE", "FLOAT") else f'"{c}"'
-                     for c, t in columns
-                     if c not in VOLATILE_COLUMNS | VOLATILE_TABLE_COLUMNS.get(f"{schema}.{table}", frozenset())]
+            columns = con.execute(
+                "select column_name, data_type from duckdb_columns() where schema_name = ? "
+                "and table_name = ? order by column_index",
+                [schema, table],
+            ).fetchall()
+            parts = [
+                f'round("{c}", 6)' if t in ("DOUBLE", "FLOAT") else f'"{c}"'
+                for c, t in columns
+                if c not in VOLATILE_COLUMNS | VOLATILE_TABLE_COLUMNS.get(f"{schema}.{table}", frozenset())
+            ]
             rows, digest = con.execute(
                 f"select count(*), md5(coalesce(string_agg(r, chr(10) order by r), '')) from "
-                f"(select cast(row({', '.join(parts)}) as varchar) as r from \"{schema}\".\"{table}\")").fetchone()
+                f'(select cast(row({", ".join(parts)}) as varchar) as r from "{schema}"."{table}")'
+            ).fetchone()
             digests[f"{schema}.{table}"] = (rows, digest)
     return digests

@@ -15,13 +15,19 @@ from pipeline.lib.sources import survey_files
 
 
 def _responses(prefix: str, day: str, n: int) -> pl.DataFrame:
-    return pl.DataFrame({
-        "response_id": [f"{prefix}{i}" for i in range(n)],
-        "submitted_at": [f"{day}T{10 + i % 10:02d}:00:00" for i in range(n)],
-        "survey": ["nps"] * n, "score": [str(i % 11) for i in range(n)], "comment": ["ok"] * n,
-        "email": [f"{prefix}{i}@mail.id" for i in range(n)], "phone": [None] * n, "order_ref": [None] * n,
-        "consent": [True] * n,
-    })
+    return pl.DataFrame(
+        {
+            "response_id": [f"{prefix}{i}" for i in range(n)],
+            "submitted_at": [f"{day}T{10 + i % 10:02d}:00:00" for i in range(n)],
+            "survey": ["nps"] * n,
+            "score": [str(i % 11) for i in range(n)],
+            "comment": ["ok"] * n,
+            "email": [f"{prefix}{i}@mail.id" for i in range(n)],
+            "phone": [None] * n,
+            "order_ref": [None] * n,
+            "consent": [True] * n,
+        }
+    )
 
 
 def _pull(con, source):
@@ -49,7 +55,10 @@ def test_mixed_formats_loaded_once_and_new_file_picked_up(folder, tmp_path):
     con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
     first = _pull(con, source)
     assert sorted(os.path.basename(f.path) for f in first.files) == [
-        "responses-2025-04-01.csv", "responses-2025-04-02.jsonl", "responses-2025-04-03.parquet"]
+        "responses-2025-04-01.csv",
+        "responses-2025-04-02.jsonl",
+        "responses-2025-04-03.parquet",
+    ]
     assert first.window == (ingest.date(2025, 4, 1), ingest.date(2025, 4, 4))
     assert con.execute("select count(*) from raw.survey_responses").fetchone()[0] == 12
     manifest = con.execute("select count(*), count(distinct sha256), min(size) > 0 from raw._loaded_files").fetchone()
@@ -66,17 +75,27 @@ def test_mixed_formats_loaded_once_and_new_file_picked_up(folder, tmp_path):
     _responses("E", "2025-04-02", 3).write_parquet(folder / "late-responses-2025-04-02.parquet")
     third = _pull(con, source)
     assert sorted(os.path.basename(f.path) for f in third.files) == [
-        "late-responses-2025-04-02.parquet", "responses-2025-04-05.csv"]
+        "late-responses-2025-04-02.parquet",
+        "responses-2025-04-05.csv",
+    ]
     assert any(p.endswith("responses-2025-04-02.jsonl") for p in third.staged_paths)
-    counts = dict(con.execute("select _partition_date::varchar, count(*) from raw.survey_responses group by 1").fetchall())
+    counts = dict(
+        con.execute("select _partition_date::varchar, count(*) from raw.survey_responses group by 1").fetchall()
+    )
     assert counts == {"2025-04-01": 5, "2025-04-02": 7, "2025-04-03": 3, "2025-04-05": 2}
     assert con.execute("select count(*) from raw._loaded_files").fetchone()[0] == 5
 
 
 def test_survey_files_sensor_requests_partitions_of_new_files(folder, tmp_path, monkeypatch):
     config = tmp_path / "cdp.yaml"
-    config.write_text(json.dumps({"calendar": {"partitions_start": "2024-01-01", "timezone": "Asia/Jakarta", "currency": "IDR"},
-                                  "sources": {"survey": {"location": str(folder)}}}))
+    config.write_text(
+        json.dumps(
+            {
+                "calendar": {"partitions_start": "2024-01-01", "timezone": "Asia/Jakarta", "currency": "IDR"},
+                "sources": {"survey": {"location": str(folder)}},
+            }
+        )
+    )
     monkeypatch.setenv("CDP_CONFIG", str(config))
     from pipeline.defs.ingest.sensors import SURVEY_ASSET, survey_files_sensor
 

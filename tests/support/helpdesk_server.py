@@ -62,7 +62,7 @@ class HelpdeskServer:
     def repeat_cursor(self, cursor: str) -> None:
         self.stuck_cursor = cursor
 
-    def __enter__(self) -> "HelpdeskServer":
+    def __enter__(self) -> HelpdeskServer:
         self._thread.start()
         return self
 
@@ -86,7 +86,7 @@ class HelpdeskServer:
         tickets.sort(key=lambda t: (_instant(t["updated_at"]), str(t.get("id"))))
         offset = int(query.get("cursor", ["0"])[0] or 0)
         limit = min(int(query.get("limit", ["100"])[0]), self.max_limit)
-        page = tickets[offset:offset + limit]
+        page = tickets[offset : offset + limit]
         more = offset + limit < len(tickets)
         return {"tickets": page, "next_cursor": self.stuck_cursor or (str(offset + limit) if more else None)}
 
@@ -112,8 +112,9 @@ class HelpdeskServer:
                 query = parse_qs(parts.query)
                 authorised = server.token is None or self.headers.get("Authorization") == f"Bearer {server.token}"
                 with server._lock:
-                    server.requests.append({"path": parts.path, "query": query, "authorised": authorised,
-                                            "at": time.monotonic()})
+                    server.requests.append(
+                        {"path": parts.path, "query": query, "authorised": authorised, "at": time.monotonic()}
+                    )
                     fault = server.faults.popleft() if server.faults else None
                 if parts.path != "/api/tickets":
                     return self._send(404, {"error": "not found"})

@@ -10,7 +10,6 @@ import duckdb
 import psycopg
 import pytest
 
-from pg_cluster import postgres_cluster  # noqa: F401  (pytest fixture)
 from pipeline.lib import ingest
 from pipeline.lib.sources import sql_orders
 from pipeline.lib.sources.incremental import STATE_TABLE
@@ -23,23 +22,28 @@ def _counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
 
 
 def _pull(con, source):
-    """Extract, then land through the pipeline's own `ingest.land` (window replacement + quarantine), then save marks."""
+    """Extract, then land through the pipeline's own `ingest.land` (window replacement + quarantine), then save
+    marks."""
     ingest.prepare_session(con, "Asia/Jakarta")  # the demo shop's time zone: naive source times are Jakarta time
     extracts = sql_orders.extract(con, source)
-    for spec, table in ((ingest.WEBSHOP_CUSTOMERS, "customers"), (ingest.spec("webshop_orders", ingest.Limits(currency="IDR")), "orders")):
+    for spec, table in (
+        (ingest.WEBSHOP_CUSTOMERS, "customers"),
+        (ingest.spec("webshop_orders", ingest.Limits(currency="IDR")), "orders"),
+    ):
         item = extracts[table]
         if item.window:
             ingest.land(con, spec, item.relation, item.window, source.name)
     items = extracts["order_items"]
     if items.window:
-        ingest.land(con, ingest.WEBSHOP_ORDER_ITEMS, ingest.stage_order_items(con, items.relation), items.window,
-                    source.name)
+        ingest.land(
+            con, ingest.WEBSHOP_ORDER_ITEMS, ingest.stage_order_items(con, items.relation), items.window, source.name
+        )
     sql_orders.save_marks(con, source, extracts)
     return extracts
 
 
 @pytest.fixture()
-def pg_shop(postgres_cluster, monkeypatch):  # noqa: F811
+def pg_shop(postgres_cluster, monkeypatch):
     """A fresh schema holding the webshop tables; orders use the user's own column names (id, modified_at)."""
     schema = "shop_" + uuid.uuid4().hex[:8]
     with psycopg.connect(postgres_cluster.dsn(), autocommit=True) as pg:
@@ -82,7 +86,7 @@ def pg_shop(postgres_cluster, monkeypatch):  # noqa: F811
         pg.execute(f"drop schema if exists {schema} cascade")
 
 
-def test_postgres_full_then_incremental_with_late_update(pg_shop, postgres_cluster, tmp_path):  # noqa: F811
+def test_postgres_full_then_incremental_with_late_update(pg_shop, postgres_cluster, tmp_path):
     schema, source = pg_shop
     assert postgres_cluster.password not in repr(source)
     con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
@@ -106,14 +110,21 @@ def test_postgres_full_then_incremental_with_late_update(pg_shop, postgres_clust
     with psycopg.connect(postgres_cluster.dsn(), autocommit=True) as pg:
         pg.execute(f"set search_path = {schema}")
         # Three ordinary changes after the mark, one late write inside the lookback, one outside it.
-        pg.execute("update orders set status = 'refunded', modified_at = modified_at + interval '3 days' "
-                   "where id in ('O5', 'O6', 'O7')")
-        pg.execute("update orders set status = 'shipped', modified_at = %s where id = 'O100'",
-                   [f"{mark - timedelta(minutes=30)}+07"])
-        pg.execute("update orders set status = 'cancelled', modified_at = %s where id = 'O101'",
-                   [f"{mark - timedelta(hours=26)}+07"])
-        pg.execute("update customers set city = 'Medan', updated_at = updated_at + interval '90 days' "
-                   "where customer_id = 'C3'")
+        pg.execute(
+            "update orders set status = 'refunded', modified_at = modified_at + interval '3 days' "
+            "where id in ('O5', 'O6', 'O7')"
+        )
+        pg.execute(
+            "update orders set status = 'shipped', modified_at = %s where id = 'O100'",
+            [f"{mark - timedelta(minutes=30)}+07"],
+        )
+        pg.execute(
+            "update orders set status = 'cancelled', modified_at = %s where id = 'O101'",
+            [f"{mark - timedelta(hours=26)}+07"],
+        )
+        pg.execute(
+            "update customers set city = 'Medan', updated_at = updated_at + interval '90 days' where customer_id = 'C3'"
+        )
 
     second = _pull(con, source)
     pulled = {r[0] for r in con.execute("select order_id from _extract_webshop_pg_orders").fetchall()}
@@ -125,8 +136,12 @@ def test_postgres_full_then_incremental_with_late_update(pg_shop, postgres_clust
     assert second["customers"].rows == 12  # C3 moved on, plus C40..C50 of the mark's day
     # New versions appended (old ones stay in their earlier partitions), the re-read day replaced, not doubled.
     assert _counts(con) == {"customers": 51, "orders": 204, "order_items": 408}
-    assert con.execute("select status from raw.webshop_orders where order_id = 'O100' "
-                       "order by updated_at desc limit 1").fetchone()[0] == "shipped"
+    assert (
+        con.execute(
+            "select status from raw.webshop_orders where order_id = 'O100' order by updated_at desc limit 1"
+        ).fetchone()[0]
+        == "shipped"
+    )
     marks = dict(con.execute(f"select table_name, high_water_mark from {STATE_TABLE}").fetchall())
     assert str(marks["orders"]) == "2025-02-04 01:10:00"  # O7 (00:00 + 70 min) moved three days on
     third = _pull(con, source)  # only the last day again (O5..O7); landing it twice changes nothing
@@ -135,7 +150,7 @@ def test_postgres_full_then_incremental_with_late_update(pg_shop, postgres_clust
     con.close()
 
 
-def test_postgres_down_gives_clear_error_and_writes_nothing(pg_shop, postgres_cluster, tmp_path):  # noqa: F811
+def test_postgres_down_gives_clear_error_and_writes_nothing(pg_shop, postgres_cluster, tmp_path):
     _, source = pg_shop
     con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
     _pull(con, source)
@@ -173,8 +188,9 @@ def test_sqlite_text_timestamps_incremental(tmp_path):
             insert into customers values ('C1', 'a@b.id', '2025-03-01T00:00:00+07:00');
             insert into order_items select order_id, 1, 'SKU', 1, net_amount from orders;
         """)
-    source = sql_orders.SqlSource.from_config("webshop", {"kind": "sqlite", "location": str(db),
-                                                          "incremental": {"lookback_minutes": 120}})
+    source = sql_orders.SqlSource.from_config(
+        "webshop", {"kind": "sqlite", "location": str(db), "incremental": {"lookback_minutes": 120}}
+    )
     con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
     first = _pull(con, source)
     assert _counts(con) == {"customers": 1, "orders": 30, "order_items": 30}
@@ -183,7 +199,9 @@ def test_sqlite_text_timestamps_incremental(tmp_path):
     assert str(first["orders"].high_water_mark) == "2025-03-02 06:00:00"
 
     with sqlite3.connect(db) as lite:
-        lite.execute("update orders set status = 'completed', updated_at = '2025-03-05T09:00:00+07:00' where order_id = 'O3'")
+        lite.execute(
+            "update orders set status = 'completed', updated_at = '2025-03-05T09:00:00+07:00' where order_id = 'O3'"
+        )
     second = _pull(con, source)
     # From 2025-03-02 00:00 (mark minus lookback, whole day): O3's new version, O24..O30 and the undated O-BAD.
     pulled = {r[0] for r in con.execute("select order_id from _extract_webshop_orders").fetchall()}

@@ -55,9 +55,22 @@ def _shop(out):
 def test_contract_columns(small):
     out, _ = small
     con = _shop(out)
-    cols = {t: [r[0] for r in con.execute(f"describe shop.{t}").fetchall()] for t in ("customers", "orders", "order_items")}
-    assert cols["customers"] == ["customer_id", "email", "phone", "first_name", "last_name", "city", "province",
-                                 "customer_type", "marketing_opt_in", "created_at", "updated_at"]
+    cols = {
+        t: [r[0] for r in con.execute(f"describe shop.{t}").fetchall()] for t in ("customers", "orders", "order_items")
+    }
+    assert cols["customers"] == [
+        "customer_id",
+        "email",
+        "phone",
+        "first_name",
+        "last_name",
+        "city",
+        "province",
+        "customer_type",
+        "marketing_opt_in",
+        "created_at",
+        "updated_at",
+    ]
     assert cols["orders"][:4] == ["order_id", "customer_id", "guest_email", "guest_phone"]
     assert cols["order_items"] == ["order_id", "line_no", "sku", "category", "quantity", "unit_price", "unit_cost"]
     ticket = con.execute(f"select * from read_json('{out}/helpdesk/*.jsonl', ignore_errors=true) limit 1").description
