@@ -3,9 +3,10 @@
     python -m pipeline.forget --email X | --phone X | --customer-id X [--dry-run]
 
 Finds the person (see pipeline/lib/erasure.py), deletes their rows from raw, quarantine, staging, intermediate and
-marts in one transaction, records their identifiers as hashes in privacy.suppression_list (so the next ingestion
-drops them), then republishes the serving copy without any older Parquet version. Waits while a pipeline run holds
-the warehouse.
+marts and clears their referral codes from other people's orders in one transaction, records their identifiers as
+hashes in privacy.suppression_list (so the next ingestion drops them), rewrites the warehouse into a fresh file (no
+freed block keeps their values), then republishes the serving copy without any older Parquet version. Waits while a
+pipeline run holds the warehouse.
 """
 
 from __future__ import annotations
@@ -33,9 +34,10 @@ def forget(
             return result
         with transaction(con):
             result.deleted = erasure.erase_person(con, person, rules)
+            result.referrals_cleared = erasure.clear_referral_codes(con, person)
             result.suppressed_entries = erasure.record_suppression(con, person)
-        # Fold the deletions into the file now rather than leaving them in the write-ahead log.
-        con.execute("force checkpoint")
+        # Deleted rows stay readable in freed blocks: rewrite the file with live data only.
+        erasure.compact(con, warehouse_path())
     serving.publish(warehouse_path(), serving.serving_dir(), options, keep_previous_parquet=False)
     return result
 
@@ -63,9 +65,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     for table, rows in sorted(result.deleted.items()):
         print(f"  deleted {rows:>6} rows from {table}")
+    for table, rows in sorted(result.referrals_cleared.items()):
+        print(f"  cleared their referral code in {rows:>6} rows of {table}")
     print(
         f"deleted {result.rows_deleted} rows; {result.suppressed_entries} new suppression entries (hashed); "
-        "serving copy republished"
+        "warehouse rewritten without freed blocks; serving copy republished"
     )
     return 0
 

@@ -24,58 +24,40 @@ carry it as well; erasure errs on the side of deleting.
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import duckdb
 import polars as pl
 
-from pipeline.lib.identity import IDENTIFIER_TYPES, IdentityRules, normalise_emails, normalise_identifiers
+from pipeline.lib.identity import (
+    IDENTIFIER_TYPES,
+    IdentityRules,
+    normalise_emails,
+    normalise_identifiers,
+)
 from pipeline.lib.phones import known_phones, normalise_phones
+from pipeline.lib.sources import registry
 from pipeline.lib.warehouse import table_exists
 
 SUPPRESSION_TABLE = "privacy.suppression_list"
 PROTECTED_SCHEMAS = ("privacy", "information_schema", "pg_catalog")
-# raw table -> (identity source, its record key column, {column: identifier type}); mirrors the identity extracts
-# but over raw column names (raw helpdesk calls the ticket id `id`).
+# raw table -> (identity source, its record key column, {column: identifier type}), from the source registry.
 RAW_IDENTIFIERS: dict[str, tuple[str | None, str | None, dict[str, str]]] = {
-    "webshop_customers": (
-        "webshop_customer",
-        "customer_id",
-        {"customer_id": "webshop_customer_id", "email": "email", "phone": "phone"},
-    ),
-    "webshop_orders": (
-        "webshop_order",
-        "order_id",
-        {"order_id": "order_id", "customer_id": "webshop_customer_id", "guest_email": "email", "guest_phone": "phone"},
-    ),
-    "webshop_order_items": (None, None, {"order_id": "order_id"}),
-    "helpdesk_tickets": (
-        "helpdesk_ticket",
-        "id",
-        {
-            "id": "ticket_id",
-            "requester_id": "helpdesk_requester_id",
-            "requester_email": "email",
-            "requester_phone": "phone",
-            "order_ref": "order_id",
-        },
-    ),
-    "survey_responses": (
-        "survey_response",
-        "response_id",
-        {"response_id": "survey_response_id", "email": "email", "phone": "phone", "order_ref": "order_id"},
-    ),
+    t.name: (t.record_source, t.record_key, registry.identifier_columns(t.name)) for t in registry.TABLES.values()
 }
 # Each source's own record key, as an identifier type.
 RECORD_KEY_TYPE = {
-    "webshop_customer": "webshop_customer_id",
-    "webshop_order": "order_id",
-    "helpdesk_ticket": "ticket_id",
-    "survey_response": "survey_response_id",
+    t.record_source: registry.identifier_columns(t.name)[t.record_key] for t in registry.person_records()
 }
 LINK_TYPES = ("webshop_customer_id", "order_id", "helpdesk_requester_id")  # system keys that tie records together
 _HASH = "sha256(id_type || ':' || value)"
 PAYLOAD_EMAIL = r'[^\s"@<>(),;:\\]+@[^\s"@<>(),;:\\]+\.[A-Za-z]{2,}'  # an address inside free text
+# A webshop account's referral code, carried by other people's orders (marts/customer_profile.sql counts them).
+REFERRAL_CODE_PREFIX = "REF-"
+TEXT_PAYLOAD_COLUMNS = ("_payload", "_raw_line")  # quarantined deliveries as they came (JSON or a raw line)
 
 
 @dataclass
@@ -94,6 +76,7 @@ class Person:
 class ErasureResult:
     person: Person
     deleted: dict[str, int] = field(default_factory=dict)  # "schema.table" -> rows deleted
+    referrals_cleared: dict[str, int] = field(default_factory=dict)  # "schema.table" -> rows whose code was cleared
     suppressed_entries: int = 0
 
     @property
@@ -306,7 +289,7 @@ def _identifier_expressions(con: duckdb.DuckDBPyConnection, schema: str, table: 
                 f'select distinct unnest(json_keys("_payload")) from "{schema}"."{table}" where json_valid(_payload)'
             ).fetchall()
             for (key,) in keys:
-                kind = _column_kind(table, key, set(k for (k,) in keys))
+                kind = _column_kind(table, key, {k for (k,) in keys})
                 if kind is not None and key not in ("_payload",):
                     found.append((kind, f'json_extract_string("_payload", \'$."{key}"\')', "VARCHAR"))
     return found
@@ -386,6 +369,66 @@ def erase_person(
     return deleted
 
 
+def clear_referral_codes(con: duckdb.DuckDBPyConnection, person: Person) -> dict[str, int]:
+    """Clear the person's referral codes (REF-<account id>) from the rows of other people that carry them.
+
+    `referral_code` columns become null; quarantined payloads and raw lines lose the code text. Runs inside the
+    caller's transaction; returns rows changed per table."""
+    codes = [REFERRAL_CODE_PREFIX + account for account in person.values("webshop_customer_id")]
+    if not codes:
+        return {}
+    # Whole codes only: REF-W0000012 must not cut into REF-W00000123.
+    pattern = "(?i)(" + "|".join(re.escape(code) for code in codes) + r")\b"
+    changed: dict[str, int] = {}
+    for schema, table in _tables(con):
+        columns = [
+            c
+            for (c,) in con.execute(
+                "select column_name from duckdb_columns() where database_name = current_database() and schema_name = ? "
+                "and table_name = ? and data_type = 'VARCHAR'",
+                [schema, table],
+            ).fetchall()
+        ]
+        relation = f'"{schema}"."{table}"'
+        for column in columns:
+            quoted = '"' + column.replace('"', '""') + '"'
+            if column.lower() == "referral_code":
+                sql = f"update {relation} set {quoted} = null where upper(trim({quoted})) in (select unnest(?))"
+                params = [[code.upper() for code in codes]]
+            elif column in TEXT_PAYLOAD_COLUMNS:
+                sql = (
+                    f"update {relation} set {quoted} = regexp_replace({quoted}, ?, '', 'g') "
+                    f"where regexp_matches({quoted}, ?)"
+                )
+                params = [pattern, pattern]
+            else:
+                continue
+            count = con.execute(sql, params).fetchone()[0]
+            if count:
+                changed[f"{schema}.{table}"] = changed.get(f"{schema}.{table}", 0) + count
+    return changed
+
+
+def compact(con: duckdb.DuckDBPyConnection, warehouse: Path) -> None:
+    """Rewrite the warehouse `con` has open into a fresh file and swap it in atomically (os.replace).
+
+    Why: DuckDB marks a deleted row's blocks free but does not overwrite them, so erased values stay readable in the
+    file until reused. The copy holds live data only. `con` keeps the write lock throughout (no run writes in
+    between) and must be closed by the caller right after; a crash before the swap leaves the old file in place and
+    a `.compact-*` leftover that the next compaction replaces."""
+    fresh = warehouse.with_name(f"{warehouse.name}.compact-{os.getpid()}")
+    for leftover in warehouse.parent.glob(f"{warehouse.name}.compact-*"):
+        leftover.unlink()
+    database = con.execute("select current_database()").fetchone()[0]
+    con.execute("force checkpoint")
+    con.execute(f"attach '{str(fresh).replace(chr(39), chr(39) * 2)}' as erasure_compacted")
+    try:
+        con.execute(f'copy from database "{database}" to erasure_compacted')
+    finally:
+        con.execute("detach erasure_compacted")
+    os.replace(fresh, warehouse)
+
+
 # --------------------------------------------------------------------------------------------- suppression
 
 
@@ -459,8 +502,10 @@ def drop_suppressed(
         ]
         + (
             [
-                "exists (select 1 from _suppressed_values s where s.column_name = '_payload' "
-                "and contains(_payload, s.raw_value))"
+                (
+                    "exists (select 1 from _suppressed_values s where s.column_name = '_payload' "
+                    "and contains(_payload, s.raw_value))"
+                )
             ]
             if "_payload" in delivered
             else []

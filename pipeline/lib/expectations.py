@@ -164,8 +164,22 @@ def _failure_reason(observed: dict[str, Any]) -> str:
     return f"observed {observed.get('observed_value')!r}"
 
 
+def mask(value: Any) -> Any:
+    """A failure example's shape without its content: letters become x/X, digits 9, other characters stay.
+
+    Results end up in Dagster metadata, logs and the event log, which erasure cannot reach: an example value may be
+    an email or a phone, and its shape ("xxxx.xxxxx@xxxx.xx.xx", "+9999 9999") is what tells the format apart."""
+    if isinstance(value, str):
+        return "".join("9" if c.isdigit() else ("X" if c.isupper() else "x") if c.isalpha() else c for c in value)
+    if isinstance(value, list):
+        return [mask(v) for v in value]
+    return value
+
+
 def _result(expectation: dict[str, Any], success: bool, observed: dict[str, Any]) -> ExpectationResult:
     observed = _jsonable(observed)
+    if "unexpected_examples" in observed:
+        observed["unexpected_examples"] = mask(observed["unexpected_examples"])
     return ExpectationResult(
         expectation_type=expectation["type"],
         kwargs={k: v for k, v in expectation["kwargs"].items() if k != "batch_id"},

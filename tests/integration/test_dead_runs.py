@@ -16,17 +16,16 @@ from pathlib import Path
 
 import dagster as dg
 import psutil
-import pytest
 import yaml
 
 from pipeline.defs.runs.monitoring import fail_dead_runs
 from pipeline.lib.demo_data import DemoConfig, generate
+from tests.support.dagster_home import dagster_home
 from tests.support.serving import table_digests
 
 REPO = Path(__file__).resolve().parents[2]
 README_WINDOW = ("2026-11-01", "2026-11-22")  # the README's example: three weeks, shorter than the CLV holdout
 JOB_FILE = Path(__file__).with_name("dead_run_job.py")
-SHIPPED_INSTANCE = REPO / "pipeline" / "config" / "dagster.yaml"
 # The CLI's way of running: in process, tagged with the worker's process id.
 IN_PROCESS_RUN = (
     "import runpy, dagster as dg\n"
@@ -34,18 +33,6 @@ IN_PROCESS_RUN = (
     f"job = runpy.run_path({str(JOB_FILE)!r})['defs'].resolve_job_def('held_job')\n"
     "assert job.execute_in_process(instance=dg.DagsterInstance.get(), tags=worker_tags()).success\n"
 )
-
-pytestmark = pytest.mark.integration
-
-
-def _home(tmp_path: Path, **run_monitoring) -> Path:
-    """A DAGSTER_HOME with the shipped instance settings (`run_monitoring` values overridden)."""
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    settings = yaml.safe_load(SHIPPED_INSTANCE.read_text())
-    settings["run_monitoring"].update(run_monitoring)
-    (home / "dagster.yaml").write_text(yaml.safe_dump(settings))
-    return home
 
 
 def _env(home: Path, worker_file: Path) -> dict[str, str]:
@@ -73,7 +60,7 @@ def _slot_holders(instance: dg.DagsterInstance) -> set[str]:
 
 
 def test_cli_fails_a_killed_run_and_frees_its_slot(tmp_path):
-    home, worker_file = _home(tmp_path), tmp_path / "worker.pid"
+    home, worker_file = dagster_home(tmp_path), tmp_path / "worker.pid"
     env = _env(home, worker_file)
     holder = subprocess.Popen([sys.executable, "-c", IN_PROCESS_RUN], env=env, cwd=REPO, start_new_session=True)
     try:
@@ -96,7 +83,10 @@ def test_cli_fails_a_killed_run_and_frees_its_slot(tmp_path):
 
 
 def test_daemon_run_monitoring_fails_a_killed_run_and_frees_its_slot(tmp_path):
-    home, worker_file = _home(tmp_path, poll_interval_seconds=2, free_slots_after_run_end_seconds=1), tmp_path / "pid"
+    home, worker_file = (
+        dagster_home(tmp_path, poll_interval_seconds=2, free_slots_after_run_end_seconds=1),
+        tmp_path / "pid",
+    )
     env = _env(home, worker_file)
     workspace = tmp_path / "workspace.yaml"
     workspace.write_text(
@@ -163,7 +153,7 @@ def test_readme_window_on_a_fresh_warehouse_then_a_killed_run_neither_blocks_nor
     """The README's `run --start 2026-11-01 --end 2026-11-22` on a fresh warehouse succeeds (CLV backtest skipped);
     the same run again, SIGKILLed with its dbt child while dbt writes, leaves the published copy as it was; the next
     run is not blocked by the dead run's warehouse slot and rebuilds the same tables."""
-    data, home = tmp_path / "data", _home(tmp_path)
+    data, home = tmp_path / "data", dagster_home(tmp_path)
     generate(DemoConfig(customers=200), data / "demo")
     env = {**_env(home, tmp_path / "unused"), "CDP_DATA_DIR": str(data)}
     env.pop("CDP_WAREHOUSE", None)

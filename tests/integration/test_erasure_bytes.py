@@ -1,0 +1,139 @@
+"""Erasure that erases: after `make forget`, not one byte of the person is left in the data directory (warehouse,
+serving copy, Parquet, reports) or in DAGSTER_HOME (event log, run storage, compute logs).
+
+The person is a foreign customer (a Singapore phone) whose unusual email fails the profile's format warning, so a
+data-quality failure example names them during the run, and another customer's order carries their referral code.
+The pipeline runs as users run it (`python -m pipeline.cli run` on a real DAGSTER_HOME), on a small demo whose
+source systems live outside the data directory (erasing from the shop's own systems is the shop's business)."""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+
+from pipeline.lib.config import DEFAULT_CONFIG
+from pipeline.lib.demo_data import DemoConfig, generate
+from tests.support.dagster_home import dagster_home
+
+REPO = Path(__file__).resolve().parents[2]
+WINDOW = ("2026-11-01", "2026-11-22")
+EMAIL = "Tan.Wei!Ming@Example.COM.sg"  # valid, but not the shape the profile's warning expects
+PHONE = "+65 8234 5671"  # a valid Singapore mobile, spelled for people
+PHONE_SPELLINGS = (PHONE, "+6582345671", "6582345671")  # as delivered, E.164, digits only
+
+
+def _make_victim(webshop: Path) -> tuple[str, str]:
+    """Give the busiest buyer of the window the foreign contact details (updated in the window, so the run lands
+    them), and put their referral code on someone else's order; returns (account id, that order id)."""
+    with sqlite3.connect(webshop) as db:
+        (account,) = db.execute(
+            "select customer_id from orders where customer_id is not null and ordered_at between ? and ? "
+            "group by 1 order by count(*) desc, 1 limit 1",
+            [WINDOW[0], WINDOW[1] + "T23:59:59"],
+        ).fetchone()
+        db.execute(
+            "update customers set email = ?, phone = ?, updated_at = ? where customer_id = ?",
+            [EMAIL, PHONE, "2026-11-10T10:00:00", account],
+        )
+        (referring,) = db.execute(
+            "select order_id from orders where customer_id <> ? and ordered_at between ? and ? order by order_id "
+            "limit 1",
+            [account, WINDOW[0], WINDOW[1]],
+        ).fetchone()
+        db.execute("update orders set referral_code = ? where order_id = ?", [f"REF-{account}", referring])
+    return account, referring
+
+
+def _byte_hits(roots: list[Path], needles: list[bytes], patterns: list[bytes]) -> dict[str, list[str]]:
+    """Files under `roots` containing a needle (ASCII case-insensitive) or matching a pattern, read as raw bytes."""
+    hits = {}
+    for root in roots:
+        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+            content = path.read_bytes()
+            lowered = content.lower()
+            found = [n.decode() for n in needles if n.lower() in lowered]
+            found += [p.decode() for p in patterns if re.search(p, content)]
+            if found:
+                hits[str(path)] = found
+    return hits
+
+
+def test_forget_leaves_no_byte_of_the_person_in_the_data_dir_or_dagster_home(tmp_path):
+    sources, data, home = tmp_path / "sources", tmp_path / "data", dagster_home(tmp_path)
+    generate(DemoConfig(customers=200), sources)
+    account, referring_order = _make_victim(sources / "webshop.sqlite")
+    config = tmp_path / "cdp.yaml"
+    config.write_text(DEFAULT_CONFIG.read_text().replace("{data_dir}/demo", str(sources)))
+    env = {
+        **os.environ,
+        "CDP_DATA_DIR": str(data),
+        "CDP_CONFIG": str(config),
+        "DAGSTER_HOME": str(home),
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    }
+    env.pop("CDP_WAREHOUSE", None)
+    run = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "run", "--start", WINDOW[0], "--end", WINDOW[1]],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr[-4000:]
+
+    # A Singapore number is a valid profile phone: the person got segments and a CLV, and was published.
+    with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
+        (customer_id,) = con.execute(
+            "select customer_id from marts.customer_profile where phone = '+6582345671'"
+        ).fetchone()
+        for mart in ("customer_segments", "customer_clv", "customer_value"):
+            assert (
+                con.execute(f"select count(*) from marts.{mart} where customer_id = ?", [customer_id]).fetchone()[0]
+                == 1
+            ), mart
+    with duckdb.connect(str(data / "serving" / "cdp.duckdb"), read_only=True) as con:
+        assert (
+            con.execute("select count(*) from marts.customer_profile where customer_id = ?", [customer_id]).fetchone()[
+                0
+            ]
+            == 1
+        )
+
+    # The format warning recorded its failure example, masked: the event log never held the address.
+    instance = dg.DagsterInstance.from_config(str(home))
+    check_key = dg.AssetCheckKey(dg.AssetKey(["marts", "customer_profile"]), "expectations")
+    (evaluation,) = instance.event_log_storage.get_asset_check_execution_history(check_key, limit=1)
+    examples = str(evaluation.event.dagster_event.event_specific_data.metadata["failed_expectations"].value)
+    assert "xxx.xxx!xxxx@xxxxxxx.xxx.xx" in examples
+    needles = [EMAIL.encode()] + [p.encode() for p in PHONE_SPELLINGS]
+    referral = [re.escape(f"REF-{account}").encode() + rb"(?![0-9A-Za-z])"]
+    assert _byte_hits([home], needles, []) == {}
+    # The search sees them where they are (so zero hits below means gone, not unreadable).
+    present = _byte_hits([data], needles, referral)
+    assert any(path.endswith("warehouse.duckdb") for path in present), present
+
+    forget = subprocess.run(
+        ["make", "--no-print-directory", "forget", f"EMAIL={EMAIL.upper()}"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert forget.returncode == 0, forget.stderr[-3000:]
+    assert "cleared their referral code" in forget.stdout
+    assert _byte_hits([data, home], needles, referral) == {}
+    with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
+        assert con.execute(
+            "select referral_code from marts.fct_orders where order_id = ?", [referring_order]
+        ).fetchall() == [(None,)]  # the referring customer's order stays, without the code
