@@ -333,6 +333,9 @@ def land(
         [*([future_after] * len(timestamps)), *([] if frontier else [start, end])],
     )
     result = LoadResult(table=spec.name, window=window)
+    # Every typed version delivered, in the window or not (order lines follow their order: `stage_order_items`).
+    con.execute(f"create or replace temp table _delivered_versions as select {', '.join(map(q, spec.table.key))}, "
+                "_partition_date, _reason from _typed_all")
     # A row dated outside the window belongs to another day's run (a source may deliver more than asked), unless
     # it is in the future: that goes to quarantine whatever its day.
     result.outside_window = con.execute(
@@ -659,12 +662,12 @@ def stage_nothing(con: duckdb.DuckDBPyConnection, spec: TableSpec) -> str:
 def stage_order_items(con: duckdb.DuckDBPyConnection, source_table: str) -> str:
     """Order lines travel with their order: each line takes the partition date of its order's landed version.
 
-    Call right after landing the orders of the same window (it reads that load's typed rows). A line whose order is
-    not in this delivery (the source has no such order) or was quarantined is quarantined too, never dropped."""
+    Call right after landing the orders of the same pull (it reads that load's delivered versions). A line whose order
+    is not in this delivery (the source has no such order) or was quarantined is quarantined too, never dropped."""
     con.execute("""
         create or replace temp table _typed_orders as
         select order_id, max(_partition_date) as _partition_date, bool_and(_reason <> '') as _quarantined
-        from _typed group by 1
+        from _delivered_versions group by 1
     """)
     con.execute(f"""
         create or replace temp view _staged_order_items as

@@ -205,10 +205,17 @@ def test_orphan_and_zero_quantity_lines_are_quarantined_and_late_orders_arrive(c
         lite.execute(
             "insert into orders values ('O4', 'C1', 'paid', 'web', 75.0, '2027-11-21T09:00:00', '2027-11-21T09:00:00')"
         )
+        # Written after midnight, before the nightly run: tomorrow's business, counted, neither raw nor quarantine.
+        lite.execute(
+            "insert into orders values ('O5', 'C1', 'paid', 'web', 75.0, '2026-11-22T01:00:00', '2026-11-22T01:00:00')"
+        )
+        lite.execute("insert into order_items values ('O5', 1, 'A', 1, 75.0)")
     results = _pull_webshop(con, source, (date(2026, 11, 21), date(2026, 11, 22)), frontier=True)
     assert _raw_ids(con, "webshop_orders", "order_id") == ["O1", "O2", "O3"]
     assert ("O4", "future date") in _quarantine(con, "webshop_orders", "order_id")
     assert results["orders"].reasons == {"future date": 1}
+    assert results["orders"].outside_window == results["order_items"].outside_window == 1
+    assert "O5" not in {k for k, _ in _quarantine(con, "webshop_order_items", "order_id")}
     mark = con.execute("select high_water_mark from raw._extract_state where table_name = 'orders'").fetchone()[0]
     assert mark == datetime(2026, 11, 19, 9)  # the future order does not move the mark
     # The orphan line stays quarantined once, not once per run.
