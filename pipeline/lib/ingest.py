@@ -305,6 +305,7 @@ def land(
     typed = ", ".join(f"{expr.format(c=f'_orig.{q(col)}')} as {q(col)}" for col, expr in spec.columns.items())
     extras = "".join(f"_orig.{q(c)}, " for c in source_columns if c not in spec.columns)
     problem = "_orig._problem" if "_problem" in delivered else "null::varchar"
+    # The export a row came from (`_file`) helps staging only: a payload must not change when exports move.
     content = [c for c in delivered if c not in ("_partition_date", "_file")]
     event_date = f"cast({q(spec.table.event_column)} as date)" if spec.table.event_column else "null::date"
     future_after = (run_as_of or as_of(window)) + spec.limits.future_tolerance
@@ -321,7 +322,7 @@ def land(
             select {typed}, {extras}{problem} as _problem, _orig._partition_date as _delivered_date, _orig,
                    to_json(_orig)::varchar as _payload,
                    md5(to_json(struct_pack({", ".join(f"{q(c)} := _orig.{q(c)}" for c in content)}))) as _content
-            from (select *{absent} from {staged}) as _orig
+            from (select *{" exclude (_file)" if "_file" in delivered else ""}{absent} from {staged}) as _orig
         ),
         dated as (
             select * exclude (_delivered_date), coalesce(_delivered_date, {event_date}) as _partition_date from typed
@@ -334,8 +335,10 @@ def land(
     )
     result = LoadResult(table=spec.name, window=window)
     # Every typed version delivered, in the window or not (order lines follow their order: `stage_order_items`).
-    con.execute(f"create or replace temp table _delivered_versions as select {', '.join(map(q, spec.table.key))}, "
-                "_partition_date, _reason from _typed_all")
+    con.execute(
+        f"create or replace temp table _delivered_versions as select {', '.join(map(q, spec.table.key))}, "
+        "_partition_date, _reason from _typed_all"
+    )
     # A row dated outside the window belongs to another day's run (a source may deliver more than asked), unless
     # it is in the future: that goes to quarantine whatever its day.
     result.outside_window = con.execute(
