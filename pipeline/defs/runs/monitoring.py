@@ -7,7 +7,7 @@ the run's worker is alive, which the default launcher cannot. Both ways a run st
 
 - daemon path (schedule, sensor, UI): `LocalRunLauncher` is the default launcher plus a worker health check, so the
   daemon's run monitoring (on in `pipeline/config/dagster.yaml`) fails a run whose worker process is gone and then
-  frees its pool slots (`free_slots_after_run_end_seconds`);
+  frees its pool slots (`free_slots_after_run_end_seconds`); the launcher also does so before launching a run;
 - command line (`python -m pipeline.cli run`, in process, no daemon needed): `fail_dead_runs` runs before each run,
   failing dead runs and freeing their slots at once.
 
@@ -88,6 +88,12 @@ def fail_dead_runs(instance: DagsterInstance) -> list[str]:
 
 class LocalRunLauncher(DefaultRunLauncher):
     """Dagster's default run launcher plus a worker health check, so run monitoring fails runs whose worker died."""
+
+    def launch_run(self, context) -> None:
+        # Runs outside the nightly job's queue limit (a UI materialization) would wait on a dead run's pool slot
+        # until the next monitoring poll: free it now.
+        fail_dead_runs(self._instance)
+        super().launch_run(context)
 
     @property
     def supports_check_run_worker_health(self) -> bool:
