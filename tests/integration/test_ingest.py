@@ -140,3 +140,31 @@ def test_new_source_column_is_kept(demo):
     assert _materialize(webshop).success
     with _warehouse(demo) as con:
         assert _count(con, "select count(*) from raw.webshop_customers where loyalty_tier = 'gold'") == 1
+
+
+def test_a_file_still_being_written_is_read_again_whole_by_the_next_run(demo):
+    survey_dir = demo / "demo" / "survey"
+    for old in survey_dir.iterdir():
+        old.unlink()
+    header = "response_id,submitted_at,survey,score,comment,email,phone,order_ref,consent\n"
+    growing = survey_dir / f"responses-{DAY}.csv"
+    growing.write_text(f"{header}R1,{DAY}T10:00:00,nps,9,,a@b.id,,,true\nR2,{DAY}T11:00:00,n")
+    (survey_dir / "responses-2026-11-21.csv").write_bytes(b"")  # an empty export: skipped and counted
+    first = _materialize(survey_responses)
+    assert first.success
+    metadata = first.get_asset_materialization_events()[0].materialization.metadata
+    assert metadata["files_with_partial_last_line"].value == 1
+    with _warehouse(demo) as con:
+        assert _count(con, "select count(*) from raw.survey_responses") == 1
+        assert (
+            _count(con, "select count(*) from quarantine.survey_responses where _reason like 'partial last line%'") == 1
+        )
+
+    growing.write_text(f"{header}R1,{DAY}T10:00:00,nps,9,,a@b.id,,,true\nR2,{DAY}T11:00:00,nps,7,,b@b.id,,,true\n")
+    nightly = _materialize(survey_responses, "2026-11-21")  # the next night reads the completed file again
+    assert nightly.success
+    metadata = nightly.get_asset_materialization_events()[0].materialization.metadata
+    assert metadata["empty_files_skipped"].value == 1 and metadata["files_with_partial_last_line"].value == 0
+    with _warehouse(demo) as con:
+        assert _count(con, "select count(*) from raw.survey_responses") == 2
+        assert _count(con, "select count(*) from quarantine.survey_responses") == 0

@@ -116,10 +116,7 @@ def helpdesk_tickets(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
             helpdesk_api.save_marks(con, source, pulled)
             extra = {"pages_fetched": pulled.pages}
         else:
-            with ingest.export_files(_files_in_window("helpdesk", cfg, window, con)) as (files, empty):
-                staged = ingest.stage_tickets_jsonl(con, files, "helpdesk files")
-                result = ingest.land(con, spec, staged, window, "files", frontier=frontier)
-            extra = _file_counts(files, empty)
+            result, extra = _land_exports(con, "helpdesk", cfg, spec, window, ingest.stage_tickets_jsonl, frontier)
     return dg.MaterializeResult(metadata={**result.as_metadata(), **extra})
 
 
@@ -138,17 +135,24 @@ def survey_responses(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
             result = ingest.land(con, spec, ingest.stage_nothing(con, spec), window, "none")
             extra = {"source": "not configured"}
         else:
-            with ingest.export_files(_files_in_window("survey", cfg, window, con)) as (files, empty):
-                staged = ingest.stage_survey_files(con, files, "survey files")
-                result = ingest.land(con, spec, staged, window, "files", frontier=_at_frontier(context))
-            extra = _file_counts(files, empty)
+            result, extra = _land_exports(
+                con, "survey", cfg, spec, window, ingest.stage_survey_files, _at_frontier(context)
+            )
     return dg.MaterializeResult(metadata={**result.as_metadata(), **extra})
 
 
-def _file_counts(files: list[ingest.ExportFile], empty: list[str]) -> dict:
-    """Files read, empty files skipped, files still being written (their last line quarantined, re-read later)."""
+def _land_exports(
+    con, name: str, cfg: dict, spec: ingest.TableSpec, window: tuple[date, date], stage, frontier: bool
+) -> tuple[ingest.LoadResult, dict]:
+    """Land the export files of the window, plus the days of exports that were still being written when last read
+    (so a completed file is read again whole); report files read, empty files skipped, files still being written."""
+    earlier = survey_files.earliest_partial_day(con, name)
+    window = (min(window[0], earlier), window[1]) if earlier else window
+    with ingest.export_files(_files_in_window(name, cfg, window, con)) as (files, empty):
+        result = ingest.land(con, spec, stage(con, files, f"{name} files"), window, "files", frontier=frontier)
+    survey_files.record_partial_files(con, name, window, files)
     partial = [f.path for f in files if f.partial_line is not None]
-    return {
+    return result, {
         "files_read": len(files),
         "empty_files_skipped": len(empty),
         "files_with_partial_last_line": len(partial),

@@ -30,6 +30,7 @@ from pipeline.lib.duckdb_extensions import load_extension
 from pipeline.lib.warehouse import quote_literal, table_exists
 
 MANIFEST = "raw._loaded_files"
+PARTIAL_FILES = "raw._partial_files"  # exports read while still being written: their day is read again later
 EXTENSIONS = (".csv", ".jsonl", ".json", ".ndjson", ".parquet")
 _REMOTE = re.compile(r"^(s3|s3a|gcs|gs|r2|https?)://")
 
@@ -206,3 +207,24 @@ def record_loaded(con: duckdb.DuckDBPyConnection, source: SurveySource, item: Ex
             for f in item.files
         ],
     )
+
+
+def earliest_partial_day(con: duckdb.DuckDBPyConnection, source: str) -> date | None:
+    """The first day of an export of `source` that was still being written when last read (None: there is none)."""
+    if not table_exists(con, PARTIAL_FILES):
+        return None
+    return con.execute(f"select min(file_date) from {PARTIAL_FILES} where source = ?", [source]).fetchone()[0]
+
+
+def record_partial_files(
+    con: duckdb.DuckDBPyConnection, source: str, window: tuple[date, date], files: list[ingest.ExportFile]
+) -> None:
+    """Remember the exports of the window read with an incomplete last line (and forget those now complete)."""
+    con.execute(f"create table if not exists {PARTIAL_FILES} (source varchar, path varchar, file_date date)")
+    con.execute(
+        f"delete from {PARTIAL_FILES} where source = ? and (file_date is null or file_date >= ? and file_date < ?)",
+        [source, *window],
+    )
+    partial = [(source, f.path, ingest.file_date(f.path)) for f in files if f.partial_line is not None]
+    if partial:
+        con.executemany(f"insert into {PARTIAL_FILES} values (?, ?, ?)", partial)
