@@ -153,7 +153,8 @@ def doctor() -> int:
                             if name == "helpdesk"
                             else ingest.stage_survey_files(con, readable)
                         )
-                    found = [checkup.inspect(con, registry.tables_of(name)[0], staged, **money)]
+                        # inside the block: re-encoded copies of the exports live as long as it lasts
+                        found = [checkup.inspect(con, registry.tables_of(name)[0], staged, **money)]
             except (
                 sql_orders.SourceUnavailable,
                 helpdesk_api.HelpdeskUnavailable,
