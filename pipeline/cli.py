@@ -82,31 +82,22 @@ def unloaded_history(start: date) -> str | None:
     """A warning when the webshop holds orders from before `start` that the warehouse does not hold yet."""
     import duckdb
 
-    from pipeline.lib import ingest
-    from pipeline.lib.doctor import earliest_webshop_date
+    from pipeline.lib import doctor, ingest
     from pipeline.lib.sources import sql_orders
-    from pipeline.lib.warehouse import connect, table_exists
+    from pipeline.lib.warehouse import quote_literal
 
+    source = sql_orders.SqlSource.from_config("webshop", source_config("webshop"))
     with duckdb.connect() as con:
         ingest.prepare_session(con, shop_calendar().timezone)
         try:
-            first = earliest_webshop_date(con, sql_orders.SqlSource.from_config("webshop", source_config("webshop")))
-        except sql_orders.SourceUnavailable:
-            return None  # the run itself reports an unreachable source
-    if first is None or first >= start:
-        return None
-    if warehouse_path().exists():
-        with connect(read_only=True) as con:
-            if (
-                table_exists(con, "raw.webshop_orders")
-                and (con.execute("select min(_partition_date) from raw.webshop_orders").fetchone()[0] or start) <= first
-            ):
-                return None
-    return (
-        f"warning: the webshop holds orders from {first}, but this run loads from {start}: older history is not "
-        f"loaded. To load it: python -m pipeline.cli run --start {first} (calendar.partitions_start must not be "
-        "later; `python -m pipeline.cli doctor` shows the sources' history)."
-    )
+            if warehouse_path().exists():
+                con.execute(f"attach {quote_literal(str(warehouse_path()))} as warehouse (read_only)")
+                con.execute("use warehouse")
+            first = doctor.unloaded_history(con, source, start)
+        except (sql_orders.SourceUnavailable, duckdb.Error):
+            # An unreachable source is the run's to report; a warehouse in use is not worth waiting for here.
+            return None
+    return f"warning: {doctor.unloaded_history_warning(first, start)}." if first else None
 
 
 def doctor() -> int:

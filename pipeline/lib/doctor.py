@@ -19,6 +19,7 @@ import phonenumbers
 from pipeline.lib.phones import parse_phones
 from pipeline.lib.sources import registry, sql_orders
 from pipeline.lib.sources.incremental import local_timestamp_sql
+from pipeline.lib.warehouse import table_exists
 
 MAX_SHOWN_VALUES = 5  # unexpected values quoted per column
 MAX_SHOWN_CHARS = 24  # a quoted value is cut to this length (a misplaced column must not print whole addresses)
@@ -251,3 +252,24 @@ def earliest_webshop_date(con: duckdb.DuckDBPyConnection, source: sql_orders.Sql
         return con.execute(f"select min(cast({local_timestamp_sql(_quote(column))} as date)) from {table}").fetchone()[
             0
         ]
+
+
+def unloaded_history(con: duckdb.DuckDBPyConnection, source: sql_orders.SqlSource, start: date) -> date | None:
+    """The webshop's first day when it holds orders from before `start` that `raw.webshop_orders` (read through `con`,
+    if it has one) does not: the history a run from `start` leaves out. None when nothing is left out."""
+    first = earliest_webshop_date(con, source)
+    if first is None or first >= start:
+        return None
+    if table_exists(con, "raw.webshop_orders"):
+        loaded = con.execute("select min(_partition_date) from raw.webshop_orders").fetchone()[0]
+        if loaded is not None and loaded <= first:
+            return None
+    return first
+
+
+def unloaded_history_warning(first: date, start: date) -> str:
+    return (
+        f"the webshop holds orders from {first}, but this run loads from {start}: older history is not loaded. "
+        f"To load it: python -m pipeline.cli run --start {first} (calendar.partitions_start must not be later; "
+        "`python -m pipeline.cli doctor` shows the sources' history)"
+    )

@@ -11,7 +11,7 @@ from datetime import date, timedelta
 
 import dagster as dg
 
-from pipeline.lib import ingest
+from pipeline.lib import doctor, ingest
 from pipeline.lib.config import section, shop_calendar, source_config
 from pipeline.lib.partitions import daily_partitions, window_dates
 from pipeline.lib.sources import helpdesk_api, sql_orders, survey_files
@@ -88,8 +88,13 @@ def webshop(context: dg.AssetExecutionContext):
                 )
             )
         sql_orders.save_marks(con, source, pulled)
+        older = doctor.unloaded_history(con, source, window[0])
+    history = {}
+    if older:  # e.g. a first run whose window starts after the shop's first day
+        context.log.warning(doctor.unloaded_history_warning(older, window[0]))
+        history = {"older_history_not_loaded_from": str(older)}
     for result in results:
-        yield dg.MaterializeResult(asset_key=["raw", result.table], metadata=result.as_metadata())
+        yield dg.MaterializeResult(asset_key=["raw", result.table], metadata={**result.as_metadata(), **history})
 
 
 @dg.asset(
