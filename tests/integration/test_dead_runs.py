@@ -20,11 +20,9 @@ import yaml
 
 from pipeline.defs.runs.monitoring import fail_dead_runs
 from pipeline.lib.demo_data import DemoConfig, generate
-from tests.support.dagster_home import dagster_home
+from tests.support.cli_runs import REPO, RUN_README_WINDOW, cli_env, dagster_home, run_ok
 from tests.support.serving import table_digests
 
-REPO = Path(__file__).resolve().parents[2]
-README_WINDOW = ("2026-11-01", "2026-11-22")  # the README's example: three weeks, shorter than the CLV holdout
 JOB_FILE = Path(__file__).with_name("dead_run_job.py")
 # The CLI's way of running: in process, tagged with the worker's process id.
 IN_PROCESS_RUN = (
@@ -33,16 +31,6 @@ IN_PROCESS_RUN = (
     f"job = runpy.run_path({str(JOB_FILE)!r})['defs'].resolve_job_def('held_job')\n"
     "assert job.execute_in_process(instance=dg.DagsterInstance.get(), tags=worker_tags()).success\n"
 )
-
-
-def _env(home: Path, worker_file: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        "CDP_TEST_WORKER_FILE": str(worker_file),
-        "PYTHONPATH": str(REPO),
-        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-    }
 
 
 def _wait_for(condition, timeout: float, what: str):
@@ -61,7 +49,7 @@ def _slot_holders(instance: dg.DagsterInstance) -> set[str]:
 
 def test_cli_fails_a_killed_run_and_frees_its_slot(tmp_path):
     home, worker_file = dagster_home(tmp_path), tmp_path / "worker.pid"
-    env = _env(home, worker_file)
+    env = cli_env(home, CDP_TEST_WORKER_FILE=str(worker_file))
     holder = subprocess.Popen([sys.executable, "-c", IN_PROCESS_RUN], env=env, cwd=REPO, start_new_session=True)
     try:
         _wait_for(worker_file.exists, 180, "the first run to take the warehouse slot")
@@ -79,7 +67,7 @@ def test_cli_fails_a_killed_run_and_frees_its_slot(tmp_path):
     assert fail_dead_runs(instance) == [run.run_id]
     assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
     assert _slot_holders(instance) == set()
-    subprocess.run([sys.executable, "-c", IN_PROCESS_RUN], env=env, cwd=REPO, check=True, timeout=180)
+    run_ok([sys.executable, "-c", IN_PROCESS_RUN], env, timeout=180)
 
 
 def test_daemon_run_monitoring_fails_a_killed_run_and_frees_its_slot(tmp_path):
@@ -87,7 +75,7 @@ def test_daemon_run_monitoring_fails_a_killed_run_and_frees_its_slot(tmp_path):
         dagster_home(tmp_path, poll_interval_seconds=2, free_slots_after_run_end_seconds=1),
         tmp_path / "pid",
     )
-    env = _env(home, worker_file)
+    env = cli_env(home, CDP_TEST_WORKER_FILE=str(worker_file))
     workspace = tmp_path / "workspace.yaml"
     workspace.write_text(
         yaml.safe_dump(
@@ -115,7 +103,7 @@ def test_daemon_run_monitoring_fails_a_killed_run_and_frees_its_slot(tmp_path):
     )
     instance = dg.DagsterInstance.from_config(str(home))
     try:
-        subprocess.run(launch, env=env, cwd=REPO, check=True, timeout=180, capture_output=True)
+        run_ok(launch, env, timeout=180)
         # The queued run is launched by the daemon into a run worker process of the code server.
         pid = int(_wait_for(lambda: worker_file.exists() and worker_file.read_text(), 240, "the launched run"))
         (run,) = instance.get_runs()
@@ -129,7 +117,7 @@ def test_daemon_run_monitoring_fails_a_killed_run_and_frees_its_slot(tmp_path):
         )
         assert failed
         _wait_for(lambda: not _slot_holders(instance), 60, "its warehouse slot to be freed")
-        subprocess.run(launch, env=env, cwd=REPO, check=True, timeout=180, capture_output=True)
+        run_ok(launch, env, timeout=180)
         _wait_for(
             lambda: instance.get_runs(limit=1)[0].status == dg.DagsterRunStatus.SUCCESS, 240, "the next run to succeed"
         )
@@ -155,27 +143,22 @@ def test_readme_window_on_a_fresh_warehouse_then_a_killed_run_neither_blocks_nor
     run is not blocked by the dead run's warehouse slot and rebuilds the same tables."""
     data, home = tmp_path / "data", dagster_home(tmp_path)
     generate(DemoConfig(customers=200), data / "demo")
-    env = {**_env(home, tmp_path / "unused"), "CDP_DATA_DIR": str(data)}
-    env.pop("CDP_WAREHOUSE", None)
-    run = [sys.executable, "-m", "pipeline.cli", "run", "--start", README_WINDOW[0], "--end", README_WINDOW[1]]
+    env = cli_env(home, CDP_DATA_DIR=str(data))
 
-    clean = subprocess.run(run, env=env, cwd=REPO, capture_output=True, text=True, timeout=900, check=False)
-    assert clean.returncode == 0, clean.stderr[-4000:]
+    clean = run_ok(RUN_README_WINDOW, env)
     assert "CLV backtest skipped: history starts" in clean.stderr
-    summary = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "summary"],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert summary.returncode == 0 and "marts.customer_clv" in summary.stdout, summary.stderr[-2000:]
+    summary = run_ok([sys.executable, "-m", "pipeline.cli", "summary"], env, timeout=300)
+    assert "marts.customer_clv" in summary.stdout
     clean_tables, published = table_digests(data / "warehouse.duckdb"), _sha256(data / "serving" / "cdp.duckdb")
 
     killed = subprocess.Popen(
-        run, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True
+        RUN_README_WINDOW,
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     dbt_started, log = threading.Event(), []
 
@@ -196,8 +179,7 @@ def test_readme_window_on_a_fresh_warehouse_then_a_killed_run_neither_blocks_nor
     assert _sha256(data / "serving" / "cdp.duckdb") == published  # the last good copy is untouched
 
     began = time.monotonic()
-    rerun = subprocess.run(run, env=env, cwd=REPO, capture_output=True, text=True, timeout=900, check=False)
-    assert rerun.returncode == 0, rerun.stderr[-4000:]
+    rerun = run_ok(RUN_README_WINDOW, env)
     assert "its process is gone, marked failed and its warehouse slot freed" in rerun.stdout
     assert "blocked by limit" not in rerun.stderr
     print(f"re-run after the kill: {time.monotonic() - began:.0f}s")

@@ -8,11 +8,8 @@ source systems live outside the data directory (erasing from the shop's own syst
 
 from __future__ import annotations
 
-import os
 import re
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import dagster as dg
@@ -20,10 +17,8 @@ import duckdb
 
 from pipeline.lib.config import DEFAULT_CONFIG
 from pipeline.lib.demo_data import DemoConfig, generate
-from tests.support.dagster_home import dagster_home
+from tests.support.cli_runs import README_WINDOW, RUN_README_WINDOW, cli_env, dagster_home, run_ok
 
-REPO = Path(__file__).resolve().parents[2]
-WINDOW = ("2026-11-01", "2026-11-22")
 EMAIL = "Tan.Wei!Ming@Example.COM.sg"  # valid, but not the shape the profile's warning expects
 PHONE = "+65 8234 5671"  # a valid Singapore mobile, spelled for people
 PHONE_SPELLINGS = (PHONE, "+6582345671", "6582345671")  # as delivered, E.164, digits only
@@ -36,7 +31,7 @@ def _make_victim(webshop: Path) -> tuple[str, str]:
         (account,) = db.execute(
             "select customer_id from orders where customer_id is not null and ordered_at between ? and ? "
             "group by 1 order by count(*) desc, 1 limit 1",
-            [WINDOW[0], WINDOW[1] + "T23:59:59"],
+            [README_WINDOW[0], README_WINDOW[1] + "T23:59:59"],
         ).fetchone()
         db.execute(
             "update customers set email = ?, phone = ?, updated_at = ? where customer_id = ?",
@@ -45,7 +40,7 @@ def _make_victim(webshop: Path) -> tuple[str, str]:
         (referring,) = db.execute(
             "select order_id from orders where customer_id <> ? and ordered_at between ? and ? order by order_id "
             "limit 1",
-            [account, WINDOW[0], WINDOW[1]],
+            [account, README_WINDOW[0], README_WINDOW[1]],
         ).fetchone()
         db.execute("update orders set referral_code = ? where order_id = ?", [f"REF-{account}", referring])
     return account, referring
@@ -71,24 +66,8 @@ def test_forget_leaves_no_byte_of_the_person_in_the_data_dir_or_dagster_home(tmp
     account, referring_order = _make_victim(sources / "webshop.sqlite")
     config = tmp_path / "cdp.yaml"
     config.write_text(DEFAULT_CONFIG.read_text().replace("{data_dir}/demo", str(sources)))
-    env = {
-        **os.environ,
-        "CDP_DATA_DIR": str(data),
-        "CDP_CONFIG": str(config),
-        "DAGSTER_HOME": str(home),
-        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-    }
-    env.pop("CDP_WAREHOUSE", None)
-    run = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "run", "--start", WINDOW[0], "--end", WINDOW[1]],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert run.returncode == 0, run.stderr[-4000:]
+    env = cli_env(home, CDP_DATA_DIR=str(data), CDP_CONFIG=str(config))
+    run_ok(RUN_README_WINDOW, env)
 
     # A Singapore number is a valid profile phone: the person got segments and a CLV, and was published.
     with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
@@ -121,16 +100,7 @@ def test_forget_leaves_no_byte_of_the_person_in_the_data_dir_or_dagster_home(tmp
     present = _byte_hits([data], needles, referral)
     assert any(path.endswith("warehouse.duckdb") for path in present), present
 
-    forget = subprocess.run(
-        ["make", "--no-print-directory", "forget", f"EMAIL={EMAIL.upper()}"],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert forget.returncode == 0, forget.stderr[-3000:]
+    forget = run_ok(["make", "--no-print-directory", "forget", f"EMAIL={EMAIL.upper()}"], env, timeout=600)
     assert "cleared their referral code" in forget.stdout
     assert _byte_hits([data, home], needles, referral) == {}
     with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
