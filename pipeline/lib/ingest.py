@@ -700,23 +700,26 @@ def stage_survey_files(con: duckdb.DuckDBPyConnection, files: list[ExportFile], 
     jsonl = [f for f in files if f.path.lower().endswith((".jsonl", ".json", ".ndjson"))]
     parquet = [f for f in files if f.path.lower().endswith(".parquet")]
     _register_files(con, files)
-    for n, file in enumerate(csv_files):
-        local = Path(file.read_path).is_file()
-        header = _csv_header(file) if local else None
+    # Files sharing a header are read in one statement; remote files (header unknown without a download) by name.
+    by_header: dict[tuple[str, ...] | None, list[ExportFile]] = {}
+    for file in csv_files:
+        header = tuple(_csv_header(file)) if Path(file.read_path).is_file() else None
         if header is not None:
-            check_names(header, f"{where}: {file.path}")
+            check_names(list(header), f"{where}: {file.path}")
             missing = [c for c in required if c not in header]
             if missing:
                 raise SourceSchemaError(
-                    f"{where}: {file.path} has no column {missing[0]!r} (required by the "
-                    f"contract; header: {header[:20]})"
+                    f"{where}: {file.path} has no column {missing[0]!r} "
+                    f"(required by the contract; header: {list(header[:20])})"
                 )
+        by_header.setdefault(header, []).append(file)
+    for n, (header, group) in enumerate(by_header.items()):
         layout = (
             "auto_detect = false, header = false, skip = 1, delim = ',', quote = '\"', escape = '\"', columns = ?"
             if header is not None
-            else "header = true"
+            else "header = true, union_by_name = true"
         )
-        params = [file.read_path, *([{c: "VARCHAR" for c in header}] if header is not None else [])]
+        params = [[f.read_path for f in group], *([{c: "VARCHAR" for c in header}] if header is not None else [])]
         con.execute(
             f"""
             create or replace temp table _survey_csv_{n} as
@@ -727,9 +730,8 @@ def stage_survey_files(con: duckdb.DuckDBPyConnection, files: list[ExportFile], 
             params,
         )
         if header is None:
-            check_names(
-                [c for c in columns_of(con, f"_survey_csv_{n}") if not c.startswith("_")], f"{where}: {file.path}"
-            )
+            names = [c for c in columns_of(con, f"_survey_csv_{n}") if not c.startswith("_")]
+            check_names(names, f"{where}: {', '.join(f.path for f in group)[:300]}")
         parts.append((f"select * from _survey_csv_{n}", []))
     if jsonl:
         stage_jsonl_lines(con, jsonl, "_survey_lines")
