@@ -7,6 +7,11 @@ POSIX) and `os.replace` of the `parquet` symlink onto the new version directory.
 file open keeps reading the old inode (a consistent snapshot) until it reconnects. A publish that fails or is killed
 leaves the last good copy in place; its leftovers (tmp files of dead processes) are removed by the next publish.
 
+Made for BI clients: every table and column keeps the description dbt documented (table and column comments in the
+DuckDB file, field and schema metadata `description` in the Parquet files); each table is one folder
+`parquet/<table>/` (so `read_parquet(folder)` never glues tables together); unsigned and 128-bit integers are served as
+BIGINT; every list column also gets a bridge table `<table>__<column>` (the table's key, one row per element).
+
 Privacy on the way out:
   * every published table that holds `customer_id` carries `marketing_consent` (joined from marts.customer_profile
     when the table lacks it; customers without a profile row count as not consenting);
@@ -21,10 +26,9 @@ import re
 import shutil
 import stat
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import duckdb
 
@@ -39,6 +43,21 @@ NAME_COLUMNS = frozenset({"full_name", "first_name", "last_name", "requester_nam
 _CONTACT_PATTERN = re.compile(r"email|phone")
 _TMP_PID = re.compile(r"\.tmp-(\d+)$")
 STRING_TYPES = ("VARCHAR", "VARCHAR[]")
+# Integer types many BI drivers cannot map (ODBC/JDBC/Arrow consumers): served as BIGINT.
+BIGINT_TYPES = frozenset({"UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "HUGEINT", "UHUGEINT"})
+# Columns that identify a row of a published table, in the order a bridge table's key is chosen.
+BRIDGE_KEYS = ("customer_id", "order_id", "ticket_id", "response_id")
+PARQUET_BATCH_ROWS = 122_880
+MANIFEST_DESCRIPTION = {
+    "": "What this serving copy holds: one row per published table.",
+    "table_name": "Published table as schema.table.",
+    "row_count": "Rows published.",
+    "pseudonymised": "Whether emails, phones and names are served as salted sha256 hashes.",
+    "published_at": "When this copy was built (UTC).",
+}
+CONSENT_DESCRIPTION = (
+    "Whether the customer agreed to marketing (from marts.customer_profile; no profile counts as no consent)."
+)
 
 
 class ServingConfigError(ValueError):
@@ -52,7 +71,7 @@ class ServingOptions:
     salt: str | None = None
 
     @classmethod
-    def from_config(cls, cfg: Mapping[str, Any], environ: Mapping[str, str] = os.environ) -> ServingOptions:
+    def from_config(cls, cfg: Mapping[str, Any], environ: Mapping[str, str] = os.environ) -> "ServingOptions":
         """Options from the `serving:` config section; the salt is read from the variable named by `salt_env`."""
         pseudonymise = bool(cfg.get("pseudonymise", False))
         salt_env = str(cfg.get("salt_env", "CDP_PSEUDONYM_SALT"))
@@ -98,12 +117,86 @@ def _published_tables(con: duckdb.DuckDBPyConnection, schemas: tuple[str, ...]) 
     ).fetchall()
 
 
-def _columns(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> list[tuple[str, str]]:
+def _columns(
+    con: duckdb.DuckDBPyConnection, schema: str, table: str, database: str | None = None
+) -> list[tuple[str, str]]:
     return con.execute(
-        "select column_name, data_type from duckdb_columns() where database_name = current_database() "
+        "select column_name, data_type from duckdb_columns() where database_name = coalesce(?, current_database()) "
         "and schema_name = ? and table_name = ? order by column_index",
-        [schema, table],
+        [database, schema, table],
     ).fetchall()
+
+
+def _descriptions(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> tuple[str | None, dict[str, str]]:
+    """The table's comment and {column: comment} in the warehouse (what dbt's persist_docs wrote)."""
+    table_comment = con.execute(
+        "select comment from duckdb_tables() where database_name = current_database() and schema_name = ? "
+        "and table_name = ?",
+        [schema, table],
+    ).fetchone()
+    columns = dict(
+        con.execute(
+            "select column_name, comment from duckdb_columns() where database_name = current_database() "
+            "and schema_name = ? and table_name = ? and comment is not null",
+            [schema, table],
+        ).fetchall()
+    )
+    return (table_comment[0] if table_comment else None), columns
+
+
+def _sql_string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _comment(
+    con: duckdb.DuckDBPyConnection, target: str, table_comment: str | None, columns: Mapping[str, str]
+) -> None:
+    """COMMENT ON the published table and its columns (DuckDB binds no parameters in COMMENT, so quote here)."""
+    if table_comment:
+        con.execute(f"comment on table {target} is {_sql_string(table_comment)}")
+    for column, text in columns.items():
+        con.execute(f"comment on column {target}.{_quote(column)} is {_sql_string(text)}")
+
+
+def _bi_type(name: str, dtype: str, expr: str) -> str:
+    return f"cast({expr} as bigint) as {_quote(name)}" if dtype in BIGINT_TYPES else expr
+
+
+def _write_parquet(
+    con: duckdb.DuckDBPyConnection, target: str, path: Path, table_comment: str | None, columns: Mapping[str, str]
+) -> None:
+    """The table as one Parquet file whose schema carries the table and column descriptions (streamed in batches)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    reader = con.execute(f"select * from {target}").to_arrow_reader(PARQUET_BATCH_ROWS)
+    fields = [f.with_metadata({"description": columns[f.name]}) if columns.get(f.name) else f for f in reader.schema]
+    schema = pa.schema(fields, metadata={"description": table_comment} if table_comment else None)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with pq.ParquetWriter(path, schema, compression="zstd") as writer:
+        for batch in reader:
+            writer.write_batch(pa.RecordBatch.from_arrays(batch.columns, schema=schema))
+
+
+def _bridge_tables(
+    target: str, table: str, columns: list[tuple[str, str]], comments: Mapping[str, str]
+) -> list[tuple[str, str, str, dict[str, str]]]:
+    """(name, SELECT, table description, column descriptions) of a bridge table per list column of a served table:
+    the table's key and one row per list element, for BI tools that cannot read list types."""
+    names = [c for c, _ in columns]
+    key = next((k for k in BRIDGE_KEYS if k in names), None)
+    bridges = []
+    for name, dtype in columns:
+        if key is None or not dtype.endswith("[]"):
+            continue
+        select = f"select {_quote(key)}, unnest({_quote(name)}) as {_quote(name)} from {target}"
+        described = {c: comments[c] for c in (key, name) if comments.get(c)}
+        if name in described:
+            described[name] = f"One element of {table}.{name}: {described[name]}"
+        bridges.append(
+            (f"{table}__{name}", select, f"{table}.{name} as rows: one per {key} and list element.", described)
+        )
+    return bridges
 
 
 def published_select(
@@ -128,7 +221,7 @@ def published_select(
             )
             exprs.append(f"{hashed} as {_quote(name)}")
         else:
-            exprs.append(col)
+            exprs.append(_bi_type(name, dtype, col))
     source = f"{_quote(schema)}.{_quote(table)} as t"
     if "customer_id" in names and "marketing_consent" not in names:
         if consent_source is None:
@@ -214,15 +307,31 @@ def publish(
             consent_source = '"marts"."customer_profile"' if ("marts", "customer_profile") in tables else None
             for schema, table in tables:
                 con.execute(f"create schema if not exists serving_out.{_quote(schema)}")
-                select = published_select(schema, table, _columns(con, schema, table), options, consent_source)
+                columns = _columns(con, schema, table)
+                select = published_select(schema, table, columns, options, consent_source)
                 target = f"serving_out.{_quote(schema)}.{_quote(table)}"
                 con.execute(f"create table {target} as {select}", params if "$salt" in select else {})
-                result.tables[f"{schema}.{table}"] = con.execute(f"select count(*) from {target}").fetchone()[0]
-                parquet_name = table if schema == "marts" else f"{schema}.{table}"
-                con.execute(
-                    f"copy {target} to '{tmp_version_dir / (parquet_name + '.parquet')}' "
-                    "(format parquet, compression zstd)"
-                )
+                table_comment, column_comments = _descriptions(con, schema, table)
+                if "marketing_consent" in select and "marketing_consent" not in column_comments:
+                    column_comments["marketing_consent"] = CONSENT_DESCRIPTION
+                _comment(con, target, table_comment, column_comments)
+                served = [(table, target, table_comment, column_comments)]
+                served_columns = _columns(con, schema, table, database="serving_out")
+                for bridge, bridge_select, description, comments in _bridge_tables(
+                    target, table, served_columns, column_comments
+                ):
+                    bridge_target = f"serving_out.{_quote(schema)}.{_quote(bridge)}"
+                    con.execute(f"create table {bridge_target} as {bridge_select}")
+                    _comment(con, bridge_target, description, comments)
+                    served.append((bridge, bridge_target, description, comments))
+                for name, served_target, description, comments in served:
+                    result.tables[f"{schema}.{name}"] = con.execute(f"select count(*) from {served_target}").fetchone()[
+                        0
+                    ]
+                    folder = name if schema == "marts" else f"{schema}.{name}"
+                    _write_parquet(
+                        con, served_target, tmp_version_dir / folder / f"{folder}.parquet", description, comments
+                    )
             con.execute(
                 f"create table serving_out.{MANIFEST_TABLE} (table_name varchar, row_count bigint, "
                 "pseudonymised boolean, published_at timestamp)"
@@ -231,6 +340,12 @@ def publish(
                 f"insert into serving_out.{MANIFEST_TABLE} select unnest(?), unnest(?), ?, "
                 "current_timestamp::timestamp",
                 [list(result.tables), list(result.tables.values()), options.pseudonymise],
+            )
+            _comment(
+                con,
+                f"serving_out.{MANIFEST_TABLE}",
+                MANIFEST_DESCRIPTION[""],
+                {k: v for k, v in MANIFEST_DESCRIPTION.items() if k},
             )
             con.execute("checkpoint serving_out")
             con.execute("detach serving_out")

@@ -13,7 +13,7 @@ import phonenumbers
 import polars as pl
 import pytest
 
-from pipeline.cli import RANGE_END_TAG, RANGE_START_TAG
+from pipeline.lib.partitions import RANGE_END_TAG, RANGE_START_TAG
 from pipeline.lib import erasure, serving
 from pipeline.lib.erasure import PAYLOAD_EMAIL
 from pipeline.lib.phones import normalise_phones
@@ -78,7 +78,7 @@ def rows_carrying(
 
 def parquet_as_database(parquet_dir: Path, target: Path) -> Path:
     """The served Parquet files as tables of one DuckDB file, so that `rows_carrying` can scan them."""
-    files = sorted(parquet_dir.glob("*.parquet"))
+    files = sorted(parquet_dir.glob("*/*.parquet"))
     assert files
     with duckdb.connect(str(target)) as con:
         for number, parquet in enumerate(files):
