@@ -8,6 +8,10 @@ import dagster as dg
 
 from pipeline.lib.config import shop_calendar
 
+# Tags that make one run cover a range of partitions (how single-run backfills and `make run` span many days).
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+
 _calendar = shop_calendar()
 
 daily_partitions = dg.DailyPartitionsDefinition(

@@ -26,9 +26,10 @@ import re
 import shutil
 import stat
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import duckdb
 
@@ -71,7 +72,7 @@ class ServingOptions:
     salt: str | None = None
 
     @classmethod
-    def from_config(cls, cfg: Mapping[str, Any], environ: Mapping[str, str] = os.environ) -> "ServingOptions":
+    def from_config(cls, cfg: Mapping[str, Any], environ: Mapping[str, str] = os.environ) -> ServingOptions:
         """Options from the `serving:` config section; the salt is read from the variable named by `salt_env`."""
         pseudonymise = bool(cfg.get("pseudonymise", False))
         salt_env = str(cfg.get("salt_env", "CDP_PSEUDONYM_SALT"))

@@ -165,7 +165,7 @@ def test_schema_change_at_a_source_blocks_the_downstream_models(demo_run, tmp_pa
 
     import dagster as dg
 
-    from pipeline.cli import RANGE_END_TAG, RANGE_START_TAG
+    from pipeline.lib.partitions import RANGE_END_TAG, RANGE_START_TAG
 
     data_dir = tmp_path / "data"
     shutil.copytree(demo_run.data_dir, data_dir)

@@ -1,33 +1,14 @@
-"""Survey export files (CSV/JSONL/Parquet) from a real folder into a real DuckDB file, plus the Dagster sensor."""
+"""Survey export files (CSV/JSONL/Parquet) from a real folder into a real DuckDB file."""
 
 from __future__ import annotations
 
-import json
 import os
 
-import dagster as dg
 import duckdb
-import polars as pl
-import pytest
 
 from pipeline.lib import ingest
 from pipeline.lib.sources import survey_files
-
-
-def _responses(prefix: str, day: str, n: int) -> pl.DataFrame:
-    return pl.DataFrame(
-        {
-            "response_id": [f"{prefix}{i}" for i in range(n)],
-            "submitted_at": [f"{day}T{10 + i % 10:02d}:00:00" for i in range(n)],
-            "survey": ["nps"] * n,
-            "score": [str(i % 11) for i in range(n)],
-            "comment": ["ok"] * n,
-            "email": [f"{prefix}{i}@mail.id" for i in range(n)],
-            "phone": [None] * n,
-            "order_ref": [None] * n,
-            "consent": [True] * n,
-        }
-    )
+from tests.support.survey_exports import survey_responses as _responses
 
 
 def _pull(con, source):
@@ -39,18 +20,8 @@ def _pull(con, source):
     return item
 
 
-@pytest.fixture()
-def folder(tmp_path):
-    exports = tmp_path / "survey"
-    exports.mkdir()
-    _responses("A", "2025-04-01", 5).write_csv(exports / "responses-2025-04-01.csv")
-    _responses("B", "2025-04-02", 4).write_ndjson(exports / "responses-2025-04-02.jsonl")
-    _responses("C", "2025-04-03", 3).write_parquet(exports / "responses-2025-04-03.parquet")
-    (exports / "README.txt").write_text("not an export")
-    return exports
-
-
-def test_mixed_formats_loaded_once_and_new_file_picked_up(folder, tmp_path):
+def test_mixed_formats_loaded_once_and_new_file_picked_up(survey_folder, tmp_path):
+    folder = survey_folder
     source = survey_files.SurveySource.from_config("survey", {"location": str(folder)})
     con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
     first = _pull(con, source)
@@ -84,30 +55,3 @@ def test_mixed_formats_loaded_once_and_new_file_picked_up(folder, tmp_path):
     )
     assert counts == {"2025-04-01": 5, "2025-04-02": 7, "2025-04-03": 3, "2025-04-05": 2}
     assert con.execute("select count(*) from raw._loaded_files").fetchone()[0] == 5
-
-
-def test_survey_files_sensor_requests_partitions_of_new_files(folder, tmp_path, monkeypatch):
-    config = tmp_path / "cdp.yaml"
-    config.write_text(
-        json.dumps(
-            {
-                "calendar": {"partitions_start": "2024-01-01", "timezone": "Asia/Jakarta", "currency": "IDR"},
-                "sources": {"survey": {"location": str(folder)}},
-            }
-        )
-    )
-    monkeypatch.setenv("CDP_CONFIG", str(config))
-    from pipeline.defs.ingest.sensors import SURVEY_ASSET, survey_files_sensor
-
-    first = survey_files_sensor(dg.build_sensor_context())
-    assert sorted(r.partition_key for r in first.run_requests) == ["2025-04-01", "2025-04-02", "2025-04-03"]
-    assert all(r.asset_selection == [SURVEY_ASSET] for r in first.run_requests)
-
-    unchanged = survey_files_sensor(dg.build_sensor_context(cursor=first.cursor))
-    assert isinstance(unchanged, dg.SkipReason)
-
-    # A file without a date in its name spanning two days: its rows' submitted_at decide.
-    pl.concat([_responses("F", "2025-04-07", 2), _responses("G", "2025-04-09", 1)]).write_csv(folder / "export.csv")
-    third = survey_files_sensor(dg.build_sensor_context(cursor=first.cursor))
-    assert sorted(r.partition_key for r in third.run_requests) == ["2025-04-07", "2025-04-08", "2025-04-09"]
-    assert len({r.run_key for r in third.run_requests}) == 3
