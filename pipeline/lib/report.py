@@ -1,5 +1,9 @@
 """The customer-base report: one static, self-contained HTML page of charts, KPI tiles and small tables.
 
+The page speaks Bahasa Indonesia or English (every text in templates/report_text.yaml) and writes money in the shop's
+currency on the language's own short scale via Babel: "Rp6,2 M" is 6.2 miliar to an Indonesian reader, "IDR6.2B"
+to an English one.
+
 Charts are drawn server-side by matplotlib and inlined as SVG, so the page opens offline with no scripts.
 Figures are built with the object API (`Figure`, never pyplot): no GUI backend, no global figure state. Output is
 byte-for-byte deterministic for the same input: a fixed SVG hash salt, no dates in the SVG metadata, and every
@@ -19,10 +23,13 @@ import jinja2
 import matplotlib
 import numpy as np
 import polars as pl
+import yaml
+from babel import Locale
+from babel.numbers import format_compact_currency, format_decimal, format_percent, parse_pattern
 from markupsafe import Markup
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 TEMPLATE_NAME = "customer_base_report.html.j2"
@@ -69,9 +76,11 @@ _CHART_RC = {
 class CustomerBaseInputs:
     """The frames the report is drawn from (column names are the report's own; the asset maps to them).
 
-    segments: segment, customers, revenue — one row per segment.
+    segments: segment, customers, revenue — one row per segment (segment = the segment code).
     clv: clv — one row per customer.
-    equity: segment, current_value, future_value, lifetime_value — one row per segment.
+    equity: segment, current_value, future_value, lifetime_value — one row per segment, where
+        lifetime_value = value to date + future_value and current_value is the part of value to date earned in the
+        last `current_period_days` days.
     equity_history: snapshot_date, lifetime_value, future_value — one row per snapshot (totals).
     revenue: revenue — one row per customer, every customer including those with no revenue.
     as_of: the data's "as of" date shown in the header (None when unknown).
@@ -83,63 +92,112 @@ class CustomerBaseInputs:
     equity_history: pl.DataFrame
     revenue: pl.DataFrame
     as_of: date | None = None
+    current_period_days: int = 365
+    horizon_months: int = 12
 
 
-# ---------------------------------------------------------------- Indonesian number formatting
+LANGUAGES = ("id", "en")
+TEXT_FILE = TEMPLATE_DIR / "report_text.yaml"
 
 
-def format_count(value: float) -> str:
-    """A whole number with Indonesian thousands dots: 12345 -> "12.345"."""
-    return f"{round(value):,}".replace(",", ".")
+def report_texts() -> dict[str, dict]:
+    """Every text of the page per language ({"en": {...}, "id": {...}})."""
+    return yaml.safe_load(TEXT_FILE.read_text(encoding="utf-8"))
 
 
-def _decimal_comma(value: float, decimals: int) -> str:
-    return f"{value:,.{decimals}f}".replace(",", "_").replace(".", ",").replace("_", ".")
+@dataclass(frozen=True)
+class ReportStyle:
+    """How the page speaks: its language, the shop's currency and the Babel locale numbers are written in.
 
-
-def format_idr(value: float | None) -> str:
-    """Whole rupiah: 12345.6 -> "Rp 12.346", -500 -> "-Rp 500"."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    sign = "-" if value < 0 else ""
-    return f"{sign}Rp {format_count(abs(value))}"
-
-
-# Indonesian short scales: ribu (10^3), juta (10^6), miliar (10^9), triliun (10^12).
-_IDR_SCALES = ((1e12, "T"), (1e9, "M"), (1e6, "jt"), (1e3, "rb"))
-
-
-def format_idr_compact(value: float | None) -> str:
-    """Rupiah on the Indonesian short scale, one decimal (comma) unless whole.
-
-    1.2e9 -> "Rp 1,2 M", 5e5 -> "Rp 500 rb".
+    `locale` defaults to the language's own ("id_ID" / "en"); a configured locale of another language is not used,
+    so an English page never writes "6,2 M" (Indonesian miliar) for 6.2 billion.
     """
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    sign = "-" if value < 0 else ""
-    magnitude = abs(value)
-    for threshold, suffix in _IDR_SCALES:
-        # Largest scale first, judged after rounding, so 999.960 reads "Rp 1,0 jt" rather than "Rp 1.000,0 rb".
-        scaled = round(magnitude / threshold, 1)
-        if scaled >= 1:
-            number = _decimal_comma(scaled, 1).removesuffix(",0")
-            return f"{sign}Rp {number} {suffix}"
-    return f"{sign}Rp {format_count(magnitude)}"
+
+    language: str = "en"
+    currency: str = "IDR"
+    minor_units: int = 0
+    locale: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.language not in LANGUAGES:
+            raise ValueError(f"report language {self.language!r} is not one of {', '.join(LANGUAGES)}")
+
+    @property
+    def number_locale(self) -> str:
+        if self.locale and Locale.parse(self.locale).language == self.language:
+            return self.locale
+        return {"id": "id_ID", "en": "en"}[self.language]
 
 
-def format_percent(share: float, decimals: int = 1) -> str:
-    """A share in [0, 1] as an Indonesian percentage: 0.1234 -> "12,3%"."""
-    return f"{_decimal_comma(share * 100, decimals)}%"
+class Numbers:
+    """Counts, shares and money written for one style: full amounts and short scales (rb/jt/M/T, K/M/B/T) by Babel."""
+
+    def __init__(self, style: ReportStyle) -> None:
+        self.locale = Locale.parse(style.number_locale)
+        self.currency = style.currency
+        self.minor_units = style.minor_units
+        pattern = parse_pattern(self.locale.currency_formats["standard"].pattern)
+        pattern.frac_prec = (style.minor_units, style.minor_units)
+        self._money_pattern = pattern
+
+    def count(self, value: float) -> str:
+        """A whole number with the locale's grouping: 12345 -> "12.345" (id) / "12,345" (en)."""
+        return format_decimal(round(value), locale=self.locale)
+
+    def decimal(self, value: float, decimals: int) -> str:
+        return format_decimal(value, format="0." + "0" * decimals if decimals else "0", locale=self.locale)
+
+    def percent(self, share: float, decimals: int = 1) -> str:
+        """A share in [0, 1]: 0.1234 -> "12,3%" (id) / "12.3%" (en)."""
+        return format_percent(
+            share, format="#,##0" + ("." + "0" * decimals if decimals else "") + "%", locale=self.locale
+        )
+
+    def money(self, value: float | None) -> str:
+        """The full amount in the currency's minor units: "Rp12.346" (id), "IDR12,346" (en)."""
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return "–"
+        return self._money_pattern.apply(
+            round(value, self.minor_units), self.locale, currency=self.currency, currency_digits=False
+        )
+
+    def money_compact(self, value: float | None) -> str:
+        """On the language's short scale, one decimal at most: 6.2e9 -> "Rp6,2 M" (id) / "IDR6.2B" (en)."""
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return "–"
+        magnitude = abs(value)
+        if magnitude >= 1000:
+            # A value that rounds up to 1000 of a scale is 1 of the next one: "1 jt", never "1000 rb".
+            scale = 1000 ** int(math.log10(magnitude) // 3)
+            if round(magnitude / scale, 1) >= 1000:
+                value = math.copysign(scale * 1000, value)
+        return format_compact_currency(value, self.currency, locale=self.locale, fraction_digits=1)
 
 
-def _axis_idr(ax_axis) -> None:
+def exact_equity(equity: pl.DataFrame, minor_units: int) -> pl.DataFrame:
+    """Equity rows whose shown figures add up: value to date and future value rounded to the currency's minor units,
+    lifetime value = their sum (so "to date + future = lifetime" holds for every row and for the totals)."""
+    return equity.select(
+        "segment",
+        value_to_date=(pl.col("lifetime_value") - pl.col("future_value")).round(minor_units),
+        future_value=pl.col("future_value").round(minor_units),
+        current_value=pl.col("current_value").round(minor_units),
+    ).with_columns(lifetime_value=pl.col("value_to_date") + pl.col("future_value"))
+
+
+def segment_label(code: str, texts: dict) -> str:
+    """The human name of a segment code in the page's language (unknown codes: the code, spaced and capitalised)."""
+    return texts["segment_names"].get(code) or code.replace("_", " ").capitalize()
+
+
+def _axis_money(ax_axis, numbers: Numbers) -> None:
     # Ticks on 1-2-5 steps, so one decimal on the short scale always states them exactly.
     ax_axis.set_major_locator(MaxNLocator(nbins=6, steps=[1, 2, 5, 10]))
-    ax_axis.set_major_formatter(FuncFormatter(lambda v, _pos: format_idr_compact(v) if v else "0"))
+    ax_axis.set_major_formatter(FuncFormatter(lambda v, _pos: numbers.money_compact(v) if v else "0"))
 
 
-def _axis_count(ax_axis) -> None:
-    ax_axis.set_major_formatter(FuncFormatter(lambda v, _pos: format_count(v)))
+def _axis_count(ax_axis, numbers: Numbers) -> None:
+    ax_axis.set_major_formatter(FuncFormatter(lambda v, _pos: numbers.count(v)))
 
 
 # ---------------------------------------------------------------- measures
@@ -200,11 +258,11 @@ def _svg(fig: Figure, name: str) -> Markup:
     return Markup(f'{head} class="chart" role="img" aria-label="{name.replace("-", " ")}">{rest}')
 
 
-def _segment_chart(segments: pl.DataFrame) -> Markup | None:
+def _segment_chart(segments: pl.DataFrame, texts: dict, numbers: Numbers) -> Markup | None:
     if segments.is_empty():
         return None
     rows = segments.sort(["customers", "segment"], descending=[False, True])  # largest on top
-    labels = rows["segment"].to_list()
+    labels = rows["label"].to_list()
     y = np.arange(len(labels))
     customer_share = (rows["customers"] / rows["customers"].sum()).to_numpy()
     revenue_total = rows["revenue"].sum()
@@ -214,13 +272,13 @@ def _segment_chart(segments: pl.DataFrame) -> Markup | None:
     ax = fig.subplots()
     bar = 0.38
     for offset, share, colour, label in (
-        (bar / 2, customer_share, CURRENT, "share of customers"),
-        (-bar / 2, revenue_share, LIFETIME, "share of revenue"),
+        (bar / 2, customer_share, CURRENT, texts["share_of_customers"]),
+        (-bar / 2, revenue_share, LIFETIME, texts["share_of_revenue"]),
     ):
         bars = ax.barh(y + offset, share, height=bar, color=colour, label=label)
-        ax.bar_label(bars, [format_percent(value, 0) for value in share], padding=3, fontsize=8, color=MUTED)
+        ax.bar_label(bars, [numbers.percent(value, 0) for value in share], padding=3, fontsize=8, color=MUTED)
     ax.set_yticks(y, labels)
-    ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: numbers.percent(v, 0)))
     ax.grid(axis="y", visible=False)
     ax.tick_params(axis="y", length=0, labelcolor=INK)
     ax.set_xlim(0, max(customer_share.max(), revenue_share.max()) * 1.18)
@@ -228,7 +286,7 @@ def _segment_chart(segments: pl.DataFrame) -> Markup | None:
     return _svg(fig, "segment-sizes")
 
 
-def _clv_histogram(clv: np.ndarray) -> Markup | None:
+def _clv_histogram(clv: np.ndarray, texts: dict, numbers: Numbers) -> Markup | None:
     if clv.size == 0:
         return None
     cap = float(np.quantile(clv, HISTOGRAM_CAP_QUANTILE))
@@ -249,69 +307,73 @@ def _clv_histogram(clv: np.ndarray) -> Markup | None:
         linewidth=0.6,
     )
     median, mean = float(np.median(clv)), float(clv.mean())
-    ax.axvline(median, color=INK, linewidth=1.2, linestyle="--", label=f"median {format_idr_compact(median)}")
+    ax.axvline(
+        median, color=INK, linewidth=1.2, linestyle="--", label=f"{texts['median']} {numbers.money_compact(median)}"
+    )
     if low <= mean <= cap:
-        ax.axvline(mean, color=FUTURE, linewidth=1.2, label=f"mean {format_idr_compact(mean)}")
-    _axis_idr(ax.xaxis)
-    _axis_count(ax.yaxis)
-    ax.set_xlabel(f"CLV per customer (last bar holds everything ≥ {format_idr_compact(edges[-2])})")
-    ax.set_ylabel("customers")
+        ax.axvline(mean, color=FUTURE, linewidth=1.2, label=f"{texts['mean']} {numbers.money_compact(mean)}")
+    _axis_money(ax.xaxis, numbers)
+    _axis_count(ax.yaxis, numbers)
+    ax.set_xlabel(texts["clv_axis"].format(cap=numbers.money_compact(edges[-2])))
+    ax.set_ylabel(texts["customers_axis"])
     ax.grid(axis="x", visible=False)
     ax.legend(loc="upper right", fontsize=9)
     return _svg(fig, "clv-distribution")
 
 
-def _equity_chart(equity: pl.DataFrame) -> Markup | None:
+def _equity_chart(equity: pl.DataFrame, texts: dict, numbers: Numbers) -> Markup | None:
+    """Value to date and future value side by side per segment (negatives left of zero), lifetime value labelled."""
     if equity.is_empty():
         return None
     rows = equity.sort(["lifetime_value", "segment"], descending=[False, True])
-    labels = rows["segment"].to_list()
+    labels = rows["label"].to_list()
     y = np.arange(len(labels))
-    current = rows["current_value"].to_numpy()
+    to_date = rows["value_to_date"].to_numpy()
     future = rows["future_value"].to_numpy()
-    fig = Figure(figsize=(7.2, 1.2 + 0.42 * len(labels)))
+    fig = Figure(figsize=(7.2, 1.2 + 0.5 * len(labels)))
     ax = fig.subplots()
-    ax.barh(y, current, color=CURRENT, height=0.6, label="current value")
-    stacked = ax.barh(y, future, left=current, color=FUTURE, height=0.6, label="future value")
-    lifetime = [format_idr_compact(value) for value in rows["lifetime_value"]]
-    ax.bar_label(stacked, lifetime, padding=4, fontsize=8, color=INK)
+    bar = 0.38
+    ax.barh(y + bar / 2, to_date, height=bar, color=CURRENT, label=texts["col_value_to_date"])
+    ax.barh(y - bar / 2, future, height=bar, color=FUTURE, label=texts["col_future"])
+    ax.axvline(0, color=INK, linewidth=0.8)
+    right = float(max(np.max(to_date), np.max(future), 0.0))
+    left = float(min(np.min(to_date), np.min(future), 0.0))
+    for row, lifetime in zip(y, rows["lifetime_value"], strict=True):
+        ax.annotate(
+            f"= {numbers.money_compact(lifetime)}",
+            (right, row),
+            xytext=(6, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=8,
+            color=LIFETIME,
+        )
     ax.set_yticks(y, labels)
     ax.tick_params(axis="y", length=0, labelcolor=INK)
     ax.grid(axis="y", visible=False)
-    ax.set_xlim(0, float(np.max(current + future)) * 1.2 or 1.0)
-    _axis_idr(ax.xaxis)
+    span = (right - left) or 1.0
+    ax.set_xlim(left - 0.02 * span, right + 0.3 * span)
+    _axis_money(ax.xaxis, numbers)
     ax.legend(loc="lower right", ncols=2, bbox_to_anchor=(1.0, 1.0), fontsize=9)
     return _svg(fig, "equity-by-segment")
 
 
-def _equity_history_chart(history: pl.DataFrame) -> Markup | None:
-    if history.is_empty():
+def _equity_history_chart(history: pl.DataFrame, texts: dict, numbers: Numbers) -> Markup | None:
+    """A line over time, so only from two snapshots on (one point is no trend)."""
+    if history["snapshot_date"].n_unique() < 2:
         return None
     rows = history.sort("snapshot_date")
     dates = rows["snapshot_date"].to_numpy()
     fig = Figure(figsize=(7.2, 3.2))
     ax = fig.subplots()
     marker = "o" if rows.height <= 24 else None
-    ax.plot(
-        dates,
-        rows["lifetime_value"].to_numpy(),
-        color=LIFETIME,
-        linewidth=2,
-        marker=marker,
-        markersize=4,
-        label="customer equity (lifetime value)",
-    )
-    ax.plot(
-        dates,
-        rows["future_value"].to_numpy(),
-        color=FUTURE,
-        linewidth=2,
-        marker=marker,
-        markersize=4,
-        label="future value",
-    )
-    ax.set_ylim(bottom=0)
-    _axis_idr(ax.yaxis)
+    for column, colour, label in (
+        ("lifetime_value", LIFETIME, texts["col_lifetime"]),
+        ("future_value", FUTURE, texts["col_future"]),
+    ):
+        ax.plot(dates, rows[column].to_numpy(), color=colour, linewidth=2, marker=marker, markersize=4, label=label)
+    ax.set_ylim(bottom=min(0.0, float(rows["future_value"].min()), float(rows["lifetime_value"].min())))
+    _axis_money(ax.yaxis, numbers)
     ax.grid(axis="x", visible=False)
     locator = AutoDateLocator(maxticks=8)
     ax.xaxis.set_major_locator(locator)
@@ -320,27 +382,27 @@ def _equity_history_chart(history: pl.DataFrame) -> Markup | None:
     return _svg(fig, "equity-over-time")
 
 
-def _lorenz_chart(lorenz: Lorenz | None) -> Markup | None:
+def _lorenz_chart(lorenz: Lorenz | None, texts: dict, numbers: Numbers) -> Markup | None:
     if lorenz is None:
         return None
     fig = Figure(figsize=(4.6, 4.2))
     ax = fig.subplots()
-    ax.plot([0, 1], [0, 1], color=MUTED, linewidth=1, linestyle="--", label="perfect equality")
+    ax.plot([0, 1], [0, 1], color=MUTED, linewidth=1, linestyle="--", label=texts["perfect_equality"])
     ax.fill_between(lorenz.customer_share, lorenz.revenue_share, lorenz.customer_share, color=ACCENT, alpha=0.12)
     ax.plot(
         lorenz.customer_share,
         lorenz.revenue_share,
         color=ACCENT,
         linewidth=2,
-        label=f"revenue (Gini {_decimal_comma(lorenz.gini, 2)})",
+        label=texts["revenue_gini"].format(gini=numbers.decimal(lorenz.gini, 2)),
     )
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.set_aspect("equal")
-    ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
-    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
-    ax.set_xlabel("cumulative share of customers (lowest revenue first)")
-    ax.set_ylabel("cumulative share of revenue")
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_formatter(FuncFormatter(lambda v, _pos: numbers.percent(v, 0)))
+    ax.set_xlabel(texts["lorenz_x"])
+    ax.set_ylabel(texts["lorenz_y"])
     ax.legend(loc="upper left", fontsize=9)
     return _svg(fig, "revenue-concentration")
 
@@ -348,7 +410,7 @@ def _lorenz_chart(lorenz: Lorenz | None) -> Markup | None:
 # ---------------------------------------------------------------- page
 
 
-def _environment() -> jinja2.Environment:
+def _environment(numbers: Numbers) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
         autoescape=True,
@@ -358,22 +420,29 @@ def _environment() -> jinja2.Environment:
         keep_trailing_newline=True,
     )
     env.filters.update(
-        idr=format_idr,
-        idr_compact=format_idr_compact,
-        count=format_count,
-        percent=format_percent,
-        decimal=_decimal_comma,
+        money=numbers.money,
+        money_compact=numbers.money_compact,
+        count=numbers.count,
+        percent=numbers.percent,
+        decimal=numbers.decimal,
     )
     return env
 
 
-def render_customer_base_report(inputs: CustomerBaseInputs) -> str:
-    """The report page as one HTML string (charts inline as SVG, no external resources)."""
-    segments = inputs.segments.select("segment", "customers", "revenue").sort(
-        ["customers", "segment"], descending=[True, False]
+def render_customer_base_report(inputs: CustomerBaseInputs, style: ReportStyle = ReportStyle()) -> str:
+    """The report page as one HTML string in the style's language (charts inline as SVG, no external resources)."""
+    texts = report_texts()[style.language]
+    numbers = Numbers(style)
+    label = pl.col("segment").map_elements(lambda code: segment_label(code, texts), return_dtype=pl.String)
+    segments = (
+        inputs.segments.select("segment", "customers", "revenue")
+        .sort(["customers", "segment"], descending=[True, False])
+        .with_columns(label=label)
     )
-    equity = inputs.equity.select("segment", "current_value", "future_value", "lifetime_value").sort(
-        ["lifetime_value", "segment"], descending=[True, False]
+    equity = (
+        exact_equity(inputs.equity, style.minor_units)
+        .sort(["lifetime_value", "segment"], descending=[True, False])
+        .with_columns(label=label)
     )
     history = inputs.equity_history.select("snapshot_date", "lifetime_value", "future_value").sort("snapshot_date")
     clv = inputs.clv["clv"].drop_nulls().cast(pl.Float64).to_numpy()
@@ -387,45 +456,62 @@ def render_customer_base_report(inputs: CustomerBaseInputs) -> str:
         revenue_share=pl.col("revenue") / revenue_total if revenue_total else pl.lit(0.0),
         revenue_per_customer=pl.when(pl.col("customers") > 0).then(pl.col("revenue") / pl.col("customers")),
     ).to_dicts()
-    equity_totals = equity.select(pl.col("current_value", "future_value", "lifetime_value").sum()).row(0, named=True)
+    equity_totals = equity.select(pl.col("value_to_date", "future_value", "current_value", "lifetime_value").sum()).row(
+        0, named=True
+    )
 
     tiles = [
-        ("Customers", format_count(customer_total), f"in {segments.height} segments"),
-        ("Revenue to date", format_idr_compact(revenue_total), format_idr(revenue_total)),
         (
-            "Customer equity",
-            format_idr_compact(equity_totals["lifetime_value"]),
-            f"{format_idr_compact(equity_totals['future_value'])} still to come",
+            texts["tile_customers"],
+            numbers.count(customer_total),
+            texts["tile_customers_note"].format(segments=segments.height),
+        ),
+        (texts["tile_revenue"], numbers.money_compact(revenue_total), numbers.money(revenue_total)),
+        (
+            texts["tile_equity"],
+            numbers.money_compact(equity_totals["lifetime_value"]),
+            texts["tile_equity_note"].format(future=numbers.money_compact(equity_totals["future_value"])),
         ),
         (
-            "Median CLV",
-            format_idr_compact(float(np.median(clv))) if clv.size else "–",
-            f"mean {format_idr_compact(float(clv.mean()))}" if clv.size else "no CLV yet",
+            texts["tile_median_clv"],
+            numbers.money_compact(float(np.median(clv))) if clv.size else "–",
+            texts["tile_median_clv_note"].format(mean=numbers.money_compact(float(clv.mean())))
+            if clv.size
+            else texts["tile_no_clv"],
         ),
         (
-            "Revenue Gini",
-            _decimal_comma(lorenz.gini, 2) if lorenz else "–",
-            f"top 10% bring {format_percent(lorenz.shares['top 10%'], 0)} of revenue" if lorenz else "no revenue yet",
+            texts["tile_gini"],
+            numbers.decimal(lorenz.gini, 2) if lorenz else "–",
+            texts["tile_gini_note"].format(share=numbers.percent(lorenz.shares["top 10%"], 0))
+            if lorenz
+            else texts["tile_no_revenue"],
         ),
     ]
     with matplotlib.rc_context(_CHART_RC):
         charts = {
-            "segments": _segment_chart(segments),
-            "clv": _clv_histogram(clv),
-            "equity": _equity_chart(equity),
-            "history": _equity_history_chart(history),
-            "lorenz": _lorenz_chart(lorenz),
+            "segments": _segment_chart(segments, texts, numbers),
+            "clv": _clv_histogram(clv, texts, numbers),
+            "equity": _equity_chart(equity, texts, numbers),
+            "history": _equity_history_chart(history, texts, numbers),
+            "lorenz": _lorenz_chart(lorenz, texts, numbers),
         }
     return (
-        _environment()
+        _environment(numbers)
         .get_template(TEMPLATE_NAME)
         .render(
+            t=texts,
             as_of=inputs.as_of.isoformat() if inputs.as_of else None,
+            currency=style.currency,
+            current_days=inputs.current_period_days,
+            horizon=inputs.horizon_months,
             tiles=tiles,
             charts=charts,
             segment_rows=segment_rows,
             equity_rows=equity.to_dicts(),
             equity_totals=equity_totals,
+            equity_has_negatives=bool(
+                equity.select((pl.col("value_to_date", "future_value", "lifetime_value") < 0).any()).row(0).count(True)
+            ),
             history_rows=history.sort("snapshot_date", descending=True).head(12).to_dicts(),
             lorenz=lorenz,
             clv_customers=clv.size,

@@ -1,9 +1,10 @@
-"""The customer-base report asset on a real warehouse, and a real headless Chromium rendering of the page
-(screenshot + DOM)."""
+"""The customer-base report asset on a real warehouse in each configured language, and a real headless Chromium
+rendering of the page (screenshot + DOM)."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from datetime import date
 from pathlib import Path
@@ -12,13 +13,15 @@ import dagster as dg
 import numpy as np
 import polars as pl
 import pytest
+import yaml
 from PIL import Image
 
 from pipeline.defs.clv.report import customer_base_report
-from pipeline.lib.report import format_idr_compact
+from pipeline.lib.config import DEFAULT_CONFIG
+from pipeline.lib.report import LANGUAGES, Numbers, ReportStyle, report_texts
 from pipeline.lib.warehouse import connect, replace_table
 from tests.support.report_inputs import (
-    SEGMENT_NAMES,
+    SEGMENT_CODES,
     svg_elements,
     synthetic_history,
 )
@@ -26,10 +29,15 @@ from tests.support.report_inputs import (
 CHROMIUM = Path("/usr/bin/chromium")
 
 
-@pytest.fixture(scope="module")
-def materialized(tmp_path_factory, customers):
-    """The asset run against a real DuckDB warehouse holding the five marts tables."""
-    data = tmp_path_factory.mktemp("cdp_data")
+@pytest.fixture(scope="module", params=LANGUAGES)
+def materialized(request, tmp_path_factory, customers):
+    """The asset run against a real DuckDB warehouse holding the five marts tables, in each configured language."""
+    language = request.param
+    data = tmp_path_factory.mktemp(f"cdp_data_{language}")
+    config = yaml.safe_load(DEFAULT_CONFIG.read_text(encoding="utf-8"))
+    config["report"] = {"language": language}
+    config_file = data / "cdp.yaml"
+    config_file.write_text(yaml.safe_dump(config), encoding="utf-8")
     history = synthetic_history(6)
     equity = (
         customers.group_by("segment")
@@ -47,6 +55,7 @@ def materialized(tmp_path_factory, customers):
     other_dimension = equity.head(1).with_columns(dimension=pl.lit("channel"), dimension_value=pl.lit("web"))
     with pytest.MonkeyPatch.context() as env:
         env.setenv("CDP_DATA_DIR", str(data))
+        env.setenv("CDP_CONFIG", str(config_file))
         env.delenv("CDP_WAREHOUSE", raising=False)
         with connect() as con:
             replace_table(con, "marts.customer_segments", customers.select("customer_id", primary_segment="segment"))
@@ -86,17 +95,18 @@ def materialized(tmp_path_factory, customers):
         result = dg.materialize([customer_base_report])
     assert result.success
     [event] = result.get_asset_materialization_events()
-    return data, event.materialization.metadata, history
+    return data, event.materialization.metadata, history, language
 
 
 def test_asset_writes_the_page_and_links_it(materialized, customers):
-    data, metadata, history = materialized
+    data, metadata, history, language = materialized
+    numbers = Numbers(ReportStyle(language=language, currency="IDR", locale="id_ID"))
     page = data / "reports" / "customer_base_report.html"
     assert page.is_file()
     assert metadata["path"].value == str(page)
     assert metadata["url"].value == page.resolve().as_uri()
     assert metadata["customers"].value == customers.height
-    assert metadata["segments"].value == len(SEGMENT_NAMES)
+    assert metadata["segments"].value == len(SEGMENT_CODES)
     assert metadata["clv_customers"].value == customers.height
     assert metadata["equity_snapshots"].value == history["snapshot_date"].n_unique()
     assert metadata["as_of"].value == "2024-12-31"
@@ -105,7 +115,9 @@ def test_asset_writes_the_page_and_links_it(materialized, customers):
     assert len(svg_elements(text)) == 5
     assert "<td>web</td>" not in text
     latest = history.filter(pl.col("snapshot_date") == pl.col("snapshot_date").max())
-    assert format_idr_compact(latest["lifetime_value"].sum()) in text
+    assert numbers.money_compact(latest["lifetime_value"].sum()) in text
+    assert metadata["language"].value == language
+    assert f'<html lang="{language}">' in text
 
 
 # ---------------------------------------------------------------- real headless Chromium
@@ -137,7 +149,7 @@ def run_chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.browser
 def test_chromium_screenshot_shows_the_charts(materialized, tmp_path):
-    _data, metadata, _ = materialized
+    _data, metadata, _, _language = materialized
     shot = tmp_path / "shot.png"
     run_chromium(tmp_path, f"--screenshot={shot}", "--window-size=1280,2000", metadata["url"].value)
     assert shot.is_file() and shot.stat().st_size > 50_000
@@ -151,10 +163,16 @@ def test_chromium_screenshot_shows_the_charts(materialized, tmp_path):
 
 
 @pytest.mark.browser
-def test_chromium_dom_holds_the_inline_svgs(materialized, tmp_path):
-    _data, metadata, _ = materialized
+def test_chromium_dom_holds_the_inline_svgs_in_the_configured_language(materialized, tmp_path):
+    _data, metadata, _, language = materialized
+    texts = report_texts()[language]
     dom = run_chromium(tmp_path, "--dump-dom", metadata["url"].value).stdout
     assert dom.count("<svg") == 5
     assert 'aria-label="revenue concentration"' in dom
-    for name in SEGMENT_NAMES:
-        assert f"<td>{name}</td>" in dom
+    for code in SEGMENT_CODES:
+        assert f"<td>{texts['segment_names'][code]}</td>" in dom
+    for key in ("title", "segments_title", "equity_title", "history_title", "clv_title", "concentration_title"):
+        assert texts[key] in dom
+    # Amounts on the language's own scale: miliar is "M" in Indonesian, "B" in English.
+    scale = re.compile(r"Rp[\d.,]+(\u00a0|&nbsp;)(rb|jt|M|T)\b" if language == "id" else r"IDR[\d.,]+[KMBT]\b")
+    assert scale.search(dom)

@@ -9,7 +9,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-SEGMENT_NAMES = ["Champions", "Loyal", "Potential loyalists", "At risk", "Hibernating", "New customers"]
+# Segment codes as the marts hold them (the report shows their human names).
+SEGMENT_CODES = ["advocate", "loyal", "high_value", "lapsed", "promo_driven", "new"]
 
 
 def synthetic_customers(n: int, seed: int) -> pl.DataFrame:
@@ -18,7 +19,7 @@ def synthetic_customers(n: int, seed: int) -> pl.DataFrame:
     return pl.DataFrame(
         {
             "customer_id": [f"C{i:010d}" for i in range(n)],
-            "segment": rng.choice(SEGMENT_NAMES, n, p=[0.08, 0.17, 0.2, 0.15, 0.25, 0.15]),
+            "segment": rng.choice(SEGMENT_CODES, n, p=[0.08, 0.17, 0.2, 0.15, 0.25, 0.15]),
             "revenue": rng.lognormal(13, 1.3, n) * (rng.random(n) > 0.1),
             "clv": rng.lognormal(13.5, 1.1, n),
         }
@@ -28,7 +29,7 @@ def synthetic_customers(n: int, seed: int) -> pl.DataFrame:
 def synthetic_history(snapshots: int) -> pl.DataFrame:
     """Monthly equity snapshots per segment (long format, as the history mart has them)."""
     dates = [date(2024, 1, 31) + timedelta(days=30 * i) for i in range(snapshots)]
-    frame = pl.DataFrame({"snapshot_date": dates}).join(pl.DataFrame({"dimension_value": SEGMENT_NAMES}), how="cross")
+    frame = pl.DataFrame({"snapshot_date": dates}).join(pl.DataFrame({"dimension_value": SEGMENT_CODES}), how="cross")
     step = pl.int_range(pl.len()).cast(pl.Float64)
     return frame.with_columns(
         dimension=pl.lit("segment"),

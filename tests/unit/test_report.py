@@ -1,4 +1,4 @@
-"""The customer-base report: number formatting, Lorenz/Gini and the rendered page."""
+"""The customer-base report: number formatting in both languages, Lorenz/Gini and the rendered page."""
 
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ import polars as pl
 import pytest
 
 from pipeline.lib.report import (
+    LANGUAGES,
     CustomerBaseInputs,
-    format_count,
-    format_idr,
-    format_idr_compact,
-    format_percent,
+    Numbers,
+    ReportStyle,
+    exact_equity,
     lorenz_curve,
     render_customer_base_report,
+    report_texts,
 )
 from tests.support.report_inputs import (
     svg_elements,
@@ -24,12 +25,27 @@ from tests.support.report_inputs import (
     synthetic_history,
 )
 
+INDONESIAN = ReportStyle(language="id", currency="IDR", minor_units=0, locale="id_ID")
+ENGLISH = ReportStyle(language="en", currency="IDR", minor_units=0, locale="id_ID")
+ID_NUMBERS, EN_NUMBERS = Numbers(INDONESIAN), Numbers(ENGLISH)
+
 
 def inputs_from(customers: pl.DataFrame, history: pl.DataFrame) -> CustomerBaseInputs:
     equity = (
         customers.group_by("segment")
-        .agg(current_value=pl.col("revenue").sum(), future_value=pl.col("clv").sum())
-        .with_columns(lifetime_value=pl.col("current_value") + pl.col("future_value"))
+        .agg(
+            current_value=pl.col("revenue").sum() * 0.4,
+            future_value=pl.col("clv").sum(),
+            to_date=pl.col("revenue").sum() * 0.9,
+        )
+        # One segment costs more to serve than it brings in (negative future value).
+        .with_columns(
+            future_value=pl.when(pl.col("segment") == "lapsed")
+            .then(-pl.col("future_value") / 50)
+            .otherwise(pl.col("future_value"))
+        )
+        .with_columns(lifetime_value=pl.col("to_date") + pl.col("future_value"))
+        .drop("to_date")
     )
     return CustomerBaseInputs(
         segments=customers.group_by("segment").agg(customers=pl.len(), revenue=pl.col("revenue").sum()),
@@ -48,23 +64,62 @@ def inputs(customers) -> CustomerBaseInputs:
 
 @pytest.fixture(scope="module")
 def html(inputs) -> str:
-    return render_customer_base_report(inputs)
+    return render_customer_base_report(inputs, INDONESIAN)
+
+
+@pytest.fixture(scope="module")
+def html_en(inputs) -> str:
+    return render_customer_base_report(inputs, ENGLISH)
 
 
 # ---------------------------------------------------------------- formatting and measures
 
 
-def test_indonesian_number_formats():
-    assert format_count(1234567) == "1.234.567"
-    assert format_idr(12345.6) == "Rp 12.346"
-    assert format_idr(-500) == "-Rp 500"
-    assert format_idr_compact(1.2e9) == "Rp 1,2 M"
-    assert format_idr_compact(3.4e6) == "Rp 3,4 jt"
-    assert format_idr_compact(5e5) == "Rp 500 rb"
-    assert format_idr_compact(2.5e12) == "Rp 2,5 T"
-    assert format_idr_compact(999_960) == "Rp 1 jt"  # rounds up into the next scale, never "1.000 rb"
-    assert format_idr_compact(750) == "Rp 750"
-    assert format_percent(0.1234) == "12,3%"
+def test_amounts_on_each_languages_short_scale():
+    # Number and scale are joined by a no-break space (Babel), so a line never breaks between them.
+    assert ID_NUMBERS.count(1234567) == "1.234.567" and EN_NUMBERS.count(1234567) == "1,234,567"
+    assert ID_NUMBERS.money(12345.6) == "Rp12.346" and EN_NUMBERS.money(12345.6) == "IDR12,346"
+    assert ID_NUMBERS.money(-500) == "-Rp500"
+    # miliar is "M" in Indonesian and "B" in English: the same number never reads as million to an English reader.
+    assert ID_NUMBERS.money_compact(6.2e9) == "Rp6,2\u00a0M" and EN_NUMBERS.money_compact(6.2e9) == "IDR6.2B"
+    assert ID_NUMBERS.money_compact(3.4e6) == "Rp3,4\u00a0jt" and EN_NUMBERS.money_compact(3.4e6) == "IDR3.4M"
+    assert ID_NUMBERS.money_compact(5e5) == "Rp500\u00a0rb" and EN_NUMBERS.money_compact(5e5) == "IDR500K"
+    assert ID_NUMBERS.money_compact(2.5e12) == "Rp2,5\u00a0T" and EN_NUMBERS.money_compact(2.5e12) == "IDR2.5T"
+    assert ID_NUMBERS.money_compact(999_960) == "Rp1\u00a0jt"  # rounds up into the next scale, never "1000 rb"
+    assert EN_NUMBERS.money_compact(-999_960) == "-IDR1M"
+    assert ID_NUMBERS.money_compact(750) == "Rp750"
+    assert ID_NUMBERS.percent(0.1234) == "12,3%" and EN_NUMBERS.percent(0.1234) == "12.3%"
+    # The currency comes from the style (config), with its own minor units.
+    dollars = Numbers(ReportStyle(language="en", currency="USD", minor_units=2, locale="en_US"))
+    assert dollars.money(1234.5) == "$1,234.50"
+    with pytest.raises(ValueError, match="language"):
+        ReportStyle(language="fr")
+
+
+def test_both_languages_are_complete():
+    texts = report_texts()
+    assert set(texts) == set(LANGUAGES)
+    keys = {language: set(t) for language, t in texts.items()}
+    assert keys["id"] == keys["en"]
+    for key in ("segment_names", "groups", "percentiles"):
+        assert set(texts["id"][key]) == set(texts["en"][key]), key
+    # Every text differs between the languages except names that are the same in both.
+    same = {k for k in keys["en"] if texts["en"][k] == texts["id"][k] and isinstance(texts["en"][k], str)}
+    assert same <= {"tile_median_clv", "median", "total", "col_snapshot"}, same
+
+
+def test_equity_figures_add_up_exactly():
+    equity = pl.DataFrame(
+        {
+            "segment": ["a", "b"],
+            "current_value": [1.4, 2.6],
+            "future_value": [10.4, -3.3],
+            "lifetime_value": [20.6, 7.9],
+        }
+    )
+    exact = exact_equity(equity, minor_units=0)
+    assert exact["value_to_date"].to_list() == [10.0, 11.0]  # 20.6 - 10.4 and 7.9 + 3.3, rounded
+    assert (exact["value_to_date"] + exact["future_value"] == exact["lifetime_value"]).all()
 
 
 def test_gini_matches_mean_absolute_difference_definition():
@@ -108,31 +163,57 @@ def test_page_has_five_inline_svg_charts_and_no_external_resources(html):
     assert all(svg.count("<path") > 10 for svg in charts)
 
 
-def test_page_shows_numbers_from_the_inputs(html, inputs, customers):
-    assert "data as of 2024-12-31" in html
-    assert f">{format_count(customers.height)}<" in html
-    assert format_idr(customers["revenue"].sum()) in html  # revenue tile note, whole rupiah
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_page_shows_numbers_from_the_inputs(language, html, html_en, inputs, customers):
+    page, numbers = (html, ID_NUMBERS) if language == "id" else (html_en, EN_NUMBERS)
+    texts = report_texts()[language]
+    assert f'<html lang="{language}">' in page
+    assert texts["as_of"].format(date="2024-12-31") in page
+    assert f">{numbers.count(customers.height)}<" in page
+    assert numbers.money(customers["revenue"].sum()) in page  # revenue tile note, whole rupiah
     for row in inputs.segments.iter_rows(named=True):
-        assert f"<td>{row['segment']}</td><td>{format_count(row['customers'])} " in html
-        assert format_idr_compact(row["revenue"]) in html
-    for row in inputs.equity.iter_rows(named=True):
-        assert format_idr_compact(row["lifetime_value"]) in html
-    total_equity = inputs.equity["lifetime_value"].sum()
-    assert f"<td>{format_idr_compact(total_equity)}</td></tr></tfoot>" in html
-    assert format_idr(float(np.quantile(customers["clv"].to_numpy(), 0.9))) in html
-    # The histogram's legend (SVG text) carries the median CLV.
-    clv_svg = next(svg for svg in svg_elements(html) if 'aria-label="clv distribution"' in svg)
-    assert f"median {format_idr_compact(float(customers['clv'].median()))}" in clv_svg
+        name = texts["segment_names"][row["segment"]]
+        assert f"<td>{name}</td><td>{numbers.count(row['customers'])} " in page
+        assert numbers.money_compact(row["revenue"]) in page
+        assert f">{row['segment']}<" not in page, "raw segment codes must not reach the reader"
+    # The equity table: value to date + future value = lifetime value, row by row and in the totals.
+    exact = exact_equity(inputs.equity, 0)
+    for row in exact.iter_rows(named=True):
+        cells = re.search(rf"<td>{re.escape(texts['segment_names'][row['segment']])}</td>(.*?)</tr>", page).group(1)
+        shown = [numbers.money(row[c]) for c in ("value_to_date", "future_value", "lifetime_value", "current_value")]
+        assert re.findall(r"<td[^>]*>([^<]*)</td>", cells) == shown
+        assert row["value_to_date"] + row["future_value"] == row["lifetime_value"]
+    total = exact["lifetime_value"].sum()
+    assert total == exact["value_to_date"].sum() + exact["future_value"].sum()
+    assert f"{numbers.money(total)}</td>" in page.split("<tfoot>")[1].split("</tfoot>")[0]
+    # The lapsed segment costs more than it brings: shown in red and explained (cost to serve).
+    assert 'class="negative"' in page and texts["equity_negative"] in page
+    assert texts["equity_lead"].format(horizon=12, current_days=365) in page
+    assert numbers.money(float(np.quantile(customers["clv"].to_numpy(), 0.9))) in page
+    clv_svg = next(svg for svg in svg_elements(page) if 'aria-label="clv distribution"' in svg)
+    assert f"{texts['median']} {numbers.money_compact(float(customers['clv'].median()))}" in clv_svg
     gini = lorenz_curve(customers["revenue"].to_numpy()).gini
-    assert f"Gini {gini:.2f}".replace(".", ",") in html
+    assert f"Gini {numbers.decimal(gini, 2)}" in page
     for snapshot in inputs.equity_history["snapshot_date"]:
-        assert f"<td>{snapshot.isoformat()}</td>" in html
+        assert f"<td>{snapshot.isoformat()}</td>" in page
+
+
+def test_equity_over_time_needs_two_snapshots(customers):
+    texts = report_texts()["en"]
+    one = render_customer_base_report(inputs_from(customers, synthetic_history(1)), ENGLISH)
+    labels = re.findall(r'aria-label="([^"]+)"', one)
+    assert "equity over time" not in labels and len(svg_elements(one)) == 4
+    assert texts["history_one_snapshot"].format(date="2024-01-31") in one
+    two = render_customer_base_report(inputs_from(customers, synthetic_history(2)), ENGLISH)
+    assert "equity over time" in re.findall(r'aria-label="([^"]+)"', two)
 
 
 def test_render_is_deterministic_and_follows_the_data(html, customers):
-    again = render_customer_base_report(inputs_from(customers, synthetic_history(12)))
+    again = render_customer_base_report(inputs_from(customers, synthetic_history(12)), INDONESIAN)
     assert again == html
-    other = render_customer_base_report(inputs_from(synthetic_customers(3000, seed=12), synthetic_history(12)))
+    other = render_customer_base_report(
+        inputs_from(synthetic_customers(3000, seed=12), synthetic_history(12)), INDONESIAN
+    )
     assert other != html
 
 
@@ -153,7 +234,7 @@ def test_empty_inputs_render_placeholders():
         ),
         revenue=pl.DataFrame(schema={"revenue": pl.Float64}),
     )
-    page = render_customer_base_report(empty)
+    page = render_customer_base_report(empty, ENGLISH)
     assert svg_elements(page) == []
     assert page.count('<div class="empty">') == 5
     assert "as-of date unknown" in page

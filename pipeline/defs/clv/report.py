@@ -5,8 +5,8 @@ from __future__ import annotations
 import dagster as dg
 import duckdb
 
-from pipeline.lib.config import data_dir
-from pipeline.lib.report import CustomerBaseInputs, render_customer_base_report
+from pipeline.lib.config import data_dir, section, shop_calendar
+from pipeline.lib.report import CustomerBaseInputs, ReportStyle, render_customer_base_report
 from pipeline.lib.warehouse import connect, read_frame
 
 
@@ -35,7 +35,27 @@ def read_report_inputs(con: duckdb.DuckDBPyConnection) -> CustomerBaseInputs:
     )
     revenue = read_frame(con, "select coalesce(revenue, 0) as revenue from marts.customer_profile")
     as_of = con.execute("select max(as_of_date) from marts.customer_profile").fetchone()[0]
-    return CustomerBaseInputs(segments, clv, equity, equity_history, revenue, as_of)
+    return CustomerBaseInputs(
+        segments,
+        clv,
+        equity,
+        equity_history,
+        revenue,
+        as_of,
+        current_period_days=int(section("equity").get("current_period_days", 365)),
+        horizon_months=int(section("clv").get("horizon_months", 12)),
+    )
+
+
+def report_style() -> ReportStyle:
+    """Language from `report.language`; money in the shop's currency (`calendar:`), numbers in its locale."""
+    calendar = shop_calendar()
+    return ReportStyle(
+        language=str(section("report").get("language", "en")),
+        currency=calendar.currency,
+        minor_units=calendar.currency_minor_units,
+        locale=calendar.locale,
+    )
 
 
 @dg.asset(
@@ -53,7 +73,8 @@ def read_report_inputs(con: duckdb.DuckDBPyConnection) -> CustomerBaseInputs:
 def customer_base_report() -> dg.MaterializeResult:
     with connect(read_only=True) as con:
         inputs = read_report_inputs(con)
-    html = render_customer_base_report(inputs)
+    style = report_style()
+    html = render_customer_base_report(inputs, style)
     path = data_dir() / "reports" / "customer_base_report.html"
     path.parent.mkdir(parents=True, exist_ok=True)
     # Write aside and rename, so a browser open on the page never loads half of it.
@@ -65,6 +86,7 @@ def customer_base_report() -> dg.MaterializeResult:
             "path": dg.MetadataValue.path(str(path)),
             "url": dg.MetadataValue.url(path.resolve().as_uri()),
             "as_of": dg.MetadataValue.text(inputs.as_of.isoformat() if inputs.as_of else "unknown"),
+            "language": dg.MetadataValue.text(style.language),
             "customers": dg.MetadataValue.int(int(inputs.segments["customers"].sum())),
             "segments": dg.MetadataValue.int(inputs.segments.height),
             "clv_customers": dg.MetadataValue.int(inputs.clv.height),
