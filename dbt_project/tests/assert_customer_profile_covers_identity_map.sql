@@ -1,3 +1,5 @@
+-- Shown in Dagster as a check of customer_profile (a singular test with several refs needs to say which).
+{{ config(meta={'dagster': {'ref': {'name': 'customer_profile'}}}) }}
 -- Every resolved customer has exactly one profile row, and the profile invents no customers.
 select
     coalesce(identity_map.customer_id, profile.customer_id) as customer_id,

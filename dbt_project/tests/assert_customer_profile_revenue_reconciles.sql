@@ -1,3 +1,5 @@
+-- Shown in Dagster as a check of customer_profile (a singular test with several refs needs to say which).
+{{ config(meta={'dagster': {'ref': {'name': 'customer_profile'}}}) }}
 -- Profile purchase totals must add up to fct_orders exactly (to the rupiah): no purchase lost or counted twice.
 with profile as (
     select sum(revenue) as revenue, sum(order_count) as order_count, sum(refund_total) as refund_total
