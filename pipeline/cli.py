@@ -2,17 +2,26 @@
 
 python -m pipeline.cli demo-data [--customers N]   write the embedded demo sources under <data_dir>/demo
 python -m pipeline.cli run [--start D] [--end D]    materialize every asset over a window of daily partitions
-python -m pipeline.cli summary                      print the row counts of the output tables
+python -m pipeline.cli summary                      print what the last run built and where to look
 python -m pipeline.cli doctor                       read the configured sources and check them against the config
+
+A run prints one line per finished step and a closing summary; Dagster's full debug log goes to
+<data_dir>/logs/run-<time>.log.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
+import warnings
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import TextIO
 from zoneinfo import ZoneInfo
 
 from pipeline.lib.config import (
@@ -25,44 +34,179 @@ from pipeline.lib.config import (
     warehouse_path,
 )
 
-# Partition-range tags understood by single-run backfills.
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
+DEV_URL = "http://127.0.0.1:3000"
 
 
-def run_pipeline(start: date, end: date) -> bool:
-    """Run the nightly job once over the partitions [start, end] (both inclusive); True when it succeeded."""
+def yesterday(timezone: str | None = None) -> date:
+    """The last complete day in the shop's time zone: the default end of a run and of the demo data."""
+    zone = ZoneInfo(timezone or shop_calendar().timezone)
+    return (datetime.now(zone) - timedelta(days=1)).date()
+
+
+@dataclass
+class RunProgress:
+    """What a run did, collected from Dagster's structured events while it runs."""
+
+    out: TextIO
+    began: float = field(default_factory=time.monotonic)
+    materialized: dict[str, set] = field(default_factory=dict)  # step key -> asset keys materialized
+    checks: dict[str, list[str]] = field(default_factory=lambda: {"passed": [], "warned": [], "failed": []})
+    failed_steps: list[str] = field(default_factory=list)
+
+    def on_event(self, step_key: str | None, event) -> None:
+        kind = event.event_type_value
+        if kind == "ASSET_MATERIALIZATION":
+            self.materialized.setdefault(step_key, set()).add(event.asset_key)
+        elif kind == "ASSET_CHECK_EVALUATION":
+            evaluation = event.event_specific_data
+            name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
+            outcome = "passed" if evaluation.passed else ("warned" if evaluation.severity.value == "WARN" else "failed")
+            self.checks[outcome].append(name)
+        elif kind == "STEP_SUCCESS" and step_key in self.materialized:
+            count = len(self.materialized[step_key])
+            what = f"{count} asset{'s' if count != 1 else ''}"
+            seconds = event.event_specific_data.duration_ms / 1000
+            print(f"{self._clock()}  {step_key:<38} {what:>10} {seconds:>8.1f}s", file=self.out, flush=True)
+        elif kind == "STEP_FAILURE":
+            self.failed_steps.append(step_key)
+            error = event.event_specific_data.error
+            while error is not None and error.cause is not None:  # the user code's error, not Dagster's wrapper
+                error = error.cause
+            reason = (error.message if error else "failed").strip().splitlines()[0][:160]
+            print(f"{self._clock()}  {step_key:<38} FAILED: {reason}", file=self.out, flush=True)
+
+    def _clock(self) -> str:
+        elapsed = time.monotonic() - self.began
+        return f"{int(elapsed // 60):>3}:{int(elapsed % 60):02d}"
+
+
+class _ProgressHandler(logging.Handler):
+    """Feeds the structured Dagster event of each log record to a RunProgress; prints warnings worth reading."""
+
+    def __init__(self, progress: RunProgress) -> None:
+        super().__init__(logging.DEBUG)
+        self.progress = progress
+
+    def emit(self, record: logging.LogRecord) -> None:
+        meta = getattr(record, "dagster_meta", None) or {}
+        event = meta.get("dagster_event")
+        if event is not None:
+            self.progress.on_event(meta.get("step_key"), event)
+        elif record.levelno >= logging.WARNING:
+            step = meta.get("step_key") or "run"
+            message = str(meta.get("orig_message") or record.getMessage()).strip().splitlines()[0][:200]
+            print(f"         {step}: {message}", file=self.progress.out)
+
+
+def _run_loggers(log_file: Path, progress: RunProgress):
+    """Loggers of a command-line run: everything to the debug file, step lines and warnings to the terminal."""
+    import dagster as dg
+
+    @dg.logger(description="Debug log to a file under the data dir; one line per finished step on the terminal.")
+    def cli_logger(_init_context) -> logging.Logger:
+        logger = logging.getLogger(f"cdp.run.{id(progress)}")
+        logger.setLevel(logging.DEBUG)
+        logger.propagate = False
+        file_handler = logging.FileHandler(log_file, encoding="utf-8")
+        file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logger.handlers = [file_handler, _ProgressHandler(progress)]
+        return logger
+
+    return {"cli": cli_logger}
+
+
+def _quiet_warnings() -> None:
+    """Dagster's beta/preview notices are about APIs the project chose on purpose: nothing a user can act on."""
+    import dagster as dg
+
+    for category in (dg.BetaWarning, dg.PreviewWarning):
+        warnings.filterwarnings("ignore", category=category)
+
+
+def run_pipeline(start: date, end: date, progress: RunProgress | None = None, log_file: Path | None = None) -> bool:
+    """Run the nightly job once over the partitions [start, end] (both inclusive); True when it succeeded.
+
+    With a `progress`, Dagster's log goes to `log_file` and the terminal gets one line per step instead.
+    """
+    _quiet_warnings()
     import dagster as dg
 
     from pipeline.definitions import defs
     from pipeline.defs.runs.monitoring import fail_dead_runs, worker_tags
+    from pipeline.lib.partitions import RANGE_END_TAG, RANGE_START_TAG
 
     # One planned-materialization event per asset for the whole range instead of one per asset and day
     # (a 3-year backfill otherwise spends most of its time writing ~27k events before the first step).
     os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "1")
     job = defs.resolve_job_def("cdp_nightly")
+    run_config = {}
+    if progress is not None:
+        loggers = _run_loggers(log_file, progress)
+        job, run_config = job.with_logger_defs(loggers), {"loggers": {name: {} for name in loggers}}
     instance = dg.DagsterInstance.get() if env_path("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
     # A killed earlier run would hold the warehouse pool slot for ever: fail it and free its slots first.
     for run_id in fail_dead_runs(instance):
-        print(f"run {run_id}: its process is gone, marked failed and its warehouse slot freed")
+        print(f"run {run_id}: its process is gone, marked failed and its warehouse slot freed", file=sys.__stdout__)
     tags = {RANGE_START_TAG: start.isoformat(), RANGE_END_TAG: end.isoformat(), **worker_tags()}
-    result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False)
+    result = job.execute_in_process(run_config=run_config, instance=instance, tags=tags, raise_on_error=False)
     return result.success
 
 
-def print_summary() -> None:
+def _rows(con, table: str, sql: str) -> list[tuple]:
+    from pipeline.lib.warehouse import table_exists
+
+    return con.execute(sql).fetchall() if table_exists(con, table) else []
+
+
+def print_summary(progress: RunProgress | None = None, out: TextIO = sys.stdout) -> None:
+    """What the warehouse now holds, how the checks went, and where to look next."""
+    from pipeline.lib.report import report_texts, segment_label
+    from pipeline.lib.serving import PARQUET_LINK, SERVING_FILE, serving_dir
     from pipeline.lib.warehouse import connect
 
     with connect(read_only=True) as con:
-        rows = con.execute("""
-            select schema_name, table_name, estimated_size
-            from duckdb_tables() where schema_name in ('raw', 'quarantine', 'staging', 'intermediate', 'marts')
-            order by schema_name, table_name
-        """).fetchall()
-        print(f"warehouse: {warehouse_path()}")
-        for schema, table, _ in rows:
-            count = con.execute(f'select count(*) from "{schema}"."{table}"').fetchone()[0]
-            print(f"  {schema + '.' + table:<45} {count:>10,} rows")
+        [(profiles,)] = _rows(con, "marts.customer_profile", "select count(*) from marts.customer_profile") or [(0,)]
+        identity = _rows(
+            con,
+            "marts.identity_summary",
+            "select records, persons from marts.identity_summary order by snapshot_date desc limit 1",
+        )
+        sizes = _rows(
+            con,
+            "marts.customer_segments",
+            "select primary_segment, count(*) from marts.customer_segments group by 1 order by 2 desc, 1",
+        )
+    line = f"profiles    {profiles:,} persons"
+    if identity:
+        records, persons = identity[0]
+        line += f" from {records:,} source records ({records - persons:,} records merged)"
+    print(line, file=out)
+    if sizes:
+        names = report_texts()["en"]
+        print("segments    " + ", ".join(f"{segment_label(code, names)} {count:,}" for code, count in sizes), file=out)
+    if progress is not None:
+        checks = progress.checks
+        print(
+            f"checks      {len(checks['passed'])} passed, {len(checks['warned'])} warned, "
+            f"{len(checks['failed'])} failed",
+            file=out,
+        )
+        for outcome in ("failed", "warned"):
+            if checks[outcome]:
+                print(f"  {outcome}: " + ", ".join(sorted(checks[outcome])), file=out)
+    print(f"report      {data_dir() / 'reports' / 'customer_base_report.html'}", file=out)
+    print(
+        f"serving     {serving_dir() / SERVING_FILE} (DuckDB, open read-only) and {serving_dir() / PARQUET_LINK}/",
+        file=out,
+    )
+    print(f"warehouse   {warehouse_path()}", file=out)
+    print(f"UI          make dev, then {DEV_URL}", file=out)
+
+
+def _log_file() -> Path:
+    folder = data_dir() / "logs"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"run-{datetime.now().strftime('%Y%m%d-%H%M%S')}.log"
 
 
 def window_problem(start: date, end: date) -> str | None:
@@ -170,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     demo = sub.add_parser("demo-data", help="generate the embedded demo sources")
     demo.add_argument("--customers", type=int, default=2000)
     demo.add_argument("--seed", type=int, default=42)
+    demo.add_argument("--end", type=date.fromisoformat, default=None, help="last day of data (default: yesterday)")
     run = sub.add_parser("run", help="materialize all assets over a window of daily partitions")
     run.add_argument(
         "--start", type=date.fromisoformat, default=None, help="first partition (default: calendar.partitions_start)"
@@ -177,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument(
         "--end", type=date.fromisoformat, default=None, help="last partition (default: yesterday, shop time)"
     )
-    sub.add_parser("summary", help="print the output tables")
+    sub.add_parser("summary", help="print what the warehouse holds and where to look")
     sub.add_parser("doctor", help="read the configured sources and check them against the configuration")
     args = parser.parse_args(argv)
     try:  # settings every command needs: refuse them with their hint before anything starts
@@ -191,11 +336,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo-data":
         from pipeline.lib.demo_data import DemoConfig, generate
 
-        counts = generate(DemoConfig(customers=args.customers, seed=args.seed), data_dir() / "demo")
-        print("demo data:", " ".join(f"{k}={v}" for k, v in counts.items()))
+        end = args.end or yesterday()
+        counts = generate(DemoConfig(customers=args.customers, seed=args.seed, end_date=end), data_dir() / "demo")
+        print(
+            f"demo data   {counts.get('persons', 0):,} persons, {counts.get('orders', 0):,} orders, "
+            f"{counts.get('tickets', 0):,} tickets, {counts.get('survey_responses', 0):,} survey responses "
+            f"up to {end}, in {data_dir() / 'demo'}"
+        )
     elif args.command == "run":
         start = args.start or shop_calendar().partitions_start
-        end = args.end or datetime.now(ZoneInfo(shop_calendar().timezone)).date() - timedelta(days=1)
+        end = args.end or yesterday()
         problem = window_problem(start, end)
         if problem:
             print(f"run {start}..{end}: not started: {problem}", file=sys.stderr)
@@ -203,12 +353,17 @@ def main(argv: list[str] | None = None) -> int:
         warning = unloaded_history(start)
         if warning:
             print(warning, file=sys.stderr)
-        began = time.monotonic()
-        ok = run_pipeline(start, end)
-        print(f"run {start}..{end}: {'succeeded' if ok else 'FAILED'} in {time.monotonic() - began:.1f}s")
+        log_file = _log_file()
+        print(f"run         {start} .. {end} ({(end - start).days + 1:,} days); debug log: {log_file}", flush=True)
+        progress = RunProgress(out=sys.stdout)
+        # dbt's and the libraries' own console output belongs in the debug log too.
+        with open(log_file, "a", encoding="utf-8") as log, redirect_stdout(log), redirect_stderr(log):
+            ok = run_pipeline(start, end, progress=progress, log_file=log_file)
+        print(f"run         {'succeeded' if ok else 'FAILED'} in {time.monotonic() - progress.began:.0f}s", flush=True)
         if not ok:
+            print(f"            see {log_file}; the last good serving copy and report stay in place")
             return 1
-        print_summary()
+        print_summary(progress)
     elif args.command == "summary":
         print_summary()
     elif args.command == "doctor":
