@@ -10,8 +10,6 @@ nightly_job = dg.define_asset_job(
     name="cdp_nightly",
     selection=dg.AssetSelection.all(),
     partitions_def=daily_partitions,
-    # One writer at a time on the DuckDB file: steps run one after another in the run's process.
-    executor_def=dg.in_process_executor,
     tags={"cdp/warehouse": "writer"},
     description="Ingest the day's raw data, rebuild the models, segments, CLV and equity, publish.",
 )

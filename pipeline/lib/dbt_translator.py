@@ -16,8 +16,9 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings
 class CdpDbtTranslator(DagsterDbtTranslator):
     def __init__(self) -> None:
         # Source tests too: they guard the raw tables the ingest assets land.
-        super().__init__(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True,
-                                                               enable_source_tests_as_checks=True))
+        super().__init__(
+            settings=DagsterDbtTranslatorSettings(enable_asset_checks=True, enable_source_tests_as_checks=True)
+        )
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         if dbt_resource_props["resource_type"] == "source":

@@ -240,3 +240,37 @@ def test_serving_asset_publishes_and_a_failed_run_keeps_the_copy(run_copy, monke
     assert not failed.success
     assert "CDP_TEST_UNSET_SALT" in str(failed.failure_data_for_node("serving__cdp_serving").error)
     assert _sha256(run_copy / "serving" / "cdp.duckdb") == good
+
+
+def test_dbt_descriptions_reach_the_served_copy_and_parquet(run_copy):
+    """What the dbt YAML documents arrives in BI: DuckDB comments in the serving file, Parquet field metadata."""
+    import pyarrow.parquet as pq
+
+    from pipeline.defs.dbt.resources import dbt_project
+
+    out = serving.serving_dir(run_copy)
+    serving.publish(run_copy / "warehouse.duckdb", out)
+    manifest = json.loads(Path(dbt_project.manifest_path).read_text())
+    documented = {
+        node["name"]: node
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "model" and node["config"].get("schema") == "marts"
+    }
+    assert documented
+    with duckdb.connect(str(out / "cdp.duckdb"), read_only=True) as con:
+        for name, node in documented.items():
+            table_comment = con.execute(
+                "select comment from duckdb_tables() where schema_name = 'marts' and table_name = ?", [name]
+            ).fetchone()[0]
+            assert table_comment == (node["description"] or None), name
+            comments = dict(
+                con.execute(
+                    "select column_name, comment from duckdb_columns() where schema_name = 'marts' and table_name = ?",
+                    [name],
+                ).fetchall()
+            )
+            parquet = pq.read_schema(next((out / "parquet" / name).glob("*.parquet")))
+            for column, spec in node["columns"].items():
+                if spec.get("description"):
+                    assert comments[column] == spec["description"], f"{name}.{column}"
+                    assert parquet.field(column).metadata[b"description"].decode() == spec["description"]

@@ -36,11 +36,8 @@ def published(tmp_path):
             "revenue": "Net revenue in the shop currency.",
         }.items():
             con.execute(f"comment on column marts.customer_profile.{column} is '{text}'")
-        for column, text in {
-            "order_id": "Order key.",
-            "customer_id": "Person key.",
-            "net_amount": "Net amount.",
-        }.items():
+        facts = {"order_id": "Order key.", "customer_id": "Person key.", "net_amount": "Net amount."}
+        for column, text in facts.items():
             con.execute(f"comment on column marts.fct_orders.{column} is '{text}'")
     out = tmp_path / "serving"
     serving.publish(warehouse, out)

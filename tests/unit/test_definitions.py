@@ -1,8 +1,13 @@
 """The code location loads, shows the whole lineage, and schedules the nightly run at 02:00 Asia/Jakarta."""
 
+import json
+from pathlib import Path
+
 import dagster as dg
 
-from pipeline.definitions import defs
+from pipeline.definitions import GROUPS, defs
+from pipeline.defs.dbt.resources import dbt_project
+from pipeline.lib.partitions import daily_partitions
 
 
 def _graph():
@@ -41,3 +46,41 @@ def test_raw_assets_are_daily_partitioned_with_single_run_backfills():
         assert isinstance(node.partitions_def, dg.DailyPartitionsDefinition)
         assert node.partitions_def.timezone == "Asia/Jakarta"
         assert node.backfill_policy == dg.BackfillPolicy.single_run()
+
+
+def test_every_partitioned_asset_backfills_as_one_in_process_run():
+    """A job backfill is one run when its partitioned assets share partitions and a single-run backfill policy."""
+    graph = _graph()
+    partitioned = [graph.get(key) for key in graph.get_all_asset_keys() if graph.get(key).is_partitioned]
+    assert partitioned
+    for node in partitioned:
+        assert node.partitions_def == daily_partitions, node.key.to_user_string()
+        assert node.backfill_policy == dg.BackfillPolicy.single_run(), node.key.to_user_string()
+    assert defs.resolve_job_def("cdp_nightly").backfill_policy == dg.BackfillPolicy.single_run()
+    assert defs.resolve_implicit_global_asset_job_def().executor_def.name == "in_process"
+    assert defs.resolve_job_def("cdp_nightly").executor_def.name == "in_process"
+
+
+def test_ui_shows_kinds_and_a_left_to_right_lineage():
+    graph = _graph()
+    rank = {group: n for n, group in enumerate(GROUPS)}
+    rank["value"] = rank["segments"]  # side by side
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        if not node.is_materializable:
+            continue
+        assert node.kinds, f"{key.to_user_string()} has no kinds"
+        assert node.group_name in GROUPS, f"{key.to_user_string()}: group {node.group_name}"
+        for parent in node.parent_keys:
+            parent_group = graph.get(parent).group_name
+            assert rank[parent_group] <= rank[node.group_name], (
+                f"{parent.to_user_string()} ({parent_group}) -> {key.to_user_string()} ({node.group_name})"
+            )
+    assert {graph.get(key).group_name for key in graph.get_all_asset_keys()} == set(GROUPS)
+
+
+def test_every_dbt_test_is_a_check():
+    manifest = json.loads(Path(dbt_project.manifest_path).read_text())
+    tests = {node["name"] for node in manifest["nodes"].values() if node["resource_type"] == "test"}
+    checks = {key.name for key in _graph().asset_check_keys}
+    assert tests and tests <= checks, sorted(tests - checks)

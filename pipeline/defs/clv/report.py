@@ -60,7 +60,7 @@ def report_style() -> ReportStyle:
 
 @dg.asset(
     key=["reports", "customer_base_report"],
-    group_name="reports",
+    kinds={"python", "html"},
     deps=[
         dg.AssetKey(["marts", "customer_segments"]),
         dg.AssetKey(["marts", "customer_clv"]),

@@ -12,8 +12,10 @@ import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
 
 from pipeline.defs.dbt.resources import dbt_project
+from pipeline.defs.table_metadata import table_metadata
 from pipeline.lib.config import shop_calendar, warehouse_path
 from pipeline.lib.dbt_translator import CdpDbtTranslator
+from pipeline.lib.warehouse import connect
 
 
 @dbt_assets(
@@ -26,4 +28,19 @@ def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     # dbt runs in its own process and finds the warehouse through the environment.
     os.environ["CDP_WAREHOUSE"] = str(warehouse_path())
     dbt_vars = {"timezone": shop_calendar().timezone}
-    yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream()
+    invocation = dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context, raise_on_error=False)
+    # Collected first: the dbt process holds the warehouse until it ends, then every built table gets its row count
+    # and DuckDB's column types and descriptions in the UI.
+    events = list(invocation.stream())
+    with connect(read_only=True) as con:
+        for event in events:
+            if isinstance(event, dg.Output | dg.AssetMaterialization):
+                key = (
+                    event.asset_key
+                    if isinstance(event, dg.AssetMaterialization)
+                    else context.asset_key_for_output(event.output_name)
+                )
+                event = event.with_metadata({**event.metadata, **table_metadata(con, key)})
+            yield event
+    if not invocation.is_successful():
+        raise invocation.get_error()

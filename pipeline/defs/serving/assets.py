@@ -7,7 +7,6 @@ import dagster as dg
 from pipeline.lib import serving
 from pipeline.lib.config import section, warehouse_path
 
-SERVING_GROUP = "serving"
 # Every marts asset the serving copy must wait for; the lead extends this list (or passes its own to
 # build_serving_asset) as segment / CLV / equity assets land. Tables are published whatever this list says:
 # every table present in the published schemas is copied.
@@ -17,7 +16,7 @@ MART_DEPS: list[dg.AssetKey] = [dg.AssetKey(["marts", "customer_profile"])]
 def build_serving_asset(deps: Sequence[dg.AssetKey] = MART_DEPS) -> dg.AssetsDefinition:
     @dg.asset(
         key=["serving", "cdp_serving"],
-        group_name=SERVING_GROUP,
+        kinds={"duckdb", "parquet"},
         deps=list(deps),
         pool="warehouse",
         description="Read-only copy of the marts for BI tools: <data_dir>/serving/cdp.duckdb and "
