@@ -10,6 +10,7 @@ export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= 1
 UV ?= uv
 RUN := $(UV) run --frozen --compile-bytecode
 SCALE ?= 10k
+DEMO_CUSTOMERS ?= 2000
 DEV_PORT ?= 3000
 
 .PHONY: run test setup demo-data dbt-parse dev bench forget clean mart-digests doctor
@@ -17,18 +18,18 @@ DEV_PORT ?= 3000
 # Install uv with pip when missing, then the locked environment.
 setup:
 	@command -v $(UV) >/dev/null 2>&1 || python3 -m pip install --user --quiet uv
-	$(UV) sync --frozen --compile-bytecode
+	@$(UV) sync --frozen --compile-bytecode --quiet
 	@mkdir -p $(DAGSTER_HOME) && cp -n pipeline/config/dagster.yaml $(DAGSTER_HOME)/dagster.yaml 2>/dev/null || true
 
 dbt-parse: setup
-	cd dbt_project && $(RUN) dbt parse --quiet --profiles-dir .
+	@cd dbt_project && $(RUN) dbt parse --quiet --profiles-dir .
 
 demo-data: setup
-	$(RUN) python -m pipeline.cli demo-data
+	@$(RUN) python -m pipeline.cli demo-data --customers $(DEMO_CUSTOMERS)
 
-# Generate the demo data, materialize every asset over all its partitions, print the output tables.
+# Generate the demo data (up to yesterday), materialize every asset over all its partitions, say what came out.
 run: demo-data dbt-parse
-	$(RUN) python -m pipeline.cli run
+	@$(RUN) python -m pipeline.cli run
 
 # Read the configured sources and check them against pipeline/config/cdp.yaml (CDP_CONFIG): run before a first backfill.
 doctor: setup
