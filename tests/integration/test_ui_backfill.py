@@ -89,6 +89,7 @@ def loaded_history(tmp_path, monkeypatch):
     return data, home
 
 
+@pytest.mark.webserver
 @pytest.mark.timeout(1800)
 def test_ui_backfill_of_every_asset_over_seven_days_is_one_run(loaded_history, tmp_path):
     data, home = loaded_history
@@ -96,7 +97,8 @@ def test_ui_backfill_of_every_asset_over_seven_days_is_one_run(loaded_history, t
     before = _mart_state(warehouse)
     assert before[0] == DEMO_END - timedelta(days=BACKFILL_DAYS)
     port = _free_port()
-    env = {**os.environ, "DAGSTER_HOME": str(home), "CDP_DATA_DIR": str(data)}
+    # The instance's run launcher (pipeline.defs.runs.monitoring) is imported by the daemon from this checkout.
+    env = {**os.environ, "DAGSTER_HOME": str(home), "CDP_DATA_DIR": str(data), "PYTHONPATH": str(REPO)}
     bin_dir = Path(sys.executable).parent
     logs = tmp_path / "logs"
     logs.mkdir()
