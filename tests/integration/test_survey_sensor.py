@@ -31,7 +31,13 @@ def test_survey_sensor_asks_once_for_files_not_yet_loaded(survey_folder, tmp_pat
     from pipeline.lib.partitions import RANGE_END_TAG, RANGE_START_TAG
 
     def load(instance, tags):
-        assert dg.materialize([survey_responses], instance=instance, tags=tags).success
+        result = dg.materialize([survey_responses], instance=instance, tags=tags)
+        assert result.success
+        # The UI shows the table's size and DuckDB's column types for every landed day.
+        metadata = result.get_asset_materialization_events()[-1].materialization.metadata
+        assert metadata["dagster/row_count"].value == sum(rows_by_day().values())
+        columns = {c.name: c.type for c in metadata["dagster/column_schema"].schema.columns}
+        assert columns["response_id"] == "VARCHAR" and columns["_partition_date"] == "DATE"
 
     def rows_by_day():
         with duckdb.connect(str(tmp_path / "data" / "warehouse.duckdb"), read_only=True) as con:

@@ -11,6 +11,7 @@ from datetime import date, timedelta
 
 import dagster as dg
 
+from pipeline.defs.table_metadata import table_metadata
 from pipeline.lib import doctor, ingest
 from pipeline.lib.config import section, shop_calendar, source_config
 from pipeline.lib.partitions import daily_partitions, window_dates
@@ -89,12 +90,14 @@ def webshop(context: dg.AssetExecutionContext):
             )
         sql_orders.save_marks(con, source, pulled)
         older = doctor.unloaded_history(con, source, window[0])
+        tables = {result.table: table_metadata(con, dg.AssetKey(["raw", result.table])) for result in results}
     history = {}
     if older:  # e.g. a first run whose window starts after the shop's first day
         context.log.warning(doctor.unloaded_history_warning(older, window[0]))
         history = {"older_history_not_loaded_from": str(older)}
     for result in results:
-        yield dg.MaterializeResult(asset_key=["raw", result.table], metadata={**result.as_metadata(), **history})
+        metadata = {**result.as_metadata(), **history, **tables[result.table]}
+        yield dg.MaterializeResult(asset_key=["raw", result.table], metadata=metadata)
 
 
 @dg.asset(
@@ -122,6 +125,7 @@ def helpdesk_tickets(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
             extra = {"pages_fetched": pulled.pages}
         else:
             result, extra = _land_exports(con, "helpdesk", cfg, spec, window, ingest.stage_tickets_jsonl, frontier)
+        extra.update(table_metadata(con, dg.AssetKey(["raw", "helpdesk_tickets"])))
     return dg.MaterializeResult(metadata={**result.as_metadata(), **extra})
 
 
@@ -143,6 +147,7 @@ def survey_responses(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
             result, extra = _land_exports(
                 con, "survey", cfg, spec, window, ingest.stage_survey_files, _at_frontier(context)
             )
+        extra.update(table_metadata(con, dg.AssetKey(["raw", "survey_responses"])))
     return dg.MaterializeResult(metadata={**result.as_metadata(), **extra})
 
 
