@@ -69,7 +69,7 @@ bench: dbt-parse
 
 # Right to erasure (UU PDP / GDPR): make forget EMAIL=… | PHONE=… | CUSTOMER_ID=…
 forget: setup
-	$(RUN) python -m pipeline.forget $(if $(EMAIL),--email '$(EMAIL)')$(if $(PHONE),--phone '$(PHONE)')$(if $(CUSTOMER_ID),--customer-id '$(CUSTOMER_ID)')
+	@$(RUN) python -m pipeline.forget $(if $(EMAIL),--email '$(EMAIL)')$(if $(PHONE),--phone '$(PHONE)')$(if $(CUSTOMER_ID),--customer-id '$(CUSTOMER_ID)')
 
 clean:
 	rm -rf data .dagster dbt_project/target dbt_project/logs

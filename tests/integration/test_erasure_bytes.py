@@ -102,6 +102,7 @@ def test_forget_leaves_no_byte_of_the_person_in_the_data_dir_or_dagster_home(tmp
 
     forget = run_ok(["make", "--no-print-directory", "forget", f"EMAIL={EMAIL.upper()}"], env, timeout=600)
     assert "cleared their referral code" in forget.stdout
+    assert EMAIL.lower() not in (forget.stdout + forget.stderr).lower()  # not even in the command's own output
     assert _byte_hits([data, home], needles, referral) == {}
     with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
         assert con.execute(
