@@ -38,6 +38,7 @@ from pipeline.lib.warehouse import (
     ensure_table,
     quote_identifier,
     quote_literal,
+    table_exists,
     transaction,
 )
 
@@ -238,6 +239,7 @@ class LoadResult:
     quarantined: int = 0
     duplicates_dropped: int = 0  # exact re-deliveries of a row in the same batch
     conflicts: int = 0  # versions of one key with different content: all but the latest quarantined
+    conflicts_with_other_days: int = 0  # keys landed on other days with other content (staging keeps the latest)
     outside_window: int = 0  # rows dated on days this run does not cover (landed by those days' runs)
     suppressed: int = 0  # rows of erased persons dropped before landing (pipeline.lib.erasure)
     reasons: dict[str, int] = field(default_factory=dict)
@@ -248,6 +250,7 @@ class LoadResult:
             f"{self.table}.rows_quarantined": self.quarantined,
             f"{self.table}.duplicates_dropped": self.duplicates_dropped,
             f"{self.table}.conflicting_duplicates": self.conflicts,
+            f"{self.table}.conflicts_with_other_days": self.conflicts_with_other_days,
             f"{self.table}.rows_outside_window": self.outside_window,
             f"{self.table}.rows_suppressed": self.suppressed,
             **{f"{self.table}.quarantine[{reason}]": n for reason, n in sorted(self.reasons.items())},
@@ -363,8 +366,18 @@ def land(
     _resolve_conflicts(con, spec.table)
     con.execute("create or replace temp table _typed as select * exclude (_content) from _typed_all")
     result.conflicts = con.execute("select count(*) from _typed where _reason = 'conflicting duplicate'").fetchone()[0]
-
     raw_table, q_table = f"raw.{spec.name}", f"quarantine.{spec.name}"
+    if not spec.table.versioned and table_exists(con, raw_table):
+        # One row per key is the contract: the same key landed on another day with other content is a conflict too.
+        key = " and ".join(f"t.{q(c)} = r.{q(c)}" for c in spec.table.key)
+        differs = " or ".join(f"t.{q(c)} is distinct from r.{q(c)}" for c in spec.columns)
+        result.conflicts_with_other_days = con.execute(
+            f"select count(distinct ({', '.join(f't.{q(c)}' for c in spec.table.key)})) from _typed t "
+            f"join {raw_table} r on {key} where t._reason = '' and not (r._partition_date >= ? and "
+            f"r._partition_date < ?) and ({differs})",
+            [start, end],
+        ).fetchone()[0]
+
     with transaction(con):
         ensure_table(
             con,

@@ -123,6 +123,12 @@ def test_conflicting_duplicates_resolve_to_the_latest_and_are_counted(con, tmp_p
     assert (result.conflicts, result.duplicates_dropped) == (1, 1)
     assert _quarantine(con) == [("R1", "conflicting duplicate")]
 
+    # R2 again in the next day's export with another score: counted; staging keeps the latest submitted_at.
+    later = tmp_path / "responses-2026-11-21.csv"
+    later.write_text(f"{HEADER}\n{_row('R2', '4', '2026-11-21T10:00:00')}\n{_row('R3')}\n")
+    result, _, _ = _land_survey(con, [later], window=(date(2026, 11, 21), date(2026, 11, 22)))
+    assert result.conflicts_with_other_days == 1
+
 
 def test_future_dates_are_quarantined_and_rows_without_a_date_survive_later_runs(con, tmp_path):
     export = tmp_path / "responses-2026-11-20.csv"
