@@ -2,9 +2,6 @@
 SHELL := /bin/bash
 export PATH := $(HOME)/.local/bin:$(PATH)
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
-# The webserver and daemon load the instance's run launcher (pipeline.defs.runs.monitoring) from this checkout
-# until the project is installed as a package.
-export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 # Backfills over long ranges record one planned event per asset, not one per asset and day.
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= 1
 UV ?= uv

@@ -9,15 +9,11 @@ so many customers share a (frequency, recency, T) history and the fit groups the
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from pipeline.lib import clv  # noqa: E402
+from pipeline.lib import clv
 
 # Day-scale BG/NBD and IDR-scale Gamma-Gamma values of a plausible Indonesian webshop (mean order ~750k IDR).
 TRUE_BGNBD = {"r": 0.3, "alpha": 60.0, "a": 0.8, "b": 3.0}

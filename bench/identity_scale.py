@@ -12,17 +12,13 @@ assignment separately and reports pairwise precision/recall against the planted 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import duckdb
 import numpy as np
 import polars as pl
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from pipeline.lib.identity import IdentityRules, assign_stable_ids, normalise_identifiers, resolve_identities  # noqa: E402
+from pipeline.lib.identity import IdentityRules, assign_stable_ids, normalise_identifiers, resolve_identities
 
 
 def phone_formats(digits: pl.Expr, style: pl.Expr) -> pl.Expr:

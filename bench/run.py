@@ -32,8 +32,8 @@ from pathlib import Path
 
 import psutil
 
-from pipeline.lib.config import REPO_ROOT
 from pipeline.lib.demo_data import DEFAULT_END, DemoConfig, generate
+from pipeline.lib.environment import REPO_ROOT
 
 SCALES = {"10k": 10_000, "100k": 100_000, "1M": 1_000_000}
 SAMPLE_SECONDS = 0.2

@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
-from pipeline.lib.config import (
+from pipeline.settings import (
     config_path,
+    connect_warehouse,
     data_dir,
     env_path,
     section,
@@ -132,8 +133,8 @@ def run_pipeline(start: date, end: date, progress: RunProgress | None = None, lo
     import dagster as dg
 
     from pipeline.definitions import defs
+    from pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
     from pipeline.defs.runs.monitoring import fail_dead_runs, worker_tags
-    from pipeline.lib.partitions import RANGE_END_TAG, RANGE_START_TAG
 
     # One planned-materialization event per asset for the whole range instead of one per asset and day
     # (a 3-year backfill otherwise spends most of its time writing ~27k events before the first step).
@@ -162,9 +163,8 @@ def print_summary(progress: RunProgress | None = None, out: TextIO = sys.stdout)
     """What the warehouse now holds, how the checks went, and where to look next."""
     from pipeline.lib.report import report_texts, segment_label
     from pipeline.lib.serving import PARQUET_LINK, SERVING_FILE, serving_dir
-    from pipeline.lib.warehouse import connect
 
-    with connect(read_only=True) as con:
+    with connect_warehouse(read_only=True) as con:
         [(profiles,)] = _rows(con, "marts.customer_profile", "select count(*) from marts.customer_profile") or [(0,)]
         identity = _rows(
             con,

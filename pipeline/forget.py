@@ -15,9 +15,9 @@ import argparse
 import sys
 
 from pipeline.lib import erasure, serving
-from pipeline.lib.config import section, warehouse_path
 from pipeline.lib.identity import IdentityRules
-from pipeline.lib.warehouse import connect, transaction
+from pipeline.lib.warehouse import transaction
+from pipeline.settings import connect_warehouse, data_dir, section, warehouse_path
 
 
 def forget(
@@ -27,7 +27,7 @@ def forget(
     rules = IdentityRules.from_config(section("identity"))
     # Fail before deleting anything when the serving copy could not be republished afterwards.
     options = serving.ServingOptions.from_config(section("serving"))
-    with connect() as con:
+    with connect_warehouse() as con:
         person = erasure.find_person(con, email=email, phone=phone, customer_id=customer_id, rules=rules)
         result = erasure.ErasureResult(person=person)
         if dry_run:
@@ -38,7 +38,7 @@ def forget(
             result.suppressed_entries = erasure.record_suppression(con, person)
         # Deleted rows stay readable in freed blocks: rewrite the file with live data only.
         erasure.compact(con, warehouse_path())
-    serving.publish(warehouse_path(), serving.serving_dir(), options, keep_previous_parquet=False)
+    serving.publish(warehouse_path(), serving.serving_dir(data_dir()), options, keep_previous_parquet=False)
     return result
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from pipeline.lib.partitions import daily_partitions
+from pipeline.defs.partitions import daily_partitions
 
 nightly_job = dg.define_asset_job(
     name="cdp_nightly",

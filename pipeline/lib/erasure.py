@@ -454,9 +454,7 @@ def record_suppression(con: duckdb.DuckDBPyConnection, person: Person) -> int:
         con.unregister("_suppress_frame")
 
 
-def drop_suppressed(
-    con: duckdb.DuckDBPyConnection, table: str, relation: str, rules: IdentityRules | None = None
-) -> int:
+def drop_suppressed(con: duckdb.DuckDBPyConnection, table: str, relation: str, rules: IdentityRules) -> int:
     """Ingestion hook: delete from the (temp) `relation` of raw `table` every row carrying a suppressed identifier.
 
     Returns the rows dropped. Costs nothing while the suppression list is absent or empty.
@@ -466,10 +464,6 @@ def drop_suppressed(
         return 0
     if not con.execute(f"select count(*) from {SUPPRESSION_TABLE}").fetchone()[0]:
         return 0
-    if rules is None:
-        from pipeline.lib.config import section
-
-        rules = IdentityRules.from_config(section("identity"))
     delivered = {row[0] for row in con.execute(f"describe select * from {relation}").fetchall()}
     columns = {c: t for c, t in mapping.items() if c in delivered}
     if not columns:

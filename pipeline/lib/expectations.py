@@ -28,7 +28,7 @@ from typing import Any
 
 import duckdb
 
-from pipeline.lib.config import REPO_ROOT
+from pipeline.lib.environment import REPO_ROOT
 
 SUITES_DIR = REPO_ROOT / "expectations"
 DEFAULT_SAMPLE_ROWS = 200_000

@@ -32,6 +32,7 @@ from pathlib import Path
 import duckdb
 
 from pipeline.lib.erasure import drop_suppressed
+from pipeline.lib.identity import IdentityRules
 from pipeline.lib.sources.registry import Column, RawTable
 from pipeline.lib.sources.registry import table as registry_table
 from pipeline.lib.warehouse import (
@@ -283,6 +284,7 @@ def land(
     source_label: str,
     run_as_of: datetime | None = None,
     frontier: bool = False,
+    identity_rules: IdentityRules = IdentityRules(),
 ) -> LoadResult:
     """Type, validate, de-duplicate and land the staged rows of one window (see module docstring).
 
@@ -291,7 +293,8 @@ def land(
     `run_as_of` (default: the end of the window) plus the tolerance bounds every timestamp: a row of the window
     with a later one is quarantined as `future date`. With `frontier` (a run at the newest data, e.g. nightly) rows
     dated after the window are judged too; otherwise they are counted as outside the window (a backfill of old
-    days is not the judge of what happened since).
+    days is not the judge of what happened since). `identity_rules` normalise identifiers to match them against
+    the suppression list of erased persons.
     """
     start, end = window
     delivered = columns_of(con, staged)
@@ -356,7 +359,7 @@ def land(
     )
     # Right to erasure (UU PDP / GDPR): rows of persons on privacy.suppression_list never land again, valid or not;
     # they are counted as `suppressed`, not dropped silently.
-    result.suppressed = drop_suppressed(con, spec.name, "_typed_all")
+    result.suppressed = drop_suppressed(con, spec.name, "_typed_all", identity_rules)
     # Exact re-deliveries (the same content, e.g. one response in two exports) are kept once, the latest day's.
     result.duplicates_dropped = con.execute("""
         delete from _typed_all where rowid in (

@@ -31,6 +31,8 @@ from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
+from pipeline.lib.concentration import Lorenz, lorenz_curve
+
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 TEMPLATE_NAME = "customer_base_report.html.j2"
 
@@ -49,7 +51,6 @@ HISTOGRAM_CAP_QUANTILE = 0.99
 CLV_PERCENTILES = (0.1, 0.25, 0.5, 0.75, 0.9, 0.99)
 CLV_PERCENTILE_LABELS = ("p10", "p25", "median", "p75", "p90", "p99")
 # The Lorenz curve is drawn through this many points whatever the customer count (keeps the SVG small).
-LORENZ_POINTS = 201
 
 _CHART_RC = {
     "svg.fonttype": "none",  # text stays text: small SVG, crisp labels, searchable numbers
@@ -201,41 +202,6 @@ def _axis_count(ax_axis, numbers: Numbers) -> None:
 
 
 # ---------------------------------------------------------------- measures
-
-
-@dataclass(frozen=True)
-class Lorenz:
-    customer_share: np.ndarray  # x: cumulative share of customers, lowest revenue first
-    revenue_share: np.ndarray  # y: cumulative share of revenue
-    gini: float
-    shares: dict[str, float]  # share of revenue held by a named group of customers, e.g. "top 10%"
-
-
-# Groups of customers whose revenue share the report states in words: (label, lower and upper customer quantile).
-LORENZ_GROUPS = (("top 1%", 0.99, 1.0), ("top 10%", 0.9, 1.0), ("top 20%", 0.8, 1.0), ("bottom 50%", 0.0, 0.5))
-
-
-def lorenz_curve(revenue: np.ndarray) -> Lorenz | None:
-    """Lorenz curve and Gini of per-customer revenue (None when there is no positive revenue).
-
-    Negative revenue (net refunds) is clipped to zero: the curve describes who brings the money in.
-    """
-    values = np.asarray(revenue, dtype=float)
-    values = np.sort(np.clip(values[~np.isnan(values)], 0, None))
-    total = values.sum()
-    if values.size == 0 or total <= 0:
-        return None
-    n = values.size
-    cumulative = np.concatenate(([0.0], np.cumsum(values) / total))
-    customers = np.arange(n + 1) / n
-    # Gini = 1 - 2 * area under the Lorenz curve (trapezoids over equal customer steps).
-    gini = float(1.0 - (cumulative[1:] + cumulative[:-1]).sum() / n)
-    shares = {
-        label: float(np.interp(upper, customers, cumulative) - np.interp(lower, customers, cumulative))
-        for label, lower, upper in LORENZ_GROUPS
-    }
-    grid = np.linspace(0.0, 1.0, min(LORENZ_POINTS, n + 1))
-    return Lorenz(grid, np.interp(grid, customers, cumulative), gini, shares)
 
 
 # ---------------------------------------------------------------- charts

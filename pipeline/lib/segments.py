@@ -25,8 +25,7 @@ from datetime import date
 
 import polars as pl
 
-from pipeline.lib.config import section
-from pipeline.lib.report import lorenz_curve
+from pipeline.lib.concentration import lorenz_curve
 
 SEGMENT_FLAGS = (
     "new",
@@ -42,11 +41,6 @@ SEGMENT_FLAGS = (
 QUINTILES = 5
 # Label of "not in that snapshot" in segment transitions (a customer new to the base, or merged away).
 ABSENT = "(none)"
-
-
-def default_rules() -> dict:
-    """The `segments` section of the pipeline configuration."""
-    return section("segments")
 
 
 def _days_before(as_of: date, column: str) -> pl.Expr:
@@ -81,14 +75,14 @@ def check_rfm_grid(grid: list[dict]) -> None:
         raise ValueError(f"segments.rfm.grid leaves (r, f) cells unnamed: {missing.rows()}")
 
 
-def score_rfm(profile: pl.DataFrame, as_of: date, rules: dict | None = None) -> pl.DataFrame:
+def score_rfm(profile: pl.DataFrame, as_of: date, rules: dict) -> pl.DataFrame:
     """Recency / frequency / monetary quintile scores and the named RFM segment of every purchasing customer.
 
     Recency = days since the last purchase (fewer = higher score), frequency = purchases, monetary = revenue.
     Scores are equal-sized quintiles of the ordinal rank by value, ties broken by customer_id (ascending), so the
     same input always gives the same scores. One row per customer with order_count > 0.
     """
-    grid = (rules or default_rules())["rfm"]["grid"]
+    grid = rules["rfm"]["grid"]
     check_rfm_grid(grid)
     return (
         profile.filter(pl.col("order_count").fill_null(0) > 0)
@@ -220,14 +214,13 @@ def assign_segments(
     ).sort("customer_id")
 
 
-def base_shape(profile: pl.DataFrame, segments: pl.DataFrame, rules: dict | None = None) -> pl.DataFrame:
+def base_shape(profile: pl.DataFrame, segments: pl.DataFrame, rules: dict) -> pl.DataFrame:
     """One row describing the customer base: revenue concentration among buyers and customers per segment flag.
 
     top10_share / top20_share = share of buyers' revenue held by the top 10% / 20% of buyers; gini of buyers'
     revenue (negative revenue clipped to 0). shape = "tall" (value concentrated in few customers) when
     top20_share >= `base_shape.tall_min_top20_share`, else "broad"; null when no buyer has revenue.
     """
-    rules = rules or default_rules()
     threshold = rules["base_shape"]["tall_min_top20_share"]
     buyers = profile.filter(pl.col("order_count").fill_null(0) > 0)
     lorenz = lorenz_curve(buyers["revenue"].fill_null(0.0).to_numpy())

@@ -33,7 +33,6 @@ from typing import Any
 
 import duckdb
 
-from pipeline.lib.config import data_dir
 from pipeline.lib.warehouse import connect
 
 SERVING_FILE = "cdp.duckdb"
@@ -97,8 +96,9 @@ class PublishResult:
         return sum(self.tables.values())
 
 
-def serving_dir(base: Path | None = None) -> Path:
-    return (base if base is not None else data_dir()) / "serving"
+def serving_dir(data_dir: Path) -> Path:
+    """Where the BI copy of a data directory lives."""
+    return data_dir / "serving"
 
 
 def is_identifier_column(name: str, dtype: str) -> bool:
@@ -278,8 +278,8 @@ def _swap_parquet_link(out_dir: Path, version_dir: Path) -> str | None:
 
 
 def publish(
-    warehouse: Path | None = None,
-    out_dir: Path | None = None,
+    warehouse: Path,
+    out_dir: Path,
     options: ServingOptions = ServingOptions(),
     keep_previous_parquet: bool = True,
 ) -> PublishResult:
@@ -288,7 +288,6 @@ def publish(
     `keep_previous_parquet` keeps the last version directory for readers still scanning it; erasure turns it off so
     that no copy of an erased person survives.
     """
-    out_dir = out_dir if out_dir is not None else serving_dir()
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_leftovers(out_dir)
     pid = os.getpid()

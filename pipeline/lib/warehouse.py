@@ -1,12 +1,12 @@
 """Connections to the DuckDB warehouse file, and set-wise reads/writes of whole tables.
 
-DuckDB lets one process write a database file at a time. Every writer in the pipeline goes through
-`connect()`, which waits (with backoff) for a lock held by another process instead of failing at once.
+DuckDB lets one process write a database file at a time. Every writer in the pipeline goes through `connect()`, which
+waits (tenacity, exponential backoff) for a lock held by another process instead of failing at once, and bounds the
+connection's memory (`memory_limit`, spilling to `temp_directory`) as the settings say.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -14,33 +14,42 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
-
-from pipeline.lib.config import warehouse_path
+from tenacity import retry, retry_if_exception, stop_after_delay, wait_exponential
 
 LOCK_WAIT_SECONDS = 300.0
 
 
-def _is_lock_error(exc: Exception) -> bool:
+def _is_lock_error(exc: BaseException) -> bool:
     text = str(exc).lower()
-    return "lock" in text and ("conflicting" in text or "could not set lock" in text)
+    locked = "lock" in text and ("conflicting" in text or "could not set lock" in text)
+    return isinstance(exc, duckdb.IOException) and locked
+
+
+@retry(
+    retry=retry_if_exception(_is_lock_error),
+    wait=wait_exponential(multiplier=0.1, max=5.0),
+    stop=stop_after_delay(LOCK_WAIT_SECONDS),
+    reraise=True,
+)
+def _open(path: Path, read_only: bool, config: dict[str, str]) -> duckdb.DuckDBPyConnection:
+    return duckdb.connect(str(path), read_only=read_only, config=config)
 
 
 @contextmanager
-def connect(path: Path | str | None = None, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open the warehouse (default: the configured file), waiting while another process holds the write lock."""
-    target = Path(path) if path is not None else warehouse_path()
+def connect(
+    path: Path | str,
+    read_only: bool = False,
+    *,
+    memory_limit: str | None = None,
+    temp_directory: Path | str | None = None,
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the warehouse file, waiting while another process holds the write lock; closed on exit."""
+    target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    deadline = time.monotonic() + LOCK_WAIT_SECONDS
-    delay = 0.1
-    while True:
-        try:
-            con = duckdb.connect(str(target), read_only=read_only)
-            break
-        except duckdb.IOException as exc:
-            if not _is_lock_error(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
+    config = {"memory_limit": memory_limit} if memory_limit else {}
+    if temp_directory:
+        config["temp_directory"] = str(temp_directory)
+    con = _open(target, read_only, config)
     try:
         yield con
     finally:

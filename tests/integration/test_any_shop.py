@@ -21,7 +21,8 @@ import polars as pl
 import pytest
 import yaml
 
-from pipeline.lib.config import DEFAULT_CONFIG, REPO_ROOT
+from pipeline.lib.environment import REPO_ROOT
+from pipeline.settings import DEFAULT_CONFIG
 
 ZONE = "America/New_York"
 FIRST_DAY, LAST_DAY = date(1997, 1, 1), date(1998, 6, 30)

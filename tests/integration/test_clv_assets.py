@@ -15,8 +15,8 @@ import pytest
 from pipeline.defs.clv.assets import CLV_ASSETS, clv_backtest, customer_clv
 from pipeline.defs.clv.checks import CLV_CHECKS
 from pipeline.lib import clv, equity
-from pipeline.lib.config import section
 from pipeline.lib.warehouse import connect, replace_table
+from pipeline.settings import section
 
 AS_OF = date(2026, 6, 30)
 TRUE_BGNBD = {"r": 0.6, "alpha": 40.0, "a": 0.7, "b": 2.5}  # alpha in days

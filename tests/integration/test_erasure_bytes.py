@@ -15,8 +15,8 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from pipeline.lib.config import DEFAULT_CONFIG
 from pipeline.lib.demo_data import DemoConfig, generate
+from pipeline.settings import DEFAULT_CONFIG
 from tests.support.cli_runs import README_WINDOW, RUN_README_WINDOW, cli_env, dagster_home, run_ok
 
 EMAIL = "Tan.Wei!Ming@Example.COM.sg"  # valid, but not the shape the profile's warning expects

@@ -1,5 +1,6 @@
 """Identity resolution end to end: quality against the demo ground truth, and id stability across runs."""
 
+import json
 import os
 import shutil
 import sqlite3
@@ -12,6 +13,7 @@ import duckdb
 import polars as pl
 
 from pipeline.lib.identity import mint_customer_ids
+from pipeline.settings import load_settings
 from tests.support.pipeline_run import run_on
 
 DBT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
@@ -153,7 +155,7 @@ def test_ids_stay_stable_when_a_day_is_appended(demo_run, tmp_path):
             "--select",
             "int_identity_map",
             "--vars",
-            '{"identity_full_rebuild": true}',
+            json.dumps({**load_settings().dbt_vars(data_dir / "warehouse.duckdb"), "identity_full_rebuild": True}),
             "--project-dir",
             str(DBT_DIR),
             "--profiles-dir",

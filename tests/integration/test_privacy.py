@@ -13,9 +13,9 @@ import phonenumbers
 import polars as pl
 import pytest
 
+from pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
 from pipeline.lib import erasure, serving
 from pipeline.lib.erasure import PAYLOAD_EMAIL
-from pipeline.lib.partitions import RANGE_END_TAG, RANGE_START_TAG
 from pipeline.lib.phones import normalise_phones
 from tests.support.serving import copy_run, ensure_marts, table_digests
 

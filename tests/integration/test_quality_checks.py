@@ -21,8 +21,8 @@ def test_blocking_raw_check_stops_downstream_assets(tmp_path, monkeypatch):
     """Real checks from pipeline.defs.quality on a raw asset + one downstream mart, in real Dagster runs."""
     import dagster as dg
 
+    from pipeline.defs.partitions import daily_partitions
     from pipeline.defs.quality.checks import quality_checks
-    from pipeline.lib.partitions import daily_partitions
 
     warehouse = tmp_path / "warehouse.duckdb"
     monkeypatch.setenv("CDP_WAREHOUSE", str(warehouse))
@@ -165,7 +165,7 @@ def test_schema_change_at_a_source_blocks_the_downstream_models(demo_run, tmp_pa
 
     import dagster as dg
 
-    from pipeline.lib.partitions import RANGE_END_TAG, RANGE_START_TAG
+    from pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
 
     data_dir = tmp_path / "data"
     shutil.copytree(demo_run.data_dir, data_dir)

@@ -17,9 +17,9 @@ import yaml
 from PIL import Image
 
 from pipeline.defs.clv.report import customer_base_report
-from pipeline.lib.config import DEFAULT_CONFIG
 from pipeline.lib.report import LANGUAGES, Numbers, ReportStyle, report_texts
 from pipeline.lib.warehouse import connect, replace_table
+from pipeline.settings import DEFAULT_CONFIG
 from tests.support.report_inputs import (
     SEGMENT_CODES,
     svg_elements,
@@ -57,7 +57,7 @@ def materialized(request, tmp_path_factory, customers):
         env.setenv("CDP_DATA_DIR", str(data))
         env.setenv("CDP_CONFIG", str(config_file))
         env.delenv("CDP_WAREHOUSE", raising=False)
-        with connect() as con:
+        with connect(data / "warehouse.duckdb") as con:
             replace_table(con, "marts.customer_segments", customers.select("customer_id", primary_segment="segment"))
             replace_table(con, "marts.customer_clv", customers.select("customer_id", "clv"))
             replace_table(con, "marts.customer_equity", pl.concat([equity, other_dimension]))

@@ -229,7 +229,7 @@ def test_serving_asset_publishes_and_a_failed_run_keeps_the_copy(run_copy, monke
     # Pseudonymisation switched on without its salt: the run fails and the last good copy stays.
     import yaml
 
-    from pipeline.lib.config import DEFAULT_CONFIG
+    from pipeline.settings import DEFAULT_CONFIG
 
     config = yaml.safe_load(DEFAULT_CONFIG.read_text())
     config["serving"] = {**config.get("serving", {}), "pseudonymise": True, "salt_env": "CDP_TEST_UNSET_SALT"}

@@ -28,7 +28,7 @@ def test_survey_sensor_asks_once_for_files_not_yet_loaded(survey_folder, tmp_pat
     monkeypatch.delenv("CDP_WAREHOUSE", raising=False)
     from pipeline.defs.ingest.assets import survey_responses
     from pipeline.defs.ingest.sensors import SURVEY_ASSET, survey_files_sensor
-    from pipeline.lib.partitions import RANGE_END_TAG, RANGE_START_TAG
+    from pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
 
     def load(instance, tags):
         result = dg.materialize([survey_responses], instance=instance, tags=tags)

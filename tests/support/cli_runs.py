@@ -36,12 +36,11 @@ def dagster_home(tmp_path: Path, **run_monitoring) -> Path:
 
 
 def cli_env(home: Path, **variables: str) -> dict[str, str]:
-    """The environment of a command run against the instance in `home` (this interpreter's tools first on PATH;
-    the daemon and webserver import the checkout's run launcher)."""
+    """The environment of a command run against the instance in `home` (this interpreter's tools first on PATH; the
+    daemon and webserver import the run launcher from the installed package)."""
     env = {
         **os.environ,
         "DAGSTER_HOME": str(home),
-        "PYTHONPATH": str(REPO),
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
         **variables,
     }

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from pipeline.lib import segments as seg
-from pipeline.lib.config import section
+from pipeline.settings import section
 
 AS_OF = date(2025, 6, 30)
 

@@ -7,7 +7,7 @@ import dagster as dg
 
 from pipeline.definitions import GROUPS, defs
 from pipeline.defs.dbt.resources import dbt_project
-from pipeline.lib.partitions import daily_partitions
+from pipeline.defs.partitions import daily_partitions
 
 
 def _graph():

@@ -1,6 +1,6 @@
 """The source registry is the one declaration of raw tables: files generated from it must match it."""
 
-from pipeline.lib.config import REPO_ROOT
+from pipeline.lib.environment import REPO_ROOT
 from pipeline.lib.sources import registry
 
 

@@ -7,7 +7,7 @@ from datetime import date
 import pytest
 import yaml
 
-from pipeline.lib import config
+from pipeline import settings as config
 
 
 @pytest.fixture

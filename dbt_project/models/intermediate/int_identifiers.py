@@ -4,8 +4,7 @@ Rows whose value is junk or malformed stay in the table with status 'invalid' or
 identity_violations report can count them; only status 'ok' rows link records.
 """
 
-import sys
-from pathlib import Path
+import json
 
 import polars as pl
 
@@ -45,10 +44,6 @@ EXTRACTS = [
 
 def model(dbt, session):
     dbt.config(materialized="table")
-    for root in (Path.cwd(), Path.cwd().parent):  # dbt runs from the repo root or from dbt_project/
-        if (root / "pipeline" / "lib").is_dir() and str(root) not in sys.path:
-            sys.path.insert(0, str(root))
-    from pipeline.lib.config import section
     from pipeline.lib.identity import IdentityRules, normalise_identifiers
 
     # dbt only sees refs written as literals
@@ -73,7 +68,9 @@ def model(dbt, session):
     raw = pl.concat(parts)
     known_phones = dbt.ref("int_phone_numbers").pl()
     return (
-        normalise_identifiers(raw, IdentityRules.from_config(section("identity")), known_phones)
+        normalise_identifiers(
+            raw, IdentityRules.from_config(json.loads(dbt.config.get("identity_rules"))), known_phones
+        )
         .sort("source", "record_id", "id_type")
         .to_arrow()
     )

@@ -5,8 +5,7 @@ run date starts again from the ids before that date, so a rerun is idempotent. `
 ignores all earlier ids.
 """
 
-import sys
-from pathlib import Path
+import json
 
 import polars as pl
 
@@ -20,7 +19,7 @@ RECORD_KEYS = [
 
 def previous_mapping(session, this, run_date):
     """(baseline mapping, ids to never mint again) from the table as it stands before this run, or (None, None)."""
-    from pipeline.lib.warehouse import table_exists  # importable once model() has set up sys.path
+    from pipeline.lib.warehouse import table_exists
 
     if not table_exists(session, f"{this.schema}.{this.identifier}"):
         return None, None
@@ -36,10 +35,6 @@ def previous_mapping(session, this, run_date):
 
 def model(dbt, session):
     dbt.config(materialized="table")  # identity_full_rebuild comes from the YAML config (a dbt var)
-    for root in (Path.cwd(), Path.cwd().parent):  # dbt runs from the repo root or from dbt_project/
-        if (root / "pipeline" / "lib").is_dir() and str(root) not in sys.path:
-            sys.path.insert(0, str(root))
-    from pipeline.lib.config import section
     from pipeline.lib.identity import IdentityRules, assign_stable_ids, cluster_records
 
     run_date = dbt.ref("int_identity_run").pl().get_column("run_date")[0]
@@ -58,7 +53,9 @@ def model(dbt, session):
     )
     identifiers = dbt.ref("int_identifiers").pl()
     cuts = dbt.ref("int_identity_cuts").pl()
-    clusters = cluster_records(identifiers, records, cuts, IdentityRules.from_config(section("identity")))
+    clusters = cluster_records(
+        identifiers, records, cuts, IdentityRules.from_config(json.loads(dbt.config.get("identity_rules")))
+    )
 
     full_rebuild = str(dbt.config.get("identity_full_rebuild")).lower() in ("true", "1", "yes")
     baseline, issued = (None, None) if full_rebuild else previous_mapping(session, dbt.this, run_date)

@@ -5,8 +5,7 @@ the same parser version, are reused, so a nightly run parses only new spellings.
 staging are kept, so an erased phone leaves this table with the next run.
 """
 
-import sys
-from pathlib import Path
+import json
 
 import polars as pl
 
@@ -21,14 +20,10 @@ PHONE_COLUMNS = [
 
 def model(dbt, session):
     dbt.config(materialized="table")
-    for root in (Path.cwd(), Path.cwd().parent):  # dbt runs from the repo root or from dbt_project/
-        if (root / "pipeline" / "lib").is_dir() and str(root) not in sys.path:
-            sys.path.insert(0, str(root))
-    from pipeline.lib.config import section
     from pipeline.lib.identity import IdentityRules
     from pipeline.lib.phones import PARSER, compact, known_phones, normalise_phones
 
-    rules = IdentityRules.from_config(section("identity"))
+    rules = IdentityRules.from_config(json.loads(dbt.config.get("identity_rules")))
     # dbt only sees refs written as literals
     models = {
         "stg_webshop__customers": dbt.ref("stg_webshop__customers"),

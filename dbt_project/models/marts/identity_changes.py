@@ -1,14 +1,8 @@
 """Audit: customer ids created, merged or split on each run date (a rerun of a date replaces that date's rows)."""
 
-import sys
-from pathlib import Path
-
 
 def model(dbt, session):
     dbt.config(materialized="incremental", incremental_strategy="delete+insert", unique_key="run_date")
-    for root in (Path.cwd(), Path.cwd().parent):  # dbt runs from the repo root or from dbt_project/
-        if (root / "pipeline" / "lib").is_dir() and str(root) not in sys.path:
-            sys.path.insert(0, str(root))
     from pipeline.lib.identity import describe_changes
 
     mapped = dbt.ref("int_identity_map").pl()

@@ -9,10 +9,10 @@ from datetime import date, datetime
 import dagster as dg
 import polars as pl
 
+from pipeline.defs.snapshots import snapshot_history_asset
 from pipeline.lib import equity
-from pipeline.lib.config import section
-from pipeline.lib.snapshots import snapshot_history_asset
-from pipeline.lib.warehouse import connect, read_frame, replace_table
+from pipeline.lib.warehouse import read_frame, replace_table
+from pipeline.settings import connect_warehouse, section
 
 CLV_GROUP = "clv"
 ORDERS = dg.AssetKey(["marts", "fct_orders"])
@@ -55,7 +55,7 @@ def _params_markdown(fit: equity.ClvFit) -> str:
 )
 def customer_clv() -> dg.MaterializeResult:
     settings, windows = section("clv"), section("equity")["expected_purchase_days"]
-    with connect() as con:
+    with connect_warehouse() as con:
         profile, as_of = _read_profile(con)
         purchases = _read_purchases(con, as_of)
         inputs = equity.clv_inputs(
@@ -105,7 +105,7 @@ def customer_clv() -> dg.MaterializeResult:
 def clv_backtest(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     settings = section("clv")
     holdout_days = settings["backtest"]["holdout_days"]
-    with connect() as con:
+    with connect_warehouse() as con:
         _, as_of = _read_profile(con)
         purchases = _read_purchases(con, as_of)
         per_customer, params, skipped = equity.backtest(
@@ -152,7 +152,7 @@ def clv_backtest(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
 )
 def customer_equity() -> dg.MaterializeResult:
     settings, equity_settings = section("clv"), section("equity")
-    with connect() as con:
+    with connect_warehouse() as con:
         profile, as_of = _read_profile(con)
         values = equity.customer_value(
             profile,

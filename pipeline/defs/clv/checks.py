@@ -5,7 +5,8 @@ import dagster as dg
 
 from pipeline.defs.clv.assets import customer_clv
 from pipeline.lib import equity
-from pipeline.lib.warehouse import connect, read_frame
+from pipeline.lib.warehouse import read_frame
+from pipeline.settings import connect_warehouse
 
 
 @dg.asset_check(
@@ -18,7 +19,7 @@ from pipeline.lib.warehouse import connect, read_frame
     description="BG/NBD and Gamma-Gamma converged, with no parameter on a bound or outside the usable range.",
 )
 def clv_fit_healthy() -> dg.AssetCheckResult:
-    with connect() as con:
+    with connect_warehouse() as con:
         table = read_frame(con, "select * from marts.clv_model_params")
     fit = equity.fit_from_params_table(table)
     problems = fit.problems()

@@ -6,16 +6,14 @@ are rebuilt whole.
 """
 
 import json
-import os
 
 import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
 
 from pipeline.defs.dbt.resources import dbt_project
+from pipeline.defs.dbt.translator import CdpDbtTranslator
 from pipeline.defs.table_metadata import table_metadata
-from pipeline.lib.config import shop_calendar, warehouse_path
-from pipeline.lib.dbt_translator import CdpDbtTranslator
-from pipeline.lib.warehouse import connect
+from pipeline.settings import connect_warehouse, load_settings
 
 
 @dbt_assets(
@@ -25,14 +23,13 @@ from pipeline.lib.warehouse import connect
     name="dbt_models",
 )
 def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
-    # dbt runs in its own process and finds the warehouse through the environment.
-    os.environ["CDP_WAREHOUSE"] = str(warehouse_path())
-    dbt_vars = {"timezone": shop_calendar().timezone}
+    # dbt runs in its own process: the warehouse path, DuckDB limits and model settings go in as vars.
+    dbt_vars = load_settings().dbt_vars()
     invocation = dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context, raise_on_error=False)
     # Collected first: the dbt process holds the warehouse until it ends, then every built table gets its row count
     # and DuckDB's column types and descriptions in the UI.
     events = list(invocation.stream())
-    with connect(read_only=True) as con:
+    with connect_warehouse(read_only=True) as con:
         for event in events:
             if isinstance(event, dg.Output | dg.AssetMaterialization):
                 key = (

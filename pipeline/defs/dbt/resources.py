@@ -6,7 +6,7 @@ from pathlib import Path
 
 from dagster_dbt import DbtCliResource, DbtProject
 
-from pipeline.lib.config import REPO_ROOT
+from pipeline.lib.environment import REPO_ROOT
 
 DBT_DIR = REPO_ROOT / "dbt_project"
 # The dbt installed beside this interpreter: `.venv/bin/python -m pipeline.cli` works without an activated venv.

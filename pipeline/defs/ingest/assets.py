@@ -11,13 +11,13 @@ from datetime import date, timedelta
 
 import dagster as dg
 
+from pipeline.defs.partitions import daily_partitions, window_dates
 from pipeline.defs.table_metadata import table_metadata
 from pipeline.lib import doctor, ingest
-from pipeline.lib.config import section, shop_calendar, source_config
-from pipeline.lib.partitions import daily_partitions, window_dates
+from pipeline.lib.identity import IdentityRules
 from pipeline.lib.sources import helpdesk_api, sql_orders, survey_files
 from pipeline.lib.sources.registry import table, tables_of
-from pipeline.lib.warehouse import connect
+from pipeline.settings import connect_warehouse, section, shop_calendar, source_config
 
 RAW_GROUP = "raw"
 _COMMON = dict(
@@ -38,6 +38,11 @@ def contract_limits() -> ingest.Limits:
             hours=float(cfg.get("future_tolerance_hours", defaults.future_tolerance.total_seconds() / 3600))
         ),
     )
+
+
+def identity_rules() -> IdentityRules:
+    """The `identity:` rules: landing drops rows carrying an erased person's identifiers, normalised by them."""
+    return IdentityRules.from_config(section("identity"))
 
 
 def _at_frontier(context: dg.AssetExecutionContext) -> bool:
@@ -70,7 +75,7 @@ def webshop(context: dg.AssetExecutionContext):
         raise ValueError("sources.webshop is not configured: the pipeline needs the webshop's orders")
     source = sql_orders.SqlSource.from_config("webshop", cfg)
     frontier = _at_frontier(context)
-    with connect() as con:
+    with connect_warehouse() as con:
         ingest.prepare_session(con, calendar.timezone)
         pulled = sql_orders.extract(con, source, window=window, frontier=frontier)
         results = []
@@ -86,6 +91,7 @@ def webshop(context: dg.AssetExecutionContext):
                     _land_window(window, window_of),
                     source.kind,
                     frontier=frontier,
+                    identity_rules=identity_rules(),
                 )
             )
         sql_orders.save_marks(con, source, pulled)
@@ -110,7 +116,7 @@ def helpdesk_tickets(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     spec = ingest.spec("helpdesk_tickets", contract_limits())
     cfg = source_config("helpdesk")
     frontier = _at_frontier(context)
-    with connect() as con:
+    with connect_warehouse() as con:
         ingest.prepare_session(con, calendar.timezone)
         if cfg is None:
             result = ingest.land(con, spec, ingest.stage_nothing(con, spec), window, "none")
@@ -119,7 +125,13 @@ def helpdesk_tickets(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
             source = helpdesk_api.HelpdeskSource.from_config("helpdesk", cfg)
             pulled = helpdesk_api.extract(con, source, window=window, frontier=frontier)
             result = ingest.land(
-                con, spec, pulled.relation, _land_window(window, pulled.window), "http", frontier=frontier
+                con,
+                spec,
+                pulled.relation,
+                _land_window(window, pulled.window),
+                "http",
+                frontier=frontier,
+                identity_rules=identity_rules(),
             )
             helpdesk_api.save_marks(con, source, pulled)
             extra = {"pages_fetched": pulled.pages}
@@ -138,7 +150,7 @@ def survey_responses(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     calendar = shop_calendar()
     spec = ingest.spec("survey_responses", contract_limits())
     cfg = source_config("survey")
-    with connect() as con:
+    with connect_warehouse() as con:
         ingest.prepare_session(con, calendar.timezone)
         if cfg is None:
             result = ingest.land(con, spec, ingest.stage_nothing(con, spec), window, "none")
@@ -159,7 +171,8 @@ def _land_exports(
     earlier = survey_files.earliest_partial_day(con, name)
     window = (min(window[0], earlier), window[1]) if earlier else window
     with ingest.export_files(_files_in_window(name, cfg, window, con)) as (files, empty):
-        result = ingest.land(con, spec, stage(con, files, f"{name} files"), window, "files", frontier=frontier)
+        staged = stage(con, files, f"{name} files")
+        result = ingest.land(con, spec, staged, window, "files", frontier=frontier, identity_rules=identity_rules())
     survey_files.record_partial_files(con, name, window, files)
     partial = [f.path for f in files if f.partial_line is not None]
     return result, {

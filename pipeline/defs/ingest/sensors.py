@@ -7,10 +7,10 @@ from datetime import date
 import dagster as dg
 import duckdb
 
+from pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
 from pipeline.lib import ingest
-from pipeline.lib.config import shop_calendar, source_config
-from pipeline.lib.partitions import RANGE_END_TAG, RANGE_START_TAG
 from pipeline.lib.sources import survey_files
+from pipeline.settings import shop_calendar, source_config
 
 SURVEY_ASSET = dg.AssetKey(["raw", "survey_responses"])
 

@@ -19,7 +19,6 @@ import duckdb
 
 from pipeline.defs.ingest.assets import contract_limits
 from pipeline.lib import ingest
-from pipeline.lib.config import section, source_config
 from pipeline.lib.expectations import (
     DEFAULT_SAMPLE_ROWS,
     check_freshness,
@@ -28,7 +27,7 @@ from pipeline.lib.expectations import (
     validate_table,
 )
 from pipeline.lib.sources import registry
-from pipeline.lib.warehouse import connect
+from pipeline.settings import connect_warehouse, section, source_config
 
 # Raw tables of the sources the shop has (a source configured off gets no checks), from the source registry.
 RAW_TABLES = tuple(table.name for table in registry.TABLES.values() if source_config(table.source) is not None)
@@ -67,7 +66,7 @@ def _expectations_check(schema: str, table: str, blocking: bool) -> dg.AssetChec
         sample_rows = int(_settings().get("sample_rows", DEFAULT_SAMPLE_ROWS))
         # Raw tables: a partitioned run validates the window it delivered; marts are validated whole.
         window = _window(context) if schema == "raw" else (None, None)
-        with connect(read_only=True) as con:
+        with connect_warehouse(read_only=True) as con:
             suite = ingest.raw_suite(ingest.spec(table, contract_limits())) if schema == "raw" else suite_name
             outcome = validate_table(
                 con, qualified, suite, sample_rows=sample_rows, window=window if window[0] else None
@@ -100,7 +99,7 @@ def _freshness_check(table: str) -> dg.AssetChecksDefinition:
     )
     def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
         start, end = _window(context)
-        with connect(read_only=True) as con:
+        with connect_warehouse(read_only=True) as con:
             try:
                 result = check_freshness(con, f"raw.{table}", start, end, int(_settings().get("freshness_min_rows", 1)))
             except duckdb.CatalogException as exc:
@@ -131,7 +130,7 @@ def _volume_check(table: str) -> dg.AssetChecksDefinition:
     def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
         settings = _settings()
         _, day = _window(context)
-        with connect(read_only=True) as con:
+        with connect_warehouse(read_only=True) as con:
             try:
                 result = check_volume(
                     con,
@@ -161,17 +160,14 @@ def _volume_check(table: str) -> dg.AssetChecksDefinition:
 
 
 def _previous_row_count(context: dg.AssetCheckExecutionContext, check_key: dg.AssetCheckKey) -> int | None:
-    """The row count recorded by the latest completed execution of this check, if any."""
-    from dagster._core.storage.asset_check_execution_record import (
-        COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES,
-    )
-
-    records = context.instance.event_log_storage.get_asset_check_execution_history(
-        check_key, limit=1, status=COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES
-    )
-    evaluation = records[0].event.asset_check_evaluation if records and records[0].event else None
-    entry = evaluation.metadata.get(ROW_COUNT_KEY) if evaluation else None
-    return int(entry.value) if entry is not None else None
+    """The row count recorded by the latest completed evaluation of this check, if any (the running one has none)."""
+    records = context.instance.event_log_storage.get_asset_check_execution_history(check_key, limit=5)
+    for record in records:
+        evaluation = record.event.asset_check_evaluation if record.event else None
+        if evaluation is not None:
+            entry = evaluation.metadata.get(ROW_COUNT_KEY)
+            return int(entry.value) if entry is not None else None
+    return None
 
 
 def _row_count_drop_check(schema: str, table: str) -> dg.AssetChecksDefinition:
@@ -183,7 +179,7 @@ def _row_count_drop_check(schema: str, table: str) -> dg.AssetChecksDefinition:
         description="The table did not lose more rows than allowed since the previous check.",
     )
     def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-        with connect(read_only=True) as con:
+        with connect_warehouse(read_only=True) as con:
             try:
                 current = con.execute(f"select count(*) from {schema}.{table}").fetchone()[0]
             except duckdb.CatalogException as exc:

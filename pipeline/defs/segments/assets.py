@@ -11,10 +11,10 @@ from datetime import date
 import dagster as dg
 import polars as pl
 
+from pipeline.defs.snapshots import snapshot_history_asset
 from pipeline.lib import segments as seg
-from pipeline.lib.config import shop_calendar
-from pipeline.lib.snapshots import snapshot_history_asset
-from pipeline.lib.warehouse import connect, read_frame, replace_table
+from pipeline.lib.warehouse import read_frame, replace_table
+from pipeline.settings import connect_warehouse, section, shop_calendar
 
 SEGMENTS_GROUP = "segments"
 PROFILE = dg.AssetKey(["marts", "customer_profile"])
@@ -27,7 +27,7 @@ def _key(name: str) -> dg.AssetKey:
 
 
 def _uses_clv() -> bool:
-    return seg.default_rules()["value"]["basis"] == "clv"
+    return section("segments")["value"]["basis"] == "clv"
 
 
 def _read_profile(con) -> pl.DataFrame:
@@ -74,10 +74,10 @@ def _segment_metadata(segments: pl.DataFrame, profile: pl.DataFrame, column: str
     description="RFM quintile scores (1-5) and named RFM segment of every purchasing customer.",
 )
 def customer_rfm() -> dg.MaterializeResult:
-    with connect() as con:
+    with connect_warehouse() as con:
         profile = _read_profile(con)
         as_of = _run_date(profile)
-        rfm = seg.score_rfm(profile, as_of)
+        rfm = seg.score_rfm(profile, as_of, section("segments"))
         replace_table(con, "marts.customer_rfm", rfm)
     return dg.MaterializeResult(
         metadata={
@@ -98,8 +98,8 @@ def customer_rfm() -> dg.MaterializeResult:
     "advocate), customer_type and one primary_segment per customer, by the rules in cdp.yaml.",
 )
 def customer_segments() -> dg.MaterializeResult:
-    rules = seg.default_rules()
-    with connect() as con:
+    rules = section("segments")
+    with connect_warehouse() as con:
         profile = _read_profile(con)
         as_of = _run_date(profile)
         orders = read_frame(con, "select customer_id, order_date, is_purchase, is_discounted from marts.fct_orders")
@@ -129,7 +129,7 @@ customer_segment_history = snapshot_history_asset("customer_segments", "customer
     description="Customers moving between primary segments from one snapshot date to the next.",
 )
 def segment_transitions() -> dg.MaterializeResult:
-    with connect() as con:
+    with connect_warehouse() as con:
         history = read_frame(
             con, "select snapshot_date, customer_id, primary_segment from marts.customer_segment_history"
         )
@@ -154,10 +154,10 @@ def segment_transitions() -> dg.MaterializeResult:
     "customers per segment flag.",
 )
 def customer_base_shape() -> dg.MaterializeResult:
-    with connect() as con:
+    with connect_warehouse() as con:
         profile = _read_profile(con)
         segments = read_frame(con, "select * from marts.customer_segments")
-        shape = seg.base_shape(profile, segments)
+        shape = seg.base_shape(profile, segments, section("segments"))
         replace_table(con, "marts.customer_base_shape", shape)
     row = shape.row(0, named=True)
     measures = ("shape", "gini", "top10_share", "top20_share", "customers", "buyers")

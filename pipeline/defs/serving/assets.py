@@ -5,7 +5,7 @@ from collections.abc import Sequence
 import dagster as dg
 
 from pipeline.lib import serving
-from pipeline.lib.config import section, warehouse_path
+from pipeline.settings import data_dir, section, warehouse_path
 
 # Every marts asset the serving copy must wait for; the lead extends this list (or passes its own to
 # build_serving_asset) as segment / CLV / equity assets land. Tables are published whatever this list says:
@@ -32,7 +32,7 @@ def build_serving_asset(deps: Sequence[dg.AssetKey] = MART_DEPS) -> dg.AssetsDef
                 "the last good serving copy stays in place"
             )
         options = serving.ServingOptions.from_config(section("serving"))
-        result = serving.publish(warehouse_path(), serving.serving_dir(), options)
+        result = serving.publish(warehouse_path(), serving.serving_dir(data_dir()), options)
         context.log.info(f"published {len(result.tables)} tables ({result.rows} rows) to {result.serving_file}")
         return dg.MaterializeResult(
             metadata={

@@ -31,7 +31,7 @@ import httpx
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from pipeline.lib import ingest
-from pipeline.lib.config import resolve_secret
+from pipeline.lib.environment import resolve_secret
 from pipeline.lib.sources.incremental import local_timestamp_sql, read_mark, save_mark, session_timezone
 
 log = logging.getLogger(__name__)

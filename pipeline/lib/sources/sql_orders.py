@@ -36,8 +36,8 @@ from urllib.parse import urlsplit
 
 import duckdb
 
-from pipeline.lib.config import REPO_ROOT, data_dir, resolve_secret
 from pipeline.lib.duckdb_extensions import load_extension
+from pipeline.lib.environment import REPO_ROOT, resolve_secret
 from pipeline.lib.ingest import SourceSchemaError, check_names
 from pipeline.lib.sources.incremental import (
     local_timestamp_sql,
@@ -75,7 +75,7 @@ class SqlSource:
         kind = cfg.get("kind", "sqlite")
         if kind not in ("sqlite", "postgres"):
             raise ValueError(f"sources.{name}.kind must be sqlite or postgres, not {kind!r}")
-        location = str(cfg["location"]).replace("{data_dir}", str(data_dir()))
+        location = str(cfg["location"])  # `{data_dir}` is expanded by the settings
         if kind == "sqlite" and not Path(location).is_absolute():
             location = str(REPO_ROOT / location)
         credentials = cfg.get("credentials") or {}

@@ -25,8 +25,8 @@ from typing import Any
 import duckdb
 
 from pipeline.lib import ingest
-from pipeline.lib.config import REPO_ROOT, data_dir, resolve_secret
 from pipeline.lib.duckdb_extensions import load_extension
+from pipeline.lib.environment import REPO_ROOT, resolve_secret
 from pipeline.lib.warehouse import quote_literal, table_exists
 
 MANIFEST = "raw._loaded_files"
@@ -43,7 +43,7 @@ class SurveySource:
 
     @classmethod
     def from_config(cls, name: str, cfg: Mapping[str, Any]) -> SurveySource:
-        location = str(cfg["location"]).replace("{data_dir}", str(data_dir()))
+        location = str(cfg["location"])  # `{data_dir}` is expanded by the settings
         if not _REMOTE.match(location) and not Path(location).is_absolute():
             location = str(REPO_ROOT / location)
         s3 = {key: str(resolve_secret(value)) for key, value in (cfg.get("s3") or {}).items() if value is not None}

@@ -6,7 +6,7 @@ from datetime import date
 
 import dagster as dg
 
-from pipeline.lib.config import shop_calendar
+from pipeline.settings import shop_calendar
 
 # Tags that make one run cover a range of partitions (how single-run backfills and `make run` span many days).
 RANGE_START_TAG = "dagster/asset_partition_range_start"

@@ -1,0 +1,19 @@
+"""What the code needs from the machine it runs on: the repository root, and secrets from environment variables."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def resolve_secret(value: Any) -> Any:
+    """Turn `env:NAME` into the value of environment variable NAME (error if unset)."""
+    if isinstance(value, str) and value.startswith("env:"):
+        name = value[4:]
+        if name not in os.environ:
+            raise KeyError(f"environment variable {name} is not set (needed by the source configuration)")
+        return os.environ[name]
+    return value
