@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import duckdb
@@ -21,6 +22,7 @@ def test_fresh_make_run_is_short_clean_and_ends_with_the_summary(tmp_path):
     data, home = tmp_path / "data", tmp_path / "dagster_home"
     env = {**os.environ, "CDP_DATA_DIR": str(data), "DAGSTER_HOME": str(home)}
     env.pop("CDP_WAREHOUSE", None)
+    began = time.monotonic()
     done = subprocess.run(
         ["make", "--no-print-directory", "run", "DEMO_CUSTOMERS=150"],
         cwd=REPO,
@@ -30,6 +32,7 @@ def test_fresh_make_run_is_short_clean_and_ends_with_the_summary(tmp_path):
         timeout=3500,
     )
     output = done.stdout + done.stderr
+    print(f"\nmake run: {len(output.splitlines())} lines in {time.monotonic() - began:.0f} s\n{output}")
     assert done.returncode == 0, output[-4000:]
     lines = output.splitlines()
     assert len(lines) < MAX_LINES, f"{len(lines)} lines:\n{output}"
