@@ -195,10 +195,8 @@ def print_summary(progress: RunProgress | None = None, out: TextIO = sys.stdout)
             if checks[outcome]:
                 print(f"  {outcome}: " + ", ".join(sorted(checks[outcome])), file=out)
     print(f"report      {data_dir() / 'reports' / 'customer_base_report.html'}", file=out)
-    print(
-        f"serving     {serving_dir() / SERVING_FILE} (DuckDB, open read-only) and {serving_dir() / PARQUET_LINK}/",
-        file=out,
-    )
+    served = serving_dir(data_dir())
+    print(f"serving     {served / SERVING_FILE} (DuckDB, open read-only) and {served / PARQUET_LINK}/", file=out)
     print(f"warehouse   {warehouse_path()}", file=out)
     print(f"UI          make dev, then {DEV_URL}", file=out)
 
