@@ -8,9 +8,8 @@ profiles, segments, CLV and equity with every check passing.
 
 from __future__ import annotations
 
-import os
+import importlib.resources
 import sqlite3
-import subprocess
 import sys
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -21,14 +20,15 @@ import polars as pl
 import pytest
 import yaml
 
-from pipeline.lib.environment import REPO_ROOT
 from pipeline.settings import DEFAULT_CONFIG
+from tests.support.cli_runs import cli_env, dagster_home, run_ok
 
 ZONE = "America/New_York"
 FIRST_DAY, LAST_DAY = date(1997, 1, 1), date(1998, 6, 30)
 CUSTOMERS = 300
 LATE_ORDERS = 12  # orders placed at 23:30 New York time: the next day in UTC
 CAD_ORDERS = 3  # orders in another currency than the shop's: quarantined
+CDNOW_CALIBRATION_END = date(1997, 9, 30)  # the published fits use the cohort's first 39 weeks
 FIRST_NAMES = ["James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda", "Carlos", "Aisha", "Wei"]
 LAST_NAMES = ["Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Lee", "Walker", "King"]
 AREA_CODES = ["212", "718", "917", "646", "201", "973", "516", "631", "914", "617", "215", "312"]
@@ -199,6 +199,16 @@ def shop_config(tmp_path: Path, partitions_start: str) -> Path:
     return path
 
 
+def check_evaluations(home: Path) -> list:
+    """Every asset check evaluation of the latest run on the instance in `home`."""
+    import dagster as dg
+
+    instance = dg.DagsterInstance.from_config(str(home))
+    run_id = instance.get_runs(limit=1)[0].run_id
+    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION, limit=10_000)
+    return [record.event_log_entry.asset_check_evaluation for record in records.records]
+
+
 @pytest.fixture(scope="module")
 def usd_shop(tmp_path_factory):
     data = tmp_path_factory.mktemp("usd_shop")
@@ -250,8 +260,6 @@ def test_run_window_before_partitions_start_names_the_key(usd_shop, tmp_path, ca
 @pytest.mark.slow
 def test_full_run_from_the_first_day(usd_shop, tmp_path):
     data, truth, mp = usd_shop
-    import dagster as dg
-
     from pipeline.cli import unloaded_history
 
     first_day = truth["first_day"]
@@ -265,34 +273,12 @@ def test_full_run_from_the_first_day(usd_shop, tmp_path):
     # The whole history in one run of the CLI as a user starts it: the venv's interpreter called directly (no venv
     # on PATH, so dbt must be found beside it), in its own process (the partitions are defined at import from the
     # shop's config), on a real Dagster instance so that every check's outcome can be read back.
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "HOME": os.environ.get("HOME", str(tmp_path)),
-        "CDP_CONFIG": str(config),
-        "CDP_DATA_DIR": str(data),
-        "DAGSTER_HOME": str(home),
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "run", "--start", str(first_day), "--end", str(LAST_DAY)],
-        check=False,
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1500,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    home = dagster_home(tmp_path)
+    env = cli_env(home, CDP_CONFIG=str(config), CDP_DATA_DIR=str(data), PATH="/usr/bin:/bin")
+    command = [sys.executable, "-m", "pipeline.cli", "run", "--start", str(first_day), "--end", str(LAST_DAY)]
+    done = run_ok(command, env, timeout=1500)
     assert "older history is not loaded" not in done.stderr
-    instance = dg.DagsterInstance.from_config(str(home))
-    run_id = instance.get_runs(limit=1)[0].run_id
-    evaluations = [
-        record.event_log_entry.asset_check_evaluation
-        for record in instance.get_records_for_run(
-            run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION, limit=10_000
-        ).records
-    ]
+    evaluations = check_evaluations(home)
     failed = [f"{e.asset_key.to_user_string()}:{e.check_name}" for e in evaluations if not e.passed]
     assert evaluations and failed == []
     checked = {e.asset_key.to_user_string() for e in evaluations}
@@ -321,3 +307,71 @@ def test_full_run_from_the_first_day(usd_shop, tmp_path):
         # CLV in dollars: order values in tens of dollars, not rupiah magnitudes.
         aov = con.execute("select median(expected_order_value) from marts.customer_clv").fetchone()[0]
         assert 10 < aov < 200
+
+
+def write_cdnow_calibration(path: Path) -> int:
+    """The CDNOW sample (2,357 customers of the 1997 Q1 cohort, shipped with the `lifetimes` wheel) as a webshop
+    database in the contract shape, its 39-week calibration period only (to 1997-09-30): one order per transaction
+    line, dates without a time (naive = New York), dollars. Returns the number of orders."""
+    text = importlib.resources.files("lifetimes").joinpath("datasets", "CDNOW_sample.txt").read_text()
+    fields = [line.split() for line in text.splitlines() if line.strip()]
+    sales = pl.DataFrame(
+        {
+            "customer_id": [f[1] for f in fields],
+            "day": [f[2] for f in fields],
+            "cds": [int(f[3]) for f in fields],
+            "value": [float(f[4]) for f in fields],
+        }
+    )
+    sales = sales.with_columns(pl.col("day").str.strptime(pl.Date, "%Y%m%d").cast(pl.Utf8)).filter(
+        pl.col("day") <= CDNOW_CALIBRATION_END.isoformat()
+    )
+    sales = sales.with_row_index("n").with_columns(order_id=pl.format("O{}", "n"))
+    first = sales.group_by("customer_id").agg(pl.col("day").min()).sort("customer_id")
+    with sqlite3.connect(path) as db:
+        db.execute("create table customers (customer_id text, customer_type text, created_at text, updated_at text)")
+        db.executemany("insert into customers values (?, 'end_customer', ?, ?)", [(c, d, d) for c, d in first.rows()])
+        db.execute(
+            "create table orders (order_id text, customer_id text, guest_email text, guest_phone text, "
+            "ordered_at text, status text, channel text, currency text, net_amount real, updated_at text)"
+        )
+        db.executemany(
+            "insert into orders values (?, ?, null, null, ?, 'completed', 'web', 'USD', ?, ?)",
+            sales.select("order_id", "customer_id", "day", "value", "day").rows(),
+        )
+        db.execute("create table order_items (order_id text, line_no integer, quantity real, unit_price real)")
+        db.executemany(
+            "insert into order_items values (?, 1, ?, ?)",
+            sales.select("order_id", "cds", pl.col("value") / pl.col("cds").clip(1)).rows(),
+        )
+    return sales.height
+
+
+@pytest.mark.slow
+def test_cdnow_history_gives_the_published_clv_parameters(tmp_path):
+    """A real US shop's history through the whole pipeline (ingest, identity, profile, CLV): the BG/NBD and
+    Gamma-Gamma parameters are the published ones (Fader, Hardie & Lee 2005; Fader & Hardie 2013)."""
+    data = tmp_path / "cdnow"
+    data.mkdir()
+    orders = write_cdnow_calibration(data / "shop.sqlite")
+    config = yaml.safe_load(shop_config(tmp_path, "1997-01-01").read_text())
+    config["clv"]["period"] = "weeks"  # the published alpha is per week
+    (tmp_path / "cdnow.yaml").write_text(yaml.safe_dump(config))
+    home = dagster_home(tmp_path)
+    env = cli_env(home, CDP_CONFIG=str(tmp_path / "cdnow.yaml"), CDP_DATA_DIR=str(data))
+    run_ok(
+        [sys.executable, "-m", "pipeline.cli", "run", "--start", "1997-01-01", "--end", str(CDNOW_CALIBRATION_END)],
+        env,
+        timeout=1500,
+    )
+    assert [e for e in check_evaluations(home) if not e.passed] == []
+    with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
+        assert con.execute("select count(*) from marts.fct_orders").fetchone()[0] == orders
+        rows = con.execute("select model, param, value from marts.clv_model_params").fetchall()
+    params = {(model, name): value for model, name, value in rows}
+    bgnbd = {name: round(params["bgnbd", name], 3) for name in ("r", "alpha", "a", "b")}
+    assert bgnbd == {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
+    assert round(params["bgnbd", "log_likelihood"], 1) == -9582.4
+    gamma_gamma = {name: round(params["gamma_gamma", name], 2) for name in ("p", "q", "gamma")}
+    assert gamma_gamma == {"p": 6.25, "q": 3.74, "gamma": 15.44}
+    assert params["gamma_gamma", "n_customers"] == 946  # the repeat buyers
