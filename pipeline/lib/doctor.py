@@ -4,11 +4,13 @@
 the same connectors as ingest and checks it against the source registry, reporting per table: rows, the range of
 dates that decide partitions (and of order dates), contract columns present or missing, values outside the accepted
 sets (currency, status, …) and the phone regions seen. `history_advice` then says whether
-`calendar.partitions_start` covers the history. Only counts and category values are printed, never a person's data.
+`calendar.partitions_start` covers the history. Only counts, code-like category values and the shapes of other
+values are printed, never a person's data.
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
@@ -16,13 +18,16 @@ from datetime import date
 import duckdb
 import phonenumbers
 
+from pipeline.lib.expectations import mask
 from pipeline.lib.phones import parse_phones
 from pipeline.lib.sources import registry, sql_orders
 from pipeline.lib.sources.incremental import local_timestamp_sql
 from pipeline.lib.warehouse import table_exists
 
 MAX_SHOWN_VALUES = 5  # unexpected values quoted per column
-MAX_SHOWN_CHARS = 24  # a quoted value is cut to this length (a misplaced column must not print whole addresses)
+# Unexpected values are shown as they are only when they look like codes ('CAD', 'lost_in_transit'); anything else
+# (a misplaced email or phone column) is shown as its shape.
+CODE_LIKE = re.compile(r"[A-Za-z][A-Za-z_\- ]{0,23}")
 PHONE_SAMPLE = 20_000  # distinct phone spellings parsed per column to tell regions
 
 
@@ -129,7 +134,10 @@ def inspect(
             [list(accepted)],
         ).fetchall()
         if rows:
-            found.unexpected[column] = {str(value)[:MAX_SHOWN_CHARS]: n for value, n in rows[:MAX_SHOWN_VALUES]}
+            found.unexpected[column] = {
+                str(value) if CODE_LIKE.fullmatch(str(value)) else mask(str(value)): n
+                for value, n in rows[:MAX_SHOWN_VALUES]
+            }
             if len(rows) > MAX_SHOWN_VALUES:
                 found.unexpected[column]["…"] = sum(n for _, n in rows[MAX_SHOWN_VALUES:])
     for column in (c.name for c in table.columns if c.identifier == "phone"):

@@ -124,3 +124,30 @@ def test_cli_refuses_a_relative_dagster_home_before_starting(monkeypatch, tmp_pa
         "DAGSTER_HOME='.dagster' is a relative path; set an absolute one, "
         f'e.g. export DAGSTER_HOME="{tmp_path}/.dagster"' in capsys.readouterr().err
     )
+
+
+def test_doctor_quotes_codes_and_only_the_shape_of_anything_else():
+    import duckdb
+
+    from pipeline.lib import doctor
+    from pipeline.lib.sources import registry
+
+    con = duckdb.connect()
+    con.execute("set TimeZone = 'America/New_York'")
+    con.execute(
+        "create table delivered as select * from (values ('O1', 'lost_in_transit', 'CAD', '2024-01-02T23:30:00-05:00'),"
+        " ('O2', 'jane.doe@example.com', 'USD', '2024-01-03'), ('O3', 'paid', 'usd', '2024-01-03 08:00:00')) "
+        "as t(order_id, status, currency, updated_at)"
+    )
+    found = doctor.inspect(
+        con,
+        registry.table("webshop_orders"),
+        "delivered",
+        currency="USD",
+        phone_region="US",
+        declared=["order_id", "status", "currency", "updated_at"],
+    )
+    assert found.unexpected == {"currency": {"CAD": 1}, "status": {"lost_in_transit": 1, "xxxx.xxx@xxxxxxx.xxx": 1}}
+    assert (found.first_date.isoformat(), found.last_date.isoformat()) == ("2024-01-02", "2024-01-03")
+    assert found.missing_required == ["customer_id", "ordered_at", "channel", "net_amount"]
+    assert not found.ok
