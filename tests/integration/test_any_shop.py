@@ -337,7 +337,7 @@ def write_cdnow_calibration(path: Path) -> int:
         )
         db.executemany(
             "insert into orders values (?, ?, null, null, ?, 'completed', 'web', 'USD', ?, ?)",
-            sales.select("order_id", "customer_id", "day", "value", "day").rows(),
+            sales.select("order_id", "customer_id", "day", "value", pl.col("day").alias("updated_at")).rows(),
         )
         db.execute("create table order_items (order_id text, line_no integer, quantity real, unit_price real)")
         db.executemany(
