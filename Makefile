@@ -10,7 +10,7 @@ SCALE ?= 10k
 DEMO_CUSTOMERS ?= 2000
 DEV_PORT ?= 3000
 
-.PHONY: run test setup demo-data dbt-parse dev bench forget clean mart-digests doctor
+.PHONY: run test test-unit test-integration lint format definitions-snapshot setup demo-data dbt-parse dev bench forget clean mart-digests doctor
 
 # Install uv with pip when missing, then the locked environment.
 setup:
@@ -45,6 +45,10 @@ test-integration: dbt-parse
 # what the pipeline outputs; say so in the commit message. Builds the demo in a temporary data dir.
 mart-digests: dbt-parse
 	$(RUN) python -m tests.integration.mart_digest --build --out tests/integration/mart_digests.json
+
+# Record what the code location defines (tests/support/definitions_snapshot.json) after an INTENDED change.
+definitions-snapshot: dbt-parse
+	$(RUN) python -m tests.support.definitions_snapshot
 
 # ruff for the Python, sqlfluff for the dbt SQL (models, tests, macros). `make format` fixes what it can.
 lint: setup

@@ -115,8 +115,7 @@ def run_profile(dagster_home: Path, spawned: Measured) -> dict:
     """Start-up, step and dbt-node timings of the latest run in the instance at `dagster_home`."""
     import dagster as dg
 
-    os.environ["DAGSTER_HOME"] = str(dagster_home)
-    instance = dg.DagsterInstance.get()
+    instance = dg.DagsterInstance.from_config(str(dagster_home))
     run = instance.get_runs(limit=1)[0]
     stats = instance.get_run_stats(run.run_id)
     steps = {

@@ -2,8 +2,8 @@
 
 import dagster as dg
 
+from pipeline.defs.resources import WarehouseResource
 from pipeline.lib.warehouse import read_frame, replace_snapshot
-from pipeline.settings import connect_warehouse
 
 
 def snapshot_history_asset(source: str, history: str, group_name: str) -> dg.AssetsDefinition:
@@ -17,8 +17,8 @@ def snapshot_history_asset(source: str, history: str, group_name: str) -> dg.Ass
         pool="warehouse",
         description=f"Dated snapshots of marts.{source}, one per run date (a re-run replaces its date).",
     )
-    def _snapshot() -> dg.MaterializeResult:
-        with connect_warehouse() as con:
+    def _snapshot(warehouse: WarehouseResource) -> dg.MaterializeResult:
+        with warehouse.connect() as con:
             current = read_frame(con, f"select * from marts.{source}")
             run_date = current["as_of_date"].max()
             if run_date is None:

@@ -14,6 +14,8 @@ import pytest
 
 from pipeline.defs.clv.assets import CLV_ASSETS, clv_backtest, customer_clv
 from pipeline.defs.clv.checks import CLV_CHECKS
+from pipeline.defs.equity.assets import EQUITY_ASSETS
+from pipeline.defs.resources import resources_for
 from pipeline.lib import clv, equity
 from pipeline.lib.warehouse import connect, replace_table
 from pipeline.settings import section
@@ -143,9 +145,9 @@ def materialized(marts, tmp_path_factory):
     warehouse = tmp_path_factory.mktemp("clv") / "warehouse.duckdb"
     write_marts(warehouse, *marts[:4])
     instance = dg.DagsterInstance.ephemeral()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CDP_WAREHOUSE", str(warehouse))
-        result = dg.materialize([*CLV_ASSETS, *CLV_CHECKS], instance=instance)
+    result = dg.materialize(
+        [*CLV_ASSETS, *EQUITY_ASSETS, *CLV_CHECKS], instance=instance, resources=resources_for(warehouse_file=warehouse)
+    )
     return warehouse, instance, result
 
 
@@ -267,24 +269,24 @@ def test_backtest_compares_predicted_and_actual_holdout_purchases(materialized, 
     assert metadata["by_decile"].count("\n") == 11
 
 
-def test_equity_history_keeps_one_snapshot_per_run_date(materialized, monkeypatch):
+def test_equity_history_keeps_one_snapshot_per_run_date(materialized):
     warehouse, instance, _ = materialized
-    monkeypatch.setenv("CDP_WAREHOUSE", str(warehouse))
     history_sql = (
         "select snapshot_date, count(*) as n, sum(lifetime_value) as v from marts.customer_equity_history "
         "where dimension = 'overall' group by all order by 1"
     )
     first = _table(warehouse, history_sql)
     assert first["snapshot_date"].to_list() == [AS_OF]
-    equity_assets = [a for a in CLV_ASSETS if a.key.path[-1] in ("customer_equity", "customer_equity_history")]
-    assert dg.materialize(equity_assets, instance=instance).success
+    assert dg.materialize(EQUITY_ASSETS, instance=instance, resources=resources_for(warehouse_file=warehouse)).success
     assert _table(warehouse, history_sql).equals(first)
 
     # A week later (same orders): a second snapshot; the first one is kept as it was.
     later = AS_OF + timedelta(days=7)
     with connect(warehouse) as con:
         con.execute("update marts.customer_profile set as_of_date = ?", [later])
-    assert dg.materialize(CLV_ASSETS, instance=instance).success
+    assert dg.materialize(
+        [*CLV_ASSETS, *EQUITY_ASSETS], instance=instance, resources=resources_for(warehouse_file=warehouse)
+    ).success
     history = _table(warehouse, history_sql)
     assert history["snapshot_date"].to_list() == [AS_OF, later]
     assert history.row(0) == first.row(0)
@@ -292,12 +294,15 @@ def test_equity_history_keeps_one_snapshot_per_run_date(materialized, monkeypatc
     assert rows["count_star()"].n_unique() == 1
 
 
-def test_check_fails_when_nobody_buys_twice(tmp_path, monkeypatch):
+def test_check_fails_when_nobody_buys_twice(tmp_path):
     orders, profile, segments, tickets, _ = make_marts(300, np.random.default_rng(3), one_purchase_each=True)
     warehouse = tmp_path / "warehouse.duckdb"
     write_marts(warehouse, orders, profile, segments, tickets)
-    monkeypatch.setenv("CDP_WAREHOUSE", str(warehouse))
-    result = dg.materialize([customer_clv, *CLV_CHECKS], instance=dg.DagsterInstance.ephemeral())
+    result = dg.materialize(
+        [customer_clv, *CLV_CHECKS],
+        instance=dg.DagsterInstance.ephemeral(),
+        resources=resources_for(warehouse_file=warehouse),
+    )
     assert result.success  # the asset is written; the (non-blocking) check reports the problem
     (evaluation,) = result.get_asset_check_evaluations()
     assert not evaluation.passed

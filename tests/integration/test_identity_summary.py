@@ -4,6 +4,7 @@ import dagster as dg
 import duckdb
 
 from pipeline.defs.identity.assets import identity_summary
+from pipeline.defs.resources import resources_for
 
 
 def test_summary_matches_identity_map(demo_run, monkeypatch, tmp_path):
@@ -12,7 +13,7 @@ def test_summary_matches_identity_map(demo_run, monkeypatch, tmp_path):
     data_dir = tmp_path / "copy"
     shutil.copytree(demo_run.data_dir, data_dir)
     monkeypatch.setenv("CDP_DATA_DIR", str(data_dir))
-    result = dg.materialize([identity_summary])
+    result = dg.materialize([identity_summary], resources=resources_for())
     metadata = result.get_asset_materialization_events()[0].materialization.metadata
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
         records, persons = con.execute(

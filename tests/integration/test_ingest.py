@@ -8,6 +8,7 @@ import duckdb
 import pytest
 
 from pipeline.defs.ingest.assets import helpdesk_tickets, survey_responses, webshop
+from pipeline.defs.resources import resources_for
 from pipeline.lib.demo_data import DemoConfig, generate
 
 DAY = "2026-11-20"
@@ -20,7 +21,7 @@ def demo(data_env):
 
 
 def _materialize(asset, partition=DAY):
-    return dg.materialize([asset], partition_key=partition, raise_on_error=False)
+    return dg.materialize([asset], partition_key=partition, raise_on_error=False, resources=resources_for())
 
 
 def _warehouse(data_dir):
@@ -70,7 +71,9 @@ def test_helpdesk_files_of_the_day_land_and_duplicates_are_counted(demo):
 def test_backfill_range_in_one_run(demo):
     tags = {"dagster/asset_partition_range_start": "2026-11-01", "dagster/asset_partition_range_end": "2026-11-22"}
     job = dg.define_asset_job("backfill", selection=[survey_responses]).resolve(
-        asset_graph=dg.Definitions(assets=[survey_responses]).get_repository_def().asset_graph
+        asset_graph=dg.Definitions(assets=[survey_responses], resources=resources_for())
+        .get_repository_def()
+        .asset_graph
     )
     assert job.execute_in_process(tags=tags).success
     files = [p for p in (demo / "demo" / "survey").iterdir() if "2026-11-01" <= p.stem[-10:] <= "2026-11-22"]

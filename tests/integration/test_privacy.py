@@ -14,6 +14,7 @@ import polars as pl
 import pytest
 
 from pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
+from pipeline.defs.resources import resources_for
 from pipeline.lib import erasure, serving
 from pipeline.lib.erasure import PAYLOAD_EMAIL
 from pipeline.lib.phones import normalise_phones
@@ -195,6 +196,7 @@ def test_forget_leaves_no_row_anywhere_and_reingestion_keeps_them_out(erasure_co
         [webshop, helpdesk_tickets, survey_responses],
         instance=dg.DagsterInstance.ephemeral(),
         tags={RANGE_START_TAG: "2024-01-01", RANGE_END_TAG: "2026-11-22"},
+        resources=resources_for(),
     )
     assert result.success
     suppressed = {

@@ -6,6 +6,7 @@ from __future__ import annotations
 import duckdb
 import pytest
 
+from pipeline.defs.resources import resources_for
 from pipeline.lib.expectations import SUITES_DIR, validate_table
 from tests.support.raw_quality import DAY, RAW_SUITES, raw_orders_sql
 
@@ -54,7 +55,11 @@ def test_blocking_raw_check_stops_downstream_assets(tmp_path, monkeypatch):
 
     def run():
         return dg.materialize(
-            [webshop_orders, order_totals, *checks], partition_key=str(DAY), instance=instance, raise_on_error=False
+            [webshop_orders, order_totals, *checks],
+            partition_key=str(DAY),
+            instance=instance,
+            raise_on_error=False,
+            resources=resources_for(),
         )
 
     def totals():

@@ -16,7 +16,8 @@ import pytest
 import yaml
 from PIL import Image
 
-from pipeline.defs.clv.report import customer_base_report
+from pipeline.defs.report.assets import customer_base_report
+from pipeline.defs.resources import resources_for
 from pipeline.lib.report import LANGUAGES, Numbers, ReportStyle, report_texts
 from pipeline.lib.warehouse import connect, replace_table
 from pipeline.settings import DEFAULT_CONFIG
@@ -92,7 +93,7 @@ def materialized(request, tmp_path_factory, customers):
                 "marts.customer_profile",
                 customers.select("customer_id", "revenue", as_of_date=pl.lit(date(2024, 12, 31))),
             )
-        result = dg.materialize([customer_base_report])
+        result = dg.materialize([customer_base_report], resources=resources_for())
     assert result.success
     [event] = result.get_asset_materialization_events()
     return data, event.materialization.metadata, history, language

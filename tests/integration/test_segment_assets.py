@@ -7,6 +7,7 @@ from datetime import timedelta
 import dagster as dg
 import duckdb
 
+from pipeline.defs.resources import resources_for
 from pipeline.lib import segments as seg
 from pipeline.lib.warehouse import connect, replace_table
 from tests.support.planted_segments import (
@@ -17,17 +18,16 @@ from tests.support.planted_segments import (
 )
 
 
-def test_assets_materialize_against_a_duckdb_warehouse(tmp_path, monkeypatch, profile, orders, rules):
+def test_assets_materialize_against_a_duckdb_warehouse(tmp_path, profile, orders, rules):
     from pipeline.defs.segments.assets import SEGMENT_ASSETS
 
     warehouse = tmp_path / "warehouse.duckdb"
-    monkeypatch.setenv("CDP_WAREHOUSE", str(warehouse))
     with connect(warehouse) as con:
         replace_table(con, "marts.customer_profile", profile)
         replace_table(con, "marts.fct_orders", orders)
 
     instance = dg.DagsterInstance.ephemeral()  # one instance for the three runs keeps the test quick
-    result = dg.materialize(SEGMENT_ASSETS, instance=instance)
+    result = dg.materialize(SEGMENT_ASSETS, instance=instance, resources=resources_for(warehouse_file=warehouse))
     assert result.success
     with duckdb.connect(str(warehouse), read_only=True) as con:
         stored = con.execute("select * from marts.customer_segments order by customer_id").pl()
@@ -46,7 +46,7 @@ def test_assets_materialize_against_a_duckdb_warehouse(tmp_path, monkeypatch, pr
     assert metadata["flag_occasional"].value == 3
 
     # Same run date again: the history keeps one snapshot.
-    assert dg.materialize(SEGMENT_ASSETS, instance=instance).success
+    assert dg.materialize(SEGMENT_ASSETS, instance=instance, resources=resources_for(warehouse_file=warehouse)).success
     with duckdb.connect(str(warehouse), read_only=True) as con:
         assert con.execute("select count(*) from marts.customer_segment_history").fetchone()[0] == profile.height
 
@@ -57,7 +57,7 @@ def test_assets_materialize_against_a_duckdb_warehouse(tmp_path, monkeypatch, pr
     with connect(warehouse) as con:
         replace_table(con, "marts.customer_profile", make_profile(later_orders, as_of=later))
         replace_table(con, "marts.fct_orders", later_orders)
-    assert dg.materialize(SEGMENT_ASSETS, instance=instance).success
+    assert dg.materialize(SEGMENT_ASSETS, instance=instance, resources=resources_for(warehouse_file=warehouse)).success
     with duckdb.connect(str(warehouse), read_only=True) as con:
         snapshots = con.execute("""select snapshot_date, count(*) from marts.customer_segment_history
                                    group by all order by 1""").fetchall()

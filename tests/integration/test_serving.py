@@ -16,6 +16,7 @@ import dagster as dg
 import duckdb
 import pytest
 
+from pipeline.defs.resources import resources_for
 from pipeline.lib import serving
 from tests.support.serving import copy_run, ensure_marts
 
@@ -200,7 +201,7 @@ def test_serving_asset_publishes_and_a_failed_run_keeps_the_copy(run_copy, monke
 
     monkeypatch.setenv("CDP_DATA_DIR", str(run_copy))
     monkeypatch.delenv("CDP_WAREHOUSE", raising=False)
-    result = dg.materialize([cdp_serving], instance=dg.DagsterInstance.ephemeral())
+    result = dg.materialize([cdp_serving], instance=dg.DagsterInstance.ephemeral(), resources=resources_for())
     assert result.success
     metadata = result.asset_materializations_for_node("serving__cdp_serving")[0].metadata
     assert metadata["path"].value == str(run_copy / "serving" / "cdp.duckdb")
@@ -222,6 +223,7 @@ def test_serving_asset_publishes_and_a_failed_run_keeps_the_copy(run_copy, monke
         [a_failing_step, b_mart, build_serving_asset([dg.AssetKey("b_mart")])],
         instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=False,
+        resources=resources_for(),
     )
     assert not partial.success and "a_failing_step" in str(partial.failure_data_for_node("serving__cdp_serving").error)
     assert _sha256(run_copy / "serving" / "cdp.duckdb") == good
@@ -236,7 +238,9 @@ def test_serving_asset_publishes_and_a_failed_run_keeps_the_copy(run_copy, monke
     (tmp_path / "cdp.yaml").write_text(yaml.safe_dump(config))
     monkeypatch.setenv("CDP_CONFIG", str(tmp_path / "cdp.yaml"))
     monkeypatch.delenv("CDP_TEST_UNSET_SALT", raising=False)
-    failed = dg.materialize([cdp_serving], instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    failed = dg.materialize(
+        [cdp_serving], instance=dg.DagsterInstance.ephemeral(), raise_on_error=False, resources=resources_for()
+    )
     assert not failed.success
     assert "CDP_TEST_UNSET_SALT" in str(failed.failure_data_for_node("serving__cdp_serving").error)
     assert _sha256(run_copy / "serving" / "cdp.duckdb") == good

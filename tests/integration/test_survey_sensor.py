@@ -8,6 +8,7 @@ import dagster as dg
 import duckdb
 import polars as pl
 
+from pipeline.defs.resources import resources_for
 from tests.support.survey_exports import survey_responses as _responses
 
 
@@ -31,7 +32,7 @@ def test_survey_sensor_asks_once_for_files_not_yet_loaded(survey_folder, tmp_pat
     from pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
 
     def load(instance, tags):
-        result = dg.materialize([survey_responses], instance=instance, tags=tags)
+        result = dg.materialize([survey_responses], instance=instance, tags=tags, resources=resources_for())
         assert result.success
         # The UI shows the table's size and DuckDB's column types for every landed day.
         metadata = result.get_asset_materialization_events()[-1].materialization.metadata

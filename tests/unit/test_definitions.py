@@ -8,6 +8,7 @@ import dagster as dg
 from pipeline.definitions import GROUPS, defs
 from pipeline.defs.dbt.resources import dbt_project
 from pipeline.defs.partitions import daily_partitions
+from tests.support.definitions_snapshot import SNAPSHOT_FILE, definitions_snapshot
 
 
 def _graph():
@@ -84,3 +85,11 @@ def test_every_dbt_test_is_a_check():
     tests = {node["name"] for node in manifest["nodes"].values() if node["resource_type"] == "test"}
     checks = {key.name for key in _graph().asset_check_keys}
     assert tests and tests <= checks, sorted(tests - checks)
+
+
+def test_definitions_match_the_snapshot():
+    """Asset keys, checks, jobs, schedules, sensors and resources are what the snapshot file says (a refactoring that
+    drops or renames one fails here; regenerate with `make definitions-snapshot` when the change is intended)."""
+    expected = json.loads(SNAPSHOT_FILE.read_text(encoding="utf-8"))
+    actual = definitions_snapshot()
+    assert {kind: sorted(set(expected[kind]) ^ set(actual[kind])) for kind in expected} == {k: [] for k in expected}

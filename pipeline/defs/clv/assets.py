@@ -9,10 +9,10 @@ from datetime import date, datetime
 import dagster as dg
 import polars as pl
 
-from pipeline.defs.snapshots import snapshot_history_asset
+from pipeline.defs.resources import WarehouseResource
 from pipeline.lib import equity
 from pipeline.lib.warehouse import read_frame, replace_table
-from pipeline.settings import connect_warehouse, section
+from pipeline.settings import section
 
 CLV_GROUP = "clv"
 ORDERS = dg.AssetKey(["marts", "fct_orders"])
@@ -22,11 +22,11 @@ SEGMENTS = dg.AssetKey(["marts", "customer_segments"])
 ORDER_COLUMNS = "customer_id, ordered_at, order_date, channel, net_amount, shipping_amount, cost_amount, is_purchase"
 
 
-def _key(name: str) -> dg.AssetKey:
+def mart_key(name: str) -> dg.AssetKey:
     return dg.AssetKey(["marts", name])
 
 
-def _read_profile(con) -> tuple[pl.DataFrame, date]:
+def read_profile(con) -> tuple[pl.DataFrame, date]:
     profile = read_frame(con, "select * from marts.customer_profile")
     as_of = profile["as_of_date"].max()
     if as_of is None:
@@ -34,7 +34,7 @@ def _read_profile(con) -> tuple[pl.DataFrame, date]:
     return profile, as_of
 
 
-def _read_purchases(con, as_of: date) -> pl.DataFrame:
+def read_purchases(con, as_of: date) -> pl.DataFrame:
     return equity.purchases_until(read_frame(con, f"select {ORDER_COLUMNS} from marts.fct_orders"), as_of)
 
 
@@ -46,18 +46,18 @@ def _params_markdown(fit: equity.ClvFit) -> str:
 
 
 @dg.asset(
-    key=_key("customer_clv"),
+    key=mart_key("customer_clv"),
     group_name=CLV_GROUP,
     deps=[ORDERS, PROFILE],
     pool="warehouse",
     description="Per customer: P(alive), expected purchases (30/90/365 days and the horizon), expected order value, "
     "discounted margin CLV, expected cost to serve and net CLV. Also writes marts.clv_model_params.",
 )
-def customer_clv() -> dg.MaterializeResult:
+def customer_clv(warehouse: WarehouseResource) -> dg.MaterializeResult:
     settings, windows = section("clv"), section("equity")["expected_purchase_days"]
-    with connect_warehouse() as con:
-        profile, as_of = _read_profile(con)
-        purchases = _read_purchases(con, as_of)
+    with warehouse.connect() as con:
+        profile, as_of = read_profile(con)
+        purchases = read_purchases(con, as_of)
         inputs = equity.clv_inputs(
             purchases, profile, as_of, period=settings["period"], default_margin=settings["default_gross_margin"]
         )
@@ -95,19 +95,19 @@ def customer_clv() -> dg.MaterializeResult:
 
 
 @dg.asset(
-    key=_key("clv_backtest"),
+    key=mart_key("clv_backtest"),
     group_name=CLV_GROUP,
     deps=[ORDERS, PROFILE],
     pool="warehouse",
     description="BG/NBD fitted up to as_of - holdout_days vs the purchases actually made in the holdout: totals, "
     "per calibration frequency and per decile of prediction.",
 )
-def clv_backtest(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+def clv_backtest(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     settings = section("clv")
     holdout_days = settings["backtest"]["holdout_days"]
-    with connect_warehouse() as con:
-        _, as_of = _read_profile(con)
-        purchases = _read_purchases(con, as_of)
+    with warehouse.connect() as con:
+        _, as_of = read_profile(con)
+        purchases = read_purchases(con, as_of)
         per_customer, params, skipped = equity.backtest(
             purchases, as_of, holdout_days=holdout_days, period=settings["period"]
         )
@@ -142,53 +142,4 @@ def clv_backtest(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     )
 
 
-@dg.asset(
-    key=_key("customer_equity"),
-    group_name=CLV_GROUP,
-    deps=[_key("customer_clv"), SEGMENTS, PROFILE, ORDERS, TICKETS],
-    pool="warehouse",
-    description="Customer equity (current, future and lifetime value) overall and per segment, acquisition cohort, "
-    "main channel and customer type; per-customer values in marts.customer_value.",
-)
-def customer_equity() -> dg.MaterializeResult:
-    settings, equity_settings = section("clv"), section("equity")
-    with connect_warehouse() as con:
-        profile, as_of = _read_profile(con)
-        values = equity.customer_value(
-            profile,
-            _read_purchases(con, as_of),
-            read_frame(con, "select customer_id, created_at from marts.fct_tickets"),
-            read_frame(con, "select customer_id, clv, net_clv from marts.customer_clv"),
-            read_frame(con, "select customer_id, primary_segment from marts.customer_segments"),
-            as_of,
-            default_margin=settings["default_gross_margin"],
-            cost_per_ticket=settings["cost_per_ticket"],
-            current_days=equity_settings["current_period_days"],
-        )
-        rollup = equity.equity_by_dimension(values)
-        replace_table(con, "marts.customer_value", values)
-        replace_table(con, "marts.customer_equity", rollup)
-    overall = rollup.filter(pl.col("dimension") == "overall").row(0, named=True)
-    segments = rollup.filter(pl.col("dimension") == "segment")
-    table = ["| segment | customers | current value | future value | lifetime value |", "|---|---:|---:|---:|---:|"]
-    table += [
-        f"| {r['dimension_value']} | {r['customers']} | {r['current_value']:,.0f} | {r['future_value']:,.0f} | "
-        f"{r['lifetime_value']:,.0f} |"
-        for r in segments.iter_rows(named=True)
-    ]
-    return dg.MaterializeResult(
-        metadata={
-            "as_of_date": str(as_of),
-            "customers": overall["customers"],
-            "current_value": overall["current_value"],
-            "future_value": overall["future_value"],
-            "lifetime_value": overall["lifetime_value"],
-            "by_segment": dg.MetadataValue.md("\n".join(table)),
-        }
-    )
-
-
-customer_equity_history = snapshot_history_asset("customer_equity", "customer_equity_history", CLV_GROUP)
-
-
-CLV_ASSETS = [customer_clv, clv_backtest, customer_equity, customer_equity_history]
+CLV_ASSETS = [customer_clv, clv_backtest]

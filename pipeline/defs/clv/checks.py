@@ -4,9 +4,9 @@ non-degenerate fit, or the scores in marts.customer_clv are not to be trusted.""
 import dagster as dg
 
 from pipeline.defs.clv.assets import customer_clv
+from pipeline.defs.resources import WarehouseResource
 from pipeline.lib import equity
 from pipeline.lib.warehouse import read_frame
-from pipeline.settings import connect_warehouse
 
 
 @dg.asset_check(
@@ -18,8 +18,8 @@ from pipeline.settings import connect_warehouse
     pool="warehouse",
     description="BG/NBD and Gamma-Gamma converged, with no parameter on a bound or outside the usable range.",
 )
-def clv_fit_healthy() -> dg.AssetCheckResult:
-    with connect_warehouse() as con:
+def clv_fit_healthy(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    with warehouse.connect() as con:
         table = read_frame(con, "select * from marts.clv_model_params")
     fit = equity.fit_from_params_table(table)
     problems = fit.problems()

@@ -12,8 +12,8 @@ from dagster_dbt import DbtCliResource, dbt_assets
 
 from pipeline.defs.dbt.resources import dbt_project
 from pipeline.defs.dbt.translator import CdpDbtTranslator
+from pipeline.defs.resources import SettingsResource, WarehouseResource
 from pipeline.defs.table_metadata import table_metadata
-from pipeline.settings import connect_warehouse, load_settings
 
 
 @dbt_assets(
@@ -22,14 +22,16 @@ from pipeline.settings import connect_warehouse, load_settings
     pool="warehouse",
     name="dbt_models",
 )
-def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+def dbt_models(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: SettingsResource, warehouse: WarehouseResource
+):
     # dbt runs in its own process: the warehouse path, DuckDB limits and model settings go in as vars.
-    dbt_vars = load_settings().dbt_vars()
+    dbt_vars = settings.get().dbt_vars(warehouse.file())
     invocation = dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context, raise_on_error=False)
     # Collected first: the dbt process holds the warehouse until it ends, then every built table gets its row count
     # and DuckDB's column types and descriptions in the UI.
     events = list(invocation.stream())
-    with connect_warehouse(read_only=True) as con:
+    with warehouse.connect(read_only=True) as con:
         for event in events:
             if isinstance(event, dg.Output | dg.AssetMaterialization):
                 key = (

@@ -3,9 +3,9 @@
 import dagster as dg
 import polars as pl
 
+from pipeline.defs.resources import WarehouseResource
 from pipeline.lib.metadata import markdown_table
 from pipeline.lib.warehouse import read_frame, replace_snapshot
-from pipeline.settings import connect_warehouse
 
 CLUSTER_SIZE_BUCKETS = (
     "case when n = 1 then '1' when n <= 3 then '2-3' when n <= 10 then '4-10' when n <= 50 then '11-50' else '51+' end"
@@ -24,8 +24,8 @@ CLUSTER_SIZE_BUCKETS = (
     description="Persons, records, merge rate, cluster sizes, cut identifiers and id changes of the latest identity "
     "run; one row per run date in marts.identity_summary.",
 )
-def identity_summary() -> dg.MaterializeResult:
-    with connect_warehouse() as con:
+def identity_summary(warehouse: WarehouseResource) -> dg.MaterializeResult:
+    with warehouse.connect() as con:
         run_date = con.execute("select max(run_date) from intermediate.int_identity_map").fetchone()[0]
         summary = read_frame(
             con,

@@ -12,12 +12,13 @@ from datetime import date, timedelta
 import dagster as dg
 
 from pipeline.defs.partitions import daily_partitions, window_dates
+from pipeline.defs.resources import WarehouseResource
 from pipeline.defs.table_metadata import table_metadata
 from pipeline.lib import doctor, ingest
 from pipeline.lib.identity import IdentityRules
 from pipeline.lib.sources import helpdesk_api, sql_orders, survey_files
 from pipeline.lib.sources.registry import table, tables_of
-from pipeline.settings import connect_warehouse, section, shop_calendar, source_config
+from pipeline.settings import section, shop_calendar, source_config
 
 RAW_GROUP = "raw"
 _COMMON = dict(
@@ -62,7 +63,7 @@ def _land_window(window: tuple[date, date], pulled: tuple[date, date] | None) ->
     ],
     **_COMMON,
 )
-def webshop(context: dg.AssetExecutionContext):
+def webshop(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """Customers, orders and order lines from the webshop database (SQLite or PostgreSQL).
 
     The nightly run pulls what changed since the high-water mark minus the lookback (late and updated orders);
@@ -75,7 +76,7 @@ def webshop(context: dg.AssetExecutionContext):
         raise ValueError("sources.webshop is not configured: the pipeline needs the webshop's orders")
     source = sql_orders.SqlSource.from_config("webshop", cfg)
     frontier = _at_frontier(context)
-    with connect_warehouse() as con:
+    with warehouse.connect() as con:
         ingest.prepare_session(con, calendar.timezone)
         pulled = sql_orders.extract(con, source, window=window, frontier=frontier)
         results = []
@@ -109,14 +110,14 @@ def webshop(context: dg.AssetExecutionContext):
 @dg.asset(
     key=["raw", "helpdesk_tickets"], group_name=RAW_GROUP, description=table("helpdesk_tickets").description, **_COMMON
 )
-def helpdesk_tickets(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+def helpdesk_tickets(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Support tickets from the helpdesk REST API or its JSONL exports, partitioned by the date of updated_at."""
     window = window_dates(context)
     calendar = shop_calendar()
     spec = ingest.spec("helpdesk_tickets", contract_limits())
     cfg = source_config("helpdesk")
     frontier = _at_frontier(context)
-    with connect_warehouse() as con:
+    with warehouse.connect() as con:
         ingest.prepare_session(con, calendar.timezone)
         if cfg is None:
             result = ingest.land(con, spec, ingest.stage_nothing(con, spec), window, "none")
@@ -144,13 +145,13 @@ def helpdesk_tickets(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
 @dg.asset(
     key=["raw", "survey_responses"], group_name=RAW_GROUP, description=table("survey_responses").description, **_COMMON
 )
-def survey_responses(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+def survey_responses(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Survey responses (NPS/CSAT) from export files (CSV, JSONL or Parquet), partitioned by export date."""
     window = window_dates(context)
     calendar = shop_calendar()
     spec = ingest.spec("survey_responses", contract_limits())
     cfg = source_config("survey")
-    with connect_warehouse() as con:
+    with warehouse.connect() as con:
         ingest.prepare_session(con, calendar.timezone)
         if cfg is None:
             result = ingest.land(con, spec, ingest.stage_nothing(con, spec), window, "none")

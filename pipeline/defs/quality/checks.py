@@ -18,6 +18,7 @@ import dagster as dg
 import duckdb
 
 from pipeline.defs.ingest.assets import contract_limits
+from pipeline.defs.resources import WarehouseResource
 from pipeline.lib import ingest
 from pipeline.lib.expectations import (
     DEFAULT_SAMPLE_ROWS,
@@ -27,7 +28,7 @@ from pipeline.lib.expectations import (
     validate_table,
 )
 from pipeline.lib.sources import registry
-from pipeline.settings import connect_warehouse, section, source_config
+from pipeline.settings import section, source_config
 
 # Raw tables of the sources the shop has (a source configured off gets no checks), from the source registry.
 RAW_TABLES = tuple(table.name for table in registry.TABLES.values() if source_config(table.source) is not None)
@@ -62,11 +63,11 @@ def _expectations_check(schema: str, table: str, blocking: bool) -> dg.AssetChec
         )
         + (" (blocking on critical failures)" if blocking else ""),
     )
-    def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    def _check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
         sample_rows = int(_settings().get("sample_rows", DEFAULT_SAMPLE_ROWS))
         # Raw tables: a partitioned run validates the window it delivered; marts are validated whole.
         window = _window(context) if schema == "raw" else (None, None)
-        with connect_warehouse(read_only=True) as con:
+        with warehouse.connect(read_only=True) as con:
             suite = ingest.raw_suite(ingest.spec(table, contract_limits())) if schema == "raw" else suite_name
             outcome = validate_table(
                 con, qualified, suite, sample_rows=sample_rows, window=window if window[0] else None
@@ -97,9 +98,9 @@ def _freshness_check(table: str) -> dg.AssetChecksDefinition:
         name="freshness",
         description="The source delivered rows for the run's partition window (or has any at all).",
     )
-    def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    def _check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
         start, end = _window(context)
-        with connect_warehouse(read_only=True) as con:
+        with warehouse.connect(read_only=True) as con:
             try:
                 result = check_freshness(con, f"raw.{table}", start, end, int(_settings().get("freshness_min_rows", 1)))
             except duckdb.CatalogException as exc:
@@ -127,10 +128,10 @@ def _volume_check(table: str) -> dg.AssetChecksDefinition:
         name="volume_anomaly",
         description="Rows of the checked day against the trailing daily average (cdp.yaml quality:).",
     )
-    def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    def _check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
         settings = _settings()
         _, day = _window(context)
-        with connect_warehouse(read_only=True) as con:
+        with warehouse.connect(read_only=True) as con:
             try:
                 result = check_volume(
                     con,
@@ -178,8 +179,8 @@ def _row_count_drop_check(schema: str, table: str) -> dg.AssetChecksDefinition:
         name="row_count_drop",
         description="The table did not lose more rows than allowed since the previous check.",
     )
-    def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-        with connect_warehouse(read_only=True) as con:
+    def _check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        with warehouse.connect(read_only=True) as con:
             try:
                 current = con.execute(f"select count(*) from {schema}.{table}").fetchone()[0]
             except duckdb.CatalogException as exc:

@@ -11,10 +11,11 @@ from datetime import date
 import dagster as dg
 import polars as pl
 
+from pipeline.defs.resources import WarehouseResource
 from pipeline.defs.snapshots import snapshot_history_asset
 from pipeline.lib import segments as seg
 from pipeline.lib.warehouse import read_frame, replace_table
-from pipeline.settings import connect_warehouse, section, shop_calendar
+from pipeline.settings import section, shop_calendar
 
 SEGMENTS_GROUP = "segments"
 PROFILE = dg.AssetKey(["marts", "customer_profile"])
@@ -73,8 +74,8 @@ def _segment_metadata(segments: pl.DataFrame, profile: pl.DataFrame, column: str
     pool="warehouse",
     description="RFM quintile scores (1-5) and named RFM segment of every purchasing customer.",
 )
-def customer_rfm() -> dg.MaterializeResult:
-    with connect_warehouse() as con:
+def customer_rfm(warehouse: WarehouseResource) -> dg.MaterializeResult:
+    with warehouse.connect() as con:
         profile = _read_profile(con)
         as_of = _run_date(profile)
         rfm = seg.score_rfm(profile, as_of, section("segments"))
@@ -97,9 +98,9 @@ def customer_rfm() -> dg.MaterializeResult:
     description="Customer-base type flags (new, loyal, prospect, high/low value, lapsed, occasional, promo-driven, "
     "advocate), customer_type and one primary_segment per customer, by the rules in cdp.yaml.",
 )
-def customer_segments() -> dg.MaterializeResult:
+def customer_segments(warehouse: WarehouseResource) -> dg.MaterializeResult:
     rules = section("segments")
-    with connect_warehouse() as con:
+    with warehouse.connect() as con:
         profile = _read_profile(con)
         as_of = _run_date(profile)
         orders = read_frame(con, "select customer_id, order_date, is_purchase, is_discounted from marts.fct_orders")
@@ -128,8 +129,8 @@ customer_segment_history = snapshot_history_asset("customer_segments", "customer
     pool="warehouse",
     description="Customers moving between primary segments from one snapshot date to the next.",
 )
-def segment_transitions() -> dg.MaterializeResult:
-    with connect_warehouse() as con:
+def segment_transitions(warehouse: WarehouseResource) -> dg.MaterializeResult:
+    with warehouse.connect() as con:
         history = read_frame(
             con, "select snapshot_date, customer_id, primary_segment from marts.customer_segment_history"
         )
@@ -153,8 +154,8 @@ def segment_transitions() -> dg.MaterializeResult:
     description="Revenue concentration of the buyers (top 10%/20% share, Gini), broad-vs-tall verdict and "
     "customers per segment flag.",
 )
-def customer_base_shape() -> dg.MaterializeResult:
-    with connect_warehouse() as con:
+def customer_base_shape(warehouse: WarehouseResource) -> dg.MaterializeResult:
+    with warehouse.connect() as con:
         profile = _read_profile(con)
         segments = read_frame(con, "select * from marts.customer_segments")
         shape = seg.base_shape(profile, segments, section("segments"))

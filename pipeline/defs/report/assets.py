@@ -5,9 +5,10 @@ from __future__ import annotations
 import dagster as dg
 import duckdb
 
+from pipeline.defs.resources import WarehouseResource
 from pipeline.lib.report import CustomerBaseInputs, ReportStyle, render_customer_base_report
 from pipeline.lib.warehouse import read_frame
-from pipeline.settings import connect_warehouse, data_dir, section, shop_calendar
+from pipeline.settings import data_dir, section, shop_calendar
 
 
 def read_report_inputs(con: duckdb.DuckDBPyConnection) -> CustomerBaseInputs:
@@ -70,8 +71,8 @@ def report_style() -> ReportStyle:
     ],
     description="Static HTML page of the customer base: segments, CLV, customer equity, revenue concentration.",
 )
-def customer_base_report() -> dg.MaterializeResult:
-    with connect_warehouse(read_only=True) as con:
+def customer_base_report(warehouse: WarehouseResource) -> dg.MaterializeResult:
+    with warehouse.connect(read_only=True) as con:
         inputs = read_report_inputs(con)
     style = report_style()
     html = render_customer_base_report(inputs, style)
