@@ -5,7 +5,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster
 # Backfills over long ranges record one planned event per asset, not one per asset and day.
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= 1
 UV ?= uv
-RUN := $(UV) run --frozen --compile-bytecode
+RUN := $(UV) run --frozen --compile-bytecode --quiet
 SCALE ?= 10k
 DEMO_CUSTOMERS ?= 2000
 DEV_PORT ?= 3000
