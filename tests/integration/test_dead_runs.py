@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -146,9 +145,9 @@ def test_readme_window_on_a_fresh_warehouse_then_a_killed_run_neither_blocks_nor
     env = cli_env(home, CDP_DATA_DIR=str(data))
 
     clean = run_ok(RUN_README_WINDOW, env)
-    assert "CLV backtest skipped: history starts" in clean.stderr
+    assert "CLV backtest skipped: history starts" in clean.stdout + clean.stderr
     summary = run_ok([sys.executable, "-m", "pipeline.cli", "summary"], env, timeout=300)
-    assert "marts.customer_clv" in summary.stdout
+    assert "persons from" in summary.stdout and "warehouse" in summary.stdout
     clean_tables, published = table_digests(data / "warehouse.duckdb"), _sha256(data / "serving" / "cdp.duckdb")
 
     killed = subprocess.Popen(
@@ -156,23 +155,14 @@ def test_readme_window_on_a_fresh_warehouse_then_a_killed_run_neither_blocks_nor
         env=env,
         cwd=REPO,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+        stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    dbt_started, log = threading.Event(), []
-
-    def follow() -> None:
-        for line in killed.stderr:
-            log.append(line)
-            if 'Started execution of step "dbt_models"' in line:
-                dbt_started.set()
-
-    threading.Thread(target=follow, daemon=True).start()
     try:
-        assert dbt_started.wait(timeout=600), "".join(log[-40:])
-        _wait_for(lambda: _dbt_running(killed.pid), 120, "dbt to start writing the warehouse")
-        assert killed.poll() is None, "the run ended before it could be killed"
+        # Raw has landed once dbt (a child process) runs; kill when it has begun writing (the warehouse has a WAL).
+        _wait_for(lambda: _dbt_running(killed.pid) or killed.poll() is not None, 600, "dbt to start")
+        _wait_for(lambda: (data / "warehouse.duckdb.wal").exists() or killed.poll() is not None, 120, "dbt writing")
+        assert killed.poll() is None and _dbt_running(killed.pid), "the run ended before it could be killed"
     finally:
         os.killpg(killed.pid, signal.SIGKILL)
         killed.wait()
@@ -181,6 +171,7 @@ def test_readme_window_on_a_fresh_warehouse_then_a_killed_run_neither_blocks_nor
     began = time.monotonic()
     rerun = run_ok(RUN_README_WINDOW, env)
     assert "its process is gone, marked failed and its warehouse slot freed" in rerun.stdout
-    assert "blocked by limit" not in rerun.stderr
+    logs = "".join(log.read_text(errors="replace") for log in (data / "logs").glob("*.log"))  # Dagster's own log
+    assert "blocked by limit" not in rerun.stdout + rerun.stderr + logs
     print(f"re-run after the kill: {time.monotonic() - began:.0f}s")
     assert table_digests(data / "warehouse.duckdb") == clean_tables
