@@ -28,6 +28,7 @@ FIRST_DAY, LAST_DAY = date(1997, 1, 1), date(1998, 6, 30)
 CUSTOMERS = 300
 LATE_ORDERS = 12  # orders placed at 23:30 New York time: the next day in UTC
 CAD_ORDERS = 3  # orders in another currency than the shop's: quarantined
+ABSENT_SOURCE_ASSETS = ("raw/helpdesk_tickets", "raw/survey_responses")
 CDNOW_CALIBRATION_END = date(1997, 9, 30)  # the published fits use the cohort's first 39 weeks
 FIRST_NAMES = ["James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda", "Carlos", "Aisha", "Wei"]
 LAST_NAMES = ["Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Lee", "Walker", "King"]
@@ -281,9 +282,11 @@ def test_full_run_from_the_first_day(usd_shop, tmp_path):
     evaluations = check_evaluations(home)
     failed = [f"{e.asset_key.to_user_string()}:{e.check_name}" for e in evaluations if not e.passed]
     assert evaluations and failed == []
-    checked = {e.asset_key.to_user_string() for e in evaluations}
-    assert {"raw/webshop_orders", "marts/customer_clv"} <= checked
-    assert "raw/helpdesk_tickets" not in checked and "raw/survey_responses" not in checked
+    checked = {(e.asset_key.to_user_string(), e.check_name) for e in evaluations}
+    assert {("raw/webshop_orders", "freshness"), ("marts/customer_clv", "expectations")} <= checked
+    # The absent sources' empty tables pass dbt's source tests; no data-quality check watches them.
+    watching = {"expectations", "freshness", "volume_anomaly", "row_count_drop"}
+    assert not {(key, name) for key, name in checked if key in ABSENT_SOURCE_ASSETS and name in watching}
     assert unloaded_history(later) is None  # the warehouse holds the older history now
 
     with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
@@ -364,7 +367,9 @@ def test_cdnow_history_gives_the_published_clv_parameters(tmp_path):
         env,
         timeout=1500,
     )
-    assert [e for e in check_evaluations(home) if not e.passed] == []
+    # CDNOW's order lines carry no SKU: the raw suite's warning about null SKUs is the one check that may not pass.
+    failed = [e for e in check_evaluations(home) if not e.passed]
+    assert all(e.severity.value == "WARN" and "not_be_null(sku)" in e.metadata["summary"].value for e in failed)
     with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
         assert con.execute("select count(*) from marts.fct_orders").fetchone()[0] == orders
         rows = con.execute("select model, param, value from marts.clv_model_params").fetchall()
