@@ -1,10 +1,10 @@
-"""Customer value and customer equity around the CLV models of `pipeline.lib.clv` (plain functions, polars/numpy).
+"""Customer lifetime value around the CLV models of `pipeline.lib.clv` (plain functions, polars/numpy): the fit of
+one run, scoring, the stored parameter table and the holdout backtest. The dbt Python models of
+`dbt_project/models/marts/value/` call these; the relational parts (purchases, margins, customer value, equity
+roll-ups) are dbt SQL models next to them.
 
 Definitions (money in the shop's currency, calendar.currency; "purchase" = an order with is_purchase, i.e.
-paid/shipped/completed):
-- order margin: net_amount - shipping_amount - cost_amount when the order has item costs, else
-  net_amount * default_gross_margin. net_amount is already after discounts, and refunded orders are not purchases,
-  so neither discounts nor refunds are subtracted a second time.
+paid/shipped/completed; margins per customer come from the dbt model int_customer_margins):
 - gross_margin_ratio of a customer: margin / net_amount over their purchases with item costs (the default margin
   when they have none). `clv` applies it to the predicted order values.
 - tickets_per_purchase: the customer's helpdesk tickets / purchases so far; every expected future purchase is charged
@@ -12,9 +12,6 @@ paid/shipped/completed):
 - clv = sum over the horizon's months of E[purchases] * E[order value] * gross_margin_ratio / (1 + rate)^month;
   expected_cost_to_serve = the same sum with tickets_per_purchase * cost_per_ticket instead of the margin;
   net_clv = clv - expected_cost_to_serve.
-- net_value_to_date = margin of all purchases - tickets * cost_per_ticket (undiscounted history).
-- current_value = net_value_to_date restricted to orders/tickets of the last `current_days` days before as_of.
-- future_value = net_clv; lifetime_value = net_value_to_date + future_value.
 Customers without a purchase by as_of cannot be scored: p_alive and expectations are null, clv and net_clv are 0.
 A degenerate fit that cannot predict (0/0) leaves null predictions; equity counts their future value as 0.
 """
@@ -31,62 +28,8 @@ import polars.selectors as cs
 
 from pipeline.lib import clv
 
-NO_PURCHASE = "no_purchase"
-UNSEGMENTED = "unsegmented"
-UNKNOWN = "unknown"
-EQUITY_DIMENSIONS = ("overall", "segment", "acquisition_cohort", "channel", "customer_type")
 # Backtest rows are grouped by calibration-period repeat purchases up to this many, the rest in one "N+" bucket.
 BACKTEST_MAX_FREQUENCY = 7
-
-
-# ------------------------------------------------------------------------------------------ history of customers
-
-
-def purchases_until(orders: pl.DataFrame, as_of: date) -> pl.DataFrame:
-    """Purchases of identified customers ordered on or before `as_of` (fct_orders rows)."""
-    return orders.filter(pl.col("is_purchase") & pl.col("customer_id").is_not_null() & (pl.col("order_date") <= as_of))
-
-
-def _order_margin(default_margin: float) -> pl.Expr:
-    goods = pl.col("net_amount") - pl.col("shipping_amount").fill_null(0.0)
-    return (
-        pl.when(pl.col("cost_amount").is_not_null())
-        .then(goods - pl.col("cost_amount"))
-        .otherwise(pl.col("net_amount") * default_margin)
-    )
-
-
-def customer_margins(purchases: pl.DataFrame, *, default_margin: float) -> pl.DataFrame:
-    """Per customer with purchases: purchases, revenue (sum net_amount), margin and gross_margin_ratio."""
-    costed = pl.col("cost_amount").is_not_null()
-    return (
-        purchases.group_by("customer_id")
-        .agg(
-            purchases=pl.len().cast(pl.Int64),
-            revenue=pl.col("net_amount").sum(),
-            margin=_order_margin(default_margin).sum(),
-            costed_margin=_order_margin(default_margin).filter(costed).sum(),
-            costed_revenue=pl.col("net_amount").filter(costed).sum(),
-        )
-        .select(
-            "customer_id",
-            "purchases",
-            "revenue",
-            "margin",
-            gross_margin_ratio=pl.when(pl.col("costed_revenue") > 0)
-            .then(pl.col("costed_margin") / pl.col("costed_revenue"))
-            .otherwise(default_margin),
-        )
-    )
-
-
-def ticket_counts(tickets: pl.DataFrame, since: date | None = None) -> pl.DataFrame:
-    """Tickets per customer (created after `since` when given): customer_id, tickets."""
-    if since is not None:
-        tickets = tickets.filter(pl.col("created_at").cast(pl.Date) > since)
-    return (
-        tickets.filter(pl.col("customer_id").is_not_null()).group_by("customer_id").agg(tickets=pl.len().cast(pl.Int64))
-    )
 
 
 # ------------------------------------------------------------------------------------------------------ CLV fit
@@ -148,8 +91,7 @@ def params_table(fit: ClvFit, fitted_at: datetime, as_of: date) -> pl.DataFrame:
             value = clv.DAYS_PER_PERIOD[value] if field.name == "period" else float(value)
             rows.append((model, field.name, value, params.converged))
     return pl.DataFrame(
-        rows,
-        schema={"model": pl.String, "param": pl.String, "value": pl.Float64, "converged": pl.Boolean},
+        rows, schema={"model": pl.String, "param": pl.String, "value": pl.Float64, "converged": pl.Boolean},
         orient="row",
     ).with_columns(
         fitted_at=pl.lit(fitted_at, dtype=pl.Datetime("us")),
@@ -184,13 +126,17 @@ def fit_from_params_table(table: pl.DataFrame) -> ClvFit:
 
 
 def clv_inputs(
-    purchases: pl.DataFrame, profile: pl.DataFrame, as_of: date, *, period: clv.Period, default_margin: float
+    purchases: pl.DataFrame, margins: pl.DataFrame, profile: pl.DataFrame, as_of: date, *, period: clv.Period
 ) -> pl.DataFrame:
     """Per purchasing customer: the `rfm_summary` of net_amount plus mean_purchase_value (over all purchase days),
-    gross_margin_ratio and tickets_per_purchase (profile ticket_count / purchases)."""
+    gross_margin_ratio and tickets_per_purchase (profile ticket_count / purchases).
+
+    `purchases` are purchase orders (customer_id, ordered_at, net_amount), `margins` per customer (customer_id,
+    purchases, revenue, gross_margin_ratio), both up to `as_of`."""
     summary = clv.rfm_summary(purchases, as_of, period=period, amount_col="net_amount")
     return (
-        summary.join(customer_margins(purchases, default_margin=default_margin), on="customer_id", how="left")
+        summary.join(margins.select("customer_id", "purchases", "revenue", "gross_margin_ratio"),
+                     on="customer_id", how="left")
         .join(profile.select("customer_id", "ticket_count"), on="customer_id", how="left")
         .select(
             *summary.columns,
@@ -228,23 +174,20 @@ def score_clv(
         if fit.gamma_gamma_usable
         else inputs["mean_purchase_value"].to_numpy()
     )
-    return (
-        inputs.with_columns(
-            p_alive=clv.probability_alive(fit.bgnbd, x, t_x, T),
-            **windows,
-            expected_purchases=monthly.sum(axis=1),
-            discounted_purchases=monthly @ (1.0 + monthly_discount_rate) ** -np.arange(1, horizon_months + 1),
-            expected_order_value=order_value,
-        )
-        .with_columns(
-            clv=pl.col("discounted_purchases") * pl.col("expected_order_value") * pl.col("gross_margin_ratio"),
-            expected_cost_to_serve=pl.col("discounted_purchases") * pl.col("tickets_per_purchase") * cost_per_ticket,
-        )
-        .with_columns(net_clv=pl.col("clv") - pl.col("expected_cost_to_serve"))
-        .with_columns(
-            # A degenerate fit can predict 0/0 (e.g. dropout a = 1): store "no prediction" rather than NaN.
-            cs.float().fill_nan(None)
-        )
+    return inputs.with_columns(
+        p_alive=clv.probability_alive(fit.bgnbd, x, t_x, T),
+        **windows,
+        expected_purchases=monthly.sum(axis=1),
+        discounted_purchases=monthly @ (1.0 + monthly_discount_rate) ** -np.arange(1, horizon_months + 1),
+        expected_order_value=order_value,
+    ).with_columns(
+        clv=pl.col("discounted_purchases") * pl.col("expected_order_value") * pl.col("gross_margin_ratio"),
+        expected_cost_to_serve=pl.col("discounted_purchases") * pl.col("tickets_per_purchase") * cost_per_ticket,
+    ).with_columns(
+        net_clv=pl.col("clv") - pl.col("expected_cost_to_serve")
+    ).with_columns(
+        # A degenerate fit can predict 0/0 (e.g. dropout a = 1): store "no prediction" rather than NaN.
+        cs.float().fill_nan(None)
     )
 
 
@@ -255,10 +198,8 @@ def customer_clv_frame(profile: pl.DataFrame, scored: pl.DataFrame, as_of: date)
         profile.select("customer_id")
         .join(scored, on="customer_id", how="left")
         .with_columns(
-            *(
-                pl.when(has_purchase).then(pl.col(c)).otherwise(0.0).alias(c)
-                for c in ("clv", "expected_cost_to_serve", "net_clv")
-            ),
+            *(pl.when(has_purchase).then(pl.col(c)).otherwise(0.0).alias(c)
+              for c in ("clv", "expected_cost_to_serve", "net_clv")),
             has_purchase=has_purchase,
             as_of_date=pl.lit(as_of, dtype=pl.Date),
         )
@@ -303,9 +244,8 @@ def _bucket_errors(frame: pl.DataFrame, grouping: str, bucket: pl.Expr, order: p
         )
         .with_columns(
             grouping=pl.lit(grouping),
-            relative_error=pl.when(pl.col("actual_purchases") > 0).then(
-                pl.col("predicted_purchases") / pl.col("actual_purchases") - 1
-            ),
+            relative_error=pl.when(pl.col("actual_purchases") > 0)
+            .then(pl.col("predicted_purchases") / pl.col("actual_purchases") - 1),
         )
     )
 
@@ -326,147 +266,7 @@ def backtest_summary(frame: pl.DataFrame) -> pl.DataFrame:
         _bucket_errors(frame, "frequency", frequency_label, capped.cast(pl.Int64)),
         _bucket_errors(frame, "decile", decile.cast(pl.String), decile),
     ]
-    columns = [
-        "grouping",
-        "bucket",
-        "bucket_order",
-        "customers",
-        "predicted_purchases",
-        "actual_purchases",
-        "mean_absolute_error",
-        "relative_error",
-    ]
+    columns = ["grouping", "bucket", "bucket_order", "customers", "predicted_purchases", "actual_purchases",
+               "mean_absolute_error", "relative_error"]
     grouping_order = pl.col("grouping").replace_strict({"total": 0, "frequency": 1, "decile": 2})
     return pl.concat([p.select(columns) for p in parts]).sort(grouping_order, "bucket_order").drop("bucket_order")
-
-
-def backtest_markdown(summary: pl.DataFrame, grouping: str, label: str) -> str:
-    """One grouping of `backtest_summary` as a Markdown table."""
-    lines = [
-        f"| {label} | customers | predicted | actual | relative error | MAE per customer |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
-    lines += [
-        f"| {row['bucket']} | {row['customers']} | {row['predicted_purchases']:,.1f} | "
-        f"{row['actual_purchases']:,.0f} | "
-        + ("n/a" if row["relative_error"] is None else f"{row['relative_error']:+.1%}")
-        + f" | {row['mean_absolute_error']:.3f} |"
-        for row in summary.filter(pl.col("grouping") == grouping).iter_rows(named=True)
-    ]
-    return "\n".join(lines)
-
-
-# ----------------------------------------------------------------------------------------------------- equity
-
-
-def _quarter_label(column: str) -> pl.Expr:
-    when = pl.col(column)
-    return pl.format("{}-Q{}", when.dt.year(), when.dt.quarter())
-
-
-def main_channels(purchases: pl.DataFrame) -> pl.DataFrame:
-    """Each customer's most used purchase channel (ties: the most recently used, then by name)."""
-    return (
-        purchases.filter(pl.col("channel").is_not_null())
-        .group_by("customer_id", "channel")
-        .agg(orders=pl.len(), last_ordered_at=pl.col("ordered_at").max())
-        .sort(["customer_id", "orders", "last_ordered_at", "channel"], descending=[False, True, True, False])
-        .group_by("customer_id", maintain_order=True)
-        .agg(pl.col("channel").first())
-    )
-
-
-def customer_value(
-    profile: pl.DataFrame,
-    purchases: pl.DataFrame,
-    tickets: pl.DataFrame,
-    customer_clv: pl.DataFrame,
-    segments: pl.DataFrame,
-    as_of: date,
-    *,
-    default_margin: float,
-    cost_per_ticket: float,
-    current_days: int,
-) -> pl.DataFrame:
-    """Per profile customer: the equity dimensions (segment, acquisition_cohort, channel, customer_type) and
-    current_value, future_value, lifetime_value with their parts (see the module docstring)."""
-    period_start = as_of - timedelta(days=current_days)
-    to_date = customer_margins(purchases, default_margin=default_margin)
-    current = customer_margins(purchases.filter(pl.col("order_date") > period_start), default_margin=default_margin)
-    return (
-        profile.select("customer_id", "customer_type", "first_order_at")
-        .join(segments.select("customer_id", segment="primary_segment"), on="customer_id", how="left")
-        .join(main_channels(purchases), on="customer_id", how="left")
-        .join(
-            to_date.select("customer_id", revenue_to_date="revenue", margin_to_date="margin"),
-            on="customer_id",
-            how="left",
-        )
-        .join(
-            current.select("customer_id", current_revenue="revenue", current_margin="margin"),
-            on="customer_id",
-            how="left",
-        )
-        .join(ticket_counts(tickets).rename({"tickets": "tickets_to_date"}), on="customer_id", how="left")
-        .join(
-            ticket_counts(tickets, since=period_start).rename({"tickets": "current_tickets"}),
-            on="customer_id",
-            how="left",
-        )
-        .join(customer_clv.select("customer_id", "clv", future_value="net_clv"), on="customer_id", how="left")
-        .with_columns(
-            pl.col(
-                "revenue_to_date", "margin_to_date", "current_revenue", "current_margin", "clv", "future_value"
-            ).fill_null(0.0),
-            pl.col("tickets_to_date", "current_tickets").fill_null(0),
-            segment=pl.col("segment").fill_null(UNSEGMENTED),
-            customer_type=pl.col("customer_type").fill_null(UNKNOWN),
-            channel=pl.col("channel").fill_null(NO_PURCHASE),
-            acquisition_cohort=pl.when(pl.col("first_order_at").is_not_null())
-            .then(_quarter_label("first_order_at"))
-            .otherwise(pl.lit(NO_PURCHASE)),
-        )
-        .with_columns(
-            net_value_to_date=pl.col("margin_to_date") - pl.col("tickets_to_date") * cost_per_ticket,
-            current_value=pl.col("current_margin") - pl.col("current_tickets") * cost_per_ticket,
-        )
-        .with_columns(lifetime_value=pl.col("net_value_to_date") + pl.col("future_value"))
-        .select(
-            "customer_id",
-            pl.lit(as_of, dtype=pl.Date).alias("as_of_date"),
-            "segment",
-            "acquisition_cohort",
-            "channel",
-            "customer_type",
-            "revenue_to_date",
-            "margin_to_date",
-            "tickets_to_date",
-            "net_value_to_date",
-            "current_revenue",
-            "current_margin",
-            "current_tickets",
-            "current_value",
-            "clv",
-            "future_value",
-            "lifetime_value",
-        )
-        .sort("customer_id")
-    )
-
-
-def equity_by_dimension(values: pl.DataFrame) -> pl.DataFrame:
-    """Customer equity in long form: as_of_date, dimension, dimension_value, customers, current_value, future_value,
-    lifetime_value for the whole base (dimension 'overall', value 'all') and per value of every other dimension."""
-    measures = [
-        pl.len().cast(pl.Int64).alias("customers"),
-        *(pl.col(c).sum() for c in ("current_value", "future_value", "lifetime_value")),
-    ]
-    labelled = values.with_columns(overall=pl.lit("all"))
-    parts = [
-        labelled.group_by("as_of_date", dimension_value=pl.col(dimension))
-        .agg(measures)
-        .select("as_of_date", pl.lit(dimension).alias("dimension"), pl.exclude("as_of_date"))
-        for dimension in EQUITY_DIMENSIONS
-    ]
-    order = pl.col("dimension").replace_strict({d: i for i, d in enumerate(EQUITY_DIMENSIONS)})
-    return pl.concat(parts).sort(order, "dimension_value")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -115,21 +114,3 @@ def ensure_table(con: duckdb.DuckDBPyConnection, table: str, shape_sql: str) -> 
     for name, dtype, *_ in con.execute(f"describe {shape_sql}").fetchall():
         if name not in existing:
             con.execute(f"alter table {table} add column {quote_identifier(name)} {dtype}")
-
-
-def replace_snapshot(con: duckdb.DuckDBPyConnection, history_table: str, frame: pl.DataFrame, run_date: date) -> int:
-    """Store the frame as the `snapshot_date = run_date` rows of a history table, replacing that date only.
-
-    Idempotent per date; earlier snapshots are untouched (columns added later are null there). Works in SQL, so the
-    cost grows with one snapshot, not with the whole history. Returns the number of snapshot dates held.
-    """
-    snapshot = frame.select(pl.lit(run_date, dtype=pl.Date).alias("snapshot_date"), pl.exclude("snapshot_date"))
-    con.register("_snapshot_frame", snapshot.to_arrow())
-    try:
-        with transaction(con):
-            ensure_table(con, history_table, "select * from _snapshot_frame")
-            con.execute(f"delete from {history_table} where snapshot_date = ?", [run_date])
-            con.execute(f"insert into {history_table} by name select * from _snapshot_frame")
-    finally:
-        con.unregister("_snapshot_frame")
-    return con.execute(f"select count(distinct snapshot_date) from {history_table}").fetchone()[0]

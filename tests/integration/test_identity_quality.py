@@ -87,7 +87,7 @@ def test_ids_stay_stable_when_a_day_is_appended(demo_run, tmp_path):
     shutil.copytree(demo_run.data_dir, data_dir)
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
         before = con.execute("select source, record_id, customer_id from intermediate.int_identity_map").pl()
-        first_run_date = con.execute("select run_date from intermediate.int_identity_run").fetchone()[0]
+        first_run_date = con.execute("select run_date from intermediate.int_run_date").fetchone()[0]
         email, phone, email_id, phone_id = split_guest(con, demo_run.truth)
 
     # One new day: a survey answer that carries both halves of the split person (a true merge), and a new customer.

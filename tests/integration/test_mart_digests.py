@@ -7,9 +7,24 @@ the fixture with `make mart-digests` and say so in the commit message.
 
 import json
 
+import duckdb
+
 from tests.integration.mart_digest import FIXTURE, differences, mart_digests
 
 
 def test_every_mart_table_matches_the_recorded_digest(demo_run):
     expected = json.loads(FIXTURE.read_text(encoding="utf-8"))
     assert differences(expected, mart_digests(demo_run.warehouse)) == []
+
+
+def test_every_mart_is_as_of_the_runs_last_partition(demo_run):
+    """The run date of every mart is the run's last partition: no as-of or history row is dated after it."""
+    with duckdb.connect(str(demo_run.warehouse), read_only=True) as con:
+        dated = con.execute("""
+            select table_name, column_name from information_schema.columns
+            where table_schema = 'marts' and column_name in ('as_of_date', 'snapshot_date', 'run_date')""").fetchall()
+        latest = {f"{table}.{column}": con.execute(f'select max("{column}") from marts."{table}"').fetchone()[0]
+                  for table, column in dated}
+    assert {"customer_profile.as_of_date", "customer_segment_history.snapshot_date",
+            "customer_equity_history.snapshot_date", "identity_summary.snapshot_date"} <= latest.keys()
+    assert set(latest.values()) == {demo_run.end}

@@ -1,31 +1,13 @@
-"""Warehouse helpers on a real DuckDB file: lock waiting, atomic replace, dated snapshots."""
+"""Warehouse helpers on a real DuckDB file: lock waiting, atomic replace."""
 
 import subprocess
 import sys
 import time
-from datetime import date
 
 import duckdb
 import polars as pl
 
 from pipeline.lib import warehouse
-
-
-def test_snapshot_replaces_only_its_date_and_keeps_columns_of_older_snapshots(tmp_path):
-    path = tmp_path / "w.duckdb"
-    old = pl.DataFrame({"customer_id": ["A", "B"], "segment": ["new", "loyal"]})
-    new = pl.DataFrame(
-        {"customer_id": ["A", "B", "C"], "segment": ["loyal", "loyal", "new"], "advocate": [True, False, False]}
-    )
-    with warehouse.connect(path) as con:
-        assert warehouse.replace_snapshot(con, "marts.history", old, date(2026, 1, 1)) == 1
-        assert warehouse.replace_snapshot(con, "marts.history", old, date(2026, 1, 1)) == 1  # same date again
-        assert warehouse.replace_snapshot(con, "marts.history", new, date(2026, 2, 1)) == 2
-        assert warehouse.replace_snapshot(con, "marts.history", new, date(2026, 2, 1)) == 2
-        rows = con.execute("""
-            select snapshot_date, count(*), count(advocate), string_agg(segment, ',' order by customer_id)
-            from marts.history group by 1 order by 1""").fetchall()
-    assert rows == [(date(2026, 1, 1), 2, 0, "new,loyal"), (date(2026, 2, 1), 3, 3, "loyal,loyal,new")]
 
 
 def test_connect_waits_for_another_writer_to_release_the_file(tmp_path):

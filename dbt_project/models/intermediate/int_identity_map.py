@@ -37,7 +37,7 @@ def model(dbt, session):
     dbt.config(materialized="table")  # identity_full_rebuild comes from the YAML config (a dbt var)
     from pipeline.lib.identity import IdentityRules, assign_stable_ids, cluster_records
 
-    run_date = dbt.ref("int_identity_run").pl().get_column("run_date")[0]
+    run_date = dbt.ref("int_run_date").pl().get_column("run_date")[0]
     # dbt only sees refs written as literals
     models = {
         "stg_webshop__customers": dbt.ref("stg_webshop__customers"),

@@ -1,5 +1,5 @@
 -- The golden record: one row per resolved customer, attributes chosen by the survivorship rules below,
--- behavioural traits computed from the fact tables. Everything is "as of" the latest event in the data.
+-- behavioural traits computed from the fact tables. Everything is "as of" the run date (int_run_date).
 
 with customers as (
     select distinct customer_id from {{ ref('int_identity_map') }}
@@ -198,20 +198,6 @@ activity_span as (
     select customer_id, min(happened_at) as first_seen_at, max(happened_at) as last_activity_at
     from activity
     group by customer_id
-),
-
--- The run's "as of" date is the latest event date anywhere in the data, so a rebuild gives the same answer.
-as_of as (
-    select cast(max(latest) as date) as as_of_date
-    from (
-        select max(greatest(ordered_at, updated_at)) as latest from {{ ref('stg_webshop__orders') }}
-        union all
-        select max(greatest(created_at, updated_at)) from {{ ref('stg_webshop__customers') }}
-        union all
-        select max(greatest(created_at, updated_at, solved_at)) from {{ ref('stg_helpdesk__tickets') }}
-        union all
-        select max(submitted_at) from {{ ref('stg_survey__responses') }}
-    )
 )
 
 select
@@ -244,10 +230,10 @@ select
     coalesce(referrals.referral_count, 0) as referral_count,
     activity_span.first_seen_at,
     activity_span.last_activity_at,
-    date_diff('day', cast(activity_span.last_activity_at as date), as_of.as_of_date) as days_since_last_activity,
-    as_of.as_of_date
+    date_diff('day', cast(activity_span.last_activity_at as date), run.run_date) as days_since_last_activity,
+    run.run_date as as_of_date
 from customers
-cross join as_of
+cross join {{ ref('int_run_date') }} as run
 left join attributes on attributes.customer_id = customers.customer_id
 left join customer_types on customer_types.customer_id = customers.customer_id
 left join consents on consents.customer_id = customers.customer_id

@@ -6,5 +6,5 @@ def model(dbt, session):
     from pipeline.lib.identity import describe_changes
 
     mapped = dbt.ref("int_identity_map").pl()
-    run_date = dbt.ref("int_identity_run").pl().get_column("run_date")[0]
+    run_date = dbt.ref("int_run_date").pl().get_column("run_date")[0]
     return describe_changes(mapped, run_date).to_arrow()

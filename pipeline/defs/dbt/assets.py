@@ -1,45 +1,87 @@
-"""Every dbt model is an asset and every dbt test an asset check, all built by one `dbt build` per run.
+"""Every dbt model is an asset and every dbt test an asset check, built by `dbt build` in two steps per run.
+
+The first step builds staging, identity, the profile and the facts; the second the customer marts that depend on
+the profile (segments, CLV, value, equity). Two steps, so the blocking quality check on `marts.customer_profile`
+holds the customer marts back when the profile is bad, and the previous tables stay.
 
 The models are not partitioned: staging models are incremental on the raw load time (macro `newly_loaded`), so a
-run stages exactly what its ingest steps landed, one night or a backfilled range alike. Intermediate and mart models
-are rebuilt whole.
+run stages exactly what its ingest steps landed, one night or a backfilled range alike. dbt gets the run date (the
+run's last partition) and the configuration sections it needs as vars.
 """
 
 import json
+import os
+from datetime import date
 
 import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
 
+from pipeline.cli import RANGE_END_TAG
 from pipeline.defs.dbt.resources import dbt_project
 from pipeline.defs.dbt.translator import CdpDbtTranslator
 from pipeline.defs.resources import SettingsResource, WarehouseResource
 from pipeline.defs.table_metadata import table_metadata
+from pipeline.lib.config import section, shop_calendar, warehouse_path
+from pipeline.lib.dbt_translator import CdpDbtTranslator
+from pipeline.lib.warehouse import connect
+
+# The customer marts built after the profile's checks (dbt_project/models/marts/segments and value).
+CUSTOMER_MARTS = "tag:customer_marts"
+# cdp.yaml sections the models read through the `setting` macro or Python model configs.
+CONFIG_VARS = ("segments", "clv", "equity")
+# Run tag of a run over one partition (the schedule); a range (backfill, `pipeline.cli run`) has RANGE_END_TAG.
+PARTITION_TAG = "dagster/partition"
 
 
-@dbt_assets(
-    manifest=dbt_project.manifest_path,
-    dagster_dbt_translator=CdpDbtTranslator(),
-    pool="warehouse",
-    name="dbt_models",
-)
-def dbt_models(
-    context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: SettingsResource, warehouse: WarehouseResource
-):
-    # dbt runs in its own process: the warehouse path, DuckDB limits and model settings go in as vars.
-    dbt_vars = settings.get().dbt_vars(warehouse.file())
-    invocation = dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context, raise_on_error=False)
-    # Collected first: the dbt process holds the warehouse until it ends, then every built table gets its row count
-    # and DuckDB's column types and descriptions in the UI.
-    events = list(invocation.stream())
-    with warehouse.connect(read_only=True) as con:
-        for event in events:
-            if isinstance(event, dg.Output | dg.AssetMaterialization):
-                key = (
-                    event.asset_key
-                    if isinstance(event, dg.AssetMaterialization)
-                    else context.asset_key_for_output(event.output_name)
-                )
-                event = event.with_metadata({**event.metadata, **table_metadata(con, key)})
-            yield event
-    if not invocation.is_successful():
-        raise invocation.get_error()
+def last_partition(tags: dict[str, str]) -> date | None:
+    """The run's last daily partition, from its tags (None for a run outside the partitions)."""
+    key = tags.get(RANGE_END_TAG) or tags.get(PARTITION_TAG)
+    return date.fromisoformat(key) if key else None
+
+
+def dbt_vars(tags: dict[str, str]) -> dict:
+    """The dbt vars of a run: the shop's time zone, the configuration sections and, in a partitioned run,
+    `run_date`."""
+    values = {"timezone": shop_calendar().timezone, **{name: section(name) for name in CONFIG_VARS}}
+    run_date = last_partition(tags)
+    if run_date:
+        values["run_date"] = run_date.isoformat()
+    return values
+
+
+def _dbt_step(name: str, **selection: str) -> dg.AssetsDefinition:
+    """One `dbt build` step over the models the selection (select= or exclude=) names."""
+
+    @dbt_assets(
+        manifest=dbt_project.manifest_path,
+        dagster_dbt_translator=CdpDbtTranslator(),
+        pool="warehouse",
+        name=name,
+        **selection,
+    )
+    def _step(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+        # dbt runs in its own process and finds the warehouse through the environment.
+        os.environ["CDP_WAREHOUSE"] = str(warehouse_path())
+        args = ["build", "--vars", json.dumps(dbt_vars(context.run.tags)), "--exclude-resource-type", "unit_test"]
+        invocation = dbt.cli(args, context=context, raise_on_error=False)
+        # Collected first: the dbt process holds the warehouse until it ends, then every built table gets its row
+        # count and DuckDB's column types and descriptions in the UI.
+        events = list(invocation.stream())
+        with connect(read_only=True) as con:
+            for event in events:
+                if isinstance(event, dg.Output | dg.AssetMaterialization):
+                    key = (
+                        event.asset_key
+                        if isinstance(event, dg.AssetMaterialization)
+                        else context.asset_key_for_output(event.output_name)
+                    )
+                    event = event.with_metadata({**event.metadata, **table_metadata(con, key)})
+                yield event
+        if not invocation.is_successful():
+            raise invocation.get_error()
+
+    return _step
+
+
+dbt_models = _dbt_step("dbt_models", exclude=CUSTOMER_MARTS)
+dbt_customer_marts = _dbt_step("dbt_customer_marts", select=CUSTOMER_MARTS)

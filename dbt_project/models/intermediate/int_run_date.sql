@@ -1,0 +1,27 @@
+-- The run date every model measures against: the run's last daily partition, passed by the Dagster run as the
+-- var `run_date`. Without it (dbt run by hand) the latest staged event date stands in, but never a day after
+-- today in the shop's time zone, so a future-dated record cannot move it. It always depends on staging, so it is
+-- built after the run's staged data, with or without the var.
+{#- validated as an ISO date before it goes into the SQL text -#}
+{%- set run_date = var('run_date', none) %}
+
+with latest_event as (
+    select least(cast(max(latest) as date), current_date) as event_date
+    from (
+        select max(greatest(ordered_at, updated_at)) as latest from {{ ref('stg_webshop__orders') }}
+        union all
+        select max(greatest(created_at, updated_at)) from {{ ref('stg_webshop__customers') }}
+        union all
+        select max(greatest(created_at, updated_at, solved_at)) from {{ ref('stg_helpdesk__tickets') }}
+        union all
+        select max(submitted_at) from {{ ref('stg_survey__responses') }}
+    ) as latest_per_source
+)
+
+select
+    {%- if run_date %}
+    cast('{{ modules.datetime.date.fromisoformat(run_date | string) }}' as date) as run_date
+    {%- else %}
+    event_date as run_date
+    {%- endif %}
+from latest_event

@@ -1,0 +1,39 @@
+-- One row per run date: how many persons identity resolution found, how much it merged, the largest cluster,
+-- how many identifiers it cut and how many ids merged or split on that run. Incremental on the run date: a re-run
+-- of a date replaces its row, earlier rows stay.
+{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='snapshot_date') }}
+
+with clusters as (
+    select customer_id, count(*) as records
+    from {{ ref('int_identity_map') }}
+    group by customer_id
+),
+
+this_run_violations as (
+    select count(*) as violations
+    from {{ ref('identity_violations') }} as violations
+    join {{ ref('int_run_date') }} as run on run.run_date = violations.run_date
+),
+
+this_run_changes as (
+    select
+        count(*) filter (where changes.change_type = 'merge') as merges,
+        count(*) filter (where changes.change_type = 'split') as splits
+    from {{ ref('identity_changes') }} as changes
+    join {{ ref('int_run_date') }} as run on run.run_date = changes.run_date
+)
+
+select
+    run.run_date as snapshot_date,
+    sum(clusters.records)::bigint as records,
+    count(*) as persons,
+    1 - count(*) / sum(clusters.records) as merge_rate,
+    any_value(this_run_violations.violations) as violations,
+    any_value(this_run_changes.merges) as merges,
+    any_value(this_run_changes.splits) as splits,
+    coalesce(max(clusters.records), 0) as largest_cluster
+from {{ ref('int_run_date') }} as run
+cross join this_run_violations
+cross join this_run_changes
+left join clusters on true
+group by run.run_date

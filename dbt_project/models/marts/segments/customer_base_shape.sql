@@ -1,0 +1,83 @@
+-- One row describing the customer base: how concentrated buyers' revenue is (Lorenz curve of revenue clipped at
+-- 0: top 10 % / 20 % shares, Gini) and how many customers carry each segment flag. The base is "tall" when the
+-- top 20 % of buyers hold at least `segments.base_shape.tall_min_top20_share` of the revenue, else "broad".
+{%- set threshold = setting('segments.base_shape.tall_min_top20_share') | float %}
+{%- set flags = ['new', 'loyal', 'prospect', 'high_value', 'low_value', 'lapsed', 'occasional', 'promo_driven',
+                 'advocate'] %}
+
+with buyers as (
+    select greatest(coalesce(revenue, 0), 0) as clipped, coalesce(revenue, 0) as revenue
+    from {{ ref('customer_profile') }}
+    where coalesce(order_count, 0) > 0
+),
+
+ordered as (
+    select clipped, row_number() over (order by clipped) as i, count(*) over () as n, sum(clipped) over () as total
+    from buyers
+),
+
+-- Cumulative revenue share of the i lowest buyers (the Lorenz curve at i / n).
+lorenz as (
+    select
+        *,
+        sum(clipped) over (order by i rows between unbounded preceding and current row) / nullif(total, 0) as share
+    from ordered
+),
+
+-- The curve at a customer share q: linear between the points i / n (what np.interp does).
+curve_at as (
+    select
+        q.quantile,
+        coalesce(max(lorenz.share) filter (where lorenz.i <= floor(q.quantile * lorenz.n)), 0)
+        + (q.quantile * max(lorenz.n) - floor(q.quantile * max(lorenz.n)))
+        * coalesce(min(lorenz.clipped / lorenz.total) filter (where lorenz.i = floor(q.quantile * lorenz.n) + 1), 0)
+            as share
+    from lorenz
+    cross join (values (0.8), (0.9)) as q (quantile)
+    where lorenz.total > 0
+    group by q.quantile
+),
+
+concentration as (
+    select
+        1 - max(share) filter (where quantile = 0.9) as top10_share,
+        1 - max(share) filter (where quantile = 0.8) as top20_share,
+        (select 1 - (2 * sum(share) - 1) / max(n) from lorenz where total > 0) as gini
+    from curve_at
+),
+
+profile_counts as (
+    select run.run_date as as_of_date, count(profile.customer_id) as customers
+    from {{ ref('int_run_date') }} as run
+    left join {{ ref('customer_profile') }} as profile on true
+    group by run.run_date
+),
+
+flag_counts as (
+    select
+        {%- for name in flags %}
+        count(*) filter (where {{ name }}) as {{ name }}_customers{{ "," if not loop.last }}
+        {%- endfor %}
+    from {{ ref('customer_segments') }}
+)
+
+select
+    profile_counts.as_of_date,
+    profile_counts.customers,
+    (select count(*) from buyers) as buyers,
+    (select coalesce(sum(revenue), 0) from buyers)::double as revenue,
+    concentration.top10_share,
+    concentration.top20_share,
+    concentration.gini,
+    case
+        when concentration.top20_share >= {{ threshold }} then 'tall'
+        when concentration.top20_share is not null then 'broad'
+    end as shape,
+    {{ threshold }}::double as tall_min_top20_share,
+    {{ sql_string(setting('segments.rules_version')) }} as rules_version,
+    {%- for name in flags %}
+    flag_counts.{{ name }}_customers{{ "," if not loop.last }}
+    {%- endfor %}
+from profile_counts
+cross join concentration
+cross join flag_counts

@@ -1,0 +1,137 @@
+-- Customer-base types (flags; a customer can carry several), customer_type and one primary_segment per profile
+-- customer, by the rules of the `segments` section of cdp.yaml (definitions in the YAML docs). The rule inputs stay
+-- as columns so every flag can be explained.
+{%- set rules = setting('segments') %}
+{%- set flags = ['new', 'loyal', 'prospect', 'high_value', 'low_value', 'lapsed', 'occasional', 'promo_driven',
+                 'advocate'] %}
+{%- if execute %}
+    {%- for name in rules.precedence + rules.occasional.not_in if name not in flags %}
+        {{ exceptions.raise_compiler_error("segments names unknown segment " ~ name ~ "; known: " ~ flags) }}
+    {%- endfor %}
+    {%- if 'occasional' in rules.occasional.not_in %}
+        {{ exceptions.raise_compiler_error("segments.occasional.not_in cannot contain occasional itself") }}
+    {%- endif %}
+    {%- if rules.value.basis not in ('revenue', 'clv') %}
+        {{ exceptions.raise_compiler_error("segments.value.basis must be revenue or clv, not " ~ rules.value.basis) }}
+    {%- endif %}
+{%- endif %}
+{%- set quarter_days = setting('segments.loyal.quarter_days') | int %}
+
+with purchase_behaviour as (
+    select
+        orders.customer_id,
+        count(*) as purchases,
+        avg(coalesce(orders.is_discounted, false)::int) as discounted_share,
+        count(distinct date_diff('day', orders.order_date, run.run_date) // {{ quarter_days }}) filter (
+            where date_diff('day', orders.order_date, run.run_date) between 0 and {{ 4 * quarter_days - 1 }}
+        ) as active_quarters
+    from {{ ref('fct_orders') }} as orders
+    cross join {{ ref('int_run_date') }} as run
+    where orders.is_purchase and orders.customer_id is not null
+    group by orders.customer_id
+),
+
+inputs as (
+    select
+        profile.customer_id,
+        profile.customer_type,
+        coalesce(profile.order_count, 0) > 0 as is_buyer,
+        date_diff('day', cast(profile.first_order_at as date), run.run_date) as days_since_first_purchase,
+        date_diff('day', cast(profile.last_order_at as date), run.run_date) as days_since_last_purchase,
+        coalesce(behaviour.purchases, 0) as purchases,
+        coalesce(behaviour.discounted_share, 0.0) as discounted_share,
+        coalesce(behaviour.active_quarters, 0) as active_quarters,
+        profile.order_count,
+        profile.has_account,
+        profile.ticket_count,
+        profile.latest_nps,
+        profile.csat_avg,
+        profile.is_promoter,
+        profile.referral_count,
+        {%- if rules and rules.value.basis == 'clv' %}
+        clv.clv as value_basis,
+        {%- else %}
+        profile.revenue as value_basis,
+        {%- endif %}
+        run.run_date
+    from {{ ref('customer_profile') }} as profile
+    cross join {{ ref('int_run_date') }} as run
+    left join purchase_behaviour as behaviour on behaviour.customer_id = profile.customer_id
+    {%- if rules and rules.value.basis == 'clv' %}
+    left join {{ ref('customer_clv') }} as clv on clv.customer_id = profile.customer_id
+    {%- endif %}
+),
+
+-- Percentile rank of the value among buyers: average rank over ties / buyers with a value.
+ranked as (
+    select
+        *,
+        case when is_buyer and value_basis is not null then
+            (rank() over (partition by is_buyer and value_basis is not null order by value_basis)
+             + (count(*) over (partition by is_buyer and value_basis is not null, value_basis) - 1) / 2)
+            / count(*) over (partition by is_buyer and value_basis is not null)
+        end as value_percentile
+    from inputs
+),
+
+flagged as (
+    select
+        *,
+        coalesce(is_buyer and days_since_first_purchase <= {{ setting('segments.new.max_days_since_first_purchase') | int }},
+                 false) as new,
+        coalesce(
+            is_buyer
+            and active_quarters >= {{ setting('segments.loyal.min_active_quarters') | int }}
+            and days_since_first_purchase >= {{ setting('segments.loyal.min_tenure_days') | int }},
+            false
+        ) as loyal,
+        coalesce(
+            not is_buyer
+            and (coalesce(has_account, false) or coalesce(ticket_count, 0) > 0 or latest_nps is not null
+                 or csat_avg is not null),
+            false
+        ) as prospect,
+        coalesce(value_percentile > 1 - {{ setting('segments.value.high_top_share') | float }}, false) as high_value,
+        coalesce(value_percentile <= {{ setting('segments.value.low_bottom_share') | float }}, false) as low_value,
+        coalesce(is_buyer and days_since_last_purchase > {{ setting('segments.lapsed.churn_days') | int }}, false) as lapsed,
+        coalesce(
+            purchases >= {{ setting('segments.promo_driven.min_purchases') | int }}
+            and discounted_share >= {{ setting('segments.promo_driven.min_discounted_share') | float }},
+            false
+        ) as promo_driven,
+        coalesce(
+            (coalesce(is_promoter, false) and order_count >= {{ setting('segments.advocate.min_repeat_purchases') | int }})
+            or coalesce(referral_count, 0) >= {{ setting('segments.advocate.min_referrals') | int }},
+            false
+        ) as advocate
+    from ranked
+),
+
+classified as (
+    select
+        *,
+        is_buyer and not ({{ (rules.occasional.not_in if rules else ['false']) | join(' or ') }}) as occasional
+    from flagged
+)
+
+select
+    customer_id,
+    customer_type,
+    {%- for name in flags %}
+    {{ name }},
+    {%- endfor %}
+    case
+        {%- for name in (rules.precedence if rules else []) %}
+        when {{ name }} then {{ sql_string(name) }}
+        {%- endfor %}
+        else {{ sql_string(rules.fallback_segment if rules else '') }}
+    end as primary_segment,
+    is_buyer,
+    days_since_first_purchase,
+    days_since_last_purchase,
+    active_quarters,
+    discounted_share,
+    value_percentile,
+    {{ sql_string(rules.rules_version if rules else '') }} as rules_version,
+    run_date as as_of_date
+from classified

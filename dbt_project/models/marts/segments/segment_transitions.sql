@@ -1,0 +1,34 @@
+-- Customers moving between primary segments from one snapshot date to the next. A customer missing from one side
+-- of a pair (new to the base, or merged away) appears there as '(none)'; rows with from = to count the stayers.
+with dates as (
+    select distinct snapshot_date from {{ ref('customer_segment_history') }}
+),
+
+pairs as (
+    select snapshot_date as from_date, lead(snapshot_date) over (order by snapshot_date) as to_date
+    from dates
+    qualify to_date is not null
+),
+
+before as (
+    select pairs.from_date, pairs.to_date, history.customer_id, history.primary_segment as from_segment
+    from pairs
+    join {{ ref('customer_segment_history') }} as history on history.snapshot_date = pairs.from_date
+),
+
+after as (
+    select pairs.from_date, pairs.to_date, history.customer_id, history.primary_segment as to_segment
+    from pairs
+    join {{ ref('customer_segment_history') }} as history on history.snapshot_date = pairs.to_date
+)
+
+select
+    coalesce(before.from_date, after.from_date) as from_date,
+    coalesce(before.to_date, after.to_date) as to_date,
+    coalesce(before.from_segment, '(none)') as from_segment,
+    coalesce(after.to_segment, '(none)') as to_segment,
+    count(*) as customers
+from before
+full join after
+    on before.from_date = after.from_date and before.to_date = after.to_date and before.customer_id = after.customer_id
+group by all

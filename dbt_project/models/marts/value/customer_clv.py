@@ -1,0 +1,31 @@
+"""Per profile customer: P(alive), expected purchases, expected order value, discounted margin CLV, expected cost
+to serve and net CLV, scored with this run's fitted parameters (clv_model_params).
+
+Numeric work stays in Python (pipeline.lib.equity / pipeline.lib.clv); the settings are the `clv` and `equity`
+sections of cdp.yaml, handed in by the Dagster run as dbt vars (configs `clv_settings`, `equity_settings`, JSON).
+"""
+
+import json
+
+from pipeline.lib import equity
+
+
+def model(dbt, session):
+    dbt.config(materialized="table")
+    settings = json.loads(dbt.config.get("clv_settings"))
+    equity_settings = json.loads(dbt.config.get("equity_settings"))
+    run_date = dbt.ref("int_run_date").pl().get_column("run_date")[0]
+    profile = dbt.ref("customer_profile").pl()
+    inputs = equity.clv_inputs(
+        dbt.ref("int_purchases").pl(), dbt.ref("int_customer_margins").pl(), profile, run_date,
+        period=settings["period"],
+    )
+    scored = equity.score_clv(
+        inputs,
+        equity.fit_from_params_table(dbt.ref("clv_model_params").pl()),
+        horizon_months=settings["horizon_months"],
+        monthly_discount_rate=settings["monthly_discount_rate"],
+        cost_per_ticket=settings["cost_per_ticket"],
+        windows_days=equity_settings["expected_purchase_days"],
+    )
+    return equity.customer_clv_frame(profile, scored, run_date).to_arrow()
