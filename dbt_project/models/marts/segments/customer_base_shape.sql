@@ -2,8 +2,7 @@
 -- 0: top 10 % / 20 % shares, Gini) and how many customers carry each segment flag. The base is "tall" when the
 -- top 20 % of buyers hold at least `segments.base_shape.tall_min_top20_share` of the revenue, else "broad".
 {%- set threshold = setting('segments.base_shape.tall_min_top20_share') | float %}
-{%- set flags = ['new', 'loyal', 'prospect', 'high_value', 'low_value', 'lapsed', 'occasional', 'promo_driven',
-                 'advocate'] %}
+{%- set flags = segment_flags() %}
 
 with buyers as (
     select greatest(coalesce(revenue, 0), 0) as clipped, coalesce(revenue, 0) as revenue

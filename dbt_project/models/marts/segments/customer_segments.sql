@@ -2,8 +2,7 @@
 -- customer, by the rules of the `segments` section of cdp.yaml (definitions in the YAML docs). The rule inputs stay
 -- as columns so every flag can be explained.
 {%- set rules = setting('segments') %}
-{%- set flags = ['new', 'loyal', 'prospect', 'high_value', 'low_value', 'lapsed', 'occasional', 'promo_driven',
-                 'advocate'] %}
+{%- set flags = segment_flags() %}
 {%- if execute %}
     {%- for name in rules.precedence + rules.occasional.not_in if name not in flags %}
         {{ exceptions.raise_compiler_error("segments names unknown segment " ~ name ~ "; known: " ~ flags) }}
@@ -31,6 +30,35 @@ with purchase_behaviour as (
     group by orders.customer_id
 ),
 
+-- For the impulsive rule: the first purchase, what came before it, and how the repeat purchases were triggered.
+first_purchases as (
+    select
+        customer_id,
+        count(*) filter (where purchase_number > 1) as repeat_purchases,
+        avg(coalesce(is_discounted, false)::int) filter (where purchase_number > 1) as discounted_repeat_share
+    from (
+        select
+            customer_id,
+            is_discounted,
+            row_number() over (partition by customer_id order by ordered_at, order_id) as purchase_number
+        from {{ ref('fct_orders') }}
+        where is_purchase and customer_id is not null
+    ) as numbered
+    group by customer_id
+),
+
+contacts_before_purchase as (
+    select profile.customer_id, count(*) as contacts
+    from {{ ref('customer_profile') }} as profile
+    join (
+        select customer_id, created_at as contacted_at from {{ ref('fct_tickets') }}
+        union all
+        select customer_id, submitted_at from {{ ref('fct_survey_responses') }}
+    ) as contacts
+        on contacts.customer_id = profile.customer_id and contacts.contacted_at < profile.first_order_at
+    group by profile.customer_id
+),
+
 inputs as (
     select
         profile.customer_id,
@@ -41,6 +69,10 @@ inputs as (
         coalesce(behaviour.purchases, 0) as purchases,
         coalesce(behaviour.discounted_share, 0.0) as discounted_share,
         coalesce(behaviour.active_quarters, 0) as active_quarters,
+        date_diff('minute', profile.first_seen_at, profile.first_order_at) as minutes_to_first_purchase,
+        coalesce(contacts_before_purchase.contacts, 0) as contacts_before_first_purchase,
+        coalesce(first_purchases.repeat_purchases, 0) as repeat_purchases,
+        coalesce(first_purchases.discounted_repeat_share, 0.0) as discounted_repeat_share,
         profile.order_count,
         profile.has_account,
         profile.ticket_count,
@@ -57,6 +89,8 @@ inputs as (
     from {{ ref('customer_profile') }} as profile
     cross join {{ ref('int_run_date') }} as run
     left join purchase_behaviour as behaviour on behaviour.customer_id = profile.customer_id
+    left join first_purchases on first_purchases.customer_id = profile.customer_id
+    left join contacts_before_purchase on contacts_before_purchase.customer_id = profile.customer_id
     {%- if rules and rules.value.basis == 'clv' %}
     left join {{ ref('customer_clv') }} as clv on clv.customer_id = profile.customer_id
     {%- endif %}
@@ -100,6 +134,14 @@ flagged as (
             false
         ) as promo_driven,
         coalesce(
+            is_buyer
+            and minutes_to_first_purchase <= {{ setting('segments.impulsive.max_minutes_to_first_purchase') | int }}
+            and contacts_before_first_purchase = 0
+            and repeat_purchases >= {{ (setting('segments.impulsive.min_purchases') | int) - 1 }}
+            and discounted_repeat_share <= {{ setting('segments.impulsive.max_discounted_repeat_share') | float }},
+            false
+        ) as impulsive,
+        coalesce(
             (coalesce(is_promoter, false) and order_count >= {{ setting('segments.advocate.min_repeat_purchases') | int }})
             or coalesce(referral_count, 0) >= {{ setting('segments.advocate.min_referrals') | int }},
             false
@@ -131,6 +173,9 @@ select
     days_since_last_purchase,
     active_quarters,
     discounted_share,
+    minutes_to_first_purchase,
+    repeat_purchases,
+    discounted_repeat_share,
     value_percentile,
     {{ sql_string(rules.rules_version if rules else '') }} as rules_version,
     run_date as as_of_date
