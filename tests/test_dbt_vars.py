@@ -12,7 +12,7 @@ from pipeline.lib.config import section
 
 
 def test_run_date_is_the_last_partition_of_the_run():
-    backfill = {"dagster/asset_partition_range_start": "2024-01-01", RANGE_END_TAG: "2026-11-22"}
+    backfill = {RANGE_START_TAG: "2024-01-01", RANGE_END_TAG: "2026-11-22"}
     assert last_partition(backfill) == date(2026, 11, 22)
     assert last_partition({PARTITION_TAG: "2026-11-20"}) == date(2026, 11, 20)
     assert last_partition({}) is None

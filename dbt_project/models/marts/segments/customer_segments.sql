@@ -16,37 +16,33 @@
 {%- endif %}
 {%- set quarter_days = setting('segments.loyal.quarter_days') | int %}
 
-with purchase_behaviour as (
-    select
-        orders.customer_id,
-        count(*) as purchases,
-        avg(coalesce(orders.is_discounted, false)::int) as discounted_share,
-        count(distinct date_diff('day', orders.order_date, run.run_date) // {{ quarter_days }}) filter (
-            where date_diff('day', orders.order_date, run.run_date) between 0 and {{ 4 * quarter_days - 1 }}
-        ) as active_quarters
-    from {{ ref('fct_orders') }} as orders
-    cross join {{ ref('int_run_date') }} as run
-    where orders.is_purchase and orders.customer_id is not null
-    group by orders.customer_id
-),
-
--- For the impulsive rule: the first purchase, what came before it, and how the repeat purchases were triggered.
-first_purchases as (
+-- Purchases in order, numbered per customer: the first one and the repeat purchases after it.
+with purchases as (
     select
         customer_id,
-        count(*) filter (where purchase_number > 1) as repeat_purchases,
-        avg(coalesce(is_discounted, false)::int) filter (where purchase_number > 1) as discounted_repeat_share
-    from (
-        select
-            customer_id,
-            is_discounted,
-            row_number() over (partition by customer_id order by ordered_at, order_id) as purchase_number
-        from {{ ref('fct_orders') }}
-        where is_purchase and customer_id is not null
-    ) as numbered
-    group by customer_id
+        order_date,
+        coalesce(is_discounted, false)::int as discounted,
+        row_number() over (partition by customer_id order by ordered_at, order_id) as purchase_number
+    from {{ ref('fct_orders') }}
+    where is_purchase and customer_id is not null
 ),
 
+purchase_behaviour as (
+    select
+        purchases.customer_id,
+        count(*) as purchases,
+        avg(purchases.discounted) as discounted_share,
+        count(distinct date_diff('day', purchases.order_date, run.run_date) // {{ quarter_days }}) filter (
+            where date_diff('day', purchases.order_date, run.run_date) between 0 and {{ 4 * quarter_days - 1 }}
+        ) as active_quarters,
+        count(*) filter (where purchases.purchase_number > 1) as repeat_purchases,
+        avg(purchases.discounted) filter (where purchases.purchase_number > 1) as discounted_repeat_share
+    from purchases
+    cross join {{ ref('int_run_date') }} as run
+    group by purchases.customer_id
+),
+
+-- For the impulsive rule: tickets and survey answers that came before the first purchase.
 contacts_before_purchase as (
     select profile.customer_id, count(*) as contacts
     from {{ ref('customer_profile') }} as profile
@@ -71,8 +67,8 @@ inputs as (
         coalesce(behaviour.active_quarters, 0) as active_quarters,
         date_diff('minute', profile.first_seen_at, profile.first_order_at) as minutes_to_first_purchase,
         coalesce(contacts_before_purchase.contacts, 0) as contacts_before_first_purchase,
-        coalesce(first_purchases.repeat_purchases, 0) as repeat_purchases,
-        coalesce(first_purchases.discounted_repeat_share, 0.0) as discounted_repeat_share,
+        coalesce(behaviour.repeat_purchases, 0) as repeat_purchases,
+        coalesce(behaviour.discounted_repeat_share, 0.0) as discounted_repeat_share,
         profile.order_count,
         profile.has_account,
         profile.ticket_count,
@@ -89,7 +85,6 @@ inputs as (
     from {{ ref('customer_profile') }} as profile
     cross join {{ ref('int_run_date') }} as run
     left join purchase_behaviour as behaviour on behaviour.customer_id = profile.customer_id
-    left join first_purchases on first_purchases.customer_id = profile.customer_id
     left join contacts_before_purchase on contacts_before_purchase.customer_id = profile.customer_id
     {%- if rules and rules.value.basis == 'clv' %}
     left join {{ ref('customer_clv') }} as clv on clv.customer_id = profile.customer_id
