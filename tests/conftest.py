@@ -13,12 +13,7 @@ from tests.support.pipeline_run import PipelineRun, run_on
 DEMO_CUSTOMERS = 2000  # the default demo scale of `make run`
 INTEGRATION_DIR = Path(__file__).parent / "integration"
 # Fixtures both layers share, defined beside the support code they build on.
-pytest_plugins = [
-    "tests.support.planted_segments",
-    "tests.support.survey_exports",
-    "tests.support.report_inputs",
-    "tests.support.pg_cluster",
-]
+pytest_plugins = ["tests.support.survey_exports", "tests.support.report_inputs", "tests.support.pg_cluster"]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

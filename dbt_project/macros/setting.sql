@@ -16,7 +16,8 @@
         {%- endif -%}
     {%- endfor -%}
     {%- if found.value is none -%}
-        {{ exceptions.raise_compiler_error("setting " ~ path ~ " is missing: pass the cdp.yaml section " ~ parts[0] ~ " as a dbt var") }}
+        {{ exceptions.raise_compiler_error(
+            "setting " ~ path ~ " is missing: pass the cdp.yaml section " ~ parts[0] ~ " as a dbt var") }}
     {%- endif -%}
     {{ return(found.value) }}
 {%- endmacro %}

@@ -91,7 +91,8 @@ def params_table(fit: ClvFit, fitted_at: datetime, as_of: date) -> pl.DataFrame:
             value = clv.DAYS_PER_PERIOD[value] if field.name == "period" else float(value)
             rows.append((model, field.name, value, params.converged))
     return pl.DataFrame(
-        rows, schema={"model": pl.String, "param": pl.String, "value": pl.Float64, "converged": pl.Boolean},
+        rows,
+        schema={"model": pl.String, "param": pl.String, "value": pl.Float64, "converged": pl.Boolean},
         orient="row",
     ).with_columns(
         fitted_at=pl.lit(fitted_at, dtype=pl.Datetime("us")),
@@ -135,8 +136,9 @@ def clv_inputs(
     purchases, revenue, gross_margin_ratio), both up to `as_of`."""
     summary = clv.rfm_summary(purchases, as_of, period=period, amount_col="net_amount")
     return (
-        summary.join(margins.select("customer_id", "purchases", "revenue", "gross_margin_ratio"),
-                     on="customer_id", how="left")
+        summary.join(
+            margins.select("customer_id", "purchases", "revenue", "gross_margin_ratio"), on="customer_id", how="left"
+        )
         .join(profile.select("customer_id", "ticket_count"), on="customer_id", how="left")
         .select(
             *summary.columns,
@@ -174,20 +176,23 @@ def score_clv(
         if fit.gamma_gamma_usable
         else inputs["mean_purchase_value"].to_numpy()
     )
-    return inputs.with_columns(
-        p_alive=clv.probability_alive(fit.bgnbd, x, t_x, T),
-        **windows,
-        expected_purchases=monthly.sum(axis=1),
-        discounted_purchases=monthly @ (1.0 + monthly_discount_rate) ** -np.arange(1, horizon_months + 1),
-        expected_order_value=order_value,
-    ).with_columns(
-        clv=pl.col("discounted_purchases") * pl.col("expected_order_value") * pl.col("gross_margin_ratio"),
-        expected_cost_to_serve=pl.col("discounted_purchases") * pl.col("tickets_per_purchase") * cost_per_ticket,
-    ).with_columns(
-        net_clv=pl.col("clv") - pl.col("expected_cost_to_serve")
-    ).with_columns(
-        # A degenerate fit can predict 0/0 (e.g. dropout a = 1): store "no prediction" rather than NaN.
-        cs.float().fill_nan(None)
+    return (
+        inputs.with_columns(
+            p_alive=clv.probability_alive(fit.bgnbd, x, t_x, T),
+            **windows,
+            expected_purchases=monthly.sum(axis=1),
+            discounted_purchases=monthly @ (1.0 + monthly_discount_rate) ** -np.arange(1, horizon_months + 1),
+            expected_order_value=order_value,
+        )
+        .with_columns(
+            clv=pl.col("discounted_purchases") * pl.col("expected_order_value") * pl.col("gross_margin_ratio"),
+            expected_cost_to_serve=pl.col("discounted_purchases") * pl.col("tickets_per_purchase") * cost_per_ticket,
+        )
+        .with_columns(net_clv=pl.col("clv") - pl.col("expected_cost_to_serve"))
+        .with_columns(
+            # A degenerate fit can predict 0/0 (e.g. dropout a = 1): store "no prediction" rather than NaN.
+            cs.float().fill_nan(None)
+        )
     )
 
 
@@ -198,8 +203,10 @@ def customer_clv_frame(profile: pl.DataFrame, scored: pl.DataFrame, as_of: date)
         profile.select("customer_id")
         .join(scored, on="customer_id", how="left")
         .with_columns(
-            *(pl.when(has_purchase).then(pl.col(c)).otherwise(0.0).alias(c)
-              for c in ("clv", "expected_cost_to_serve", "net_clv")),
+            *(
+                pl.when(has_purchase).then(pl.col(c)).otherwise(0.0).alias(c)
+                for c in ("clv", "expected_cost_to_serve", "net_clv")
+            ),
             has_purchase=has_purchase,
             as_of_date=pl.lit(as_of, dtype=pl.Date),
         )
@@ -244,8 +251,9 @@ def _bucket_errors(frame: pl.DataFrame, grouping: str, bucket: pl.Expr, order: p
         )
         .with_columns(
             grouping=pl.lit(grouping),
-            relative_error=pl.when(pl.col("actual_purchases") > 0)
-            .then(pl.col("predicted_purchases") / pl.col("actual_purchases") - 1),
+            relative_error=pl.when(pl.col("actual_purchases") > 0).then(
+                pl.col("predicted_purchases") / pl.col("actual_purchases") - 1
+            ),
         )
     )
 
@@ -266,7 +274,15 @@ def backtest_summary(frame: pl.DataFrame) -> pl.DataFrame:
         _bucket_errors(frame, "frequency", frequency_label, capped.cast(pl.Int64)),
         _bucket_errors(frame, "decile", decile.cast(pl.String), decile),
     ]
-    columns = ["grouping", "bucket", "bucket_order", "customers", "predicted_purchases", "actual_purchases",
-               "mean_absolute_error", "relative_error"]
+    columns = [
+        "grouping",
+        "bucket",
+        "bucket_order",
+        "customers",
+        "predicted_purchases",
+        "actual_purchases",
+        "mean_absolute_error",
+        "relative_error",
+    ]
     grouping_order = pl.col("grouping").replace_strict({"total": 0, "frequency": 1, "decile": 2})
     return pl.concat([p.select(columns) for p in parts]).sort(grouping_order, "bucket_order").drop("bucket_order")

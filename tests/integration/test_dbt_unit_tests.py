@@ -17,15 +17,36 @@ def test_dbt_unit_tests_pass(demo_run, tmp_path):
     shutil.copy(demo_run.warehouse, warehouse)
     target = tmp_path / "target"
     result = subprocess.run(
-        [str(Path(sys.executable).with_name("dbt")), "test", "--select", "test_type:unit", "--vars",
-         json.dumps(dbt_vars({})), "--target-path", str(target), "--project-dir", str(DBT_DIR),
-         "--profiles-dir", str(DBT_DIR)],
-        env={**os.environ, "CDP_WAREHOUSE": str(warehouse)}, capture_output=True, text=True, check=False,
+        [
+            str(Path(sys.executable).with_name("dbt")),
+            "test",
+            "--select",
+            "test_type:unit",
+            "--vars",
+            json.dumps(dbt_vars({})),
+            "--target-path",
+            str(target),
+            "--project-dir",
+            str(DBT_DIR),
+            "--profiles-dir",
+            str(DBT_DIR),
+        ],
+        env={**os.environ, "CDP_WAREHOUSE": str(warehouse)},
+        cwd=DBT_DIR,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stdout[-4000:]
-    outcomes = {r["unique_id"].split(".")[-1]: r["status"]
-                for r in json.loads((target / "run_results.json").read_text())["results"]}
-    assert {"profile_survivorship_rules", "primary_segment_follows_the_precedence",
-            "base_shape_of_a_known_distribution", "customer_value_parts_and_dimensions",
-            "equity_rolls_up_every_dimension"} <= outcomes.keys()
+    outcomes = {
+        r["unique_id"].split(".")[-1]: r["status"]
+        for r in json.loads((target / "run_results.json").read_text())["results"]
+    }
+    assert {
+        "profile_survivorship_rules",
+        "primary_segment_follows_the_precedence",
+        "base_shape_of_a_known_distribution",
+        "customer_value_parts_and_dimensions",
+        "equity_rolls_up_every_dimension",
+    } <= outcomes.keys()
     assert set(outcomes.values()) == {"pass"}

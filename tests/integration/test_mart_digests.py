@@ -23,8 +23,14 @@ def test_every_mart_is_as_of_the_runs_last_partition(demo_run):
         dated = con.execute("""
             select table_name, column_name from information_schema.columns
             where table_schema = 'marts' and column_name in ('as_of_date', 'snapshot_date', 'run_date')""").fetchall()
-        latest = {f"{table}.{column}": con.execute(f'select max("{column}") from marts."{table}"').fetchone()[0]
-                  for table, column in dated}
-    assert {"customer_profile.as_of_date", "customer_segment_history.snapshot_date",
-            "customer_equity_history.snapshot_date", "identity_summary.snapshot_date"} <= latest.keys()
+        latest = {
+            f"{table}.{column}": con.execute(f'select max("{column}") from marts."{table}"').fetchone()[0]
+            for table, column in dated
+        }
+    assert {
+        "customer_profile.as_of_date",
+        "customer_segment_history.snapshot_date",
+        "customer_equity_history.snapshot_date",
+        "identity_summary.snapshot_date",
+    } <= latest.keys()
     assert set(latest.values()) == {demo_run.end}

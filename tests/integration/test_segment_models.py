@@ -20,10 +20,25 @@ from pipeline.defs.dbt.assets import dbt_vars
 from pipeline.defs.dbt.resources import DBT_DIR
 
 AS_OF = date(2025, 6, 30)
-SEGMENT_MODELS = ["customer_rfm", "customer_segments", "customer_segment_history", "segment_transitions",
-                  "customer_base_shape"]
-FLAGS = ("new", "loyal", "prospect", "high_value", "low_value", "lapsed", "occasional", "promo_driven", "impulsive",
-         "advocate")
+SEGMENT_MODELS = [
+    "customer_rfm",
+    "customer_segments",
+    "customer_segment_history",
+    "segment_transitions",
+    "customer_base_shape",
+]
+FLAGS = (
+    "new",
+    "loyal",
+    "prospect",
+    "high_value",
+    "low_value",
+    "lapsed",
+    "occasional",
+    "promo_driven",
+    "impulsive",
+    "advocate",
+)
 
 # Planted purchases: customer -> list of (days before AS_OF, net_amount, discounted).
 PURCHASES = {
@@ -47,8 +62,12 @@ PURCHASES = {
     "ASKED_FIRST": [(230, 2e6, False), (150, 2e6, False), (65, 2e6, False)],
 }
 # Minutes from the first contact (account opened) to the first purchase, for the impulsive rule.
-FIRST_CONTACT_MINUTES_BEFORE = {"IMPULSIVE": 20, "QUICK_BUT_PROMPTED": 20, "SLOW_STARTER": 3 * 24 * 60,
-                                "ASKED_FIRST": 20}
+FIRST_CONTACT_MINUTES_BEFORE = {
+    "IMPULSIVE": 20,
+    "QUICK_BUT_PROMPTED": 20,
+    "SLOW_STARTER": 3 * 24 * 60,
+    "ASKED_FIRST": 20,
+}
 # Everything about a customer that is not an order (profile columns from accounts, tickets, surveys, referrals).
 TRAITS = {
     "BIG": {"customer_type": "reseller"},
@@ -94,14 +113,21 @@ def first_purchase_time(customer: str, as_of: date) -> datetime:
 def make_orders(purchases: dict, as_of: date = AS_OF) -> pl.DataFrame:
     """marts.fct_orders rows for the planted purchases, plus GHOST's cancelled order."""
     rows = [
-        (f"O-{cid}-{i}", cid, datetime.combine(as_of - timedelta(days=days), datetime.min.time()) + timedelta(hours=10),
-         "completed", amount, 50_000.0 if discounted else 0.0)
+        (
+            f"O-{cid}-{i}",
+            cid,
+            datetime.combine(as_of - timedelta(days=days), datetime.min.time()) + timedelta(hours=10),
+            "completed",
+            amount,
+            50_000.0 if discounted else 0.0,
+        )
         for cid, orders in purchases.items()
         for i, (days, amount, discounted) in enumerate(orders)
     ]
     rows.append(("O-GHOST", "GHOST", datetime(2025, 6, 1, 9), "cancelled", 1e5, 0.0))
-    frame = pl.DataFrame(rows, schema=["order_id", "customer_id", "ordered_at", "status", "net_amount",
-                                       "discount_amount"], orient="row")
+    frame = pl.DataFrame(
+        rows, schema=["order_id", "customer_id", "ordered_at", "status", "net_amount", "discount_amount"], orient="row"
+    )
     return frame.with_columns(
         order_date=pl.col("ordered_at").dt.date(),
         channel=pl.lit("web"),
@@ -113,30 +139,48 @@ def make_orders(purchases: dict, as_of: date = AS_OF) -> pl.DataFrame:
 
 
 def make_tickets(as_of: date = AS_OF) -> pl.DataFrame:
-    rows = [(f"T-{cid}", cid, (first_purchase_time(cid, as_of) if cid in PURCHASES
-                               else datetime.combine(as_of, datetime.min.time())) - timedelta(minutes=minutes))
-            for cid, minutes in TICKETS.items()]
+    rows = [
+        (
+            f"T-{cid}",
+            cid,
+            (first_purchase_time(cid, as_of) if cid in PURCHASES else datetime.combine(as_of, datetime.min.time()))
+            - timedelta(minutes=minutes),
+        )
+        for cid, minutes in TICKETS.items()
+    ]
     return pl.DataFrame(rows, schema=["ticket_id", "customer_id", "created_at"], orient="row")
 
 
 def make_profile(orders: pl.DataFrame, as_of: date = AS_OF) -> pl.DataFrame:
     """marts.customer_profile rows: order aggregates derived from the orders, the rest from TRAITS."""
     ids = sorted(set(orders["customer_id"]) | set(TRAITS))
-    bought = orders.filter("is_purchase").group_by("customer_id").agg(
-        first_order_at=pl.col("ordered_at").min(),
-        last_order_at=pl.col("ordered_at").max(),
-        order_count=pl.len(),
-        revenue=pl.col("net_amount").sum(),
+    bought = (
+        orders.filter("is_purchase")
+        .group_by("customer_id")
+        .agg(
+            first_order_at=pl.col("ordered_at").min(),
+            last_order_at=pl.col("ordered_at").max(),
+            order_count=pl.len(),
+            revenue=pl.col("net_amount").sum(),
+        )
     )
     traits = pl.DataFrame(
         [{"customer_id": cid, **TRAITS.get(cid, {})} for cid in ids],
-        schema={"customer_id": pl.String, "customer_type": pl.String, "has_account": pl.Boolean,
-                "ticket_count": pl.Int64, "latest_nps": pl.Int64, "is_promoter": pl.Boolean,
-                "referral_count": pl.Int64},
+        schema={
+            "customer_id": pl.String,
+            "customer_type": pl.String,
+            "has_account": pl.Boolean,
+            "ticket_count": pl.Int64,
+            "latest_nps": pl.Int64,
+            "is_promoter": pl.Boolean,
+            "referral_count": pl.Int64,
+        },
     )
     contact = pl.DataFrame(
-        {"customer_id": list(FIRST_CONTACT_MINUTES_BEFORE),
-         "minutes_before": list(FIRST_CONTACT_MINUTES_BEFORE.values())},
+        {
+            "customer_id": list(FIRST_CONTACT_MINUTES_BEFORE),
+            "minutes_before": list(FIRST_CONTACT_MINUTES_BEFORE.values()),
+        },
         schema={"customer_id": pl.String, "minutes_before": pl.Int64},
     )
     return (
@@ -152,8 +196,7 @@ def make_profile(orders: pl.DataFrame, as_of: date = AS_OF) -> pl.DataFrame:
             is_promoter=pl.col("is_promoter").fill_null(False),
             referral_count=pl.col("referral_count").fill_null(0),
             # first contact: the account opened some minutes before the first order (a day before by default)
-            first_seen_at=pl.col("first_order_at")
-            - pl.duration(minutes=pl.col("minutes_before").fill_null(24 * 60)),
+            first_seen_at=pl.col("first_order_at") - pl.duration(minutes=pl.col("minutes_before").fill_null(24 * 60)),
             as_of_date=pl.lit(as_of),
         )
         .drop("minutes_before")
@@ -163,11 +206,13 @@ def make_profile(orders: pl.DataFrame, as_of: date = AS_OF) -> pl.DataFrame:
 
 def plant(warehouse: Path, orders: pl.DataFrame, as_of: date = AS_OF) -> None:
     """Write what the segment models read: the profile, orders, tickets, survey responses and the run date."""
-    tables = {"marts.customer_profile": make_profile(orders, as_of), "marts.fct_orders": orders,
-              "marts.fct_tickets": make_tickets(as_of),
-              "marts.fct_survey_responses": pl.DataFrame(schema={"customer_id": pl.String,
-                                                                 "submitted_at": pl.Datetime}),
-              "intermediate.int_run_date": pl.DataFrame({"run_date": [as_of]})}
+    tables = {
+        "marts.customer_profile": make_profile(orders, as_of),
+        "marts.fct_orders": orders,
+        "marts.fct_tickets": make_tickets(as_of),
+        "marts.fct_survey_responses": pl.DataFrame(schema={"customer_id": pl.String, "submitted_at": pl.Datetime}),
+        "intermediate.int_run_date": pl.DataFrame({"run_date": [as_of]}),
+    }
     with duckdb.connect(str(warehouse)) as con:
         for name, frame in tables.items():
             con.execute(f"create schema if not exists {name.split('.')[0]}")
@@ -185,8 +230,9 @@ def deep_update(target: dict, changes: dict) -> dict:
     return target
 
 
-def dbt_build(warehouse: Path, segments: dict | None = None,
-              models: list[str] = SEGMENT_MODELS) -> subprocess.CompletedProcess:
+def dbt_build(
+    warehouse: Path, segments: dict | None = None, models: list[str] = SEGMENT_MODELS
+) -> subprocess.CompletedProcess:
     """`dbt build` of the models with the vars a Dagster run passes (segments overridden); the run date is the
     planted int_run_date."""
     variables = dbt_vars({})
@@ -194,10 +240,27 @@ def dbt_build(warehouse: Path, segments: dict | None = None,
     env = {**os.environ, "CDP_WAREHOUSE": str(warehouse)}
     # dbt's unit tests have their own test; its target folder sits beside the warehouse (no shared parse state).
     return subprocess.run(
-        [str(Path(sys.executable).with_name("dbt")), "build", "--select", *models, "--vars", json.dumps(variables),
-         "--exclude-resource-type", "unit_test", "--target-path", str(warehouse.parent / "dbt-target"),
-         "--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR)],
-        env=env, capture_output=True, text=True, check=False,
+        [
+            str(Path(sys.executable).with_name("dbt")),
+            "build",
+            "--select",
+            *models,
+            "--vars",
+            json.dumps(variables),
+            "--exclude-resource-type",
+            "unit_test",
+            "--target-path",
+            str(warehouse.parent / "dbt-target"),
+            "--project-dir",
+            str(DBT_DIR),
+            "--profiles-dir",
+            str(DBT_DIR),
+        ],
+        env=env,
+        cwd=DBT_DIR,
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
 
@@ -261,8 +324,18 @@ def test_thresholds_come_from_the_segments_vars(tmp_path):
         "lapsed": {"churn_days": 500},  # LAPSED's last purchase was 400 days ago
         "promo_driven": {"min_purchases": 5},  # PROMO made 4
         "impulsive": {"max_minutes_to_first_purchase": 10},  # IMPULSIVE bought 20 minutes after its first contact
-        "precedence": ["loyal", "lapsed", "advocate", "high_value", "new", "promo_driven", "impulsive", "occasional",
-                       "low_value", "prospect"],
+        "precedence": [
+            "loyal",
+            "lapsed",
+            "advocate",
+            "high_value",
+            "new",
+            "promo_driven",
+            "impulsive",
+            "occasional",
+            "low_value",
+            "prospect",
+        ],
     }
     result = dbt_build(warehouse, changed, ["customer_segments"])
     assert result.returncode == 0, result.stdout[-3000:]
@@ -297,8 +370,9 @@ def test_history_keeps_one_snapshot_per_run_date_and_transitions_follow(tmp_path
     plant(warehouse, make_orders({**PURCHASES, "PROSPECT_ACCOUNT": [(-26, 1e5, False)]}), later)
     result = dbt_build(warehouse)
     assert result.returncode == 0, result.stdout[-3000:]
-    snapshots = table(warehouse, "select snapshot_date, count(*) as n from marts.customer_segment_history "
-                                 "group by all order by 1").rows()
+    snapshots = table(
+        warehouse, "select snapshot_date, count(*) as n from marts.customer_segment_history group by all order by 1"
+    ).rows()
     assert snapshots == [(AS_OF, customers), (later, customers)]
     transitions = table(warehouse, "select * from marts.segment_transitions")
     assert transitions["customers"].sum() == customers

@@ -31,9 +31,21 @@ SEGMENT_NAMES = np.array(["loyal", "new", "occasional", "lapsed"])
 CHANNELS = np.array(["web", "app", "marketplace", "store"])
 COST_PER_TICKET = section("clv")["cost_per_ticket"]
 EQUITY_DIMENSIONS = ("overall", "segment", "acquisition_cohort", "channel", "customer_type")
-VALUE_MODELS = [["intermediate", "int_purchases"], ["intermediate", "int_customer_margins"],
-                *(["marts", name] for name in ("clv_model_params", "customer_clv", "clv_backtest", "customer_value",
-                                               "customer_equity", "customer_equity_history"))]
+VALUE_MODELS = [
+    ["intermediate", "int_purchases"],
+    ["intermediate", "int_customer_margins"],
+    *(
+        ["marts", name]
+        for name in (
+            "clv_model_params",
+            "customer_clv",
+            "clv_backtest",
+            "customer_value",
+            "customer_equity",
+            "customer_equity_history",
+        )
+    ),
+]
 
 
 def _purchase_days(frequency, recency, T, rng) -> pl.DataFrame:
@@ -45,10 +57,12 @@ def _purchase_days(frequency, recency, T, rng) -> pl.DataFrame:
     middle = np.repeat(customer, np.maximum(frequency - 1, 0))
     middle_days = first[middle] - rng.integers(1, np.maximum(first[middle] - last[middle], 2))
     repeat = frequency > 0
-    return pl.DataFrame({
-        "customer": np.concatenate([customer, customer[repeat], middle]),
-        "days_before": np.concatenate([first, last[repeat], np.maximum(middle_days, last[middle])]),
-    })
+    return pl.DataFrame(
+        {
+            "customer": np.concatenate([customer, customer[repeat], middle]),
+            "days_before": np.concatenate([first, last[repeat], np.maximum(middle_days, last[middle])]),
+        }
+    )
 
 
 def make_marts(n_buyers: int, rng: np.random.Generator, *, one_purchase_each: bool = False):
@@ -62,38 +76,53 @@ def make_marts(n_buyers: int, rng: np.random.Generator, *, one_purchase_each: bo
     spend_rate = rng.gamma(TRUE_GAMMA_GAMMA["q"], 1.0 / TRUE_GAMMA_GAMMA["gamma"], n_buyers)
     goods = np.round(rng.gamma(TRUE_GAMMA_GAMMA["p"], 1.0 / spend_rate[days["customer"].to_numpy()]), -2)
     shipping = rng.choice([0.0, 10_000.0], n)
-    orders = pl.DataFrame({
-        "order_id": [f"O{i:06d}" for i in range(n)],
-        "customer_id": ids[days["customer"].to_numpy()],
-        "order_date": [AS_OF - timedelta(days=int(d)) for d in days["days_before"]],
-        "channel": rng.choice(CHANNELS, n, p=[0.5, 0.3, 0.15, 0.05]),
-        "net_amount": goods + shipping,
-        "shipping_amount": shipping,
-        # 80% of orders have item costs at 60% of the goods value
-        "cost_amount": np.where(rng.random(n) < 0.8, goods * 0.6, np.nan),
-        "status": "completed",
-        "is_purchase": True,
-    }).with_columns(
+    orders = pl.DataFrame(
+        {
+            "order_id": [f"O{i:06d}" for i in range(n)],
+            "customer_id": ids[days["customer"].to_numpy()],
+            "order_date": [AS_OF - timedelta(days=int(d)) for d in days["days_before"]],
+            "channel": rng.choice(CHANNELS, n, p=[0.5, 0.3, 0.15, 0.05]),
+            "net_amount": goods + shipping,
+            "shipping_amount": shipping,
+            # 80% of orders have item costs at 60% of the goods value
+            "cost_amount": np.where(rng.random(n) < 0.8, goods * 0.6, np.nan),
+            "status": "completed",
+            "is_purchase": True,
+        }
+    ).with_columns(
         pl.col("cost_amount").fill_nan(None),
         ordered_at=pl.col("order_date").cast(pl.Datetime("us")) + pl.duration(hours=10),
     )
     # The twins: copies of the first repeat buyer's purchases.
     template = orders.filter(pl.col("customer_id") == ids[np.argmax(frequency > 1)])
-    orders = pl.concat([orders, *(template.with_columns(customer_id=pl.lit(t), order_id=pl.col("order_id") + t)
-                                  for t in (QUIET, NEEDY))])
+    orders = pl.concat(
+        [
+            orders,
+            *(template.with_columns(customer_id=pl.lit(t), order_id=pl.col("order_id") + t) for t in (QUIET, NEEDY)),
+        ]
+    )
     # A cancelled order is no purchase and must not count anywhere.
-    orders = pl.concat([orders, orders.head(1).with_columns(order_id=pl.lit("CANCELLED"), is_purchase=False,
-                                                            status=pl.lit("cancelled"), net_amount=9e9)])
+    orders = pl.concat(
+        [
+            orders,
+            orders.head(1).with_columns(
+                order_id=pl.lit("CANCELLED"), is_purchase=False, status=pl.lit("cancelled"), net_amount=9e9
+            ),
+        ]
+    )
     purchases = orders.filter("is_purchase")
     per_customer = purchases.group_by("customer_id").agg(
         first_order_at=pl.col("ordered_at").min(), order_count=pl.len(), revenue=pl.col("net_amount").sum()
     )
     all_ids = pl.DataFrame({"customer_id": [*ids, QUIET, NEEDY, *PROSPECTS]})
-    tickets = pl.DataFrame({
-        "ticket_id": [f"T{i}" for i in range(NEEDY_TICKETS + 2)],
-        "customer_id": [NEEDY] * NEEDY_TICKETS + [PROSPECTS[0], ids[0]],
-        "created_at": [datetime(2026, 6, 1, 9)] * NEEDY_TICKETS + [datetime(2026, 5, 1, 9), datetime(2024, 1, 1, 9)],
-    })
+    tickets = pl.DataFrame(
+        {
+            "ticket_id": [f"T{i}" for i in range(NEEDY_TICKETS + 2)],
+            "customer_id": [NEEDY] * NEEDY_TICKETS + [PROSPECTS[0], ids[0]],
+            "created_at": [datetime(2026, 6, 1, 9)] * NEEDY_TICKETS
+            + [datetime(2026, 5, 1, 9), datetime(2024, 1, 1, 9)],
+        }
+    )
     ticket_count = tickets.group_by("customer_id").agg(ticket_count=pl.len())
     profile = (
         all_ids.join(per_customer, on="customer_id", how="left")
@@ -101,7 +130,8 @@ def make_marts(n_buyers: int, rng: np.random.Generator, *, one_purchase_each: bo
         .with_columns(
             pl.col("order_count", "ticket_count").fill_null(0),
             pl.col("revenue").fill_null(0.0),
-            customer_type=pl.when(pl.col("customer_id").str.ends_with("7")).then(pl.lit("reseller"))
+            customer_type=pl.when(pl.col("customer_id").str.ends_with("7"))
+            .then(pl.lit("reseller"))
             .otherwise(pl.lit("end_customer")),
             as_of_date=pl.lit(AS_OF),
         )
@@ -113,8 +143,13 @@ def make_marts(n_buyers: int, rng: np.random.Generator, *, one_purchase_each: bo
 
 def write_marts(path, orders, profile, segments, tickets, run_date: date = AS_OF) -> None:
     """The tables the value models read, and the run date they measure against."""
-    tables = {"marts.fct_orders": orders, "marts.customer_profile": profile, "marts.customer_segments": segments,
-              "marts.fct_tickets": tickets, "intermediate.int_run_date": pl.DataFrame({"run_date": [run_date]})}
+    tables = {
+        "marts.fct_orders": orders,
+        "marts.customer_profile": profile,
+        "marts.customer_segments": segments,
+        "marts.fct_tickets": tickets,
+        "intermediate.int_run_date": pl.DataFrame({"run_date": [run_date]}),
+    }
     with duckdb.connect(str(path)) as con:
         for name, frame in tables.items():
             con.execute(f"create schema if not exists {name.split('.')[0]}")
@@ -126,8 +161,11 @@ def write_marts(path, orders, profile, segments, tickets, run_date: date = AS_OF
 def materialize(keys, instance) -> dg.ExecuteInJobResult:
     """Build the given dbt models (and their dbt tests and the CLV check) through Dagster."""
     return dg.materialize(
-        [dbt_models, dbt_customer_marts, *CLV_CHECKS], instance=instance, resources={"dbt": dbt_resource},
-        selection=dg.AssetSelection.keys(*keys), raise_on_error=False,
+        [dbt_models, dbt_customer_marts, *CLV_CHECKS],
+        instance=instance,
+        resources={"dbt": dbt_resource},
+        selection=dg.AssetSelection.keys(*keys),
+        raise_on_error=False,
     )
 
 
@@ -220,7 +258,8 @@ def test_equity_rollups_add_up(materialized, marts):
     purchases = orders.filter("is_purchase")
     assert values["revenue_to_date"].sum() == pytest.approx(purchases["net_amount"].sum())
     assert values["current_revenue"].sum() == pytest.approx(
-        purchases.filter(pl.col("order_date") > AS_OF - timedelta(days=365))["net_amount"].sum())
+        purchases.filter(pl.col("order_date") > AS_OF - timedelta(days=365))["net_amount"].sum()
+    )
 
     rollup = _table(warehouse, "select * from marts.customer_equity")
     assert set(rollup["dimension"]) == set(EQUITY_DIMENSIONS)
@@ -243,9 +282,12 @@ def test_backtest_compares_predicted_and_actual_holdout_purchases(materialized, 
     total = backtest.filter(pl.col("grouping") == "total").row(0, named=True)
     orders = marts[0].filter("is_purchase")
     holdout_start = AS_OF - timedelta(days=section("clv")["backtest"]["holdout_days"])
-    actual = orders.filter(pl.col("order_date") > holdout_start).join(
-        orders.filter(pl.col("order_date") <= holdout_start).select("customer_id").unique(), on="customer_id"
-    ).select("customer_id", "order_date").n_unique()
+    actual = (
+        orders.filter(pl.col("order_date") > holdout_start)
+        .join(orders.filter(pl.col("order_date") <= holdout_start).select("customer_id").unique(), on="customer_id")
+        .select("customer_id", "order_date")
+        .n_unique()
+    )
     assert total["actual_purchases"] == actual
     assert abs(total["relative_error"]) < 0.25
     for grouping in ("frequency", "decile"):
@@ -263,8 +305,10 @@ def test_backtest_compares_predicted_and_actual_holdout_purchases(materialized, 
 def test_equity_history_keeps_one_snapshot_per_run_date(materialized):
     warehouse, instance, _ = materialized
     monkeypatch.setenv("CDP_WAREHOUSE", str(warehouse))
-    history_sql = "select snapshot_date, count(*) as n, sum(lifetime_value) as v from marts.customer_equity_history " \
-                  "where dimension = 'overall' group by all order by 1"
+    history_sql = (
+        "select snapshot_date, count(*) as n, sum(lifetime_value) as v from marts.customer_equity_history "
+        "where dimension = 'overall' group by all order by 1"
+    )
     first = _table(warehouse, history_sql)
     assert first["snapshot_date"].to_list() == [AS_OF]
     equity_models = [["marts", "customer_equity"], ["marts", "customer_equity_history"]]

@@ -14,6 +14,24 @@ AS_OF = date(2026, 6, 30)
 TICKET = 25_000.0
 
 
+def make_orders(rows) -> pl.DataFrame:
+    """rows: (customer_id, order_date, channel, net_amount, shipping_amount, cost_amount, is_purchase)."""
+    frame = pl.DataFrame(
+        rows,
+        orient="row",
+        schema={
+            "customer_id": pl.String,
+            "order_date": pl.Date,
+            "channel": pl.String,
+            "net_amount": pl.Float64,
+            "shipping_amount": pl.Float64,
+            "cost_amount": pl.Float64,
+            "is_purchase": pl.Boolean,
+        },
+    )
+    return frame.with_columns(ordered_at=pl.col("order_date").cast(pl.Datetime("us")))
+
+
 def test_params_table_round_trips_and_reports_problems():
     bgnbd = clv.BGNBDParams(0.24, 4.41, 0.79, 2.43, "weeks", -9582.4, True, 30, 2357.0, False)
     gamma_gamma = clv.GammaGammaParams(6.25, 3.74, 15.44, -4000.0, True, 20, 946, False)
@@ -32,12 +50,14 @@ def test_params_table_round_trips_and_reports_problems():
 
 
 def test_backtest_summary_buckets():
-    frame = pl.DataFrame({
-        "customer_id": [f"C{i:02d}" for i in range(20)],
-        "frequency": [0] * 10 + [1] * 5 + [9] * 5,
-        "predicted_holdout": np.arange(20) / 10,
-        "frequency_holdout": [0] * 10 + [1] * 5 + [3] * 5,
-    })
+    frame = pl.DataFrame(
+        {
+            "customer_id": [f"C{i:02d}" for i in range(20)],
+            "frequency": [0] * 10 + [1] * 5 + [9] * 5,
+            "predicted_holdout": np.arange(20) / 10,
+            "frequency_holdout": [0] * 10 + [1] * 5 + [3] * 5,
+        }
+    )
     summary = equity.backtest_summary(frame)
     total = summary.filter(pl.col("grouping") == "total").row(0, named=True)
     assert (total["customers"], total["actual_purchases"]) == (20, 20.0)
@@ -54,15 +74,19 @@ def test_backtest_summary_buckets():
 
 
 def test_backtest_is_skipped_when_history_is_shorter_than_the_holdout():
-    young = make_orders([
-        ("A", date(2026, 6, 1), "web", 100_000.0, 0.0, None, True),
-        ("A", date(2026, 6, 20), "web", 50_000.0, 0.0, None, True),
-        ("B", date(2026, 6, 10), "app", 80_000.0, 0.0, None, True),
-    ])
+    young = make_orders(
+        [
+            ("A", date(2026, 6, 1), "web", 100_000.0, 0.0, None, True),
+            ("A", date(2026, 6, 20), "web", 50_000.0, 0.0, None, True),
+            ("B", date(2026, 6, 10), "app", 80_000.0, 0.0, None, True),
+        ]
+    )
     frame, params, skipped = equity.backtest(young, AS_OF, holdout_days=90, period="days")
     assert frame.is_empty() and params is None
-    assert skipped == "history starts 2026-06-01 (29 days before 2026-06-30): shorter than the 90-day holdout, " \
-                      "nothing to calibrate on"
+    assert (
+        skipped == "history starts 2026-06-01 (29 days before 2026-06-30): shorter than the 90-day holdout, "
+        "nothing to calibrate on"
+    )
     # The table still says which as-of and holdout it covers: one total row of nobody.
     assert equity.backtest_summary(frame).rows() == [("total", "all", 0, 0.0, 0.0, None, None)]
 
@@ -74,27 +98,38 @@ def test_score_clv_matches_the_model_library():
     rng = np.random.default_rng(2)
     sample = clv.sample_bgnbd(400, 0.5, 30.0, 0.8, 3.0, rng.uniform(30, 400, 400), rng)
     zbar = clv.sample_gamma_gamma(sample["frequency"], 4.0, 3.0, 30_000.0, rng)
-    inputs = pl.DataFrame({
-        "customer_id": [f"C{i}" for i in range(400)], "frequency": sample["frequency"], "recency": sample["recency"],
-        "T": sample["T"], "monetary_value": zbar, "mean_purchase_value": 50_000.0,
-        "gross_margin_ratio": rng.uniform(0.2, 0.5, 400), "tickets_per_purchase": rng.choice([0.0, 0.5, 2.0], 400),
-    })
+    inputs = pl.DataFrame(
+        {
+            "customer_id": [f"C{i}" for i in range(400)],
+            "frequency": sample["frequency"],
+            "recency": sample["recency"],
+            "T": sample["T"],
+            "monetary_value": zbar,
+            "mean_purchase_value": 50_000.0,
+            "gross_margin_ratio": rng.uniform(0.2, 0.5, 400),
+            "tickets_per_purchase": rng.choice([0.0, 0.5, 2.0], 400),
+        }
+    )
     fit = equity.fit_clv(inputs, period="days")
     assert fit.problems() == []
-    scored = equity.score_clv(inputs, fit, horizon_months=12, monthly_discount_rate=0.01, cost_per_ticket=TICKET,
-                              windows_days=[30])
+    scored = equity.score_clv(
+        inputs, fit, horizon_months=12, monthly_discount_rate=0.01, cost_per_ticket=TICKET, windows_days=[30]
+    )
     args = (fit.bgnbd, fit.gamma_gamma, sample["frequency"], sample["recency"], sample["T"], zbar)
     margin = inputs["gross_margin_ratio"].to_numpy()
     cost = inputs["tickets_per_purchase"].to_numpy() * TICKET
     expected = clv.customer_lifetime_value(*args, horizon_months=12, monthly_discount_rate=0.01, margin=margin)
-    expected_net = clv.customer_lifetime_value(*args, horizon_months=12, monthly_discount_rate=0.01, margin=margin,
-                                               cost_per_purchase=cost)
+    expected_net = clv.customer_lifetime_value(
+        *args, horizon_months=12, monthly_discount_rate=0.01, margin=margin, cost_per_purchase=cost
+    )
     np.testing.assert_allclose(scored["clv"], expected, rtol=1e-10)
     np.testing.assert_allclose(scored["net_clv"], expected_net, rtol=1e-10, atol=1e-6)
-    np.testing.assert_allclose(scored["expected_purchases_30d"],
-                               clv.expected_purchases(fit.bgnbd, *args[2:5], 30.0), rtol=1e-10)
+    np.testing.assert_allclose(
+        scored["expected_purchases_30d"], clv.expected_purchases(fit.bgnbd, *args[2:5], 30.0), rtol=1e-10
+    )
     # Without a usable Gamma-Gamma fit each customer's own mean purchase value is used.
     no_gamma_gamma = replace(fit, gamma_gamma=equity.unfitted_gamma_gamma(), gamma_gamma_error="none")
-    fallback = equity.score_clv(inputs, no_gamma_gamma, horizon_months=12, monthly_discount_rate=0.01,
-                                cost_per_ticket=TICKET, windows_days=[30])
+    fallback = equity.score_clv(
+        inputs, no_gamma_gamma, horizon_months=12, monthly_discount_rate=0.01, cost_per_ticket=TICKET, windows_days=[30]
+    )
     assert (fallback["expected_order_value"] == 50_000.0).all()

@@ -2,7 +2,7 @@
 -- var `run_date`. Without it (dbt run by hand) the latest staged event date stands in, but never a day after
 -- today in the shop's time zone, so a future-dated record cannot move it. It always depends on staging, so it is
 -- built after the run's staged data, with or without the var.
-{#- validated as an ISO date before it goes into the SQL text -#}
+{#- a quoted literal (quotes doubled), cast to a date: anything but a date fails the build -#}
 {%- set run_date = var('run_date', none) %}
 
 with latest_event as (
@@ -20,8 +20,8 @@ with latest_event as (
 
 select
     {%- if run_date %}
-    cast('{{ modules.datetime.date.fromisoformat(run_date | string) }}' as date) as run_date
+        cast({{ sql_string(run_date) }} as date) as run_date
     {%- else %}
-    event_date as run_date
+        event_date as run_date
     {%- endif %}
 from latest_event

@@ -12,15 +12,16 @@ with clusters as (
 this_run_violations as (
     select count(*) as violations
     from {{ ref('identity_violations') }} as violations
-    join {{ ref('int_run_date') }} as run on run.run_date = violations.run_date
+    inner join {{ ref('int_run_date') }} as run on violations.run_date = run.run_date
 ),
 
+-- "merges" is quoted: sqlfluff's DuckDB dialect reads merges as a keyword.
 this_run_changes as (
     select
-        count(*) filter (where changes.change_type = 'merge') as merges,
-        count(*) filter (where changes.change_type = 'split') as splits
-    from {{ ref('identity_changes') }} as changes
-    join {{ ref('int_run_date') }} as run on run.run_date = changes.run_date
+        count(*) filter (where id_changes.change_type = 'merge') as "merges",  -- noqa: RF06
+        count(*) filter (where id_changes.change_type = 'split') as splits
+    from {{ ref('identity_changes') }} as id_changes
+    inner join {{ ref('int_run_date') }} as run on id_changes.run_date = run.run_date
 )
 
 select
@@ -29,7 +30,7 @@ select
     count(*) as persons,
     1 - count(*) / sum(clusters.records) as merge_rate,
     any_value(this_run_violations.violations) as violations,
-    any_value(this_run_changes.merges) as merges,
+    any_value(this_run_changes.merges) as "merges",  -- noqa: RF06
     any_value(this_run_changes.splits) as splits,
     coalesce(max(clusters.records), 0) as largest_cluster
 from {{ ref('int_run_date') }} as run

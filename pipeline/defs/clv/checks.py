@@ -40,7 +40,7 @@ def clv_fit_healthy(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     name="clv_backtest_ran",
     blocking=False,
     description="The backtest had history to calibrate on (it is skipped when the history is shorter than "
-                "clv.backtest.holdout_days).",
+    "clv.backtest.holdout_days).",
 )
 def clv_backtest_ran() -> dg.AssetCheckResult:
     with connect(read_only=True) as con:

@@ -39,14 +39,29 @@ curve_at as (
 
 concentration as (
     select
-        1 - max(share) filter (where quantile = 0.9) as top10_share,
-        1 - max(share) filter (where quantile = 0.8) as top20_share,
-        (select 1 - (2 * sum(share) - 1) / max(n) from lorenz where total > 0) as gini
+        1 - max(curve_at.share) filter (where curve_at.quantile = 0.9) as top10_share,
+        1 - max(curve_at.share) filter (where curve_at.quantile = 0.8) as top20_share
     from curve_at
 ),
 
+-- Gini = 1 - 2 x the area under the Lorenz curve (trapezoids over equal customer steps).
+gini as (
+    select 1 - (2 * sum(lorenz.share) - 1) / max(lorenz.n) as gini
+    from lorenz
+    where lorenz.total > 0
+),
+
+buyer_totals as (
+    select
+        count(*) as buyers,
+        coalesce(sum(buyers.revenue), 0)::double as revenue
+    from buyers
+),
+
 profile_counts as (
-    select run.run_date as as_of_date, count(profile.customer_id) as customers
+    select
+        run.run_date as as_of_date,
+        count(profile.customer_id) as customers
     from {{ ref('int_run_date') }} as run
     left join {{ ref('customer_profile') }} as profile on true
     group by run.run_date
@@ -55,28 +70,31 @@ profile_counts as (
 flag_counts as (
     select
         {%- for name in flags %}
-        count(*) filter (where {{ name }}) as {{ name }}_customers{{ "," if not loop.last }}
+            count(*) filter (where {{ name }}) as {{ name }}_customers,
         {%- endfor %}
+        count(*) as segmented_customers
     from {{ ref('customer_segments') }}
 )
 
 select
     profile_counts.as_of_date,
     profile_counts.customers,
-    (select count(*) from buyers) as buyers,
-    (select coalesce(sum(revenue), 0) from buyers)::double as revenue,
+    buyer_totals.buyers,
+    buyer_totals.revenue,
     concentration.top10_share,
     concentration.top20_share,
-    concentration.gini,
+    gini.gini,
     case
         when concentration.top20_share >= {{ threshold }} then 'tall'
         when concentration.top20_share is not null then 'broad'
     end as shape,
     {{ threshold }}::double as tall_min_top20_share,
-    {{ sql_string(setting('segments.rules_version')) }} as rules_version,
     {%- for name in flags %}
-    flag_counts.{{ name }}_customers{{ "," if not loop.last }}
+        flag_counts.{{ name }}_customers,
     {%- endfor %}
+    {{ sql_string(setting('segments.rules_version')) }} as rules_version
 from profile_counts
+cross join buyer_totals
 cross join concentration
+cross join gini
 cross join flag_counts

@@ -2,7 +2,7 @@
 -- frequency (purchases) and monetary (revenue) as quintiles 1-5, ties broken by customer_id so the same data
 -- always gives the same scores; the named segment comes from the grid in `segments.rfm.grid`.
 {%- set grid = setting('segments.rfm.grid') %}
-{%- if execute %}{{ check_rfm_grid(grid) }}{% endif %}
+{%- if execute and grid %}{{ check_rfm_grid(grid) }}{% endif %}
 
 with buyers as (
     select
@@ -19,7 +19,7 @@ with buyers as (
 scored as (
     select
         *,
-        ntile(5) over (order by recency_days desc, customer_id) as r_score,
+        ntile(5) over (order by recency_days desc, customer_id asc) as r_score,
         ntile(5) over (order by frequency, customer_id) as f_score,
         ntile(5) over (order by monetary, customer_id) as m_score
     from buyers
@@ -35,7 +35,7 @@ select
     m_score,
     concat(r_score, f_score, m_score) as rfm_code,
     case
-        {%- for entry in grid or [] %}
+    {%- for entry in grid or [] %}
         when r_score between {{ entry.r[0] | int }} and {{ entry.r[1] | int }}
             and f_score between {{ entry.f[0] | int }} and {{ entry.f[1] | int }}
             then {{ sql_string(entry.name) }}

@@ -3,7 +3,7 @@
 -- as columns so every flag can be explained.
 {%- set rules = setting('segments') %}
 {%- set flags = segment_flags() %}
-{%- if execute %}
+{%- if execute and rules %}
     {%- for name in rules.precedence + rules.occasional.not_in if name not in flags %}
         {{ exceptions.raise_compiler_error("segments names unknown segment " ~ name ~ "; known: " ~ flags) }}
     {%- endfor %}
@@ -42,16 +42,18 @@ purchase_behaviour as (
     group by purchases.customer_id
 ),
 
--- For the impulsive rule: tickets and survey answers that came before the first purchase.
+-- For the impulsive rule: tickets and survey answers, and how many came before the first purchase.
+contacts as (
+    select customer_id, created_at as contacted_at from {{ ref('fct_tickets') }}
+    union all
+    select customer_id, submitted_at from {{ ref('fct_survey_responses') }}
+),
+
 contacts_before_purchase as (
     select profile.customer_id, count(*) as contacts
     from {{ ref('customer_profile') }} as profile
-    join (
-        select customer_id, created_at as contacted_at from {{ ref('fct_tickets') }}
-        union all
-        select customer_id, submitted_at from {{ ref('fct_survey_responses') }}
-    ) as contacts
-        on contacts.customer_id = profile.customer_id and contacts.contacted_at < profile.first_order_at
+    inner join contacts
+        on profile.customer_id = contacts.customer_id and contacts.contacted_at < profile.first_order_at
     group by profile.customer_id
 ),
 
@@ -60,8 +62,8 @@ inputs as (
         profile.customer_id,
         profile.customer_type,
         coalesce(profile.order_count, 0) > 0 as is_buyer,
-        date_diff('day', cast(profile.first_order_at as date), run.run_date) as days_since_first_purchase,
-        date_diff('day', cast(profile.last_order_at as date), run.run_date) as days_since_last_purchase,
+        date_diff('day', (profile.first_order_at)::date, run.run_date) as days_since_first_purchase,
+        date_diff('day', (profile.last_order_at)::date, run.run_date) as days_since_last_purchase,
         coalesce(behaviour.purchases, 0) as purchases,
         coalesce(behaviour.discounted_share, 0.0) as discounted_share,
         coalesce(behaviour.active_quarters, 0) as active_quarters,
@@ -77,9 +79,10 @@ inputs as (
         profile.is_promoter,
         profile.referral_count,
         {%- if rules and rules.value.basis == 'clv' %}
-        clv.clv as value_basis,
+            -- customer_clv is joined below when the basis is clv
+            clv.clv as value_basis,  -- noqa: RF01
         {%- else %}
-        profile.revenue as value_basis,
+            profile.revenue as value_basis,
         {%- endif %}
         run.run_date
     from {{ ref('customer_profile') }} as profile
@@ -87,7 +90,7 @@ inputs as (
     left join purchase_behaviour as behaviour on behaviour.customer_id = profile.customer_id
     left join contacts_before_purchase on contacts_before_purchase.customer_id = profile.customer_id
     {%- if rules and rules.value.basis == 'clv' %}
-    left join {{ ref('customer_clv') }} as clv on clv.customer_id = profile.customer_id
+        left join {{ ref('customer_clv') }} as clv on clv.customer_id = profile.customer_id
     {%- endif %}
 ),
 
@@ -95,10 +98,13 @@ inputs as (
 ranked as (
     select
         *,
-        case when is_buyer and value_basis is not null then
-            (rank() over (partition by is_buyer and value_basis is not null order by value_basis)
-             + (count(*) over (partition by is_buyer and value_basis is not null, value_basis) - 1) / 2)
-            / count(*) over (partition by is_buyer and value_basis is not null)
+        case
+            when is_buyer and value_basis is not null then
+                (
+                    rank() over (partition by is_buyer and value_basis is not null order by value_basis)
+                    + (count(*) over (partition by is_buyer and value_basis is not null, value_basis) - 1) / 2
+                )
+                / count(*) over (partition by is_buyer and value_basis is not null)
         end as value_percentile
     from inputs
 ),
@@ -106,8 +112,10 @@ ranked as (
 flagged as (
     select
         *,
-        coalesce(is_buyer and days_since_first_purchase <= {{ setting('segments.new.max_days_since_first_purchase') | int }},
-                 false) as new,
+        coalesce(
+            is_buyer and days_since_first_purchase <= {{ setting('segments.new.max_days_since_first_purchase') | int }},
+            false
+        ) as new,
         coalesce(
             is_buyer
             and active_quarters >= {{ setting('segments.loyal.min_active_quarters') | int }}
@@ -116,13 +124,16 @@ flagged as (
         ) as loyal,
         coalesce(
             not is_buyer
-            and (coalesce(has_account, false) or coalesce(ticket_count, 0) > 0 or latest_nps is not null
-                 or csat_avg is not null),
+            and (
+                coalesce(has_account, false) or coalesce(ticket_count, 0) > 0 or latest_nps is not null
+                or csat_avg is not null
+            ),
             false
         ) as prospect,
         coalesce(value_percentile > 1 - {{ setting('segments.value.high_top_share') | float }}, false) as high_value,
         coalesce(value_percentile <= {{ setting('segments.value.low_bottom_share') | float }}, false) as low_value,
-        coalesce(is_buyer and days_since_last_purchase > {{ setting('segments.lapsed.churn_days') | int }}, false) as lapsed,
+        coalesce(is_buyer and days_since_last_purchase > {{ setting('segments.lapsed.churn_days') | int }}, false)
+            as lapsed,
         coalesce(
             purchases >= {{ setting('segments.promo_driven.min_purchases') | int }}
             and discounted_share >= {{ setting('segments.promo_driven.min_discounted_share') | float }},
@@ -137,7 +148,10 @@ flagged as (
             false
         ) as impulsive,
         coalesce(
-            (coalesce(is_promoter, false) and order_count >= {{ setting('segments.advocate.min_repeat_purchases') | int }})
+            (
+                coalesce(is_promoter, false)
+                and order_count >= {{ setting('segments.advocate.min_repeat_purchases') | int }}
+            )
             or coalesce(referral_count, 0) >= {{ setting('segments.advocate.min_referrals') | int }},
             false
         ) as advocate
@@ -155,10 +169,10 @@ select
     customer_id,
     customer_type,
     {%- for name in flags %}
-    {{ name }},
+        {{ name }},
     {%- endfor %}
     case
-        {%- for name in (rules.precedence if rules else []) %}
+    {%- for name in (rules.precedence if rules else []) %}
         when {{ name }} then {{ sql_string(name) }}
         {%- endfor %}
         else {{ sql_string(rules.fallback_segment if rules else '') }}

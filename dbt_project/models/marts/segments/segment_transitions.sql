@@ -13,13 +13,13 @@ pairs as (
 before as (
     select pairs.from_date, pairs.to_date, history.customer_id, history.primary_segment as from_segment
     from pairs
-    join {{ ref('customer_segment_history') }} as history on history.snapshot_date = pairs.from_date
+    inner join {{ ref('customer_segment_history') }} as history on history.snapshot_date = pairs.from_date
 ),
 
 after as (
     select pairs.from_date, pairs.to_date, history.customer_id, history.primary_segment as to_segment
     from pairs
-    join {{ ref('customer_segment_history') }} as history on history.snapshot_date = pairs.to_date
+    inner join {{ ref('customer_segment_history') }} as history on history.snapshot_date = pairs.to_date
 )
 
 select

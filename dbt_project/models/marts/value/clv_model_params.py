@@ -15,8 +15,11 @@ def model(dbt, session):
     settings = json.loads(dbt.config.get("clv_settings"))
     run_date = dbt.ref("int_run_date").pl().get_column("run_date")[0]
     inputs = equity.clv_inputs(
-        dbt.ref("int_purchases").pl(), dbt.ref("int_customer_margins").pl(), dbt.ref("customer_profile").pl(),
-        run_date, period=settings["period"],
+        dbt.ref("int_purchases").pl(),
+        dbt.ref("int_customer_margins").pl(),
+        dbt.ref("customer_profile").pl(),
+        run_date,
+        period=settings["period"],
     )
     fit = equity.fit_clv(inputs, period=settings["period"])
     return equity.params_table(fit, datetime.now(), run_date).to_arrow()

@@ -17,7 +17,10 @@ def model(dbt, session):
     run_date = dbt.ref("int_run_date").pl().get_column("run_date")[0]
     profile = dbt.ref("customer_profile").pl()
     inputs = equity.clv_inputs(
-        dbt.ref("int_purchases").pl(), dbt.ref("int_customer_margins").pl(), profile, run_date,
+        dbt.ref("int_purchases").pl(),
+        dbt.ref("int_customer_margins").pl(),
+        profile,
+        run_date,
         period=settings["period"],
     )
     scored = equity.score_clv(

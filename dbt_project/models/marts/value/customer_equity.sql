@@ -7,15 +7,16 @@ with labelled as (
 )
 
 {%- for dimension in ['overall'] + dimensions %}
-select
-    as_of_date,
-    '{{ dimension }}' as dimension,
-    {{ dimension }} as dimension_value,
-    count(*) as customers,
-    sum(current_value) as current_value,
-    sum(future_value) as future_value,
-    sum(lifetime_value) as lifetime_value
-from labelled
-group by as_of_date, {{ dimension }}
-{{ "union all" if not loop.last }}
+
+    select
+        as_of_date,
+        '{{ dimension }}' as dimension,
+        {{ dimension }} as dimension_value,
+        count(*) as customers,
+        sum(current_value) as current_value,
+        sum(future_value) as future_value,
+        sum(lifetime_value) as lifetime_value
+    from labelled
+    group by as_of_date, {{ dimension }}
+    {{ "union all" if not loop.last }}
 {%- endfor %}

@@ -3,5 +3,8 @@
 {{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='snapshot_date',
           on_schema_change='append_new_columns') }}
 
-select as_of_date as snapshot_date, *
+-- Every column of the snapshotted table, whatever it holds.
+select
+    as_of_date as snapshot_date,
+    *  -- noqa: AM04
 from {{ ref('customer_equity') }}

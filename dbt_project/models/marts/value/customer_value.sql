@@ -39,7 +39,7 @@ main_channels as (
         group by customer_id, channel
     ) as per_channel
     qualify row_number() over (
-        partition by customer_id order by orders desc, last_ordered_at desc, channel
+        partition by customer_id order by orders desc, last_ordered_at desc, channel asc
     ) = 1
 ),
 

@@ -2,12 +2,8 @@
 
 from datetime import date
 
-from pipeline.defs.dbt.assets import (
-    PARTITION_TAG,
-    RANGE_END_TAG,
-    dbt_vars,
-    last_partition,
-)
+from pipeline.cli import RANGE_END_TAG, RANGE_START_TAG
+from pipeline.defs.dbt.assets import PARTITION_TAG, dbt_vars, last_partition
 from pipeline.lib.config import section
 
 
