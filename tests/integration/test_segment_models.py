@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import subprocess
-import sys
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -17,7 +15,7 @@ import polars as pl
 import pytest
 
 from pipeline.defs.dbt.assets import dbt_vars
-from pipeline.defs.dbt.resources import DBT_DIR
+from tests.support.dbt_cli import plant_tables, run_dbt
 
 AS_OF = date(2025, 6, 30)
 SEGMENT_MODELS = [
@@ -213,12 +211,7 @@ def plant(warehouse: Path, orders: pl.DataFrame, as_of: date = AS_OF) -> None:
         "marts.fct_survey_responses": pl.DataFrame(schema={"customer_id": pl.String, "submitted_at": pl.Datetime}),
         "intermediate.int_run_date": pl.DataFrame({"run_date": [as_of]}),
     }
-    with duckdb.connect(str(warehouse)) as con:
-        for name, frame in tables.items():
-            con.execute(f"create schema if not exists {name.split('.')[0]}")
-            con.register("planted", frame.to_arrow())
-            con.execute(f"create or replace table {name} as select * from planted")
-            con.unregister("planted")
+    plant_tables(warehouse, tables)
 
 
 def deep_update(target: dict, changes: dict) -> dict:
@@ -235,32 +228,11 @@ def dbt_build(
 ) -> subprocess.CompletedProcess:
     """`dbt build` of the models with the vars a Dagster run passes (segments overridden); the run date is the
     planted int_run_date."""
-    variables = dbt_vars({})
-    deep_update(variables["segments"], copy.deepcopy(segments or {}))
-    env = {**os.environ, "CDP_WAREHOUSE": str(warehouse)}
-    # dbt's unit tests have their own test; its target folder sits beside the warehouse (no shared parse state).
-    return subprocess.run(
-        [
-            str(Path(sys.executable).with_name("dbt")),
-            "build",
-            "--select",
-            *models,
-            "--vars",
-            json.dumps(variables),
-            "--exclude-resource-type",
-            "unit_test",
-            "--target-path",
-            str(warehouse.parent / "dbt-target"),
-            "--project-dir",
-            str(DBT_DIR),
-            "--profiles-dir",
-            str(DBT_DIR),
-        ],
-        env=env,
-        cwd=DBT_DIR,
-        capture_output=True,
-        text=True,
-        check=False,
+    variables = copy.deepcopy(dbt_vars({}))  # the vars hold the loaded configuration itself: change a copy
+    deep_update(variables["segments"], segments or {})
+    # dbt's unit tests have their own test.
+    return run_dbt(
+        warehouse, "build", "--select", *models, "--vars", json.dumps(variables), "--exclude-resource-type", "unit_test"
     )
 
 

@@ -18,6 +18,7 @@ from pipeline.defs.dbt.assets import dbt_customer_marts, dbt_models
 from pipeline.defs.dbt.resources import dbt_resource
 from pipeline.lib import clv, equity
 from pipeline.lib.config import section
+from tests.support.dbt_cli import plant_tables
 
 AS_OF = date(2026, 6, 30)
 TRUE_BGNBD = {"r": 0.6, "alpha": 40.0, "a": 0.7, "b": 2.5}  # alpha in days
@@ -150,15 +151,10 @@ def write_marts(path, orders, profile, segments, tickets, run_date: date = AS_OF
         "marts.fct_tickets": tickets,
         "intermediate.int_run_date": pl.DataFrame({"run_date": [run_date]}),
     }
-    with duckdb.connect(str(path)) as con:
-        for name, frame in tables.items():
-            con.execute(f"create schema if not exists {name.split('.')[0]}")
-            con.register("planted", frame.to_arrow())
-            con.execute(f"create or replace table {name} as select * from planted")
-            con.unregister("planted")
+    plant_tables(path, tables)
 
 
-def materialize(keys, instance) -> dg.ExecuteInJobResult:
+def materialize(keys, instance) -> dg.ExecuteInProcessResult:
     """Build the given dbt models (and their dbt tests and the CLV check) through Dagster."""
     return dg.materialize(
         [dbt_models, dbt_customer_marts, *CLV_CHECKS],
