@@ -2,9 +2,9 @@
 
 from datetime import date
 
-from pipeline.cli import RANGE_END_TAG, RANGE_START_TAG
 from pipeline.defs.dbt.assets import PARTITION_TAG, dbt_vars, last_partition
 from pipeline.lib.config import section
+from pipeline.lib.partitions import RANGE_END_TAG, RANGE_START_TAG
 
 
 def test_run_date_is_the_last_partition_of_the_run():

@@ -16,13 +16,13 @@ from datetime import date
 import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
 
-from pipeline.cli import RANGE_END_TAG
 from pipeline.defs.dbt.resources import dbt_project
 from pipeline.defs.dbt.translator import CdpDbtTranslator
 from pipeline.defs.resources import SettingsResource, WarehouseResource
 from pipeline.defs.table_metadata import table_metadata
 from pipeline.lib.config import section, shop_calendar, warehouse_path
 from pipeline.lib.dbt_translator import CdpDbtTranslator
+from pipeline.lib.partitions import RANGE_END_TAG
 from pipeline.lib.warehouse import connect
 
 # The customer marts built after the profile's checks (dbt_project/models/marts/segments and value).
