@@ -221,6 +221,8 @@ class Settings(BaseModel):
             "duckdb_temp_directory": str(self.duckdb_temp_directory(path)),
             "timezone": self.shop_calendar().timezone,
             "identity_rules": self.section("identity"),
+            # the segment rules and the CLV/equity settings, read by the mart models (setting() macro, Python configs)
+            **{name: self.section(name) for name in ("segments", "clv", "equity")},
         }
 
 

@@ -228,7 +228,7 @@ def dbt_build(
 ) -> subprocess.CompletedProcess:
     """`dbt build` of the models with the vars a Dagster run passes (segments overridden); the run date is the
     planted int_run_date."""
-    variables = copy.deepcopy(dbt_vars({}))  # the vars hold the loaded configuration itself: change a copy
+    variables = copy.deepcopy(dbt_vars({}, warehouse))  # the vars share the loaded settings: change a copy
     deep_update(variables["segments"], segments or {})
     # dbt's unit tests have their own test.
     return run_dbt(

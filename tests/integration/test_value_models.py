@@ -17,7 +17,7 @@ from pipeline.defs.clv.checks import CLV_CHECKS
 from pipeline.defs.dbt.assets import dbt_customer_marts, dbt_models
 from pipeline.defs.dbt.resources import dbt_resource
 from pipeline.lib import clv, equity
-from pipeline.lib.config import section
+from pipeline.settings import load_settings
 from tests.support.dbt_cli import plant_tables
 
 AS_OF = date(2026, 6, 30)
@@ -30,7 +30,7 @@ PROSPECTS = ["P0001", "P0002", "P0003"]
 QUIET, NEEDY, NEEDY_TICKETS = "TWIN_QUIET", "TWIN_NEEDY", 30
 SEGMENT_NAMES = np.array(["loyal", "new", "occasional", "lapsed"])
 CHANNELS = np.array(["web", "app", "marketplace", "store"])
-COST_PER_TICKET = section("clv")["cost_per_ticket"]
+COST_PER_TICKET = load_settings().section("clv")["cost_per_ticket"]
 EQUITY_DIMENSIONS = ("overall", "segment", "acquisition_cohort", "channel", "customer_type")
 VALUE_MODELS = [
     ["intermediate", "int_purchases"],
@@ -277,7 +277,7 @@ def test_backtest_compares_predicted_and_actual_holdout_purchases(materialized, 
     backtest = _table(warehouse, "select * from marts.clv_backtest")
     total = backtest.filter(pl.col("grouping") == "total").row(0, named=True)
     orders = marts[0].filter("is_purchase")
-    holdout_start = AS_OF - timedelta(days=section("clv")["backtest"]["holdout_days"])
+    holdout_start = AS_OF - timedelta(days=load_settings().section("clv")["backtest"]["holdout_days"])
     actual = (
         orders.filter(pl.col("order_date") > holdout_start)
         .join(orders.filter(pl.col("order_date") <= holdout_start).select("customer_id").unique(), on="customer_id")

@@ -3,8 +3,8 @@
 from datetime import date
 
 from pipeline.defs.dbt.assets import PARTITION_TAG, dbt_vars, last_partition
-from pipeline.lib.config import section
-from pipeline.lib.partitions import RANGE_END_TAG, RANGE_START_TAG
+from pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
+from pipeline.settings import load_settings
 
 
 def test_run_date_is_the_last_partition_of_the_run():
@@ -19,5 +19,5 @@ def test_run_date_is_the_last_partition_of_the_run():
 def test_config_sections_reach_dbt_as_vars():
     values = dbt_vars({})
     for name in ("segments", "clv", "equity"):
-        assert values[name] == section(name)
+        assert values[name] == load_settings().section(name)
     assert values["segments"]["impulsive"]["max_minutes_to_first_purchase"] > 0

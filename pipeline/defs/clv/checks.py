@@ -43,7 +43,7 @@ def clv_fit_healthy(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     "clv.backtest.holdout_days).",
 )
 def clv_backtest_ran() -> dg.AssetCheckResult:
-    with connect(read_only=True) as con:
+    with connect_warehouse(read_only=True) as con:
         rows = con.execute("select count(*) from marts.clv_backtest").fetchone()[0]
     return dg.AssetCheckResult(
         passed=rows > 0,

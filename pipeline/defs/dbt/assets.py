@@ -10,25 +10,20 @@ run's last partition) and the configuration sections it needs as vars.
 """
 
 import json
-import os
 from datetime import date
+from pathlib import Path
 
 import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
 
 from pipeline.defs.dbt.resources import dbt_project
 from pipeline.defs.dbt.translator import CdpDbtTranslator
-from pipeline.defs.resources import SettingsResource, WarehouseResource
+from pipeline.defs.partitions import RANGE_END_TAG
 from pipeline.defs.table_metadata import table_metadata
-from pipeline.lib.config import section, shop_calendar, warehouse_path
-from pipeline.lib.dbt_translator import CdpDbtTranslator
-from pipeline.lib.partitions import RANGE_END_TAG
-from pipeline.lib.warehouse import connect
+from pipeline.settings import connect_warehouse, load_settings
 
 # The customer marts built after the profile's checks (dbt_project/models/marts/segments and value).
 CUSTOMER_MARTS = "tag:customer_marts"
-# cdp.yaml sections the models read through the `setting` macro or Python model configs.
-CONFIG_VARS = ("segments", "clv", "equity")
 # Run tag of a run over one partition (the schedule); a range (backfill, `pipeline.cli run`) has RANGE_END_TAG.
 PARTITION_TAG = "dagster/partition"
 
@@ -39,10 +34,10 @@ def last_partition(tags: dict[str, str]) -> date | None:
     return date.fromisoformat(key) if key else None
 
 
-def dbt_vars(tags: dict[str, str]) -> dict:
-    """The dbt vars of a run: the shop's time zone, the configuration sections and, in a partitioned run,
-    `run_date`."""
-    values = {"timezone": shop_calendar().timezone, **{name: section(name) for name in CONFIG_VARS}}
+def dbt_vars(tags: dict[str, str], warehouse: Path | None = None) -> dict:
+    """The dbt vars of a run: the settings (Settings.dbt_vars; `warehouse` overrides the configured file) and, in
+    a partitioned run, `run_date`."""
+    values = load_settings().dbt_vars(warehouse)
     run_date = last_partition(tags)
     if run_date:
         values["run_date"] = run_date.isoformat()
@@ -60,14 +55,13 @@ def _dbt_step(name: str, **selection: str) -> dg.AssetsDefinition:
         **selection,
     )
     def _step(context: dg.AssetExecutionContext, dbt: DbtCliResource):
-        # dbt runs in its own process and finds the warehouse through the environment.
-        os.environ["CDP_WAREHOUSE"] = str(warehouse_path())
+        # dbt runs in its own process: the warehouse path, DuckDB limits, model settings and run date go in as vars.
         args = ["build", "--vars", json.dumps(dbt_vars(context.run.tags)), "--exclude-resource-type", "unit_test"]
         invocation = dbt.cli(args, context=context, raise_on_error=False)
         # Collected first: the dbt process holds the warehouse until it ends, then every built table gets its row
         # count and DuckDB's column types and descriptions in the UI.
         events = list(invocation.stream())
-        with connect(read_only=True) as con:
+        with connect_warehouse(read_only=True) as con:
             for event in events:
                 if isinstance(event, dg.Output | dg.AssetMaterialization):
                     key = (
