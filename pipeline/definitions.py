@@ -39,6 +39,8 @@ def lineage_group(key: dg.AssetKey) -> str:
         return layer
     if layer in ("reports", "serving"):
         return "serving"
+    if name in ("int_purchases", "int_customer_margins"):  # intermediate, but built from the facts for CLV and value
+        return "value"
     if layer == "intermediate" or name.startswith("identity"):
         return "identity"
     if name == "customer_profile" or name.startswith("fct_"):
