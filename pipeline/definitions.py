@@ -2,17 +2,13 @@
 
 import dagster as dg
 
-from pipeline.defs.clv.checks import CLV_CHECKS
-from pipeline.defs.clv.report import customer_base_report
-from pipeline.defs.dbt.assets import dbt_customer_marts, dbt_models
-from pipeline.defs.dbt.resources import dbt_resource
-from pipeline.defs.ingest.assets import helpdesk_tickets, survey_responses, webshop
-from pipeline.defs.ingest.sensors import survey_files_sensor
+from pipeline.defs import clv, dbt, ingest, quality, report
 from pipeline.defs.jobs import nightly_job, nightly_schedule
-from pipeline.defs.quality.checks import quality_checks
+from pipeline.defs.resources import resources_for
 from pipeline.defs.serving.assets import build_serving_asset
 
-MART_PRODUCERS = [dbt_models, dbt_customer_marts]
+# One Definitions per concern (pipeline/defs/<concern>/__init__.py), merged here with what they share.
+CONCERNS = [ingest.defs, dbt.defs, clv.defs, report.defs, quality.defs]
 # Published for BI after every mart of the run is built (and the report, so a run that failed anywhere publishes
 # nothing).
 cdp_serving = build_serving_asset(

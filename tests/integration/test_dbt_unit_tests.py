@@ -5,13 +5,16 @@ import json
 import shutil
 
 from pipeline.defs.dbt.assets import dbt_vars
+from pipeline.settings import load_settings
 from tests.support.dbt_cli import run_dbt
 
 
 def test_dbt_unit_tests_pass(demo_run, tmp_path):
     warehouse = tmp_path / "warehouse.duckdb"
     shutil.copy(demo_run.warehouse, warehouse)
-    result = run_dbt(warehouse, "test", "--select", "test_type:unit", "--vars", json.dumps(dbt_vars({}, warehouse)))
+    result = run_dbt(
+        warehouse, "test", "--select", "test_type:unit", "--vars", json.dumps(dbt_vars(load_settings(), warehouse, {}))
+    )
     assert result.returncode == 0, result.stdout[-4000:]
     outcomes = {
         r["unique_id"].split(".")[-1]: r["status"]

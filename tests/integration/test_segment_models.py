@@ -15,6 +15,7 @@ import polars as pl
 import pytest
 
 from pipeline.defs.dbt.assets import dbt_vars
+from pipeline.settings import load_settings
 from tests.support.dbt_cli import plant_tables, run_dbt
 
 AS_OF = date(2025, 6, 30)
@@ -228,7 +229,9 @@ def dbt_build(
 ) -> subprocess.CompletedProcess:
     """`dbt build` of the models with the vars a Dagster run passes (segments overridden); the run date is the
     planted int_run_date."""
-    variables = copy.deepcopy(dbt_vars({}, warehouse))  # the vars share the loaded settings: change a copy
+    variables = copy.deepcopy(
+        dbt_vars(load_settings(), warehouse, {})
+    )  # the vars share the loaded settings: change a copy
     deep_update(variables["segments"], segments or {})
     # dbt's unit tests have their own test.
     return run_dbt(
@@ -322,7 +325,7 @@ def test_thresholds_come_from_the_segments_vars(tmp_path):
 def test_unknown_names_and_an_incomplete_rfm_grid_fail_the_build(built):
     result = dbt_build(built, {"precedence": ["lapsed", "vip"]}, ["customer_segments"])
     assert result.returncode != 0 and "vip" in result.stdout
-    grid = [entry for entry in dbt_vars({})["segments"]["rfm"]["grid"] if entry["name"] != "Need Attention"]
+    grid = [entry for entry in load_settings().section("segments")["rfm"]["grid"] if entry["name"] != "Need Attention"]
     result = dbt_build(built, {"rfm": {"grid": grid}}, ["customer_rfm"])
     assert result.returncode != 0 and "unnamed: [(3, 3)]" in result.stdout
 

@@ -16,6 +16,7 @@ import pytest
 from pipeline.defs.clv.checks import CLV_CHECKS
 from pipeline.defs.dbt.assets import dbt_customer_marts, dbt_models
 from pipeline.defs.dbt.resources import dbt_resource
+from pipeline.defs.resources import resources_for
 from pipeline.lib import clv, equity
 from pipeline.settings import load_settings
 from tests.support.dbt_cli import plant_tables
@@ -154,12 +155,12 @@ def write_marts(path, orders, profile, segments, tickets, run_date: date = AS_OF
     plant_tables(path, tables)
 
 
-def materialize(keys, instance) -> dg.ExecuteInProcessResult:
+def materialize(keys, instance, warehouse) -> dg.ExecuteInProcessResult:
     """Build the given dbt models (and their dbt tests and the CLV check) through Dagster."""
     return dg.materialize(
         [dbt_models, dbt_customer_marts, *CLV_CHECKS],
         instance=instance,
-        resources={"dbt": dbt_resource},
+        resources={**resources_for(warehouse_file=warehouse), "dbt": dbt_resource},
         selection=dg.AssetSelection.keys(*keys),
         raise_on_error=False,
     )
@@ -176,10 +177,7 @@ def materialized(marts, tmp_path_factory):
     warehouse = tmp_path_factory.mktemp("clv") / "warehouse.duckdb"
     write_marts(warehouse, *marts[:4])
     instance = dg.DagsterInstance.ephemeral()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CDP_WAREHOUSE", str(warehouse))
-        result = materialize(VALUE_MODELS, instance)
-    return warehouse, instance, result
+    return warehouse, instance, materialize(VALUE_MODELS, instance, warehouse)
 
 
 def _table(warehouse, sql) -> pl.DataFrame:
@@ -300,7 +298,6 @@ def test_backtest_compares_predicted_and_actual_holdout_purchases(materialized, 
 
 def test_equity_history_keeps_one_snapshot_per_run_date(materialized):
     warehouse, instance, _ = materialized
-    monkeypatch.setenv("CDP_WAREHOUSE", str(warehouse))
     history_sql = (
         "select snapshot_date, count(*) as n, sum(lifetime_value) as v from marts.customer_equity_history "
         "where dimension = 'overall' group by all order by 1"
@@ -308,14 +305,14 @@ def test_equity_history_keeps_one_snapshot_per_run_date(materialized):
     first = _table(warehouse, history_sql)
     assert first["snapshot_date"].to_list() == [AS_OF]
     equity_models = [["marts", "customer_equity"], ["marts", "customer_equity_history"]]
-    assert materialize(equity_models, instance).success
+    assert materialize(equity_models, instance, warehouse).success
     assert _table(warehouse, history_sql).equals(first)
 
     # A week later (same orders): a second snapshot; the first one is kept as it was.
     later = AS_OF + timedelta(days=7)
     with duckdb.connect(str(warehouse)) as con:
         con.execute("update intermediate.int_run_date set run_date = ?", [later])
-    assert materialize(VALUE_MODELS, instance).success
+    assert materialize(VALUE_MODELS, instance, warehouse).success
     history = _table(warehouse, history_sql)
     assert history["snapshot_date"].to_list() == [AS_OF, later]
     assert history.row(0) == first.row(0)
@@ -327,8 +324,7 @@ def test_check_fails_when_nobody_buys_twice(tmp_path):
     orders, profile, segments, tickets, _ = make_marts(300, np.random.default_rng(3), one_purchase_each=True)
     warehouse = tmp_path / "warehouse.duckdb"
     write_marts(warehouse, orders, profile, segments, tickets)
-    monkeypatch.setenv("CDP_WAREHOUSE", str(warehouse))
-    result = materialize(VALUE_MODELS[:4], dg.DagsterInstance.ephemeral())
+    result = materialize(VALUE_MODELS[:4], dg.DagsterInstance.ephemeral(), warehouse)
     assert result.success  # the models are written; the (non-blocking) check reports the problem
     evaluation = _clv_check(result)
     assert not evaluation.passed

@@ -1,8 +1,7 @@
-"""Customer lifetime value: the fitted model, per-customer scores, the backtest, and the fit-health check."""
+"""Checks on the CLV models (dbt Python models in dbt_project/models/marts/value): fit health, backtest ran."""
 
 import dagster as dg
 
-from pipeline.defs.clv.assets import CLV_ASSETS
 from pipeline.defs.clv.checks import CLV_CHECKS
 
-defs = dg.Definitions(assets=CLV_ASSETS, asset_checks=CLV_CHECKS)
+defs = dg.Definitions(asset_checks=CLV_CHECKS)

@@ -4,6 +4,7 @@ is reported as a warning."""
 
 import dagster as dg
 
+from pipeline.defs.resources import WarehouseResource
 from pipeline.lib import equity
 from pipeline.lib.warehouse import read_frame
 
@@ -42,8 +43,8 @@ def clv_fit_healthy(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     description="The backtest had history to calibrate on (it is skipped when the history is shorter than "
     "clv.backtest.holdout_days).",
 )
-def clv_backtest_ran() -> dg.AssetCheckResult:
-    with connect_warehouse(read_only=True) as con:
+def clv_backtest_ran(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    with warehouse.connect(read_only=True) as con:
         rows = con.execute("select count(*) from marts.clv_backtest").fetchone()[0]
     return dg.AssetCheckResult(
         passed=rows > 0,

@@ -19,8 +19,9 @@ from dagster_dbt import DbtCliResource, dbt_assets
 from pipeline.defs.dbt.resources import dbt_project
 from pipeline.defs.dbt.translator import CdpDbtTranslator
 from pipeline.defs.partitions import RANGE_END_TAG
+from pipeline.defs.resources import SettingsResource, WarehouseResource
 from pipeline.defs.table_metadata import table_metadata
-from pipeline.settings import connect_warehouse, load_settings
+from pipeline.settings import Settings
 
 # The customer marts built after the profile's checks (dbt_project/models/marts/segments and value).
 CUSTOMER_MARTS = "tag:customer_marts"
@@ -34,10 +35,10 @@ def last_partition(tags: dict[str, str]) -> date | None:
     return date.fromisoformat(key) if key else None
 
 
-def dbt_vars(tags: dict[str, str], warehouse: Path | None = None) -> dict:
-    """The dbt vars of a run: the settings (Settings.dbt_vars; `warehouse` overrides the configured file) and, in
-    a partitioned run, `run_date`."""
-    values = load_settings().dbt_vars(warehouse)
+def dbt_vars(settings: Settings, warehouse: Path, tags: dict[str, str]) -> dict:
+    """The dbt vars of a run: the settings (Settings.dbt_vars: warehouse, DuckDB limits, model settings) and, in a
+    partitioned run, `run_date`."""
+    values = settings.dbt_vars(warehouse)
     run_date = last_partition(tags)
     if run_date:
         values["run_date"] = run_date.isoformat()
@@ -54,14 +55,20 @@ def _dbt_step(name: str, **selection: str) -> dg.AssetsDefinition:
         name=name,
         **selection,
     )
-    def _step(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+    def _step(
+        context: dg.AssetExecutionContext,
+        dbt: DbtCliResource,
+        settings: SettingsResource,
+        warehouse: WarehouseResource,
+    ):
         # dbt runs in its own process: the warehouse path, DuckDB limits, model settings and run date go in as vars.
-        args = ["build", "--vars", json.dumps(dbt_vars(context.run.tags)), "--exclude-resource-type", "unit_test"]
+        variables = dbt_vars(settings.get(), warehouse.file(), context.run.tags)
+        args = ["build", "--vars", json.dumps(variables), "--exclude-resource-type", "unit_test"]
         invocation = dbt.cli(args, context=context, raise_on_error=False)
         # Collected first: the dbt process holds the warehouse until it ends, then every built table gets its row
         # count and DuckDB's column types and descriptions in the UI.
         events = list(invocation.stream())
-        with connect_warehouse(read_only=True) as con:
+        with warehouse.connect(read_only=True) as con:
             for event in events:
                 if isinstance(event, dg.Output | dg.AssetMaterialization):
                     key = (
