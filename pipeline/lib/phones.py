@@ -59,9 +59,7 @@ def parse_phones(values: pl.Series, region: str, workers: int = 0) -> pl.DataFra
     return pl.DataFrame({"raw_phone": distinct, "phone_e164": e164}, schema=LOOKUP_SCHEMA)
 
 
-def normalise_phones(
-    values: pl.Series, region: str = "ID", known: pl.DataFrame | None = None, workers: int = 0
-) -> pl.Series:
+def normalise_phones(values: pl.Series, region: str, known: pl.DataFrame | None = None, workers: int = 0) -> pl.Series:
     """E.164 per value (national numbers read in `region`); null where not a valid number.
 
     `known` (raw_phone, phone_e164 from earlier parses in the same region) spares parsing the values it holds.

@@ -114,8 +114,8 @@ class ReportStyle:
     so an English page never writes "6,2 M" (Indonesian miliar) for 6.2 billion.
     """
 
+    currency: str  # ISO 4217 code of the shop (`calendar.currency`): no default, every shop names its own
     language: str = "en"
-    currency: str = "IDR"
     minor_units: int = 0
     locale: str | None = None
 
@@ -395,7 +395,7 @@ def _environment(numbers: Numbers) -> jinja2.Environment:
     return env
 
 
-def render_customer_base_report(inputs: CustomerBaseInputs, style: ReportStyle = ReportStyle()) -> str:
+def render_customer_base_report(inputs: CustomerBaseInputs, style: ReportStyle) -> str:
     """The report page as one HTML string in the style's language (charts inline as SVG, no external resources)."""
     texts = report_texts()[style.language]
     numbers = Numbers(style)

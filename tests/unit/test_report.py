@@ -93,7 +93,7 @@ def test_amounts_on_each_languages_short_scale():
     dollars = Numbers(ReportStyle(language="en", currency="USD", minor_units=2, locale="en_US"))
     assert dollars.money(1234.5) == "$1,234.50"
     with pytest.raises(ValueError, match="language"):
-        ReportStyle(language="fr")
+        ReportStyle(currency="USD", language="fr")
 
 
 def test_both_languages_are_complete():
