@@ -145,7 +145,8 @@ def test_readme_window_on_a_fresh_warehouse_then_a_killed_run_neither_blocks_nor
     env = cli_env(home, CDP_DATA_DIR=str(data))
 
     clean = run_ok(RUN_README_WINDOW, env)
-    assert "CLV backtest skipped: history starts" in clean.stdout + clean.stderr
+    # The skipped backtest is visible: its check warns in the run summary (the backtest itself is a dbt model).
+    assert "warned: " in clean.stdout and "marts/clv_backtest:clv_backtest_ran" in clean.stdout
     summary = run_ok([sys.executable, "-m", "pipeline.cli", "summary"], env, timeout=300)
     assert "persons from" in summary.stdout and "warehouse" in summary.stdout
     clean_tables, published = table_digests(data / "warehouse.duckdb"), _sha256(data / "serving" / "cdp.duckdb")

@@ -14,7 +14,7 @@ def model(dbt, session):
     settings = json.loads(dbt.config.get("clv_settings"))
     holdout_days = settings["backtest"]["holdout_days"]
     run_date = dbt.ref("int_run_date").pl().get_column("run_date")[0]
-    # History shorter than the holdout skips the backtest: the table is empty and the clv_backtest_ran check warns.
+    # History shorter than the holdout skips the backtest: the total row counts 0 customers and clv_backtest_ran warns.
     per_customer, _, _ = equity.backtest(
         dbt.ref("int_purchases").pl(), run_date, holdout_days=holdout_days, period=settings["period"]
     )
