@@ -15,13 +15,6 @@ cdp_serving = build_serving_asset(
     [key for concern in CONCERNS for asset in concern.assets or [] for key in asset.keys if key.path[0] == "marts"]
     + list(report.customer_base_report.keys)
 )
-SHARED = dg.Definitions(
-    assets=[cdp_serving],
-    jobs=[nightly_job],
-    schedules=[nightly_schedule],
-    resources=resources_for(),
-    executor=dg.in_process_executor,
-)
 
 
 # The lineage reads left to right in these groups: raw -> staging -> identity -> profile -> segments / value -> serving.
@@ -55,13 +48,25 @@ def _ui_spec(spec: dg.AssetSpec) -> dg.AssetSpec:
 # job, a backfill of the job launched from the UI (one run over the whole range: the raw assets have a single-run
 # backfill policy, the models and marts are rebuilt once) and runs of any asset selection alike. Every asset carries
 # the single-run policy, so `dagster asset materialize --select '*' --partition-range A...B` is one run too.
-merged = dg.Definitions.merge(*CONCERNS, SHARED)
-defs = dg.Definitions(
-    assets=[asset.with_attributes(backfill_policy=dg.BackfillPolicy.single_run()) for asset in merged.assets],
-    asset_checks=merged.asset_checks,
-    jobs=merged.jobs,
-    schedules=merged.schedules,
-    sensors=merged.sensors,
-    resources=merged.resources,
-    executor=merged.executor,
-).map_resolved_asset_specs(func=_ui_spec)
+def _definitions() -> dg.Definitions:
+    # Built inside a function: Dagster loads a code location from the one Definitions object at module scope.
+    shared = dg.Definitions(
+        assets=[cdp_serving],
+        jobs=[nightly_job],
+        schedules=[nightly_schedule],
+        resources=resources_for(),
+        executor=dg.in_process_executor,
+    )
+    merged = dg.Definitions.merge(*CONCERNS, shared)
+    return dg.Definitions(
+        assets=[asset.with_attributes(backfill_policy=dg.BackfillPolicy.single_run()) for asset in merged.assets],
+        asset_checks=merged.asset_checks,
+        jobs=merged.jobs,
+        schedules=merged.schedules,
+        sensors=merged.sensors,
+        resources=merged.resources,
+        executor=merged.executor,
+    ).map_resolved_asset_specs(func=_ui_spec)
+
+
+defs = _definitions()
