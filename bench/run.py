@@ -5,11 +5,13 @@
 1. generates the demo sources as of the night before the last day (cutoff = end_date - 1 day),
 2. times the full build from an empty warehouse (`python -m pipeline.cli run --end <cutoff>`, a subprocess, so
    interpreter, Dagster and dbt start-up count),
-3. times the lower bound on the same sources (bench/lower_bound.py: DuckDB reading every record once),
+3. times the lower bound on the same sources (bench/lower_bound.py: DuckDB reading every record once), so every
+   ratio to it is measured in the same run on the same machine,
 4. regenerates without cutoff (one new day) and times the nightly incremental run of that single partition,
 5. times the fixed overheads (imports, dbt start-up/parse) in fresh processes.
-Every process is measured for wall time, CPU time and peak RSS of its whole process tree (dbt runs as a child; RSS
-sampled every 0.2 s); per-step and per-dbt-node times come from the Dagster run's event log (DAGSTER_HOME is a
+Every process is measured for wall time, CPU time and peak RSS of its whole process tree, and the peak RSS of each
+kind of process in it (the Dagster run process, which executes the steps in-process, and each dbt command it starts;
+RSS sampled every 0.2 s); per-step and per-dbt-node times come from the Dagster run's event log (DAGSTER_HOME is a
 temp dir).
 Results go to bench/results/<scale>-<timestamp>.{md,json}; the Markdown is also printed.
 """
@@ -26,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -35,7 +37,9 @@ import psutil
 from pipeline.lib.demo_data import DEFAULT_END, DemoConfig, generate
 from pipeline.lib.environment import REPO_ROOT
 
-SCALES = {"10k": 10_000, "100k": 100_000, "1M": 1_000_000}
+SCALES = {"10k": 10_000, "100k": 100_000, "1M": 1_000_000, "3M": 3_000_000}
+# The memory bound of the whole run (issue 18): every process tree stays below it.
+MEMORY_BOUND_GIB = 8
 SAMPLE_SECONDS = 0.2
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
 DBT_DIR = REPO_ROOT / "dbt_project"
@@ -46,7 +50,8 @@ MIB = 1024 * 1024
 
 @dataclass
 class Measured:
-    """One process run: wall seconds, CPU seconds and peak RSS of its process tree, exit code, epoch start/end."""
+    """One process run: wall seconds, CPU seconds and peak RSS of its process tree, exit code, epoch start/end, and
+    the peak RSS of each kind of process in the tree (`process_label`)."""
 
     seconds: float
     cpu_seconds: float
@@ -54,15 +59,34 @@ class Measured:
     returncode: int
     started_at: float
     ended_at: float
+    process_peak_rss_mib: dict[str, float] = field(default_factory=dict)
 
 
-def _tree_rss(root: psutil.Process) -> int:
+def process_label(cmdline: list[str]) -> str:
+    """What a process of the tree is, for the per-process peaks: `dbt <command>`, `python -m <module>`, the script
+    an interpreter runs, or the program's name."""
+    words = [Path(word).name for word in cmdline]
+    if "dbt" in words:
+        rest = cmdline[words.index("dbt") + 1 :]
+        return f"dbt {rest[0]}" if rest else "dbt"
+    if "-m" in cmdline[:-1]:
+        return f"python -m {cmdline[cmdline.index('-m') + 1]}"
+    if len(cmdline) > 1 and not cmdline[1].startswith("-"):
+        return words[1]
+    return words[0] if words else "?"
+
+
+def _tree_rss(root: psutil.Process, peaks: dict[str, int]) -> int:
+    """RSS of the tree now; raises each process kind's entry in `peaks` to its RSS now."""
     total = 0
     for proc in [root, *root.children(recursive=True)]:
         try:
-            total += proc.memory_info().rss
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            pass  # exited between listing and reading
+            rss = proc.memory_info().rss
+            label = process_label(proc.cmdline())
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue  # exited between listing and reading
+        total += rss
+        peaks[label] = max(peaks.get(label, 0), rss)
     return total
 
 
@@ -73,10 +97,10 @@ def measure(cmd: list[str], env: dict[str, str], log: Path) -> Measured:
         usage_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started_at, began = time.time(), time.perf_counter()
         proc = subprocess.Popen(cmd, env=env, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT)
-        root, peak = psutil.Process(proc.pid), 0
+        root, peak, peaks = psutil.Process(proc.pid), 0, {}
         while proc.poll() is None:
             try:
-                peak = max(peak, _tree_rss(root))
+                peak = max(peak, _tree_rss(root, peaks))
             except psutil.NoSuchProcess:
                 break
             time.sleep(SAMPLE_SECONDS)
@@ -84,7 +108,10 @@ def measure(cmd: list[str], env: dict[str, str], log: Path) -> Measured:
         seconds = time.perf_counter() - began
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = usage.ru_utime + usage.ru_stime - usage_before.ru_utime - usage_before.ru_stime
-    return Measured(round(seconds, 2), round(cpu, 2), round(peak / MIB, 1), returncode, started_at, time.time())
+    by_process = {label: round(rss / MIB, 1) for label, rss in sorted(peaks.items(), key=lambda kv: -kv[1])}
+    return Measured(
+        round(seconds, 2), round(cpu, 2), round(peak / MIB, 1), returncode, started_at, time.time(), by_process
+    )
 
 
 def parse_scale(text: str) -> int:
@@ -198,6 +225,22 @@ def _step_rows(full: dict, nightly: dict) -> list[str]:
     return rows
 
 
+def _process_rows(full: dict, nightly: dict) -> list[str]:
+    """Peak RSS of each kind of process (the tree's peak is the sum of those alive at one moment)."""
+    names = list(dict.fromkeys([*full["process_peak_rss_mib"], *nightly["process_peak_rss_mib"]]))
+    rows = ["| peak RSS per process | full build MiB | nightly MiB |", "|---|---:|---:|"]
+    rows += [
+        f"| {n} | {full['process_peak_rss_mib'].get(n, '')} | {nightly['process_peak_rss_mib'].get(n, '')} |"
+        for n in names
+    ]
+    within = max(full["peak_rss_mib"], nightly["peak_rss_mib"]) / 1024 <= MEMORY_BOUND_GIB
+    rows.append(
+        f"| whole tree (bound {MEMORY_BOUND_GIB} GiB: {'within' if within else 'EXCEEDED'}) | "
+        f"{full['peak_rss_mib']} | {nightly['peak_rss_mib']} |"
+    )
+    return rows
+
+
 def _dbt_rows(full: dict, nightly: dict) -> list[str]:
     rows = ["| dbt | full build s | nightly s |", "|---|---:|---:|"]
     for label, key in (
@@ -246,6 +289,9 @@ def markdown(record: dict) -> str:
         f"| **nightly incremental** `run --start {record['new_day']} --end {record['new_day']}` "
         f"({nightly['profile']['status']}) | "
         f"**{nightly['seconds']}** | {nightly['cpu_seconds']} | {nightly['peak_rss_mib']} |",
+        f"| **nightly ÷ lower bound (process; wall)** | **{record['nightly_over_bound']}×** | | |",
+        "",
+        *_process_rows(full, nightly),
         "",
         *_step_rows(full["profile"], nightly["profile"]),
         "",
@@ -329,6 +375,7 @@ def main() -> int:
             log,
         )
         record["nightly"] = {**asdict(nightly), "profile": run_profile(dagster_home, nightly)}
+        record["nightly_over_bound"] = round(nightly.seconds / bound.seconds, 1)
 
         print("fixed overheads ...", flush=True)
         record["overheads"] = overheads(env, work, log)

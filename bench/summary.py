@@ -1,9 +1,11 @@
-"""One table over scales: the newest bench/results/<scale>-*.json of each scale, against the targets of the issue.
+"""One table over scales: the newest bench/results/<scale>-*.json of each scale, against the targets of issue 18.
 
     uv run python -m bench.summary            prints the table and writes bench/results/SUMMARY.md
 
-Targets (2 cores, 1M customers): full build <= 300 s and <= 8 GB peak memory; nightly <= 60 s end to end, and its
-time nearly flat from 100k to 1M (reported as the nightly time ratio 1M / 100k next to the data ratio, 10x).
+The machines are noisy (2 shared cores), so the bar is ratios measured within one bench run: full build and nightly
+over the single-scan lower bound of the same run; across scales, the nightly time ratio next to the data ratio (a
+nightly run that costs what the day brings stays near 1 while the history grows 10x). Absolute targets at 1M on a
+quiet machine: full build <= 300 s, nightly <= 60 s, peak RSS <= 8 GB; 3M must complete within the memory bound.
 """
 
 from __future__ import annotations
@@ -11,9 +13,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bench.run import RESULTS_DIR, SCALES
+from bench.run import MEMORY_BOUND_GIB, RESULTS_DIR, SCALES
 
-TARGETS = {"full_seconds": 300, "full_peak_gib": 8, "nightly_seconds": 60}
+TARGETS = {
+    "full_seconds": 300,
+    "full_peak_gib": MEMORY_BOUND_GIB,
+    "nightly_seconds": 60,
+    "full_over_bound": {"100k": 20, "1M": 10},
+    "nightly_ratio": 1.5,
+}
 
 
 def latest_results(results_dir: Path = RESULTS_DIR) -> dict[str, dict]:
@@ -26,44 +34,97 @@ def latest_results(results_dir: Path = RESULTS_DIR) -> dict[str, dict]:
     return {scale: found[scale] for scale in SCALES if scale in found}
 
 
+def _largest_process(run: dict) -> str:
+    """`label size GiB` of the process with the largest peak RSS (older results did not record them)."""
+    peaks = run.get("process_peak_rss_mib") or {}
+    if not peaks:
+        return ""
+    label, mib = max(peaks.items(), key=lambda kv: kv[1])
+    return f"{label} {mib / 1024:.2f}"
+
+
 def summary_rows(results: dict[str, dict]) -> list[str]:
     rows = [
-        "| scale | orders | full build s | nightly s | full peak RSS GiB | nightly peak RSS GiB | lower bound s | "
-        "full ÷ bound | nightly ÷ bound | result file |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| scale | orders | full build s | nightly s | full peak RSS GiB | nightly peak RSS GiB | largest process "
+        "GiB (full) | lower bound s | full ÷ bound | nightly ÷ bound | result file |",
+        "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---|",
     ]
     for scale, r in results.items():
         full, nightly, bound = r["full_build"], r["nightly"], r["lower_bound"]
         rows.append(
             f"| {scale} | {r['sources'].get('orders', 0):,} | {full['seconds']} | {nightly['seconds']} | "
-            f"{full['peak_rss_mib'] / 1024:.2f} | {nightly['peak_rss_mib'] / 1024:.2f} | {bound['seconds']} | "
-            f"{full['seconds'] / bound['seconds']:.0f}× | {nightly['seconds'] / bound['seconds']:.0f}× | {r['file']} |"
+            f"{full['peak_rss_mib'] / 1024:.2f} | {nightly['peak_rss_mib'] / 1024:.2f} | {_largest_process(full)} | "
+            f"{bound['seconds']} | {full['seconds'] / bound['seconds']:.0f}× | "
+            f"{nightly['seconds'] / bound['seconds']:.0f}× | {r['file']} |"
         )
     return rows
 
 
+def nightly_ratio_rows(results: dict[str, dict]) -> list[str]:
+    """The nightly time of each scale over the next smaller scale measured, next to the data ratio."""
+    scales = list(results)
+    rows = []
+    for smaller, larger in zip(scales, scales[1:], strict=False):
+        ratio = results[larger]["nightly"]["seconds"] / results[smaller]["nightly"]["seconds"]
+        data = SCALES[larger] / SCALES[smaller]
+        rows.append(f"- nightly {larger} ÷ nightly {smaller}: {ratio:.2f} for {data:g}× the data (flat would be ≈ 1)")
+    return rows
+
+
+def _verdict(met: bool) -> str:
+    return "met" if met else "missed"
+
+
 def target_rows(results: dict[str, dict]) -> list[str]:
     rows = []
+    for scale, bar in TARGETS["full_over_bound"].items():
+        if scale in results:
+            ratio = results[scale]["full_build"]["seconds"] / results[scale]["lower_bound"]["seconds"]
+            rows.append(
+                f"- full build at {scale}: {ratio:.1f}× the lower bound (target ≤ {bar}×): {_verdict(ratio <= bar)}"
+            )
     top = results.get("1M")
     if top:
         full, nightly = top["full_build"], top["nightly"]
+        peak = max(full["peak_rss_mib"], nightly["peak_rss_mib"]) / 1024
         rows += [
-            f"- full build at 1M: {full['seconds']} s (target ≤ {TARGETS['full_seconds']} s): "
-            f"{'met' if full['seconds'] <= TARGETS['full_seconds'] else 'missed'}",
-            f"- peak memory at 1M: {full['peak_rss_mib'] / 1024:.2f} GiB (target ≤ {TARGETS['full_peak_gib']} GB): "
-            f"{'met' if full['peak_rss_mib'] / 1024 <= TARGETS['full_peak_gib'] else 'missed'}",
+            f"- full build at 1M: {full['seconds']} s (target ≤ {TARGETS['full_seconds']} s on a quiet machine): "
+            f"{_verdict(full['seconds'] <= TARGETS['full_seconds'])}",
+            f"- peak memory at 1M: {peak:.2f} GiB (target ≤ {TARGETS['full_peak_gib']} GB): "
+            f"{_verdict(peak <= TARGETS['full_peak_gib'])}",
             f"- nightly at 1M: {nightly['seconds']} s (target ≤ {TARGETS['nightly_seconds']} s): "
-            f"{'met' if nightly['seconds'] <= TARGETS['nightly_seconds'] else 'missed'}",
+            f"{_verdict(nightly['seconds'] <= TARGETS['nightly_seconds'])}",
         ]
     if top and "100k" in results:
         ratio = top["nightly"]["seconds"] / results["100k"]["nightly"]["seconds"]
-        rows.append(f"- nightly 1M ÷ nightly 100k: {ratio:.2f} for 10× the data (flat would be ≈ 1)")
+        rows.append(
+            f"- nightly 1M ÷ nightly 100k: {ratio:.2f} (target ≤ {TARGETS['nightly_ratio']}): "
+            f"{_verdict(ratio <= TARGETS['nightly_ratio'])}"
+        )
+    if "3M" in results:
+        r = results["3M"]
+        peak = max(r["full_build"]["peak_rss_mib"], r["nightly"]["peak_rss_mib"]) / 1024
+        done = r["full_build"]["returncode"] == 0 and r["nightly"]["returncode"] == 0
+        rows.append(
+            f"- 3M: {'completed' if done else 'FAILED'}, peak {peak:.2f} GiB (bound {MEMORY_BOUND_GIB} GB): "
+            f"{_verdict(done and peak <= MEMORY_BOUND_GIB)}"
+        )
     return rows
 
 
 def main() -> None:
     results = latest_results()
-    text = "\n".join(["## Benchmark summary", "", *summary_rows(results), "", *target_rows(results), ""])
+    text = "\n".join(
+        [
+            "## Benchmark summary",
+            "",
+            *summary_rows(results),
+            "",
+            *nightly_ratio_rows(results),
+            *target_rows(results),
+            "",
+        ]
+    )
     (RESULTS_DIR / "SUMMARY.md").write_text(text, encoding="utf-8")
     print(text)
 

@@ -143,13 +143,13 @@ def test_lower_bound_reads_every_order_and_ticket(demo_dir):
 
 
 def _result(scale: str, stamp: str, full: float, nightly: float, bound: float, rss_mib: float = 2048) -> dict:
-    run = {"seconds": full, "peak_rss_mib": rss_mib}
+    run = {"seconds": full, "peak_rss_mib": rss_mib, "returncode": 0, "process_peak_rss_mib": {"dbt build": 512}}
     return {
         "scale": scale,
         "timestamp": stamp,
         "sources": {"orders": 10},
         "full_build": run,
-        "nightly": {"seconds": nightly, "peak_rss_mib": rss_mib},
+        "nightly": {"seconds": nightly, "peak_rss_mib": rss_mib, "returncode": 0},
         "lower_bound": {"seconds": bound},
     }
 
@@ -157,24 +157,54 @@ def _result(scale: str, stamp: str, full: float, nightly: float, bound: float, r
 def test_summary_takes_the_newest_complete_result_per_scale_and_judges_the_targets(tmp_path):
     import json
 
-    from bench.summary import latest_results, summary_rows, target_rows
+    from bench.summary import latest_results, nightly_ratio_rows, summary_rows, target_rows
 
     files = {
         "100k-20261101T000000": _result("100k", "20261101T000000", 900, 200, 10),
-        "100k-20261102T000000": _result("100k", "20261102T000000", 800, 50, 10),
+        "100k-20261102T000000": _result("100k", "20261102T000000", 150, 50, 10),
         "1M-20261102T000000": _result("1M", "20261102T000000", 280, 75, 20, rss_mib=9000),
         "1M-20261103T000000": {"scale": "1M", "timestamp": "20261103T000000"},  # interrupted: no nightly
+        "3M-20261104T000000": _result("3M", "20261104T000000", 900, 90, 60, rss_mib=8000),
     }
     for stem, record in files.items():
         (tmp_path / f"{stem}.json").write_text(json.dumps(record))
     results = latest_results(tmp_path)
-    assert list(results) == ["100k", "1M"]
+    assert list(results) == ["100k", "1M", "3M"]
     assert results["100k"]["file"] == "100k-20261102T000000.json"
     assert results["1M"]["file"] == "1M-20261102T000000.json"
     rows = summary_rows(results)
-    assert "| 100k | 10 | 800 | 50 | 2.00 | 2.00 | 10 | 80× | 5× |" in rows[2]
+    assert "| 100k | 10 | 150 | 50 | 2.00 | 2.00 | dbt build 0.50 | 10 | 15× | 5× |" in rows[2]
+    assert nightly_ratio_rows(results) == [
+        "- nightly 1M ÷ nightly 100k: 1.50 for 10× the data (flat would be ≈ 1)",
+        "- nightly 3M ÷ nightly 1M: 1.20 for 3× the data (flat would be ≈ 1)",
+    ]
     verdicts = target_rows(results)
-    assert verdicts[0].endswith("met") and "280" in verdicts[0]
-    assert verdicts[1].endswith("missed")  # 8.79 GiB
-    assert verdicts[2].endswith("missed")  # 75 s > 60 s
-    assert "1.50" in verdicts[3]
+    assert verdicts[0] == "- full build at 100k: 15.0× the lower bound (target ≤ 20×): met"
+    assert verdicts[1] == "- full build at 1M: 14.0× the lower bound (target ≤ 10×): missed"
+    assert verdicts[2].endswith("met") and "280" in verdicts[2]
+    assert verdicts[3].endswith("missed")  # 8.79 GiB
+    assert verdicts[4].endswith("missed")  # 75 s > 60 s
+    assert verdicts[5].endswith("met") and "1.50" in verdicts[5]
+    assert verdicts[6] == "- 3M: completed, peak 7.81 GiB (bound 8 GB): met"
+
+
+def test_measure_reports_the_peak_rss_of_each_process_in_the_tree(tmp_path):
+    """A parent that starts a child holding 300 MiB: each is measured on its own, the tree as their sum."""
+    import sys
+
+    from bench.run import measure, process_label
+
+    child = tmp_path / "child.py"
+    child.write_text(
+        "import time\nblock = bytearray(300 * 2**20)\nblock[::4096] = b'x' * len(block[::4096])\ntime.sleep(1.5)\n"
+    )
+    parent = tmp_path / "parent.py"
+    parent.write_text(f"import subprocess, sys\nsubprocess.run([sys.executable, {str(child)!r}], check=True)\n")
+    measured = measure([sys.executable, str(parent)], {}, tmp_path / "log")
+    assert measured.returncode == 0
+    peaks = measured.process_peak_rss_mib
+    assert set(peaks) == {"parent.py", "child.py"}
+    assert peaks["child.py"] >= 300 > peaks["parent.py"]
+    assert measured.peak_rss_mib >= peaks["child.py"] + peaks["parent.py"] * 0.5
+    assert process_label(["/x/.venv/bin/python", "/x/.venv/bin/dbt", "build", "--select", "m"]) == "dbt build"
+    assert process_label(["/usr/bin/python3", "-m", "pipeline.cli", "run"]) == "python -m pipeline.cli"
