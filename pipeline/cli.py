@@ -36,6 +36,10 @@ from pipeline.settings import (
 )
 
 DEV_URL = "http://127.0.0.1:3000"
+# Dagster reads this switch from the environment only: one planned-materialization event per asset for the whole
+# range instead of one per asset and day (a 3-year backfill otherwise spends most of its time writing ~27k events
+# before the first step). The Makefile exports it; a direct `python -m pipeline.cli` restarts itself with it.
+DAGSTER_ENVIRONMENT = {"DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "1"}
 
 
 def yesterday(timezone: str | None = None) -> date:
@@ -136,9 +140,6 @@ def run_pipeline(start: date, end: date, progress: RunProgress | None = None, lo
     from pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
     from pipeline.defs.runs.monitoring import fail_dead_runs, worker_tags
 
-    # One planned-materialization event per asset for the whole range instead of one per asset and day
-    # (a 3-year backfill otherwise spends most of its time writing ~27k events before the first step).
-    os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "1")
     job = defs.resolve_job_def("cdp_nightly")
     run_config = {}
     if progress is not None:
@@ -369,5 +370,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _with_dagster_environment() -> None:
+    """Re-execute this command (same process id) with DAGSTER_ENVIRONMENT added to its environment when missing."""
+    missing = {name: value for name, value in DAGSTER_ENVIRONMENT.items() if name not in os.environ}
+    if missing:
+        os.execve(sys.executable, [sys.executable, "-m", "pipeline.cli", *sys.argv[1:]], {**os.environ, **missing})
+
+
 if __name__ == "__main__":
+    _with_dagster_environment()
     sys.exit(main())

@@ -19,7 +19,6 @@ How a table is validated (`validate_table`):
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import lru_cache
@@ -234,7 +233,6 @@ def _sql_expectation(
 @lru_cache(maxsize=1)
 def _pandas_batch_definition():
     """One ephemeral GX context with a pandas dataframe asset, built once per process."""
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
