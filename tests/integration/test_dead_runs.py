@@ -1,5 +1,5 @@
-"""A killed run never blocks the next one: the command line and the daemon's run monitoring both fail a run whose
-process is gone and free its `warehouse` pool slot (pipeline/defs/runs/monitoring.py, pipeline/config/dagster.yaml).
+"""A killed run never blocks the next one: the command line and the daemon both fail a run whose process is gone and
+free its `warehouse` pool slot (pipeline/defs/runs/monitoring.py, pipeline/config/dagster.yaml).
 
 Each test SIGKILLs a real run process holding the slot in a real Dagster instance (sqlite storage on disk)."""
 
@@ -69,11 +69,30 @@ def test_cli_fails_a_killed_run_and_frees_its_slot(tmp_path):
     run_ok([sys.executable, "-c", IN_PROCESS_RUN], env, timeout=180)
 
 
-def test_daemon_run_monitoring_fails_a_killed_run_and_frees_its_slot(tmp_path):
-    home, worker_file = (
+def _start_killed_in_process_run(env: dict[str, str], worker_file: Path) -> None:
+    """A run started the CLI's way (in process) that takes the warehouse slot and is then SIGKILLed."""
+    holder = subprocess.Popen([sys.executable, "-c", IN_PROCESS_RUN], env=env, cwd=REPO, start_new_session=True)
+    try:
+        _wait_for(worker_file.exists, 180, "the in-process run to take the warehouse slot")
+    finally:
+        os.killpg(holder.pid, signal.SIGKILL)
+        holder.wait()
+
+
+def test_daemon_fails_killed_runs_and_frees_their_slots(tmp_path):
+    """Under the daemon, with the default run launcher: a killed command-line run is failed by the `dead_runs`
+    sensor, a launched run whose worker process is SIGKILLed by its code server; run monitoring frees the slots and
+    the next launched run succeeds."""
+    home, cli_worker, worker_file = (
         dagster_home(tmp_path, poll_interval_seconds=2, free_slots_after_run_end_seconds=1),
+        tmp_path / "cli_pid",
         tmp_path / "pid",
     )
+    _start_killed_in_process_run(cli_env(home, CDP_TEST_WORKER_FILE=str(cli_worker)), cli_worker)
+    instance = dg.DagsterInstance.from_config(str(home))
+    (dead_cli_run,) = instance.get_runs()
+    assert dead_cli_run.status == dg.DagsterRunStatus.STARTED and _slot_holders(instance) == {dead_cli_run.run_id}
+
     env = cli_env(home, CDP_TEST_WORKER_FILE=str(worker_file))
     workspace = tmp_path / "workspace.yaml"
     workspace.write_text(
@@ -100,19 +119,20 @@ def test_daemon_run_monitoring_fails_a_killed_run_and_frees_its_slot(tmp_path):
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    instance = dg.DagsterInstance.from_config(str(home))
     try:
         run_ok(launch, env, timeout=180)
-        # The queued run is launched by the daemon into a run worker process of the code server.
-        pid = int(_wait_for(lambda: worker_file.exists() and worker_file.read_text(), 240, "the launched run"))
-        (run,) = instance.get_runs()
+        # The queued run waits for the dead command-line run until the sensor fails it, then the daemon launches it
+        # into a run worker process of the code server.
+        pid = int(_wait_for(lambda: worker_file.exists() and worker_file.read_text(), 300, "the launched run"))
+        assert instance.get_run_by_id(dead_cli_run.run_id).status == dg.DagsterRunStatus.FAILURE
+        run = instance.get_runs(limit=1)[0]
         assert _slot_holders(instance) == {run.run_id}
         os.kill(pid, signal.SIGKILL)
 
         failed = _wait_for(
             lambda: instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE,
             60,
-            "run monitoring to fail the killed run",
+            "the killed run to be marked failed",
         )
         assert failed
         _wait_for(lambda: not _slot_holders(instance), 60, "its warehouse slot to be freed")

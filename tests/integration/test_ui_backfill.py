@@ -97,7 +97,7 @@ def test_ui_backfill_of_every_asset_over_seven_days_is_one_run(loaded_history, t
     before = _mart_state(warehouse)
     assert before[0] == DEMO_END - timedelta(days=BACKFILL_DAYS)
     port = _free_port()
-    # The instance's run launcher (pipeline.defs.runs.monitoring) is imported by the daemon from this checkout.
+    # The daemon and webserver import the pipeline from this checkout.
     env = {**os.environ, "DAGSTER_HOME": str(home), "CDP_DATA_DIR": str(data), "PYTHONPATH": str(REPO)}
     bin_dir = Path(sys.executable).parent
     logs = tmp_path / "logs"

@@ -1,40 +1,36 @@
 """Dead runs never block the next one.
 
-A run whose process was killed (SIGKILL, OOM killer, power cut) stays STARTED in Dagster's run storage and keeps
-its `warehouse` pool slot and the one `cdp/warehouse=writer` run slot: every later run waits for ever ("blocked by
-limit for pool warehouse"). Dagster's run monitoring can only fail such a run when the run launcher can tell whether
-the run's worker is alive, which the default launcher cannot. Both ways a run starts are covered here:
+A run whose process was killed (SIGKILL, OOM killer, power cut) may stay STARTED in Dagster's run storage and keep
+its `warehouse` pool slot and the one `cdp/warehouse=writer` run slot: every later run would wait for ever ("blocked
+by limit for pool warehouse"). Every way a run starts is covered, with Dagster's public API only:
 
-- daemon path (schedule, sensor, UI): `LocalRunLauncher` is the default launcher plus a worker health check, so the
-  daemon's run monitoring (on in `pipeline/config/dagster.yaml`) fails a run whose worker process is gone and then
-  frees its pool slots (`free_slots_after_run_end_seconds`); the launcher also does so before launching a run;
+- daemon path (schedule, sensor, UI): Dagster's default run launcher runs each run in a worker process of the code
+  server, which marks the run failed when that process exits without finishing it; run monitoring (on in
+  `pipeline/config/dagster.yaml`) then frees the failed run's pool slots (`free_slots_after_run_end_seconds`). Runs
+  no code server watches (a killed command-line run, a run whose code server died with it) are failed by the
+  `dead_runs` sensor, which the daemon evaluates every DEAD_RUN_POLL_SECONDS;
 - command line (`python -m pipeline.cli run`, in process, no daemon needed): `fail_dead_runs` runs before each run,
   failing dead runs and freeing their slots at once.
 
-A run's worker is known by its process id: the launcher's run workers report it in their "Started process for run"
-event, the CLI tags its runs with WORKER_PID_TAG. A process id is only trusted if that process existed before the
-id was recorded (ids are reused). Everything runs on one machine (DuckDB has one writer process on one file), so a
-process id is enough.
+A run's worker is known by its process id: the code server's run workers report it in their "Started process for
+run" event, the CLI tags its runs with WORKER_PID_TAG. A process id is only trusted if that process existed before
+the id was recorded (ids are reused). Everything runs on one machine (DuckDB has one writer process on one file), so
+a process id is enough.
 """
 
 from __future__ import annotations
 
 import os
 
+import dagster as dg
 import psutil
-from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
-from dagster._core.launcher import (
-    CheckRunHealthResult,
-    DefaultRunLauncher,
-    WorkerStatus,
-)
-from dagster._core.storage.dagster_run import RunRecord
 
 WORKER_PID_TAG = "cdp/worker_pid"
 # Runs that may have a live worker; QUEUED runs have none yet, CANCELING ones are timed out by run monitoring.
-ACTIVE_STATUSES = [DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
+ACTIVE_STATUSES = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
 WORKER_STARTED_MESSAGE = "Started process for run"
 CLOCK_SLACK_SECONDS = 1.0  # process start times are rounded by the kernel
+DEAD_RUN_POLL_SECONDS = 30
 
 
 def worker_tags() -> dict[str, str]:
@@ -42,12 +38,12 @@ def worker_tags() -> dict[str, str]:
     return {WORKER_PID_TAG: str(os.getpid())}
 
 
-def _worker(instance: DagsterInstance, record: RunRecord) -> tuple[int, float] | None:
+def _worker(instance: dg.DagsterInstance, record: dg.RunRecord) -> tuple[int, float] | None:
     """(process id, when it was recorded) of the run's worker, or None when the run never recorded one."""
     tagged = record.dagster_run.tags.get(WORKER_PID_TAG)
     if tagged is not None:
         return int(tagged), record.create_timestamp.timestamp()
-    for entry in instance.all_logs(record.dagster_run.run_id, of_type=DagsterEventType.ENGINE_EVENT):
+    for entry in instance.all_logs(record.dagster_run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT):
         data = entry.dagster_event.engine_event_data if entry.dagster_event else None
         if entry.user_message.startswith(WORKER_STARTED_MESSAGE) and data and "pid" in data.metadata:
             return int(data.metadata["pid"].value), entry.timestamp
@@ -62,45 +58,33 @@ def _process_alive(pid: int, recorded_at: float) -> bool:
         return False
 
 
-def worker_health(instance: DagsterInstance, record: RunRecord) -> CheckRunHealthResult:
-    """RUNNING unless the run's recorded worker process is gone (a run without a recorded worker is left alone)."""
+def dead_worker(instance: dg.DagsterInstance, record: dg.RunRecord) -> str | None:
+    """Why the run's worker is dead, or None while it runs (a run without a recorded worker is assumed alive)."""
     worker = _worker(instance, record)
-    if worker is None:
-        return CheckRunHealthResult(WorkerStatus.RUNNING, "no worker process recorded: assumed alive")
-    pid, recorded_at = worker
-    if _process_alive(pid, recorded_at):
-        return CheckRunHealthResult(WorkerStatus.RUNNING, f"worker process {pid} is running")
-    return CheckRunHealthResult(WorkerStatus.FAILED, f"worker process {pid} is gone (killed or crashed)")
+    if worker is None or _process_alive(*worker):
+        return None
+    return f"worker process {worker[0]} is gone (killed or crashed)"
 
 
-def fail_dead_runs(instance: DagsterInstance) -> list[str]:
+def fail_dead_runs(instance: dg.DagsterInstance) -> list[str]:
     """Mark every active run whose worker process is gone as failed and free its pool slots; returns their run ids."""
     failed = []
-    for record in instance.get_run_records(RunsFilter(statuses=ACTIVE_STATUSES)):
-        health = worker_health(instance, record)
-        if health.status != WorkerStatus.FAILED:
+    for record in instance.get_run_records(dg.RunsFilter(statuses=ACTIVE_STATUSES)):
+        reason = dead_worker(instance, record)
+        if reason is None:
             continue
-        instance.report_run_failed(record.dagster_run, f"Marked failed before the next run: {health.msg}.")
+        instance.report_run_failed(record.dagster_run, f"Marked failed before the next run: {reason}.")
         instance.event_log_storage.free_concurrency_slots_for_run(record.dagster_run.run_id)
         failed.append(record.dagster_run.run_id)
     return failed
 
 
-class LocalRunLauncher(DefaultRunLauncher):
-    """Dagster's default run launcher plus a worker health check, so run monitoring fails runs whose worker died."""
-
-    def launch_run(self, context) -> None:
-        # Runs outside the nightly job's queue limit (a UI materialization) would wait on a dead run's pool slot
-        # until the next monitoring poll: free it now.
-        fail_dead_runs(self._instance)
-        super().launch_run(context)
-
-    @property
-    def supports_check_run_worker_health(self) -> bool:
-        return True
-
-    def check_run_worker_health(self, run) -> CheckRunHealthResult:
-        record = self._instance.get_run_record_by_id(run.run_id)
-        if record is None:
-            return CheckRunHealthResult(WorkerStatus.UNKNOWN, "run not found")
-        return worker_health(self._instance, record)
+@dg.sensor(
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=DEAD_RUN_POLL_SECONDS,
+    description="Marks runs whose process is gone (killed, crashed) failed and frees their warehouse slots, so they "
+    "never block the next run.",
+)
+def dead_runs(context: dg.SensorEvaluationContext) -> dg.SkipReason:
+    failed = fail_dead_runs(context.instance)
+    return dg.SkipReason(f"marked {len(failed)} dead run(s) failed: {', '.join(failed)}" if failed else "no dead run")
