@@ -2,13 +2,13 @@
 
 import dagster as dg
 
-from pipeline.defs import clv, dbt, ingest, quality, report, runs
+from pipeline.defs import dbt, ingest, quality, report, runs
 from pipeline.defs.jobs import nightly_job, nightly_schedule
 from pipeline.defs.resources import resources_for
 from pipeline.defs.serving.assets import build_serving_asset
 
 # One Definitions per concern (pipeline/defs/<concern>/__init__.py), merged here with what they share.
-CONCERNS = [ingest.defs, dbt.defs, clv.defs, report.defs, quality.defs, runs.defs]
+CONCERNS = [ingest.defs, dbt.defs, report.defs, quality.defs, runs.defs]
 # Published for BI after every mart of the run is built (and the report, so a run that failed anywhere publishes
 # nothing).
 cdp_serving = build_serving_asset(

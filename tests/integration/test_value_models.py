@@ -13,9 +13,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from pipeline.defs.clv.checks import CLV_CHECKS
 from pipeline.defs.dbt.assets import dbt_customer_marts, dbt_models
 from pipeline.defs.dbt.resources import dbt_resource
+from pipeline.defs.quality.clv import CLV_CHECKS
 from pipeline.defs.resources import resources_for
 from pipeline.lib import clv, equity
 from pipeline.settings import load_settings
