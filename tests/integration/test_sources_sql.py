@@ -13,6 +13,7 @@ import pytest
 from pipeline.lib import ingest
 from pipeline.lib.sources import sql_orders
 from pipeline.lib.sources.incremental import STATE_TABLE
+from tests.support.dbt_cli import run_dbt
 
 TARGETS = {table: f"raw.webshop_{table}" for table in sql_orders.CONTRACT}
 
@@ -148,6 +149,55 @@ def test_postgres_full_then_incremental_with_late_update(pg_shop, postgres_clust
     assert third["orders"].rows == 3
     assert _counts(con) == {"customers": 51, "orders": 204, "order_items": 408}
     con.close()
+
+
+def _staged_lines(warehouse) -> dict[str, list[int]]:
+    """Build the order-line staging model on the warehouse; its lines per order."""
+    done = run_dbt(warehouse, "run", "--quiet", "--select", "stg_webshop__order_items")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        rows = con.execute("select order_id, line_no from staging.stg_webshop__order_items order by 1, 2").fetchall()
+    lines: dict[str, list[int]] = {}
+    for order_id, line_no in rows:
+        lines.setdefault(order_id, []).append(line_no)
+    return lines
+
+
+def test_an_order_delivered_again_without_lines_ends_with_none(pg_shop, postgres_cluster, tmp_path):
+    """The re-delivered version of an order replaces its whole set of lines in staging, also by none (the contract
+    does not require an order to have lines), incrementally and in a full rebuild alike."""
+    schema, source = pg_shop
+    warehouse = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(warehouse)) as con:
+        _pull(con, source)
+    assert _staged_lines(warehouse)["O5"] == [1, 2]
+
+    with psycopg.connect(postgres_cluster.dsn(), autocommit=True) as pg:
+        pg.execute(f"set search_path = {schema}")
+        pg.execute(
+            "update orders set status = 'cancelled', modified_at = modified_at + interval '3 days' where id = 'O5'"
+        )
+        pg.execute("delete from order_items where order_id = 'O5'")
+        pg.execute("update orders set modified_at = modified_at + interval '3 days' where id = 'O6'")
+        pg.execute("delete from order_items where order_id = 'O6' and line_no = 2")
+    with duckdb.connect(str(warehouse)) as con:
+        second = _pull(con, source)
+        assert second["orders"].incremental
+        # O5's new version landed, with no line: its old lines stay only in raw, in the old version's partition.
+        assert con.execute("select count(*) from raw.webshop_order_items where order_id = 'O5'").fetchone()[0] == 2
+    lines = _staged_lines(warehouse)
+    assert "O5" not in lines and lines["O6"] == [1] and lines["O7"] == [1, 2]
+
+    # A full rebuild agrees: lines belong to the order's latest version.
+    done = run_dbt(warehouse, "run", "--quiet", "--full-refresh", "--select", "stg_webshop__order_items")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        assert (
+            con.execute(
+                "select count(*) from staging.stg_webshop__order_items where order_id in ('O5', 'O6')"
+            ).fetchone()[0]
+            == 1
+        )
 
 
 def test_postgres_down_gives_clear_error_and_writes_nothing(pg_shop, postgres_cluster, tmp_path):

@@ -1,13 +1,31 @@
-{{ config(unique_key='order_id') }}
+{{ config(unique_key='order_id', pre_hook="{{ remove_lines_of_redelivered_orders() }}") }}
 
--- The lines of the latest delivered version of each order. Keyed by order: a re-delivered order replaces its whole
--- set of lines, so a line removed from the order disappears here too.
+-- The lines of the latest delivered version of each order: lines travel with their order's version (same partition
+-- day). Keyed by order: a re-delivered order replaces its whole set of lines, so a line removed from the order
+-- disappears here too, and an order delivered again without lines ends with none (the pre-hook).
+with candidate as (
+    select * from {{ source('raw', 'webshop_order_items') }} as candidate
+    where {{ newly_loaded() }}
+),
+
+latest_versions as (
+    {{ latest_order_versions('select order_id from candidate') }}
+)
+
 select
-    order_id || '#' || line_no as order_line_id,
-    order_id, line_no, sku, category, quantity, unit_price, unit_cost,
-    _partition_date as delivered_on, _loaded_at
-from {{ source('raw', 'webshop_order_items') }} as candidate
-where
-    {{ newly_loaded() }}
-    and {{ not_older_than_current('order_id', 'delivered_on', candidate_version='candidate._partition_date') }}
-qualify dense_rank() over (partition by order_id order by _partition_date desc, _loaded_at desc) = 1
+    candidate.order_id || '#' || candidate.line_no as order_line_id,
+    candidate.order_id,
+    candidate.line_no,
+    candidate.sku,
+    candidate.category,
+    candidate.quantity,
+    candidate.unit_price,
+    candidate.unit_cost,
+    candidate._partition_date as delivered_on,
+    candidate._loaded_at
+from candidate
+inner join latest_versions
+    on
+        candidate.order_id = latest_versions.order_id
+        and candidate._partition_date = latest_versions._partition_date
+qualify dense_rank() over (partition by candidate.order_id order by candidate._loaded_at desc) = 1
