@@ -7,7 +7,8 @@ Every source is first staged as a DuckDB relation of the rows it delivered. `lan
 3. tags each row with every rule it breaks (the registry's rules, plus `future date` for a timestamp later than
    the run's as-of plus a tolerance, plus any problem the staging found, e.g. a partial last line);
 4. drops exact re-deliveries (counted) and resolves conflicting versions of one key: the latest event wins, the
-   others are quarantined as `conflicting duplicate`;
+   others are quarantined as `conflicting duplicate`; in a table without versions this holds across days too (the
+   later event, then the later delivery day, wins; a losing row already in raw moves to quarantine);
 5. in one transaction replaces the window's rows in `raw.<table>` (valid rows) and `quarantine.<table>` (the
    others, with reason and the delivered payload as JSON).
 Every delivered row ends in raw, in quarantine, or in a counted drop (duplicate, suppressed after erasure, or
@@ -47,6 +48,7 @@ from pipeline.lib.warehouse import (
 # (the pipeline's own columns). Anything else (quotes, braces, semicolons) is refused before it gets near SQL.
 SAFE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_ .\-]{0,62}")
 FUTURE_DATE = "future date"
+CONFLICTING_DUPLICATE = "conflicting duplicate"
 
 
 class SourceSchemaError(ValueError):
@@ -240,7 +242,7 @@ class LoadResult:
     quarantined: int = 0
     duplicates_dropped: int = 0  # exact re-deliveries of a row in the same batch
     conflicts: int = 0  # versions of one key with different content: all but the latest quarantined
-    conflicts_with_other_days: int = 0  # keys landed on other days with other content (staging keeps the latest)
+    conflicts_with_other_days: int = 0  # keys landed on other days with other content: the loser quarantined
     outside_window: int = 0  # rows dated on days this run does not cover (landed by those days' runs)
     suppressed: int = 0  # rows of erased persons dropped before landing (pipeline.lib.erasure)
     reasons: dict[str, int] = field(default_factory=dict)
@@ -368,18 +370,14 @@ def land(
     """).fetchone()[0]
     _resolve_conflicts(con, spec.table)
     con.execute("create or replace temp table _typed as select * exclude (_content) from _typed_all")
-    result.conflicts = con.execute("select count(*) from _typed where _reason = 'conflicting duplicate'").fetchone()[0]
+    result.conflicts = con.execute("select count(*) from _typed where _reason = ?", [CONFLICTING_DUPLICATE]).fetchone()[
+        0
+    ]
     raw_table, q_table = f"raw.{spec.name}", f"quarantine.{spec.name}"
-    if not spec.table.versioned and table_exists(con, raw_table):
-        # One row per key is the contract: the same key landed on another day with other content is a conflict too.
-        key = " and ".join(f"t.{q(c)} = r.{q(c)}" for c in spec.table.key)
-        differs = " or ".join(f"t.{q(c)} is distinct from r.{q(c)}" for c in spec.columns)
-        result.conflicts_with_other_days = con.execute(
-            f"select count(distinct ({', '.join(f't.{q(c)}' for c in spec.table.key)})) from _typed t "
-            f"join {raw_table} r on {key} where t._reason = '' and not (r._partition_date >= ? and "
-            f"r._partition_date < ?) and ({differs})",
-            [start, end],
-        ).fetchone()[0]
+    # One row per key is the contract of a table without versions: a key landed on another day with other content.
+    other_days = not spec.table.versioned and table_exists(con, raw_table)
+    if other_days:
+        result.conflicts_with_other_days = _resolve_conflicts_with_other_days(con, spec, raw_table, window)
 
     with transaction(con):
         ensure_table(
@@ -403,6 +401,8 @@ def land(
             "(select _payload from _typed where _reason <> '')",
             [start, end],
         )
+        if other_days:
+            _quarantine_superseded(con, spec, raw_table, q_table)
         result.loaded = con.execute(
             f"""
             insert into {raw_table} by name
@@ -429,12 +429,73 @@ def _resolve_conflicts(con: duckdb.DuckDBPyConnection, table: RawTable) -> None:
     """Valid rows sharing a key (and version) but not content: the latest event wins, deterministically."""
     version = [*table.key, *([table.event_column] if table.versioned and table.event_column else [])]
     latest = f"{quote_identifier(table.event_column)} desc nulls last, " if table.event_column else ""
-    con.execute(f"""
-        update _typed_all set _reason = 'conflicting duplicate' where rowid in (
+    con.execute(
+        f"""
+        update _typed_all set _reason = ? where rowid in (
             select rowid from _typed_all where _reason = ''
             qualify row_number() over (partition by {", ".join(map(quote_identifier, version))}
                                        order by {latest}_partition_date desc nulls last, _content) > 1)
-    """)
+    """,
+        [CONFLICTING_DUPLICATE],
+    )
+
+
+def _resolve_conflicts_with_other_days(
+    con: duckdb.DuckDBPyConnection, spec: TableSpec, raw_table: str, window: tuple[date, date]
+) -> int:
+    """Valid delivered rows whose key landed on another day with other content: the later event wins, then the later
+    delivery day; a losing delivered row is marked `conflicting duplicate` here, a losing raw row is listed in
+    `_other_day_conflicts` for `_quarantine_superseded`. Returns the number of conflicts resolved."""
+    q = quote_identifier
+    key = spec.table.key
+    event = spec.table.event_column
+
+    def version(alias: str) -> str:
+        latest = f"coalesce({alias}.{q(event)}, '-infinity'::timestamp)" if event else "null"
+        return f"({latest}, {alias}._partition_date)"
+
+    con.execute(
+        f"""
+        create or replace temp table _other_day_conflicts as
+        select t.rowid as _delivered_row, {", ".join(f"r.{q(c)}" for c in key)},
+               r._partition_date as _raw_partition_date, {version("t")} > {version("r")} as _delivered_wins
+        from _typed t join {raw_table} r on {" and ".join(f"t.{q(c)} = r.{q(c)}" for c in key)}
+        where t._reason = '' and not (r._partition_date >= ? and r._partition_date < ?)
+          and ({" or ".join(f"t.{q(c)} is distinct from r.{q(c)}" for c in spec.columns)})
+    """,
+        list(window),
+    )
+    con.execute(
+        "update _typed set _reason = ? where rowid in "
+        "(select _delivered_row from _other_day_conflicts where not _delivered_wins)",
+        [CONFLICTING_DUPLICATE],
+    )
+    return con.execute("select count(*) from _other_day_conflicts").fetchone()[0]
+
+
+def _quarantine_superseded(con: duckdb.DuckDBPyConnection, spec: TableSpec, raw_table: str, q_table: str) -> None:
+    """Move the raw rows of other days that lost to a delivered row (`_other_day_conflicts`) into quarantine as
+    `conflicting duplicate`, their columns as the payload. Runs inside the landing transaction."""
+    q = quote_identifier
+    payload = ", ".join(f"{q(c)} := r.{q(c)}" for c in columns_of(con, raw_table) if not c.startswith("_"))
+
+    def superseded(row: str) -> str:
+        return " and ".join(
+            [f"{row}.{q(c)} = s.{q(c)}" for c in spec.table.key]
+            + [f"{row}._partition_date = s._raw_partition_date", "s._delivered_wins"]
+        )
+
+    con.execute(
+        f"""
+        insert into {q_table} by name
+        select to_json(struct_pack({payload}))::varchar as _payload, ? as _reason, r._partition_date,
+               current_timestamp::timestamp as _loaded_at, r._source
+        from {raw_table} r
+        where exists (select 1 from _other_day_conflicts s where {superseded("r")})
+    """,
+        [CONFLICTING_DUPLICATE],
+    )
+    con.execute(f"delete from {raw_table} using _other_day_conflicts s where {superseded(raw_table)}")
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -123,11 +123,46 @@ def test_conflicting_duplicates_resolve_to_the_latest_and_are_counted(con, tmp_p
     assert (result.conflicts, result.duplicates_dropped) == (1, 1)
     assert _quarantine(con) == [("R1", "conflicting duplicate")]
 
-    # R2 again in the next day's export with another score: counted; staging keeps the latest submitted_at.
+    # R2 again in the next day's export, edited later: it wins, the first day's version moves to quarantine.
     later = tmp_path / "responses-2026-11-21.csv"
     later.write_text(f"{HEADER}\n{_row('R2', '4', '2026-11-21T10:00:00')}\n{_row('R3')}\n")
-    result, _, _ = _land_survey(con, [later], window=(date(2026, 11, 21), date(2026, 11, 22)))
+    day_two = (date(2026, 11, 21), date(2026, 11, 22))
+    result, _, _ = _land_survey(con, [later], window=day_two)
     assert result.conflicts_with_other_days == 1
+    assert _versions(con, "R2") == [(4, "raw", date(2026, 11, 21)), (9, "conflicting duplicate", DAY)]
+
+    # A third day re-delivers R2 as it was before the edit (an older submitted_at): quarantined, raw keeps the edit.
+    # The same content again (R3 in a later export) is no conflict.
+    stale = tmp_path / "responses-2026-11-22.csv"
+    stale.write_text(f"{HEADER}\n{_row('R2', '7', '2026-11-20T12:00:00')}\n{_row('R3')}\n")
+    result, _, _ = _land_survey(con, [stale], window=(date(2026, 11, 22), date(2026, 11, 23)))
+    assert (result.conflicts_with_other_days, result.reasons) == (1, {"conflicting duplicate": 1})
+    assert _versions(con, "R2")[0] == (4, "raw", date(2026, 11, 21))
+
+    # Re-running the first day (a backfill) replaces its verdicts instead of repeating them; raw still has one R2.
+    _land_survey(con, [export])
+    _land_survey(con, [later], window=day_two)
+    assert _versions(con, "R2") == [
+        (4, "raw", date(2026, 11, 21)),
+        (7, "conflicting duplicate", date(2026, 11, 22)),
+        (9, "conflicting duplicate", DAY),
+    ]
+    assert con.execute("select count(*) from raw.survey_responses where response_id = 'R3'").fetchone()[0] == 2
+
+
+def _versions(con, response_id: str) -> list[tuple]:
+    """(score, 'raw' or the quarantine reason, partition day) of every landed version of a response."""
+    return sorted(
+        con.execute(
+            """
+            select score, 'raw', _partition_date from raw.survey_responses where response_id = ?
+            union all
+            select (_payload::json->>'score')::int, _reason, _partition_date from quarantine.survey_responses
+            where _payload::json->>'response_id' = ?""",
+            [response_id, response_id],
+        ).fetchall(),
+        key=lambda row: (row[1] != "raw", row[0]),
+    )
 
 
 def test_future_dates_are_quarantined_and_rows_without_a_date_survive_later_runs(con, tmp_path):

@@ -1,7 +1,7 @@
 {{ config(unique_key='response_id') }}
 
--- One row per survey response. Versions differing in content resolve deterministically: the latest submitted_at
--- wins, then the latest load, then the latest export day.
+-- One row per survey response. Landing keeps one version of a response in raw (conflicting versions go to
+-- quarantine); an exact re-delivery on another day is kept once here: the latest submitted_at, then load, then day.
 select
     response_id, submitted_at, survey, score, comment, email, phone, order_ref, consent, _loaded_at
 from {{ source('raw', 'survey_responses') }} as candidate
