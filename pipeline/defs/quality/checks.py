@@ -18,7 +18,7 @@ import dagster as dg
 import duckdb
 
 from pipeline.defs.ingest.assets import contract_limits
-from pipeline.defs.resources import WarehouseResource
+from pipeline.defs.resources import SettingsResource, WarehouseResource
 from pipeline.lib import ingest
 from pipeline.lib.expectations import (
     DEFAULT_SAMPLE_ROWS,
@@ -28,17 +28,13 @@ from pipeline.lib.expectations import (
     validate_table,
 )
 from pipeline.lib.sources import registry
-from pipeline.settings import section, source_config
+from pipeline.settings import source_config
 
 # Raw tables of the sources the shop has (a source configured off gets no checks), from the source registry.
 RAW_TABLES = tuple(table.name for table in registry.TABLES.values() if source_config(table.source) is not None)
 BLOCKING_MARTS = ("customer_profile",)
 OUTPUT_MARTS = ("customer_segments", "customer_clv", "customer_equity")
 ROW_COUNT_KEY = "row_count"
-
-
-def _settings() -> dict:
-    return section("quality")
 
 
 def _window(context: dg.AssetCheckExecutionContext) -> tuple[date | None, date | None]:
@@ -63,8 +59,10 @@ def _expectations_check(schema: str, table: str, blocking: bool) -> dg.AssetChec
         )
         + (" (blocking on critical failures)" if blocking else ""),
     )
-    def _check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
-        sample_rows = int(_settings().get("sample_rows", DEFAULT_SAMPLE_ROWS))
+    def _check(
+        context: dg.AssetCheckExecutionContext, settings: SettingsResource, warehouse: WarehouseResource
+    ) -> dg.AssetCheckResult:
+        sample_rows = int(settings.get().quality.get("sample_rows", DEFAULT_SAMPLE_ROWS))
         # Raw tables: a partitioned run validates the window it delivered; marts are validated whole.
         window = _window(context) if schema == "raw" else (None, None)
         with warehouse.connect(read_only=True) as con:
@@ -98,11 +96,14 @@ def _freshness_check(table: str) -> dg.AssetChecksDefinition:
         name="freshness",
         description="The source delivered rows for the run's partition window (or has any at all).",
     )
-    def _check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    def _check(
+        context: dg.AssetCheckExecutionContext, settings: SettingsResource, warehouse: WarehouseResource
+    ) -> dg.AssetCheckResult:
         start, end = _window(context)
+        min_rows = int(settings.get().quality.get("freshness_min_rows", 1))
         with warehouse.connect(read_only=True) as con:
             try:
-                result = check_freshness(con, f"raw.{table}", start, end, int(_settings().get("freshness_min_rows", 1)))
+                result = check_freshness(con, f"raw.{table}", start, end, min_rows)
             except duckdb.CatalogException as exc:
                 return dg.AssetCheckResult(
                     passed=False, severity=dg.AssetCheckSeverity.WARN, metadata={"reason": str(exc).splitlines()[0]}
@@ -128,8 +129,10 @@ def _volume_check(table: str) -> dg.AssetChecksDefinition:
         name="volume_anomaly",
         description="Rows of the checked day against the trailing daily average (cdp.yaml quality:).",
     )
-    def _check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
-        settings = _settings()
+    def _check(
+        context: dg.AssetCheckExecutionContext, settings: SettingsResource, warehouse: WarehouseResource
+    ) -> dg.AssetCheckResult:
+        quality = settings.get().quality
         _, day = _window(context)
         with warehouse.connect(read_only=True) as con:
             try:
@@ -137,9 +140,9 @@ def _volume_check(table: str) -> dg.AssetChecksDefinition:
                     con,
                     f"raw.{table}",
                     day,
-                    int(settings.get("volume_trailing_days", 14)),
-                    float(settings.get("volume_max_deviation", 0.5)),
-                    float(settings.get("volume_min_baseline_rows", 10)),
+                    int(quality.get("volume_trailing_days", 14)),
+                    float(quality.get("volume_max_deviation", 0.5)),
+                    float(quality.get("volume_min_baseline_rows", 10)),
                 )
             except duckdb.CatalogException as exc:
                 return dg.AssetCheckResult(
@@ -179,7 +182,9 @@ def _row_count_drop_check(schema: str, table: str) -> dg.AssetChecksDefinition:
         name="row_count_drop",
         description="The table did not lose more rows than allowed since the previous check.",
     )
-    def _check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    def _check(
+        context: dg.AssetCheckExecutionContext, settings: SettingsResource, warehouse: WarehouseResource
+    ) -> dg.AssetCheckResult:
         with warehouse.connect(read_only=True) as con:
             try:
                 current = con.execute(f"select count(*) from {schema}.{table}").fetchone()[0]
@@ -188,7 +193,8 @@ def _row_count_drop_check(schema: str, table: str) -> dg.AssetChecksDefinition:
                     passed=False, severity=dg.AssetCheckSeverity.WARN, metadata={"reason": str(exc).splitlines()[0]}
                 )
         previous = _previous_row_count(context, dg.AssetCheckKey(key, "row_count_drop"))
-        result = check_row_count_drop(previous, int(current), float(_settings().get("max_row_drop_fraction", 0.2)))
+        max_drop = float(settings.get().quality.get("max_row_drop_fraction", 0.2))
+        result = check_row_count_drop(previous, int(current), max_drop)
         return dg.AssetCheckResult(
             passed=not result.dropped,
             severity=dg.AssetCheckSeverity.WARN,
