@@ -3,7 +3,7 @@
     writer process, one writing run at a time), so load times only grow. A full build reads everything. -#}
 {% macro newly_loaded() -%}
     {% if is_incremental() -%}
-        candidate._loaded_at > (select coalesce(max(_loaded_at), '-infinity'::timestamp) from {{ this }})
+        candidate._loaded_at > (select coalesce(max(_loaded_at), {{ earliest_timestamp() }}) from {{ this }})
     {%- else -%}
         true
     {%- endif %}

@@ -13,7 +13,7 @@
     the newer version's lines. -#}
 {% macro remove_lines_of_redelivered_orders() -%}
     {% if is_incremental() -%}
-        {%- set watermark = "(select coalesce(max(_loaded_at), '-infinity'::timestamp) from " ~ this ~ ")" -%}
+        {%- set watermark = "(select coalesce(max(_loaded_at), " ~ earliest_timestamp() ~ ") from " ~ this ~ ")" -%}
         delete from {{ this }} where order_id in (
             select order_id from (
                 {{ latest_order_versions(

@@ -57,20 +57,17 @@ resolved_observations as (
 ),
 
 attributes as (
+    {%- set survivorship = [('source_rank', 'asc'), ('observed_at', 'desc'), ('record_id', 'asc')] %}
     select
         customer_id,
         -- Rule 1 (name, email, phone): best-ranked source first, then the most recent non-null value;
         -- the record id only breaks exact ties so the result is deterministic.
-        first(full_name order by source_rank asc, observed_at desc, record_id asc) filter (
-            where full_name is not null
-        ) as full_name,
-        first(email order by source_rank asc, observed_at desc, record_id asc) filter (where email is not null)
-            as email,
-        first(phone order by source_rank asc, observed_at desc, record_id asc) filter (where phone is not null)
-            as phone,
+        {{ ordered_first('full_name', survivorship, where='full_name is not null') }} as full_name,
+        {{ ordered_first('email', survivorship, where='email is not null') }} as email,
+        {{ ordered_first('phone', survivorship, where='phone is not null') }} as phone,
         -- Rule 2 (city/province): same ordering, but taken as a pair from one record so they never contradict.
-        first({ 'city': city, 'province': province } order by source_rank asc, observed_at desc, record_id asc)
-        filter (where city is not null or province is not null) as location,
+        {{ ordered_first(struct_of([('city', 'city'), ('province', 'province')]), survivorship,
+                         where='city is not null or province is not null') }} as location,
         bool_or(source = 'webshop_customer') as has_account
     from resolved_observations
     group by customer_id
@@ -94,11 +91,9 @@ account_types as (
 customer_types as (
     select
         customer_id,
-        first(
-            customer_type order by
-                customer_type in ('agent', 'reseller') desc, accounts desc, last_seen_at desc,
-                customer_type asc
-        ) as customer_type
+        {{ ordered_first('customer_type', [
+            ("customer_type in ('agent', 'reseller')", 'desc'), ('accounts', 'desc'), ('last_seen_at', 'desc'),
+            ('customer_type', 'asc')]) }} as customer_type
     from account_types
     group by customer_id
 ),
@@ -120,7 +115,9 @@ consent_signals as (
 ),
 
 consents as (
-    select customer_id, first(consent order by signalled_at desc, source_rank asc) as marketing_consent
+    select
+        customer_id,
+        {{ ordered_first('consent', [('signalled_at', 'desc'), ('source_rank', 'asc')]) }} as marketing_consent
     from consent_signals
     group by customer_id
 ),
@@ -134,7 +131,7 @@ purchases as (
         sum(net_amount) as revenue,
         sum(discount_amount) as discount_total,
         count(*) filter (where is_discounted) as discounted_order_count,
-        list_sort(list_distinct(list(channel))) as channels
+        {{ sorted_distinct_list('channel') }} as channels
     from {{ ref('fct_orders') }}
     where is_purchase
     group by customer_id
@@ -175,7 +172,8 @@ survey_scores as (
     select
         customer_id,
         avg(score) filter (where survey = 'csat') as csat_avg,
-        first(score order by submitted_at desc, response_id desc) filter (where survey = 'nps') as latest_nps
+        {{ ordered_first('score', [('submitted_at', 'desc'), ('response_id', 'desc')], where="survey = 'nps'") }}
+            as latest_nps
     from {{ ref('fct_survey_responses') }}
     group by customer_id
 ),
@@ -219,7 +217,7 @@ select
     coalesce(refunds.refund_total, 0) as refund_total,
     coalesce(purchases.discounted_order_count, 0) as discounted_order_count,
     purchases.revenue / purchases.order_count as avg_order_value,
-    coalesce(purchases.channels, cast([] as varchar[])) as channels,
+    coalesce(purchases.channels, {{ empty_string_list() }}) as channels,
     coalesce(support.ticket_count, 0) as ticket_count,
     coalesce(support.open_ticket_count, 0) as open_ticket_count,
     support.median_resolution_hours,
@@ -230,7 +228,8 @@ select
     coalesce(referrals.referral_count, 0) as referral_count,
     activity_span.first_seen_at,
     activity_span.last_activity_at,
-    date_diff('day', cast(activity_span.last_activity_at as date), run.run_date) as days_since_last_activity,
+    {{ date_difference('day', 'cast(activity_span.last_activity_at as date)', 'run.run_date') }}
+        as days_since_last_activity,
     run.run_date as as_of_date
 from customers
 cross join {{ ref('int_run_date') }} as run

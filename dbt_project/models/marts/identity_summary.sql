@@ -1,7 +1,7 @@
 -- One row per run date: how many persons identity resolution found, how much it merged, the largest cluster,
 -- how many identifiers it cut and how many ids merged or split on that run. Incremental on the run date: a re-run
 -- of a date replaces its row, earlier rows stay.
-{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='snapshot_date') }}
+{{ config(**incremental_by_date('snapshot_date')) }}
 
 with clusters as (
     select customer_id, count(*) as records
@@ -15,10 +15,10 @@ this_run_violations as (
     inner join {{ ref('int_run_date') }} as run on violations.run_date = run.run_date
 ),
 
--- "merges" is quoted: sqlfluff's DuckDB dialect reads merges as a keyword.
+-- "merges" is quoted (in the engine's quotes): sqlfluff's DuckDB dialect reads merges as a keyword.
 this_run_changes as (
     select
-        count(*) filter (where id_changes.change_type = 'merge') as "merges",  -- noqa: RF06
+        count(*) filter (where id_changes.change_type = 'merge') as {{ adapter.quote('merges') }},
         count(*) filter (where id_changes.change_type = 'split') as splits
     from {{ ref('identity_changes') }} as id_changes
     inner join {{ ref('int_run_date') }} as run on id_changes.run_date = run.run_date
@@ -26,11 +26,11 @@ this_run_changes as (
 
 select
     run.run_date as snapshot_date,
-    sum(clusters.records)::bigint as records,
+    cast(sum(clusters.records) as bigint) as records,
     count(*) as persons,
     1 - count(*) / sum(clusters.records) as merge_rate,
     any_value(this_run_violations.violations) as violations,
-    any_value(this_run_changes.merges) as "merges",  -- noqa: RF06
+    any_value(this_run_changes.merges) as {{ adapter.quote('merges') }},
     any_value(this_run_changes.splits) as splits,
     coalesce(max(clusters.records), 0) as largest_cluster
 from {{ ref('int_run_date') }} as run

@@ -1,4 +1,4 @@
-{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='run_date') }}
+{{ config(**incremental_by_date('run_date')) }}
 
 -- Audit: what identity resolution refused to link on each run date (a rerun of a date replaces that date's rows).
 select run.run_date, cuts.id_type, cuts.value, cuts.reason, cuts.records, cuts.linked, cuts.detail

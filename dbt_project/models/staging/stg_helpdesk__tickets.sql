@@ -1,4 +1,4 @@
-{{ config(unique_key='ticket_id') }}
+{{ config(**incremental_by_key('ticket_id')) }}
 
 -- Latest delivered version of each ticket.
 select

@@ -1,4 +1,4 @@
-{{ config(unique_key='response_id') }}
+{{ config(**incremental_by_key('response_id')) }}
 
 -- One row per survey response. Landing keeps one version of a response in raw (conflicting versions go to
 -- quarantine); an exact re-delivery on another day is kept once here: the latest submitted_at, then load, then day.

@@ -1,4 +1,4 @@
-{{ config(unique_key='customer_id') }}
+{{ config(**incremental_by_key('customer_id')) }}
 
 -- Latest delivered version of each webshop account.
 select

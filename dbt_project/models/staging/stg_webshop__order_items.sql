@@ -1,4 +1,4 @@
-{{ config(unique_key='order_id', pre_hook="{{ remove_lines_of_redelivered_orders() }}") }}
+{{ config(pre_hook="{{ remove_lines_of_redelivered_orders() }}", **incremental_by_key('order_id')) }}
 
 -- The lines of the latest delivered version of each order: lines travel with their order's version (same partition
 -- day). Keyed by order: a re-delivered order replaces its whole set of lines, so a line removed from the order

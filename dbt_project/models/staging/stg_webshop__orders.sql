@@ -1,4 +1,4 @@
-{{ config(unique_key='order_id') }}
+{{ config(**incremental_by_key('order_id')) }}
 
 -- Latest delivered version of each order (status changes arrive as new versions).
 select

@@ -54,7 +54,7 @@ gini as (
 buyer_totals as (
     select
         count(*) as buyers,
-        coalesce(sum(buyers.revenue), 0)::double as revenue
+        cast(coalesce(sum(buyers.revenue), 0) as double) as revenue
     from buyers
 ),
 
@@ -88,7 +88,7 @@ select
         when concentration.top20_share >= {{ threshold }} then 'tall'
         when concentration.top20_share is not null then 'broad'
     end as shape,
-    {{ threshold }}::double as tall_min_top20_share,
+    cast({{ threshold }} as double) as tall_min_top20_share,
     {%- for name in flags %}
         flag_counts.{{ name }}_customers,
     {%- endfor %}

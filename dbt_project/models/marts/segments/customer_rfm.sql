@@ -7,7 +7,7 @@
 with buyers as (
     select
         profile.customer_id,
-        date_diff('day', cast(profile.last_order_at as date), run.run_date) as recency_days,
+        {{ date_difference('day', 'cast(profile.last_order_at as date)', 'run.run_date') }} as recency_days,
         profile.order_count as frequency,
         coalesce(profile.revenue, 0) as monetary,
         run.run_date

@@ -21,7 +21,7 @@ with purchases as (
     select
         customer_id,
         order_date,
-        coalesce(is_discounted, false)::int as discounted,
+        cast(coalesce(is_discounted, false) as int) as discounted,
         row_number() over (partition by customer_id order by ordered_at, order_id) as purchase_number
     from {{ ref('fct_orders') }}
     where is_purchase and customer_id is not null
@@ -32,8 +32,9 @@ purchase_behaviour as (
         purchases.customer_id,
         count(*) as purchases,
         avg(purchases.discounted) as discounted_share,
-        count(distinct date_diff('day', purchases.order_date, run.run_date) // {{ quarter_days }}) filter (
-            where date_diff('day', purchases.order_date, run.run_date) between 0 and {{ 4 * quarter_days - 1 }}
+        {%- set days_before_run = date_difference('day', 'purchases.order_date', 'run.run_date') %}
+        count(distinct {{ integer_divide(days_before_run, quarter_days) }}) filter (
+            where {{ days_before_run }} between 0 and {{ 4 * quarter_days - 1 }}
         ) as active_quarters,
         count(*) filter (where purchases.purchase_number > 1) as repeat_purchases,
         avg(purchases.discounted) filter (where purchases.purchase_number > 1) as discounted_repeat_share
@@ -62,12 +63,15 @@ inputs as (
         profile.customer_id,
         profile.customer_type,
         coalesce(profile.order_count, 0) > 0 as is_buyer,
-        date_diff('day', (profile.first_order_at)::date, run.run_date) as days_since_first_purchase,
-        date_diff('day', (profile.last_order_at)::date, run.run_date) as days_since_last_purchase,
+        {{ date_difference('day', 'cast(profile.first_order_at as date)', 'run.run_date') }}
+            as days_since_first_purchase,
+        {{ date_difference('day', 'cast(profile.last_order_at as date)', 'run.run_date') }}
+            as days_since_last_purchase,
         coalesce(behaviour.purchases, 0) as purchases,
         coalesce(behaviour.discounted_share, 0.0) as discounted_share,
         coalesce(behaviour.active_quarters, 0) as active_quarters,
-        date_diff('minute', profile.first_seen_at, profile.first_order_at) as minutes_to_first_purchase,
+        {{ date_difference('minute', 'profile.first_seen_at', 'profile.first_order_at') }}
+            as minutes_to_first_purchase,
         coalesce(contacts_before_purchase.contacts, 0) as contacts_before_first_purchase,
         coalesce(behaviour.repeat_purchases, 0) as repeat_purchases,
         coalesce(behaviour.discounted_repeat_share, 0.0) as discounted_repeat_share,

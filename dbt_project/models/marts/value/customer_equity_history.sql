@@ -1,7 +1,6 @@
 -- Dated snapshots of customer_equity, one per run date, for the equity trend. Incremental on the run date: a
 -- re-run of a date replaces that date's rows, earlier snapshots stay.
-{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='snapshot_date',
-          on_schema_change='append_new_columns') }}
+{{ config(on_schema_change='append_new_columns', **incremental_by_date('snapshot_date')) }}
 
 -- Every column of the snapshotted table, whatever it holds.
 select
