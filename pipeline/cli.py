@@ -4,6 +4,8 @@ python -m pipeline.cli demo-data [--customers N]   write the embedded demo sourc
 python -m pipeline.cli run [--start D] [--end D]    materialize every asset over a window of daily partitions
 python -m pipeline.cli summary                      print what the last run built and where to look
 python -m pipeline.cli doctor                       read the configured sources and check them against the config
+python -m pipeline.cli identity explain --email E | --phone P | --customer-id ID
+                                                  a person's identity graph and the decisions behind it
 
 A run prints one line per finished step and a closing summary; Dagster's full debug log goes to
 <data_dir>/logs/run-<time>.log.
@@ -323,6 +325,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub.add_parser("summary", help="print what the warehouse holds and where to look")
     sub.add_parser("doctor", help="read the configured sources and check them against the configuration")
+    identity = sub.add_parser("identity", help="inspect identity resolution").add_subparsers(
+        dest="action", required=True
+    )
+    explain = identity.add_parser("explain", help="a person's identity graph and the decisions behind it")
+    who = explain.add_mutually_exclusive_group(required=True)
+    who.add_argument("--email")
+    who.add_argument("--phone")
+    who.add_argument("--customer-id", help="a CDP customer id (C…) or a webshop account id")
     args = parser.parse_args(argv)
     try:  # settings every command needs: refuse them with their hint before anything starts
         for name in ("DAGSTER_HOME", "CDP_DATA_DIR", "CDP_WAREHOUSE"):
@@ -367,6 +377,27 @@ def main(argv: list[str] | None = None) -> int:
         print_summary()
     elif args.command == "doctor":
         return doctor()
+    elif args.command == "identity":
+        return explain_identity(args.email, args.phone, args.customer_id)
+    return 0
+
+
+def explain_identity(email: str | None, phone: str | None, customer_id: str | None) -> int:
+    """Print the identity graph and decisions of the person holding the email, phone or id."""
+    from pipeline.lib.identity import IdentityRules
+    from pipeline.lib.identity_explain import explain, find_customer
+
+    rules = IdentityRules.from_config(section("identity"))
+    with connect_warehouse(read_only=True) as con:
+        try:
+            customers = find_customer(con, email=email, phone=phone, customer_id=customer_id, rules=rules)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        if not customers:
+            print("no person holds that identifier", file=sys.stderr)
+            return 1
+        print("\n\n".join(explain(con, customer) for customer in customers))
     return 0
 
 

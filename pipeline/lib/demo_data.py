@@ -482,7 +482,7 @@ def build_surveys(
     )
 
 
-def _write_sqlite(path: Path, tables: dict[str, pl.DataFrame]) -> None:
+def write_sqlite(path: Path, tables: dict[str, pl.DataFrame]) -> None:
     """Write the webshop database set-wise through DuckDB's SQLite scanner (no per-row inserts)."""
     import duckdb
 
@@ -498,7 +498,7 @@ def _write_sqlite(path: Path, tables: dict[str, pl.DataFrame]) -> None:
     con.close()
 
 
-def _write_daily(frame: pl.DataFrame, day_col: str, folder: Path, stem: str, fmt_for_day) -> int:
+def write_daily(frame: pl.DataFrame, day_col: str, folder: Path, stem: str, fmt_for_day) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     files = 0
     for (day,), part in frame.sort(day_col, "_order").group_by(day_col, maintain_order=True):
@@ -563,7 +563,7 @@ def generate(cfg: DemoConfig, out: Path) -> dict[str, int]:
         updated_at=_iso(pl.col("updated"), pl.col("offset")),
     )
     missing_key = shop_orders.head(max(1, orders.height // 1000)).with_columns(order_id=pl.lit(None, pl.Utf8))
-    _write_sqlite(
+    write_sqlite(
         out / "webshop.sqlite",
         {
             "customers": customers.drop("person_id", "updated"),
@@ -592,7 +592,7 @@ def generate(cfg: DemoConfig, out: Path) -> dict[str, int]:
     bad_dates = ticket_rows.filter(pl.col("_order") % 499 == 0).with_columns(
         id=pl.format("{}-X", pl.col("id")), created_at=pl.lit("kemarin sore")
     )
-    n_ticket_files = _write_daily(
+    n_ticket_files = write_daily(
         pl.concat([ticket_rows, dup_tickets, bad_dates]), "_day", out / "helpdesk", "tickets", lambda _day: "jsonl"
     )
     # A truncated JSON line in one export, as an interrupted download leaves it.
@@ -618,7 +618,7 @@ def generate(cfg: DemoConfig, out: Path) -> dict[str, int]:
         score=pl.when(pl.col("survey") == "nps").then(pl.lit("11")).otherwise(pl.lit("sangat puas")),
     )
     dup_surveys = survey_rows.filter(pl.col("_order") % 89 == 0)
-    n_survey_files = _write_daily(
+    n_survey_files = write_daily(
         pl.concat([survey_rows, out_of_range, dup_surveys]), "_day", out / "survey", "responses", _survey_format
     )
 

@@ -103,7 +103,8 @@ def normalise_values(
         if identity.height
         else identity.with_columns(value=pl.lit(None, pl.Utf8), status=pl.lit(None, pl.Utf8))
     )
-    return pl.concat([normalised, others.select(normalised.columns)])
+    columns = [*frame.columns, "value", "status"]
+    return pl.concat([normalised.select(columns), others.select(columns)])
 
 
 def _raw_edges(con: duckdb.DuckDBPyConnection, rules: IdentityRules) -> pl.DataFrame:
@@ -139,7 +140,7 @@ def find_person(
     email: str | None = None,
     phone: str | None = None,
     customer_id: str | None = None,
-    rules: IdentityRules = IdentityRules(),
+    rules: IdentityRules,
 ) -> Person:
     """The person behind one email, phone or customer id (CDP id or webshop account id), with all their identifiers."""
     given = []
@@ -337,9 +338,7 @@ def _predicate(kind: str, expr: str, dtype: str) -> str:
     return f"{value} in ({pool_sql})"
 
 
-def erase_person(
-    con: duckdb.DuckDBPyConnection, person: Person, rules: IdentityRules = IdentityRules()
-) -> dict[str, int]:
+def erase_person(con: duckdb.DuckDBPyConnection, person: Person, rules: IdentityRules) -> dict[str, int]:
     """Delete the person's rows from every table outside the privacy schema; returns rows deleted per table.
 
     Runs inside the caller's transaction (the caller commits together with the suppression entries).

@@ -1,16 +1,22 @@
-"""Identity resolution: normalise identifiers, cluster source records into persons, keep customer ids stable.
+"""Identity resolution: canonical identifier values, identity rules, persons as connected components, stable ids.
 
-The graph is bipartite: one node per source record, one node per normalised identifier value (typed, so the email
-"a@b.id" and a phone can never collide), one edge per (record, identifier) pair. A person is a connected component.
+The graph: one node per source record; a record links to another through an identifier value both carry. Links are
+decided value by value, identifier type by identifier type in priority order (Segment Unify's model):
 
-Over-merge guards, all configurable (`identity:` in pipeline/config/cdp.yaml) and all reported as violations:
-  blocklisted / invalid   junk and malformed values never enter the graph;
-  too_many_records        an email/phone on more records than a person plausibly has is a shop or placeholder value;
-  shared_identifier       an identifier that reaches more than N distinct persons (judged on the graph of the
-                          *stronger* identifier types only) is shared, e.g. a household phone, and links nothing;
-  oversized_cluster       a cluster still bigger than the cap loses its weakest identifier type's links, type by
-                          type, until it fits (the strongest type, the webshop account, is never dropped).
-Everything here is set-wise (polars/numpy/scipy); phones are parsed once per distinct value (pipeline.lib.phones).
+  canonical   emails lose `mailto:`, display names, every Unicode space and trailing dots and are lower-cased, then
+              are syntax-checked (email-validator); phones go to E.164 (pipeline.lib.phones). Rejected values keep a
+              reason (invalid email, invalid phone, blocklist pattern) and never link.
+  blocklists  configurable regular expressions per identifier type (placeholder addresses, repeated or sequential
+              digits).
+  limits      a profile holds at most `limits[type]` values of each type (account 5, email 5, phone 3, requester 3).
+              A value that would merge profiles into one over a limit is not used as a link (`limit_exceeded`).
+  names       a value whose profiles carry names that disagree (first names unlike each other) is a shared contact:
+              a household landline, a courier's phone, a recycled number (`names_disagree`).
+A value refused as a link is *shared*: it is listed with its evidence and never hard-links anything, but it stays
+evidence for the probabilistic matcher (pipeline.lib.identity_matching), which may still link two of the profiles
+it touches on names, city and activity period.
+Everything here is set-wise (polars, numpy, scipy's connected components); per-value Python runs only on distinct
+phone spellings (cached) and on the few emails a strict pattern cannot accept on its own.
 """
 
 from __future__ import annotations
@@ -23,50 +29,95 @@ from typing import Any
 import duckdb
 import numpy as np
 import polars as pl
+from email_validator import EmailNotValidError, validate_email
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from pipeline.lib.phones import normalise_phones
+from pipeline.lib.sources.registry import person_records
 
-# Strongest first: a system-issued key outranks an address a person types in, a phone (shareable) ranks last.
-IDENTIFIER_TYPES = ("webshop_customer_id", "order_id", "helpdesk_requester_id", "email", "phone")
+IDENTIFIER_TYPES = ("webshop_customer_id", "order_id", "email", "phone", "helpdesk_requester_id")
 CONTACT_TYPES = ("email", "phone")
-# A plausible address: one '@', no spaces, a dot in the domain. (Deliverability is not identity's business.)
-EMAIL_SHAPE = r"^[^@\s]+@[^@\s]+\.[^@\s.]{2,}$"
-CUT_REASONS = ("", "too_many_records", "shared_identifier", "oversized_cluster")
+PERSON_TYPES = ("webshop_customer_id", "email", "phone", "helpdesk_requester_id")  # an order id alone is no person
+CHANNEL_TYPES = ("helpdesk_requester_id",)  # ids a channel derives from a contact (WhatsApp: the phone)
+PHONE_GRADE = ("phone", *CHANNEL_TYPES)  # numbers change hands
 ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
+
+# Every Unicode space, zero-width characters and the byte-order mark.
+SPACES = r"[\s\x{200B}-\x{200D}\x{2060}\x{FEFF}]"
+# Addresses this strict ASCII pattern accepts are valid for email-validator too; only the rest are checked one by one.
+PLAIN_EMAIL = (
+    r"^[a-z0-9_%+\-]+(\.[a-z0-9_%+\-]+)*@([a-z0-9]([a-z0-9\-]{0,61}[a-z0-9])?\.)+"
+    r"(?:[a-z]{2,63})$"
+)
+SPECIAL_USE_TLDS = r"\.(arpa|invalid|local|localhost|onion|test)$"
+
+DEFAULT_BLOCKLISTS = {
+    # Placeholders people type when a form insists: test@…, noemail@…, tidakada@…, -@…, a@a.com, @example.com.
+    "email": (
+        r"^(test|tes|testing|noemail|no-?email|nomail|no\.?mail|none|null|nil|na|n\.a|tidakada|tidak\.?ada|tdkada|"
+        r"belumada|kosong|dummy|sample|example|asdf|qwerty|abc|email|user|anonymous|unknown|x+|-+|\.+|0+)@",
+        r"@(example|test|email|domain)\.(com|net|org|id|co\.id)$",
+        r"^[a-z0-9]@[a-z0-9]{1,2}\.[a-z]{2,3}$",
+    ),
+    # Matched against the digits of the E.164 number.
+    "phone": (
+        r"0{6,}|1{6,}|2{6,}|3{6,}|4{6,}|5{6,}|6{6,}|7{6,}|8{6,}|9{6,}",  # six or more repeats: 08000000000
+        r"0123456|1234567|2345678|3456789|9876543|8765432|7654321|6543210",  # sequential runs
+    ),
+}
 
 
 @dataclass(frozen=True)
 class IdentityRules:
-    """The matching rules; defaults are the documented values of the `identity:` config section."""
+    """The identity rules; defaults are the documented values of the `identity:` config section, except the phone
+    region, which has none: callers pass the shop's (`identity.default_region`)."""
 
-    default_region: str = "ID"
-    blocklist_emails: tuple[str, ...] = ("test@test.com",)
-    blocklist_phones: tuple[str, ...] = ("0000000000",)
-    max_records_per_identifier: int = 5000
-    max_persons_per_identifier: Mapping[str, int] = field(default_factory=lambda: {"email": 2, "phone": 1})
-    person_key_types: tuple[str, ...] = ("webshop_customer_id", "email")
-    max_cluster_records: int = 2000
+    default_region: str  # region national phone numbers are read in (ISO 3166 alpha-2)
+    # Identifier types in the order their links are decided (first = most trusted).
+    priority: tuple[str, ...] = ("webshop_customer_id", "order_id", "email", "phone", "helpdesk_requester_id")
+    # Most values of a type one profile may hold; types not listed are unlimited.
+    limits: Mapping[str, int] = field(
+        default_factory=lambda: {"webshop_customer_id": 5, "email": 5, "phone": 3, "helpdesk_requester_id": 3}
+    )
+    blocklists: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_BLOCKLISTS))
+    # Two names are the same person's when their Jaro-Winkler similarity reaches this and they start with the same
+    # letter: Budi/Budy 0.883 together, Dewi/Dedi 0.867 apart (Putri/Putra 0.92 cannot be told from a typo).
+    name_similarity: float = 0.87
+    # A value on more records than this is shared outright (a shop's own number), without comparing names.
+    max_records_per_value: int = 5000
+    # A phone-grade value unused for this many days, with differently named profiles before and after the pause, is
+    # a recycled number: it links nobody (None switches the rule off). An account's phone counts as in use from the
+    # account's last update on.
+    recycle_days: int | None = 270
+    # The probabilistic matcher links two profiles that share a refused value at or above this match probability.
+    match_probability: float = 0.95
     phone_parse_workers: int = 0  # processes parsing phones (0 = one per core)
-    strength: tuple[str, ...] = IDENTIFIER_TYPES
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> IdentityRules:
-        """Rules from the `identity:` config section; absent keys keep their defaults."""
-        known = {k: v for k, v in cfg.items() if k in cls.__dataclass_fields__}
-        for key in ("blocklist_emails", "blocklist_phones", "person_key_types", "strength"):
-            if key in known:
-                known[key] = tuple(str(v) for v in known[key] or ())
-        if "max_persons_per_identifier" in known:
-            known["max_persons_per_identifier"] = {
-                str(k): int(v) for k, v in known["max_persons_per_identifier"].items()
-            }
-        unknown_types = set(known.get("strength", ())) ^ set(IDENTIFIER_TYPES) if "strength" in known else set()
-        if unknown_types:
-            raise ValueError(
-                f"identity.strength must list exactly {IDENTIFIER_TYPES}, differs in {sorted(unknown_types)}"
-            )
+        """Rules from the `identity:` config section; absent keys keep their defaults, unknown keys are an error."""
+        unknown = set(cfg) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown identity settings {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
+        if not cfg.get("default_region"):
+            raise ValueError("identity.default_region is required (the region national phone numbers are read in)")
+        known = dict(cfg)
+        if "priority" in known:
+            known["priority"] = tuple(str(v) for v in known["priority"])
+            if sorted(known["priority"]) != sorted(IDENTIFIER_TYPES):
+                raise ValueError(f"identity.priority must list each of {IDENTIFIER_TYPES} once")
+        if "limits" in known:
+            known["limits"] = {str(k): int(v) for k, v in (known["limits"] or {}).items()}
+            bad = set(known["limits"]) - set(IDENTIFIER_TYPES)
+            if bad:
+                raise ValueError(f"identity.limits names unknown identifier types {sorted(bad)}")
+        if "blocklists" in known:
+            lists = {str(k): tuple(str(p) for p in (v or ())) for k, v in (known["blocklists"] or {}).items()}
+            bad = set(lists) - set(CONTACT_TYPES)
+            if bad:
+                raise ValueError(f"identity.blocklists has lists for {sorted(bad)}; only email and phone have them")
+            known["blocklists"] = {**{t: () for t in CONTACT_TYPES}, **lists}
         return cls(**known)
 
 
@@ -74,29 +125,64 @@ class IdentityRules:
 class Resolution:
     clusters: pl.DataFrame  # source, record_id, cluster_key (the smallest record key of its cluster)
     violations: pl.DataFrame  # id_type, value, reason, records, linked, detail
+    candidates: pl.DataFrame  # left_key, right_key, id_type, value: profile pairs joined only by a shared value
+    links: pl.DataFrame  # source, record_id, id_type, value, linked, reason, detail, profile_key (its cluster_key)
 
 
-# --------------------------------------------------------------------------------------------- normalisation
+# --------------------------------------------------------------------------------------------- canonical values
 
 
-def normalise_emails(values: pl.Series) -> pl.Series:
-    """Trimmed, lower-cased addresses; null where the value has no valid address shape."""
-    cleaned = values.cast(pl.Utf8).str.strip_chars().str.to_lowercase()
+def canonical_emails(values: pl.Series) -> pl.Series:
+    """The address inside any display name or `mailto:`, without spaces or trailing dots, lower-cased (unvalidated)."""
+    text = values.cast(pl.Utf8).str.normalize("NFKC")
+    inside_brackets = text.str.extract(r"<([^<>]*@[^<>]*)>", 1)
     return (
-        pl.select(pl.when(cleaned.str.contains(EMAIL_SHAPE)).then(cleaned).otherwise(None))
+        pl.select(pl.coalesce(inside_brackets, text))
         .to_series()
+        .str.replace_all(SPACES, "")
+        .str.replace(r"(?i)^mailto:", "")
+        .str.strip_chars("\"'<>;,")
+        .str.strip_chars_end(".")
+        .str.to_lowercase()
         .rename(values.name)
     )
 
 
-def _digits(expr: pl.Expr) -> pl.Expr:
-    return expr.str.replace_all(r"\D", "")
+def _valid_by_library(address: str) -> bool:
+    try:
+        validate_email(address, check_deliverability=False)
+    except EmailNotValidError:
+        return False
+    return True
+
+
+def normalise_emails(values: pl.Series) -> pl.Series:
+    """Canonical addresses (`canonical_emails`); null where the syntax is not a valid address."""
+    canonical = canonical_emails(values)
+    distinct = canonical.drop_nulls().unique()
+    plain = distinct.str.contains(PLAIN_EMAIL) & ~distinct.str.contains(SPECIAL_USE_TLDS)
+    others = distinct.filter(~plain)
+    checked = pl.DataFrame(
+        {"email": others, "valid": [_valid_by_library(v) for v in others.to_list()]},
+        schema={"email": pl.Utf8, "valid": pl.Boolean},
+    )
+    valid = pl.concat([distinct.filter(plain), checked.filter("valid").get_column("email")])
+    return pl.select(pl.when(canonical.is_in(valid.implode())).then(canonical)).to_series().rename(values.name)
+
+
+def _blocked(values: pl.Expr, patterns: tuple[str, ...]) -> pl.Expr:
+    """The index of the first pattern `values` match, else null."""
+    expr = pl.lit(None, pl.UInt32)
+    for index in reversed(range(len(patterns))):
+        expr = pl.when(values.str.contains(patterns[index])).then(pl.lit(index, pl.UInt32)).otherwise(expr)
+    return expr
 
 
 def normalise_identifiers(
-    raw: pl.DataFrame, rules: IdentityRules = IdentityRules(), known_phones: pl.DataFrame | None = None
+    raw: pl.DataFrame, rules: IdentityRules, known_phones: pl.DataFrame | None = None
 ) -> pl.DataFrame:
-    """Normalise `source, record_id, id_type, raw_value` rows; adds `value` and `status` (ok|invalid|blocklisted).
+    """Normalise `source, record_id, id_type, raw_value` rows; adds `value`, `status` (ok|invalid|blocklisted) and
+    `reason` (why a value was rejected).
 
     Rows without a raw value are dropped. `value` is null unless the status is ok. `known_phones` (raw_phone,
     phone_e164; see pipeline.lib.phones) are earlier parses to reuse.
@@ -109,45 +195,174 @@ def normalise_identifiers(
     emails = distinct.filter(pl.col("id_type") == "email")
     phones = distinct.filter(pl.col("id_type") == "phone")
     keys = distinct.filter(~pl.col("id_type").is_in(CONTACT_TYPES))
-    blocked_emails = normalise_emails(pl.Series(rules.blocklist_emails, dtype=pl.Utf8)).drop_nulls()
-    blocked_phone_digits = pl.Series(rules.blocklist_phones, dtype=pl.Utf8).str.replace_all(r"\D", "")
-    blocked_phones = normalise_phones(
-        pl.Series(rules.blocklist_phones, dtype=pl.Utf8), rules.default_region
-    ).drop_nulls()
+    email_patterns = tuple(rules.blocklists.get("email", ()))
+    phone_patterns = tuple(rules.blocklists.get("phone", ()))
 
     emails = emails.with_columns(normalised=normalise_emails(emails.get_column("raw_value"))).with_columns(
-        blocked=pl.col("normalised").is_in(blocked_emails.implode())
+        pattern=_blocked(pl.col("normalised"), email_patterns),
+        invalid=pl.lit("invalid email address"),
+        patterns=pl.lit(list(email_patterns), pl.List(pl.Utf8)),
     )
-    phones = phones.with_columns(
-        normalised=normalise_phones(
-            phones.get_column("raw_value"), rules.default_region, known_phones, rules.phone_parse_workers
-        )
-    ).with_columns(
-        # Junk like 0000000000 is not even a valid number: matching on digits reports it as blocklisted, not invalid.
-        blocked=pl.col("normalised").is_in(blocked_phones.implode())
-        | _digits(pl.col("raw_value")).is_in(blocked_phone_digits.implode())
+    e164 = normalise_phones(
+        phones.get_column("raw_value"), rules.default_region, known_phones, rules.phone_parse_workers
     )
-    keys = keys.with_columns(normalised=pl.col("raw_value").str.strip_chars()).with_columns(
+    phones = phones.with_columns(normalised=e164).with_columns(
+        pattern=_blocked(pl.col("normalised").str.strip_chars_start("+"), phone_patterns),
+        invalid=pl.lit("not a valid phone number"),
+        patterns=pl.lit(list(phone_patterns), pl.List(pl.Utf8)),
+    )
+    keys = keys.with_columns(normalised=pl.col("raw_value").str.replace_all(f"^{SPACES}+|{SPACES}+$", "")).with_columns(
         normalised=pl.when(pl.col("normalised") != "").then(pl.col("normalised")),
-        blocked=pl.lit(False),
+        pattern=pl.lit(None, pl.UInt32),
+        invalid=pl.lit("empty key"),
+        patterns=pl.lit([], pl.List(pl.Utf8)),
     )
-    lookup = (
-        pl.concat([emails, phones, keys])
-        .with_columns(
-            status=pl.when(pl.col("blocked"))
-            .then(pl.lit("blocklisted"))
-            .when(pl.col("normalised").is_null())
-            .then(pl.lit("invalid"))
-            .otherwise(pl.lit("ok")),
-        )
-        .select(
-            "id_type",
-            "raw_value",
-            value=pl.when(pl.col("blocked")).then(None).otherwise(pl.col("normalised")),
-            status="status",
-        )
+    lookup = pl.concat([emails, phones, keys]).select(
+        "id_type",
+        "raw_value",
+        value=pl.when(pl.col("pattern").is_null()).then(pl.col("normalised")),
+        status=pl.when(pl.col("normalised").is_null())
+        .then(pl.lit("invalid"))
+        .when(pl.col("pattern").is_not_null())
+        .then(pl.lit("blocklisted"))
+        .otherwise(pl.lit("ok")),
+        reason=pl.when(pl.col("normalised").is_null())
+        .then(pl.col("invalid"))
+        .when(pl.col("pattern").is_not_null())
+        .then(pl.format("blocklist pattern {}", pl.col("patterns").list.get(pl.col("pattern"), null_on_oob=True))),
     )
     return rows.join(lookup, on=["id_type", "raw_value"], how="left", maintain_order="left")
+
+
+HONORIFICS = (
+    "ibu",
+    "bu",
+    "bapak",
+    "pak",
+    "bpk",
+    "mas",
+    "mbak",
+    "kak",
+    "mama",
+    "papa",
+    "bunda",
+    "ayah",
+    "om",
+    "tante",
+    "sdr",
+    "sdri",
+    "mr",
+    "mrs",
+    "ms",
+    "dr",
+    "h",
+    "hj",
+)
+
+
+def name_parts(full_names: pl.Series) -> pl.DataFrame:
+    """first, last (null for a one-word name): lower-cased, accents and honorifics dropped."""
+    tokens = (
+        full_names.cast(pl.Utf8)
+        .str.normalize("NFKD")
+        .str.replace_all(r"\p{M}", "")
+        .str.to_lowercase()
+        .str.replace_all(r"[^\p{L}]+", " ")
+        .str.strip_chars()
+        .str.split(" ")
+        .list.eval(pl.element().filter((pl.element() != "") & ~pl.element().is_in(HONORIFICS)))
+    )
+    return pl.DataFrame({"tokens": tokens}).select(
+        first=pl.col("tokens").list.first(),
+        last=pl.when(pl.col("tokens").list.len() > 1).then(pl.col("tokens").list.last()),
+    )
+
+
+# ------------------------------------------------------------------------------------------------ extraction
+
+
+@dataclass(frozen=True)
+class RecordSource:
+    """Where identity finds a kind of record: its staging model and key, identifier columns and what the matcher
+    reads (name parts, city, the column dating the record). Derived from the source registry."""
+
+    source: str
+    model: str
+    key: str
+    identifiers: tuple[tuple[str, str], ...]  # (column, identifier type)
+    names: tuple[str, ...] = ()  # columns that together give the person's full name
+    city: str | None = None
+    seen_at: str | None = None
+    # The record states the person's current contacts (an account), rather than the contact used at one time.
+    current: bool = False
+
+
+def record_sources() -> tuple[RecordSource, ...]:
+    """The registry's tables of person records, in registry order (earlier = more trustworthy names)."""
+    sources = []
+    for table in person_records():
+
+        def staged(role: str, table=table) -> tuple[str, ...]:
+            return tuple(table.staged(c.name) for c in table.columns if c.match == role)
+
+        sources.append(
+            RecordSource(
+                table.record_source,
+                table.staging_model,
+                table.staged(table.record_key),
+                tuple((table.staged(c.name), c.identifier) for c in table.columns if c.identifier in IDENTIFIER_TYPES),
+                names=staged("name"),
+                city=next(iter(staged("city")), None),
+                seen_at=table.staged(table.event_column) if table.event_column else None,
+                current=any(
+                    c.identifier == "webshop_customer_id" and c.name == table.record_key for c in table.columns
+                ),
+            )
+        )
+    return tuple(sources)
+
+
+def extract_identifiers(staged: Mapping[str, pl.DataFrame]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(identifier rows: source, record_id, id_type, raw_value; records: source, record_id, name, name_rank, city,
+    seen_on, current) from the staged tables of `record_sources()` (staging model name -> frame). A smaller
+    name_rank is a more trustworthy name (an account's over a helpdesk display name).
+    """
+    identifiers, records = [], []
+    for rank, spec in enumerate(record_sources()):
+        frame = staged[spec.model]
+        record_id = pl.col(spec.key).cast(pl.Utf8)
+        identifiers += [
+            frame.select(
+                source=pl.lit(spec.source),
+                record_id=record_id,
+                id_type=pl.lit(id_type),
+                raw_value=pl.col(column).cast(pl.Utf8),
+            )
+            for column, id_type in spec.identifiers
+        ]
+        name = (
+            pl.concat_str([pl.col(c).cast(pl.Utf8) for c in spec.names], separator=" ", ignore_nulls=True)
+            if spec.names
+            else pl.lit(None, pl.Utf8)
+        )
+        records.append(
+            frame.select(
+                source=pl.lit(spec.source),
+                record_id=record_id,
+                name=name,
+                name_rank=pl.lit(rank, pl.Int32),
+                city=pl.col(spec.city).cast(pl.Utf8) if spec.city else pl.lit(None, pl.Utf8),
+                seen_on=_as_date(pl.col(spec.seen_at)) if spec.seen_at else pl.lit(None, pl.Date),
+                current=pl.lit(spec.current),
+            )
+        )
+    raw = pl.concat(identifiers).filter(pl.col("raw_value").is_not_null())
+    return raw, pl.concat(records).filter(pl.col("record_id").is_not_null())
+
+
+def _as_date(column: pl.Expr) -> pl.Expr:
+    """A staged timestamp (or its ISO text) as a date."""
+    return column.cast(pl.Utf8).str.slice(0, 10).str.to_date(strict=False)
 
 
 # ------------------------------------------------------------------------------------------------ clustering
@@ -163,178 +378,417 @@ def _record_key(source: pl.Expr, record_id: pl.Expr) -> pl.Expr:
     return pl.concat_str([source, pl.lit(":"), record_id])
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Graph:
-    """Records are nodes 0..n_records-1, identifier i is node n_records + i; one edge per (record, identifier)."""
+    """Records are nodes 0..n-1, value i is node n + i, one edge per (record, value). An edge is switched on when
+    the rules accept it, so a profile (component) is always the records joined by accepted links."""
 
     records: pl.DataFrame  # r, source, record_id
-    ids: pl.DataFrame  # i, id_type, value, t (index into the strength order), records (how many carry it)
-    e_rec: np.ndarray
-    e_id: np.ndarray
-    e_type: np.ndarray
+    values: pl.DataFrame  # i, id_type, value, records
+    edges: pl.DataFrame  # r, i, id_type
+    accepted: np.ndarray  # per edge
 
     @property
-    def n_records(self) -> int:
+    def n(self) -> int:
         return self.records.height
 
-    @property
-    def n_nodes(self) -> int:
-        return self.records.height + self.ids.height
-
-    def labels(self, edge_mask: np.ndarray) -> np.ndarray:
-        return _components(self.n_nodes, self.e_rec[edge_mask], self.n_records + self.e_id[edge_mask])
-
-    def clusters(self, labels: np.ndarray) -> pl.DataFrame:
-        """source, record_id, cluster_key: each cluster is named by its smallest record key."""
-        return (
-            self.records.with_columns(label=pl.Series(labels[: self.n_records]))
-            .with_columns(cluster_key=_record_key(pl.col("source"), pl.col("record_id")).min().over("label"))
-            .select("source", "record_id", "cluster_key")
-        )
+    def labels(self) -> np.ndarray:
+        """Profile label per record."""
+        on = self.accepted
+        return _components(
+            self.n + self.values.height,
+            self.edges.get_column("r").to_numpy()[on],
+            self.n + self.edges.get_column("i").to_numpy()[on],
+        )[: self.n]
 
 
-def _build_graph(identifiers: pl.DataFrame, records: pl.DataFrame, strength: list[str]) -> _Graph:
-    # Node numbers need no sorting: clusters are named by their smallest record key, whatever the numbering.
+def _build_graph(identifiers: pl.DataFrame, records: pl.DataFrame) -> _Graph:
     record_table = (
         pl.concat([records.select("source", "record_id"), identifiers.select("source", "record_id")])
         .unique()
+        .sort("source", "record_id")
         .with_row_index("r")
     )
     ok = identifiers.filter(pl.col("status") == "ok").select("source", "record_id", "id_type", "value")
-    id_table = (
-        ok.select("id_type", "value")
-        .unique()
-        .with_row_index("i")
-        .with_columns(t=pl.col("id_type").replace_strict(strength, list(range(len(strength))), return_dtype=pl.UInt8))
-    )
+    value_table = ok.select("id_type", "value").unique().sort("id_type", "value").with_row_index("i")
     edges = (
         ok.join(record_table, on=["source", "record_id"])
-        .join(id_table.select("id_type", "value", "i", "t"), on=["id_type", "value"])
-        .select("r", "i", "t")
+        .join(value_table, on=["id_type", "value"])
+        .select("r", "i", "id_type")
         .unique(["r", "i"])
+        .sort("r", "i")
     )
-    e_id = edges.get_column("i").to_numpy().astype(np.int64)
-    id_table = id_table.with_columns(records=pl.Series(np.bincount(e_id, minlength=id_table.height)))
-    return _Graph(
-        record_table,
-        id_table,
-        edges.get_column("r").to_numpy().astype(np.int64),
-        e_id,
-        edges.get_column("t").to_numpy(),
-    )
+    counts = np.bincount(edges.get_column("i").to_numpy(), minlength=value_table.height)
+    value_table = value_table.with_columns(records=pl.Series(counts, dtype=pl.Int64))
+    return _Graph(record_table, value_table, edges, np.zeros(edges.height, dtype=bool))
 
 
-def resolve_identities(
-    identifiers: pl.DataFrame, records: pl.DataFrame, rules: IdentityRules = IdentityRules()
-) -> Resolution:
-    """Cluster `records` (source, record_id) into persons through their `identifiers` (output of normalise_identifiers).
+def _name_conflicts(touches: pl.DataFrame, names: pl.DataFrame, threshold: float, slips: int) -> pl.DataFrame:
+    """i, conflicts, named: per value, profile pairs with no name in common, and profiles carrying a name.
 
-    Every record gets exactly one cluster; records without a usable identifier are clusters of their own.
+    `touches`: i, label (the profiles a value touches); `names`: label, first, last. Two names agree when the first
+    names are alike (Jaro-Winkler >= threshold with the same first letter, or at most `slips` typing slips apart)
+    and so are the last names when both have one; a name written last-first agrees too.
     """
-    strength = list(rules.strength)
-    graph = _build_graph(identifiers, records, strength)
-    n_records, n_nodes, id_table = graph.n_records, graph.n_nodes, graph.ids
-    e_rec, e_id, e_type = graph.e_rec, graph.e_id, graph.e_type
-    id_type_of = id_table.get_column("t").to_numpy()
+    named = touches.join(names, on="label")
+    with duckdb.connect() as con:
+        con.register("named", named.to_arrow())
+        # A slip keeps the first letter: Budi/Budy are alike, Bayu/Ayu (Jaro-Winkler 0.92) are two people.
+        con.execute("create macro alike(x, y, t) as jaro_winkler_similarity(x, y) >= t and left(x, 1) = left(y, 1)")
+        return con.execute(
+            """
+            with pairs as (
+                select a.i, a.label as left_label, b.label as right_label,
+                    bool_or(
+                        ((alike(a.first, b.first, $t) or damerau_levenshtein(a.first, b.first) <= $slips)
+                         and (a.last is null or b.last is null or alike(a.last, b.last, $t)
+                              or damerau_levenshtein(a.last, b.last) <= $slips))
+                        or (a.last is not null and b.last is not null
+                            and alike(a.first, b.last, $t) and alike(a.last, b.first, $t))
+                    ) as agree
+                from named as a join named as b on a.i = b.i and a.label < b.label
+                group by all
+            ),
+            profiles as (select i, count(distinct label) as named from named group by i)
+            select i, count(*) filter (where not agree) as conflicts, any_value(named) as named
+            from pairs join profiles using (i) group by i
+        """,
+            {"t": threshold, "slips": slips},
+        ).pl()
 
-    reason = np.zeros(id_table.height, dtype=np.int8)  # index into CUT_REASONS; 0 = still used as a link
-    linked = np.zeros(id_table.height, dtype=np.int64)  # persons reached / cluster size, for the report
 
-    contact = np.isin(id_type_of, [strength.index(t) for t in CONTACT_TYPES])
-    too_many = contact & (id_table.get_column("records").to_numpy() > rules.max_records_per_identifier)
-    reason[too_many] = CUT_REASONS.index("too_many_records")
+def _recycled(uses: pl.DataFrame, names: pl.DataFrame, gap_days: int, threshold: float) -> pl.DataFrame:
+    """i, gap: values whose use pauses more than `gap_days` between differently named profiles.
 
-    def labels_over(type_mask: np.ndarray) -> np.ndarray:
-        return graph.labels(type_mask[e_type] & (reason[e_id] == 0))
+    `uses`: i, label, day, current (one row per record carrying the value; a current record - an account - keeps
+    using it from its day on); `names`: label, first, last. Not recycled when one profile used the value on both
+    sides of the pause, or when a full name (first and last) before it agrees with one after it.
+    """
+    with duckdb.connect() as con:
+        con.register("uses", uses.to_arrow())
+        con.register("names", names.to_arrow())
+        con.execute("create macro alike(x, y, t) as jaro_winkler_similarity(x, y) >= t and left(x, 1) = left(y, 1)")
+        return con.execute(
+            """
+            with timeline as (
+                select i, label, day,
+                    max(case when current then 1000000000 else day end) over (
+                        partition by i order by day rows between unbounded preceding and 1 preceding) as covered
+                from uses where day is not null
+            ),
+            pause as (select i, min(day) as resume, max(day - covered) as gap from timeline
+                      where day - covered > $gap group by i),
+            sides as (select distinct t.i, t.label, t.day >= p.resume as after
+                      from timeline as t join pause as p using (i)),
+            bridged as (select distinct i from sides group by i, label having count(distinct after) = 2),
+            named as (select s.i, s.after, n.first, n.last from sides as s join names as n using (label)),
+            same_person as (
+                select distinct b.i from named as b join named as a on a.i = b.i and not b.after and a.after
+                where b.last is not null and a.last is not null
+                  and alike(b.first, a.first, $t) and alike(b.last, a.last, $t)
+            ),
+            both_named as (select i from named group by i having count(distinct after) = 2)
+            select i, gap::bigint as gap from pause
+            where i in (select i from both_named) and i not in (select i from bridged)
+              and i not in (select i from same_person)
+        """,
+            {"gap": gap_days, "t": threshold},
+        ).pl()
 
-    # Shared identifiers, judged type by type from the strongest capped type down, each on the graph of its
-    # stronger types: a value reaching more than N components that hold a person key is shared.
-    for id_type in sorted(rules.max_persons_per_identifier, key=strength.index):
-        t = strength.index(id_type)
-        stronger = np.arange(len(strength)) < t
-        labels = labels_over(stronger)
-        person_key = np.isin(id_type_of, [strength.index(k) for k in rules.person_key_types if strength.index(k) < t])
-        person_labels = np.zeros(n_nodes, dtype=bool)
-        person_labels[labels[n_records + np.flatnonzero(person_key)]] = True
-        own = (e_type == t) & (reason[e_id] == 0)
-        reach = (
-            pl.DataFrame({"i": e_id[own], "label": labels[e_rec[own]]})
-            .filter(pl.Series(person_labels[labels[e_rec[own]]]))
-            .group_by("i")
-            .agg(persons=pl.col("label").n_unique())
-        )
-        shared = reach.filter(pl.col("persons") > rules.max_persons_per_identifier[id_type])
-        shared_i = shared.get_column("i").to_numpy()
-        reason[shared_i] = CUT_REASONS.index("shared_identifier")
-        linked[shared_i] = shared.get_column("persons").to_numpy()
 
-    # Oversized clusters lose their weakest links first; the strongest type always stays.
-    all_types = np.ones(len(strength), dtype=bool)
-    labels = labels_over(all_types)
-    for t in range(len(strength) - 1, 0, -1):
-        sizes = np.bincount(labels[:n_records], minlength=n_nodes)
-        oversized = sizes > rules.max_cluster_records
-        if not oversized[labels[:n_records]].any():
-            break
-        cut = (e_type == t) & (reason[e_id] == 0) & oversized[labels[e_rec]]
-        if not cut.any():
-            continue
-        reason[e_id[cut]] = CUT_REASONS.index("oversized_cluster")
-        linked[e_id[cut]] = sizes[labels[e_rec[cut]]]
-        labels = labels_over(all_types)
-
-    clusters = graph.clusters(labels)
-    cut_ids = id_table.with_columns(reason=pl.Series(np.asarray(CUT_REASONS)[reason]), linked=pl.Series(linked)).filter(
-        pl.col("reason") != ""
+def _profile_values(graph: _Graph, labels: np.ndarray, limited: list[str], refused: np.ndarray) -> pl.DataFrame:
+    """label, id_type, w: the (not refused) values of limited types each profile holds."""
+    edges = graph.edges.filter(pl.col("id_type").is_in(limited))
+    return (
+        edges.with_columns(label=pl.Series(labels[edges.get_column("r").to_numpy()]))
+        .filter(~pl.Series(refused[edges.get_column("i").to_numpy()]))
+        .select("label", "id_type", w="i")
+        .unique()
     )
+
+
+def _first_break(merging: pl.DataFrame, held: pl.DataFrame, limit_of: pl.DataFrame) -> pl.DataFrame:
+    """i, rank, id_type, held, limit: for each value, the first profile (in rank order) that would push the merged
+    profile over a limit, with the count it would reach."""
+    first_seen = merging.join(held, on="label").group_by("i", "id_type", "w").agg(rank=pl.col("rank").min())
+    running = (
+        first_seen.group_by("i", "id_type", "rank")
+        .agg(new=pl.len())
+        .sort("i", "id_type", "rank")
+        .with_columns(held=pl.col("new").cum_sum().over("i", "id_type"))
+        .join(limit_of, on="id_type")
+    )
+    return running.filter(pl.col("held") > pl.col("limit")).sort("i", "rank", "id_type").unique("i", keep="first")
+
+
+def resolve_identities(identifiers: pl.DataFrame, records: pl.DataFrame, rules: IdentityRules) -> Resolution:
+    """Cluster `records` into persons through their `identifiers` (output of normalise_identifiers).
+
+    `records`: source, record_id and optionally `name` (the person's full name as the record gives it). Every record
+    gets exactly one cluster; records without a usable identifier are clusters of their own.
+    """
+    graph = _build_graph(identifiers, records)
+    n, values = graph.n, graph.values
+    refused = np.zeros(values.height, dtype=bool)  # shared: links nothing
+    reason = np.full(values.height, "", dtype=object)
+    detail = np.full(values.height, "", dtype=object)
+    linked = np.zeros(values.height, dtype=np.int64)
+    e_r, e_i = graph.edges.get_column("r").to_numpy(), graph.edges.get_column("i").to_numpy()
+    e_type = graph.edges.get_column("id_type").to_numpy()
+
+    names = None
+    if "name" in records.columns:
+        parts = name_parts(records.get_column("name"))
+        rank = (
+            records.get_column("name_rank")
+            if "name_rank" in records.columns
+            else pl.Series("name_rank", [0] * records.height)
+        )
+        names = (
+            pl.concat([records.select("source", "record_id"), parts, rank.to_frame("rank")], how="horizontal")
+            .filter(pl.col("first").is_not_null())
+            .join(graph.records, on=["source", "record_id"])
+            .select("r", "first", "last", "rank")
+        )
+
+    seen = (
+        graph.records.join(
+            records.select(
+                "source",
+                "record_id",
+                day=(pl.col("seen_on") - pl.date(1970, 1, 1)).dt.total_days()
+                if "seen_on" in records.columns
+                else pl.lit(None, pl.Int64),
+                current=pl.col("current") if "current" in records.columns else pl.lit(False),
+            ),
+            on=["source", "record_id"],
+            how="left",
+        )
+        .unique("r")
+        .sort("r")
+    )
+    seen_day, seen_current = seen.get_column("day"), seen.get_column("current").fill_null(False)
+
+    def refuse(i: np.ndarray, why: str, text) -> None:
+        refused[i], reason[i], detail[i] = True, why, text
+
+    crowded = values.get_column("records").to_numpy() > rules.max_records_per_value
+    limited = [t for t in rules.priority if t in rules.limits]
+    limit_of = pl.DataFrame(
+        {"id_type": limited, "limit": [rules.limits[t] for t in limited]},
+        schema={"id_type": pl.Utf8, "limit": pl.Int64},
+    )
+    accounts_limit = rules.limits.get("webshop_customer_id")
+    labels = np.arange(n)
+    for id_type in rules.priority:
+        of_type = values.get_column("id_type").to_numpy() == id_type
+        if id_type in rules.limits:
+            too_many = np.flatnonzero(of_type & crowded)
+            refuse(too_many, "too_many_records", f"on more than {rules.max_records_per_value} records")
+        on_type = e_type == id_type
+        if id_type in CHANNEL_TYPES:
+            # A requester id keyed by a phone is as shared as that phone: a family's WhatsApp number.
+            on_shared_phone = np.zeros(n, dtype=bool)
+            on_shared_phone[e_r[(e_type == "phone") & refused[e_i]]] = True
+            inherit = np.setdiff1d(np.unique(e_i[on_type & on_shared_phone[e_r]]), np.flatnonzero(refused))
+            refuse(inherit, "phone_shared", "carried with a phone that is shared")
+        touches = (
+            pl.DataFrame({"i": e_i[on_type], "label": labels[e_r[on_type]]})
+            .filter(~pl.Series(refused[e_i[on_type]]))
+            .unique()
+        )
+        spread = touches.group_by("i").agg(profiles=pl.len())
+        merging = touches.join(spread.filter(pl.col("profiles") > 1), on="i", how="semi")
+        partial = pl.DataFrame(schema={"i": pl.UInt32, "label": pl.Int64})
+        if merging.height and id_type in rules.limits:
+            linked[spread.get_column("i").to_numpy()] = spread.get_column("profiles").to_numpy()
+            held = _profile_values(graph, labels, limited, refused)
+            # A value carried by more accounts than the account limit is a shared one (a shop's or courier's).
+            if accounts_limit is not None and id_type != "webshop_customer_id":
+                accounts = (
+                    merging.join(held.filter(pl.col("id_type") == "webshop_customer_id"), on="label")
+                    .group_by("i")
+                    .agg(accounts=pl.col("w").n_unique())
+                    .filter(pl.col("accounts") > accounts_limit)
+                )
+                refuse(
+                    accounts.get_column("i").to_numpy(),
+                    "limit_exceeded",
+                    [f"carried by {a} accounts (limit {accounts_limit})" for a in accounts.get_column("accounts")],
+                )
+            # Names: profiles whose names disagree are different people sharing the value.
+            all_named = np.zeros(values.height, dtype=bool)
+            if names is not None and id_type in PHONE_GRADE and rules.recycle_days is not None:
+                uses = pl.DataFrame(
+                    {
+                        "i": e_i[on_type],
+                        "label": labels[e_r[on_type]],
+                        "day": seen_day.gather(e_r[on_type]),
+                        "current": seen_current.gather(e_r[on_type]),
+                    }
+                )
+                uses = uses.join(merging, on=["i", "label"], how="semi")
+                uses = uses.filter(~pl.Series(refused[uses.get_column("i").to_numpy()]))
+                named = names.with_columns(label=pl.Series(labels[names.get_column("r").to_numpy()]))
+                paused = _recycled(
+                    uses, named.select("label", "first", "last").unique(), rules.recycle_days, rules.name_similarity
+                )
+                refuse(
+                    paused.get_column("i").to_numpy(),
+                    "recycled",
+                    [
+                        f"unused for {g} days, differently named profiles before and after"
+                        for g in paused.get_column("gap")
+                    ],
+                )
+            if names is not None:
+                # A profile speaks with its most trustworthy names: an account's name over a helpdesk display name
+                # (a family's WhatsApp name is on every relative's tickets).
+                profile_names = (
+                    names.with_columns(label=pl.Series(labels[names.get_column("r").to_numpy()]))
+                    .filter(pl.col("rank") == pl.col("rank").min().over("label"))
+                    .select("label", "first", "last")
+                    .unique()
+                )
+                pending = merging.filter(~pl.Series(refused[merging.get_column("i").to_numpy()]))
+                # An email is personal: one slip in a short name (Ayu/Aiu) still agrees. A phone is often a
+                # family's, and Dedi/Dodi may be brothers.
+                slips = 1 if id_type == "email" else 0
+                judged = _name_conflicts(pending, profile_names, rules.name_similarity, slips).join(spread, on="i")
+                agreeing = judged.filter((pl.col("conflicts") == 0) & (pl.col("named") == pl.col("profiles")))
+                all_named[agreeing.get_column("i").to_numpy()] = True
+                conflicts = judged.filter(pl.col("conflicts") > 0)
+                refuse(
+                    conflicts.get_column("i").to_numpy(),
+                    "names_disagree",
+                    [
+                        f"{k} pairs of its {m} named profiles disagree on names"
+                        for k, m in conflicts.select("conflicts", "named").iter_rows()
+                    ],
+                )
+            # Limits, link by link: profiles whose names all agree join in order of age (oldest record first) until
+            # the next would break a limit; it and the later ones stay apart. Without names to vouch for one person
+            # (a courier's number on guests' orders), or when not even two can join, the value is shared.
+            oldest = pl.DataFrame({"label": labels, "r": np.arange(n)}).group_by("label").agg(first_r=pl.col("r").min())
+            ranked = (
+                merging.filter(~pl.Series(refused[merging.get_column("i").to_numpy()]))
+                .join(oldest, on="label")
+                .with_columns(rank=pl.col("first_r").rank("ordinal").over("i") - 1)
+            )
+            breaks = _first_break(ranked, held, limit_of)
+            shared = breaks.filter((pl.col("rank") <= 1) | ~pl.Series(all_named[breaks.get_column("i").to_numpy()]))
+            refuse(
+                shared.get_column("i").to_numpy(),
+                "limit_exceeded",
+                [
+                    f"would give one profile {h} values of {t} (limit {lim})"
+                    for h, t, lim in shared.select("held", "id_type", "limit").iter_rows()
+                ],
+            )
+            cut = breaks.join(shared, on="i", how="anti")
+            partial = (
+                ranked.join(cut.select("i", cut_rank="rank"), on="i")
+                .filter(pl.col("rank") >= pl.col("cut_rank"))
+                .select("i", "label")
+            )
+            cut_i = cut.get_column("i").to_numpy()
+            reason[cut_i] = "limit_partial"
+            detail[cut_i] = [
+                f"{p - r} of {p} profiles left apart: one more would hold {h} values of {t} (limit {lim})"
+                for p, r, h, t, lim in cut.join(spread, on="i")
+                .select("profiles", "rank", "held", "id_type", "limit")
+                .iter_rows()
+            ]
+        keep = on_type & ~refused[e_i]
+        if partial.height:
+            left_apart = (
+                pl.DataFrame({"i": e_i, "label": labels[e_r]})
+                .with_row_index("e")
+                .join(partial, on=["i", "label"])
+                .get_column("e")
+                .to_numpy()
+            )
+            keep[left_apart] = False
+        graph.accepted |= keep
+        labels = graph.labels()
+        # Values accepted one by one may still together push a profile over a limit: this type's merging values
+        # in such a profile are refused, and the profile falls back to the earlier types' links.
+        if merging.height and id_type in rules.limits:
+            held = _profile_values(graph, labels, limited, refused)
+            over = (
+                held.group_by("label", "id_type")
+                .agg(held=pl.len())
+                .join(limit_of, on="id_type")
+                .filter(pl.col("held") > pl.col("limit"))
+                .get_column("label")
+                .unique()
+                .to_numpy()
+            )
+            if over.size:
+                joint = np.intersect1d(e_i[on_type & np.isin(labels[e_r], over)], merging.get_column("i").to_numpy())
+                joint = joint[~refused[joint]]
+                refuse(joint, "limit_exceeded", "together with this type's other values a profile would exceed a limit")
+                graph.accepted[np.isin(e_i, joint)] = False
+                labels = graph.labels()
+
+    clusters = graph.records.with_columns(label=pl.Series(labels)).with_columns(
+        cluster_key=_record_key(pl.col("source"), pl.col("record_id")).min().over("label")
+    )
+    listed = reason != ""
+    cut = values.with_columns(
+        reason=pl.Series(reason, dtype=pl.Utf8), detail=pl.Series(detail, dtype=pl.Utf8), linked=pl.Series(linked)
+    ).filter(pl.Series(listed))
     rejected = (
         identifiers.filter(pl.col("status") != "ok")
         .group_by("id_type", value="raw_value", reason="status")
-        .agg(records=pl.col("record_id").n_unique())
+        .agg(records=pl.col("record_id").n_unique(), detail=pl.col("reason").first())
     )
-    violations = (
-        pl.concat(
-            [
-                cut_ids.select(
-                    "id_type",
-                    "value",
-                    "reason",
-                    pl.col("records").cast(pl.Int64),
-                    linked=pl.col("linked").cast(pl.Int64),
-                ),
-                rejected.select(
-                    "id_type", "value", "reason", pl.col("records").cast(pl.Int64), linked=pl.lit(None, pl.Int64)
-                ),
-            ]
-        )
-        .with_columns(
-            detail=pl.when(pl.col("reason") == "shared_identifier")
-            .then(pl.format("reaches {} persons", pl.col("linked")))
-            .when(pl.col("reason") == "oversized_cluster")
-            .then(pl.format("cluster of {} records", pl.col("linked")))
-            .when(pl.col("reason") == "too_many_records")
-            .then(pl.format("on {} records", pl.col("records")))
-            .when(pl.col("reason") == "blocklisted")
-            .then(pl.lit("value is on the identity blocklist"))
-            .otherwise(pl.lit("not a valid value of its type")),
-        )
-        .sort("reason", "id_type", "value")
+    violations = pl.concat(
+        [
+            cut.select(
+                "id_type",
+                "value",
+                "reason",
+                pl.col("records").cast(pl.Int64),
+                pl.col("linked").cast(pl.Int64),
+                "detail",
+            ),
+            rejected.select(
+                "id_type",
+                "value",
+                "reason",
+                pl.col("records").cast(pl.Int64),
+                linked=pl.lit(None, pl.Int64),
+                detail="detail",
+            ),
+        ]
+    ).sort("reason", "id_type", "value")
+    links = (
+        graph.edges.with_columns(linked=pl.Series(graph.accepted))
+        .join(clusters, on="r")
+        .join(cut.select("i", "reason", "detail"), on="i", how="left")
+        .join(values.select("i", "value"), on="i")
+        .select("source", "record_id", "id_type", "value", "linked", "reason", "detail", profile_key="cluster_key")
     )
-    return Resolution(clusters=clusters, violations=violations)
+    return Resolution(
+        clusters=clusters.select("source", "record_id", "cluster_key"),
+        violations=violations,
+        candidates=candidate_pairs(links),
+        links=links,
+    )
 
 
-def cluster_records(
-    identifiers: pl.DataFrame, records: pl.DataFrame, violations: pl.DataFrame, rules: IdentityRules = IdentityRules()
-) -> pl.DataFrame:
-    """The clusters of `resolve_identities`, from its already computed violations (one graph pass instead of all).
-
-    Lets a pipeline store the violations and the record map as separate tables without judging the graph twice.
-    """
-    graph = _build_graph(identifiers, records, list(rules.strength))
-    cut = graph.ids.join(violations.select("id_type", "value").unique(), on=["id_type", "value"], how="semi")
-    is_cut = np.zeros(graph.ids.height, dtype=bool)
-    is_cut[cut.get_column("i").to_numpy()] = True
-    return graph.clusters(graph.labels(~is_cut[graph.e_id]))
+def candidate_pairs(links: pl.DataFrame) -> pl.DataFrame:
+    """left_key, right_key, id_type, value: the profile pairs a value joins that does not link them all (shared,
+    or left apart by a limit) - the probabilistic matcher's candidates. `links`: Resolution.links."""
+    unused = links.filter(~pl.col("linked")).select("id_type", "value").unique()
+    touched = links.join(unused, on=["id_type", "value"], how="semi").select("id_type", "value", "profile_key").unique()
+    return (
+        touched.join(touched, on=["id_type", "value"])
+        .filter(pl.col("profile_key") < pl.col("profile_key_right"))
+        .select(left_key="profile_key", right_key="profile_key_right", id_type="id_type", value="value")
+        .sort("left_key", "right_key", "id_type", "value")
+    )
 
 
 # ------------------------------------------------------------------------------------------------ stable ids
@@ -434,6 +888,7 @@ def describe_changes(assignments: pl.DataFrame, run_date: date) -> pl.DataFrame:
     split: part of an old id's records moved to an id that holds records of no other old id;
     new:   an id none of whose records had an id before.
     """
+    assignments = assignments.filter(pl.col("customer_id").is_not_null())  # records of no person
     moves = (
         assignments.filter(pl.col("previous_customer_id").is_not_null())
         .group_by("previous_customer_id", "customer_id")

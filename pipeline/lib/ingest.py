@@ -284,9 +284,9 @@ def land(
     staged: str,
     window: tuple[date, date],
     source_label: str,
+    identity_rules: IdentityRules,
     run_as_of: datetime | None = None,
     frontier: bool = False,
-    identity_rules: IdentityRules = IdentityRules(),
 ) -> LoadResult:
     """Type, validate, de-duplicate and land the staged rows of one window (see module docstring).
 

@@ -16,15 +16,16 @@ import polars as pl
 from pipeline.lib.warehouse import table_exists
 
 # phonenumbers ignores these; dropping them first makes '0812-3456-7890' and '0812 3456 7890' one distinct value.
-FORMATTING = r"[\s\-().]"
+# Every Unicode space counts (NBSP, tab), and so does '(0)', the trunk prefix some write after the country code.
+FORMATTING = r"\(0\)|[\s\x{200B}-\x{200D}\x{FEFF}\-().]"
 PARALLEL_FROM = 20_000  # below this many values a worker pool costs more than it saves
 PARSER = f"phonenumbers {phonenumbers.__version__}"  # cached results are only reused with the same parser version
 LOOKUP_SCHEMA = {"raw_phone": pl.Utf8, "phone_e164": pl.Utf8}
 
 
 def compact(values: pl.Series) -> pl.Series:
-    """The value without formatting characters: the key parsed results are stored and looked up under."""
-    return values.cast(pl.Utf8).str.replace_all(FORMATTING, "")
+    """The value without formatting characters, full-width digits made ASCII: the key parses are stored under."""
+    return values.cast(pl.Utf8).str.normalize("NFKC").str.replace_all(FORMATTING, "")
 
 
 def _to_e164(values: list[str], region: str) -> list[str | None]:

@@ -8,7 +8,11 @@ def test_summary_matches_identity_map(demo_run):
     with duckdb.connect(str(demo_run.warehouse), read_only=True) as con:
         records, persons, largest = con.execute("""
             select sum(n), count(*), max(n)
-            from (select count(*) as n from intermediate.int_identity_map group by customer_id)""").fetchone()
+            from (select count(*) as n from intermediate.int_identity_map
+                  where customer_id is not null group by customer_id)""").fetchone()
+        without_person = con.execute(
+            "select count(*) from intermediate.int_identity_map where customer_id is null"
+        ).fetchone()[0]
         run_date = con.execute("select run_date from intermediate.int_run_date").fetchone()[0]
         cut = con.execute("select count(*) from marts.identity_violations where run_date = ?", [run_date]).fetchone()[0]
         merges = con.execute(
@@ -24,6 +28,7 @@ def test_summary_matches_identity_map(demo_run):
         persons,
         largest,
     )
+    assert row["records_without_person"] == without_person
     assert 0 < persons < records and row["merge_rate"] == 1 - persons / records
     assert row["violations"] == cut > 0  # the demo plants shared household phones and junk values
     assert row["merges"] == merges

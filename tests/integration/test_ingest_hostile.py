@@ -11,6 +11,7 @@ import pytest
 
 from pipeline.lib import ingest
 from pipeline.lib.sources import sql_orders
+from tests.support.demo_shop import DEMO_RULES
 
 DAY = date(2026, 11, 20)
 WINDOW = (DAY, date(2026, 11, 21))
@@ -32,7 +33,7 @@ def con(tmp_path):
 def _land_survey(con, paths, window=WINDOW, **kwargs):
     with ingest.export_files([str(p) for p in paths]) as (files, empty):
         staged = ingest.stage_survey_files(con, files)
-        result = ingest.land(con, ingest.SURVEY_RESPONSES, staged, window, "files", **kwargs)
+        result = ingest.land(con, ingest.SURVEY_RESPONSES, staged, window, "files", DEMO_RULES, **kwargs)
     return result, files, empty
 
 
@@ -101,7 +102,7 @@ def test_decimal_score_and_absurd_amount_are_quarantined(con, tmp_path):
         ('O3', 'C1', '2026-11-20T10:00:00', 'paid', 'web', 'IDR', 'NaN', '2026-11-20T10:00:00', null))
         t(order_id, customer_id, ordered_at, status, channel, currency, net_amount, updated_at, _partition_date)""")
     spec = ingest.spec("webshop_orders", ingest.Limits(currency="IDR", max_amount=1e12))
-    ingest.land(con, spec, "orders", WINDOW, "sqlite")
+    ingest.land(con, spec, "orders", WINDOW, "sqlite", DEMO_RULES)
     assert _raw_ids(con, "webshop_orders", "order_id") == ["O2"]
     assert _quarantine(con, "webshop_orders", "order_id") == [
         ("O1", "net_amount above 1e+12"),
@@ -218,6 +219,7 @@ def _pull_webshop(con, source, window, frontier=False):
             relation,
             land_window,
             "sqlite",
+            DEMO_RULES,
             frontier=frontier,
         )
     sql_orders.save_marks(con, source, pulled)

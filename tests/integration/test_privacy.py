@@ -18,11 +18,11 @@ from pipeline.defs.resources import resources_for
 from pipeline.lib import erasure, serving
 from pipeline.lib.erasure import PAYLOAD_EMAIL
 from pipeline.lib.phones import normalise_phones
+from tests.support.demo_shop import DEMO_REGION, DEMO_RULES
 from tests.support.serving import copy_run, ensure_marts, table_digests
 
 REPO = Path(__file__).resolve().parents[2]
 SALT = "test-salt-7f3a"
-DEMO_REGION = "ID"  # the demo shop is Indonesian (pipeline/config/cdp.yaml identity.default_region)
 PHONE_SHAPED = r"^[+0-9][0-9 ()\-.]{7,}$"
 
 
@@ -114,7 +114,7 @@ def _people(data: Path) -> dict[str, str]:
             select p.customer_id from marts.customer_profile p join marts.fct_orders o using (customer_id)
             group by 1 order by count(*) desc, 1 limit 1 offset 5
         """).fetchone()[0]
-    phone = phonenumbers.parse(busy[1][2], "ID")
+    phone = phonenumbers.parse(busy[1][2], DEMO_REGION)
     national = phonenumbers.format_number(phone, phonenumbers.PhoneNumberFormat.NATIONAL)  # e.g. 0812-3456-7890
     return {"email": busy[0][1].upper(), "phone": national, "customer_id": by_id}
 
@@ -139,7 +139,7 @@ def test_forget_leaves_no_row_anywhere_and_reingestion_keeps_them_out(erasure_co
     persons = {}
     with duckdb.connect(str(warehouse), read_only=True) as con:
         for option, value in people.items():
-            persons[option] = erasure.find_person(con, **{option: value})
+            persons[option] = erasure.find_person(con, **{option: value}, rules=DEMO_RULES)
         # The records that carry the given email directly (per the demo truth) are all found.
         direct = con.execute(
             f"""

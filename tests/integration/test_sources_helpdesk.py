@@ -13,6 +13,7 @@ import pytest
 
 from pipeline.lib import ingest
 from pipeline.lib.sources import helpdesk_api
+from tests.support.demo_shop import DEMO_RULES
 from tests.support.helpdesk_server import HelpdeskServer
 
 pytestmark = pytest.mark.http
@@ -69,7 +70,7 @@ def _pull(con, source):
     ingest.prepare_session(con, "Asia/Jakarta")  # the demo shop's time zone
     item = helpdesk_api.extract(con, source)
     if item.window:
-        ingest.land(con, ingest.HELPDESK_TICKETS, item.relation, item.window, source.name)
+        ingest.land(con, ingest.HELPDESK_TICKETS, item.relation, item.window, source.name, DEMO_RULES)
     helpdesk_api.save_marks(con, source, item)
     return item
 

@@ -14,6 +14,7 @@ from pipeline.lib import ingest
 from pipeline.lib.sources import sql_orders
 from pipeline.lib.sources.incremental import STATE_TABLE
 from tests.support.dbt_cli import run_dbt
+from tests.support.demo_shop import DEMO_RULES
 
 TARGETS = {table: f"raw.webshop_{table}" for table in sql_orders.CONTRACT}
 
@@ -33,11 +34,16 @@ def _pull(con, source):
     ):
         item = extracts[table]
         if item.window:
-            ingest.land(con, spec, item.relation, item.window, source.name)
+            ingest.land(con, spec, item.relation, item.window, source.name, DEMO_RULES)
     items = extracts["order_items"]
     if items.window:
         ingest.land(
-            con, ingest.WEBSHOP_ORDER_ITEMS, ingest.stage_order_items(con, items.relation), items.window, source.name
+            con,
+            ingest.WEBSHOP_ORDER_ITEMS,
+            ingest.stage_order_items(con, items.relation),
+            items.window,
+            source.name,
+            DEMO_RULES,
         )
     sql_orders.save_marks(con, source, extracts)
     return extracts

@@ -8,6 +8,7 @@ import duckdb
 
 from pipeline.lib import ingest
 from pipeline.lib.sources import survey_files
+from tests.support.demo_shop import DEMO_RULES
 from tests.support.survey_exports import survey_responses as _responses
 
 
@@ -15,7 +16,7 @@ def _pull(con, source):
     ingest.prepare_session(con, "Asia/Jakarta")  # the demo shop's time zone
     item = survey_files.extract(con, source)
     if item.window:
-        ingest.land(con, ingest.SURVEY_RESPONSES, item.relation, item.window, source.name)
+        ingest.land(con, ingest.SURVEY_RESPONSES, item.relation, item.window, source.name, DEMO_RULES)
     survey_files.record_loaded(con, source, item)
     return item
 

@@ -9,18 +9,10 @@ import json
 
 import polars as pl
 
-# (staging model, phone column): every phone the identity extracts (int_identifiers) read
-PHONE_COLUMNS = [
-    ("stg_webshop__customers", "phone"),
-    ("stg_webshop__orders", "guest_phone"),
-    ("stg_helpdesk__tickets", "requester_phone"),
-    ("stg_survey__responses", "phone"),
-]
-
 
 def model(dbt, session):
     dbt.config(materialized="table")
-    from pipeline.lib.identity import IdentityRules
+    from pipeline.lib.identity import IdentityRules, record_sources
     from pipeline.lib.phones import PARSER, compact, known_phones, normalise_phones
 
     rules = IdentityRules.from_config(json.loads(dbt.config.get("identity_rules")))
@@ -31,10 +23,13 @@ def model(dbt, session):
         "stg_helpdesk__tickets": dbt.ref("stg_helpdesk__tickets"),
         "stg_survey__responses": dbt.ref("stg_survey__responses"),
     }
+    # every phone column of the source registry's person records (the ones int_identifiers reads)
     spellings = pl.concat(
         [
-            models[name].project(f"cast({column} as varchar) as raw").distinct().pl().get_column("raw")
-            for name, column in PHONE_COLUMNS
+            models[source.model].project(f'cast("{column}" as varchar) as raw').distinct().pl().get_column("raw")
+            for source in record_sources()
+            for column, id_type in source.identifiers
+            if id_type == "phone"
         ]
     )
     keys = compact(spellings).drop_nulls().unique().sort()

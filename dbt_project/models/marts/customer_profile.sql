@@ -3,6 +3,7 @@
 
 with customers as (
     select distinct customer_id from {{ ref('int_identity_map') }}
+    where customer_id is not null  -- records of no person (no identifier) make no profile
 ),
 
 -- Normalised email (trimmed, lower-case) and phone (E.164) per source record, from identity resolution;

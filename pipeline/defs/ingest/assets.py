@@ -120,7 +120,7 @@ def helpdesk_tickets(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     with warehouse.connect() as con:
         ingest.prepare_session(con, calendar.timezone)
         if cfg is None:
-            result = ingest.land(con, spec, ingest.stage_nothing(con, spec), window, "none")
+            result = ingest.land(con, spec, ingest.stage_nothing(con, spec), window, "none", identity_rules())
             extra = {"source": "not configured"}
         elif cfg.get("kind") == "http":
             source = helpdesk_api.HelpdeskSource.from_config("helpdesk", cfg)
@@ -154,7 +154,7 @@ def survey_responses(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     with warehouse.connect() as con:
         ingest.prepare_session(con, calendar.timezone)
         if cfg is None:
-            result = ingest.land(con, spec, ingest.stage_nothing(con, spec), window, "none")
+            result = ingest.land(con, spec, ingest.stage_nothing(con, spec), window, "none", identity_rules())
             extra = {"source": "not configured"}
         else:
             result, extra = _land_exports(

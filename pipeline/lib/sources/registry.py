@@ -37,6 +37,8 @@ class Column:
     accepted: the only values allowed (others quarantined as "unknown <column>"; null is fine unless not_null).
     minimum / maximum: inclusive bounds; a value outside is quarantined.
     identifier: the identifier type the column carries (identity and erasure read these).
+    match: what the column tells identity's matcher about the person: "name" (the parts of a name, in column
+      order, make the full name) or "city".
     """
 
     name: str
@@ -47,6 +49,7 @@ class Column:
     minimum: float | None = None
     maximum: float | None = None
     identifier: str | None = None
+    match: str | None = None
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -140,9 +143,9 @@ TABLES: dict[str, RawTable] = {
                 ),
                 Column("email", identifier="email"),
                 Column("phone", identifier="phone"),
-                Column("first_name"),
-                Column("last_name"),
-                Column("city"),
+                Column("first_name", match="name"),
+                Column("last_name", match="name"),
+                Column("city", match="city"),
                 Column("province"),
                 Column("customer_type", "code", accepted=CUSTOMER_TYPES),
                 Column("marketing_opt_in", "boolean"),
@@ -232,7 +235,7 @@ TABLES: dict[str, RawTable] = {
                 Column("requester_id", "id", identifier="helpdesk_requester_id"),
                 Column("requester_email", identifier="email"),
                 Column("requester_phone", identifier="phone"),
-                Column("requester_name"),
+                Column("requester_name", match="name"),
                 Column("channel", "code", accepted=TICKET_CHANNELS),
                 Column("subject"),
                 Column("status", "code", required=True, not_null=True, accepted=TICKET_STATUSES),

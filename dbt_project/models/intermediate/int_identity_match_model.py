@@ -1,0 +1,34 @@
+"""The probabilistic matcher's model (pipeline/lib/identity_matching.py): one row, the Splink model as JSON.
+
+Trained (u by random sampling, m by expectation maximisation) on the first run and on every full rebuild
+(`--vars '{identity_full_rebuild: true}'`) or when the stored model is of another MODEL_VERSION; other runs keep the
+stored model, so nightly runs score the day's candidates with the model the full run learned.
+"""
+
+import json
+
+import polars as pl
+
+
+def model(dbt, session):
+    dbt.config(materialized="table")  # identity_full_rebuild comes from the YAML config (a dbt var)
+    from pipeline.lib.identity_matching import MODEL_VERSION, candidate_entities, train
+    from pipeline.lib.warehouse import table_exists
+
+    full_rebuild = str(dbt.config.get("identity_full_rebuild")).lower() in ("true", "1", "yes")
+    if not full_rebuild and table_exists(session, f"{dbt.this.schema}.{dbt.this.identifier}"):
+        kept = session.sql(f"select * from {dbt.this}").pl()
+        if kept.height and "version" in kept.columns and kept.get_column("version")[0] == MODEL_VERSION:
+            return kept.to_arrow()
+    records = dbt.ref("int_identity_records").pl()
+    entities = candidate_entities(dbt.ref("int_identity_links").pl(), records, dbt.ref("int_identifiers").pl())
+    run_date = dbt.ref("int_run_date").pl().get_column("run_date")[0]
+    pairs = entities.group_by("shared").agg(k=pl.len()).select((pl.col("k") * (pl.col("k") - 1) // 2).sum()).item()
+    return pl.DataFrame(
+        {
+            "trained_on": [run_date],
+            "candidate_pairs": [int(pairs or 0)],
+            "version": [MODEL_VERSION],
+            "model": [json.dumps(train(entities), sort_keys=True)],
+        }
+    ).to_arrow()

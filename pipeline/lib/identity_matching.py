@@ -1,0 +1,382 @@
+"""Probabilistic matching of profiles that only a shared value joins (Fellegi-Sunter with Splink on DuckDB).
+
+The identity rules (pipeline.lib.identity) refuse to hard-link a value that several people share: a household's
+landline, a courier's number, a recycled phone, a family's WhatsApp requester id. The profiles such a value touches
+are still candidates: a WhatsApp ticket signed "Bu Ayu" from the family phone is Ayu's, not her brother Dedi's.
+This module scores every candidate pair of profiles on first name, last name, city and activity period, and links
+the pairs at or above the configured match probability.
+
+The model (m and u probabilities per comparison level) starts from the documented priors below, is trained
+unsupervised (u by random sampling, m by expectation maximisation) on full runs, and is kept as JSON so that nightly
+runs score with the same model. Splink runs in an in-memory DuckDB; it logs no values.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+
+import polars as pl
+
+# Splink's own INFO lines are progress chatter; values never reach a log either way.
+logging.getLogger("splink").setLevel(logging.WARNING)
+
+ACTIVE_NEAR_DAYS = 180  # activity periods overlapping or this close are one level, within a year and a half another
+ACTIVE_FAR_DAYS = 540
+# Share of candidate pairs that are one person (the prior): a shared value's profiles are often one person's split
+# records, often relatives.
+CANDIDATE_PRIOR = 0.3
+EPOCH = date(1970, 1, 1)
+# One person's fragments that only a shared number joins are active at about the same time; the old and new holder
+# of a recycled number are not. EM over the training pairs (one person's split records spread over years) would
+# flatten this, so the activity m probabilities stay these priors.
+ACTIVITY_M = [0.9, 0.09, 0.01]
+# Bump when the comparisons change: a stored model of another version is trained again, never reused.
+MODEL_VERSION = 1
+RETAINED = ["profile_key", "has_account"]
+ENTITY_SCHEMA = {
+    "unique_id": pl.Utf8,
+    "profile_key": pl.Utf8,
+    "shared": pl.Utf8,
+    "first_name": pl.Utf8,
+    "last_name": pl.Utf8,
+    "city": pl.Utf8,
+    "email": pl.Utf8,
+    "active_from": pl.Int64,
+    "active_to": pl.Int64,
+    "has_account": pl.Boolean,
+}
+DECISION_SCHEMA = {
+    "left_key": pl.Utf8,
+    "right_key": pl.Utf8,
+    "shared": pl.Utf8,
+    "match_probability": pl.Float64,
+    "match_weight": pl.Float64,
+    "first_name": pl.Utf8,
+    "last_name": pl.Utf8,
+    "city": pl.Utf8,
+    "email": pl.Utf8,
+    "activity": pl.Utf8,
+    "two_accounts": pl.Boolean,
+}
+
+
+def _settings():
+    import splink.comparison_level_library as cll
+    import splink.comparison_library as cl
+    from splink import SettingsCreator, block_on
+
+    def name(column: str, m: list[float], u: list[float]):
+        return cl.CustomComparison(
+            output_column_name=column,
+            comparison_levels=[
+                cll.NullLevel(column),
+                cll.ExactMatchLevel(column),
+                # A typo keeps the first letter; Hadi and Adi are two names.
+                cll.CustomLevel(
+                    f"jaro_winkler_similarity({column}_l, {column}_r) >= 0.88 "
+                    f"and substr({column}_l, 1, 1) = substr({column}_r, 1, 1)",
+                    f"{column} alike (Jaro-Winkler >= 0.88, same first letter)",
+                ),
+                cll.ElseLevel(),
+            ],
+        ).configure(m_probabilities=m, u_probabilities=u)
+
+    gap = "greatest(active_from_l, active_from_r) - least(active_to_l, active_to_r)"
+    activity = cl.CustomComparison(
+        output_column_name="activity",
+        comparison_levels=[
+            cll.CustomLevel("active_from_l is null or active_from_r is null").configure(is_null_level=True),
+            cll.CustomLevel(f"{gap} <= {ACTIVE_NEAR_DAYS}", f"active within {ACTIVE_NEAR_DAYS} days of each other"),
+            cll.CustomLevel(f"{gap} <= {ACTIVE_FAR_DAYS}", f"active within {ACTIVE_FAR_DAYS} days of each other"),
+            cll.ElseLevel(),
+        ],
+    ).configure(m_probabilities=ACTIVITY_M, u_probabilities=[0.6, 0.2, 0.2])
+    return SettingsCreator(
+        link_type="dedupe_only",
+        unique_id_column_name="unique_id",
+        comparisons=[
+            # Priors: one person's two records rarely carry unlike first names; relatives often share a last name.
+            name("first_name", m=[0.88, 0.11, 0.01], u=[0.03, 0.02, 0.95]),
+            name("last_name", m=[0.85, 0.1, 0.05], u=[0.05, 0.03, 0.92]),
+            cl.ExactMatch("city").configure(m_probabilities=[0.85, 0.15], u_probabilities=[0.15, 0.85]),
+            # Two fragments of one person that both carry an email mostly carry the same one.
+            cl.ExactMatch("email").configure(m_probabilities=[0.9, 0.1], u_probabilities=[0.001, 0.999]),
+            activity,
+        ],
+        blocking_rules_to_generate_predictions=[block_on("shared")],
+        probability_two_random_records_match=CANDIDATE_PRIOR,
+        retain_intermediate_calculation_columns=True,
+        retain_matching_columns=True,
+        additional_columns_to_retain=RETAINED,
+    )
+
+
+def entities(candidates: pl.DataFrame, profiles: pl.DataFrame, use: pl.DataFrame) -> pl.DataFrame:
+    """One row per (profile, shared value) for the matcher: `candidates` (left_key, right_key, id_type, value),
+    `profiles` (profile_key, first_name, last_name, city, email, has_account) and `use` (profile_key, id_type,
+    value, active_from, active_to as dates: when the profile's records carrying the value were seen - the old and
+    the new holder of a recycled number used it a year apart, however long each stays a customer)."""
+    sides = pl.concat(
+        [
+            candidates.select(profile_key="left_key", id_type="id_type", value="value"),
+            candidates.select(profile_key="right_key", id_type="id_type", value="value"),
+        ]
+    ).unique()
+    days = [(pl.col(c) - pl.lit(EPOCH)).dt.total_days().alias(c) for c in ("active_from", "active_to")]
+    return (
+        sides.join(profiles.drop("active_from", "active_to", strict=False), on="profile_key", how="left")
+        .join(use.with_columns(days), on=["profile_key", "id_type", "value"], how="left")
+        .select(
+            unique_id=pl.concat_str(["profile_key", pl.lit("|"), "id_type", pl.lit(":"), "value"]),
+            profile_key="profile_key",
+            shared=pl.concat_str(["id_type", pl.lit(":"), "value"]),
+            first_name="first_name",
+            last_name="last_name",
+            city="city",
+            email="email",
+            active_from="active_from",
+            active_to="active_to",
+            has_account=pl.col("has_account").fill_null(False),
+        )
+        .cast(ENTITY_SCHEMA)
+        .sort("unique_id")
+    )
+
+
+def _linker(frame: pl.DataFrame, settings):
+    from splink import DuckDBAPI, Linker
+
+    db_api = DuckDBAPI()
+    return Linker(db_api.register(frame.to_pandas()), settings, log_level=None)
+
+
+def train(frame: pl.DataFrame, seed: int = 1) -> dict:
+    """A model trained on `entities` (u by random sampling, m by EM over the candidate pairs); the priors when
+    there are too few pairs to learn from."""
+    from splink import block_on
+
+    linker = _linker(frame, _settings())
+    if frame.get_column("shared").is_duplicated().sum() >= 20:
+        linker.training.estimate_u_using_random_sampling(max_pairs=2e6, seed=seed)
+        # EM over the pairs agreeing on the first name teaches the other comparisons. The first name's own m
+        # probabilities stay the priors: EM over pairs sharing a last name would take the many relatives for the
+        # matching class (measured on the messy data: households then merge).
+        linker.training.estimate_parameters_using_expectation_maximisation(
+            block_on("shared", "first_name"),
+            fix_probability_two_random_records_match=True,
+            record_sample_proportion=1.0,
+        )
+    model = linker.misc.save_model_to_json()
+    activity = next(c for c in model["comparisons"] if c["output_column_name"] == "activity")
+    levels = [level for level in activity["comparison_levels"] if not level.get("is_null_level")]
+    for level, m in zip(levels, ACTIVITY_M, strict=True):
+        level["m_probability"] = m
+    return model
+
+
+def score(frame: pl.DataFrame, model: dict | None = None) -> pl.DataFrame:
+    """Every candidate pair of profiles with its match probability and the evidence (the level each comparison
+    reached); `model` None scores with the priors."""
+    if frame.get_column("shared").is_duplicated().sum() == 0:
+        return pl.DataFrame(schema=DECISION_SCHEMA)
+    linker = _linker(frame, {**model, "additional_columns_to_retain": RETAINED} if model is not None else _settings())
+    scored = pl.from_arrow(linker.inference.predict().as_duckdbpyrelation().arrow())
+    levels = {
+        column: _level_labels(linker, column) for column in ("first_name", "last_name", "city", "email", "activity")
+    }
+    # The prior holds for a value shared by two or three profiles; among k profiles of one value (a courier's
+    # number on many customers' orders) a given pair is one person with odds no better than 1 in k - 1.
+    fan_out = frame.group_by("shared").agg(k=pl.len())
+    prior_odds = CANDIDATE_PRIOR / (1 - CANDIDATE_PRIOR)
+    scored = scored.join(fan_out, left_on="shared_l", right_on="shared").with_columns(
+        match_weight=pl.col("match_weight")
+        + pl.min_horizontal(pl.lit(0.0), (1 / (pl.col("k") - 2).clip(lower_bound=1) / prior_odds).log(2))
+    )
+    pairs = scored.select(
+        left_key=pl.min_horizontal("profile_key_l", "profile_key_r"),
+        right_key=pl.max_horizontal("profile_key_l", "profile_key_r"),
+        shared="shared_l",
+        match_probability=1 - 1 / (1 + pl.lit(2.0).pow(pl.col("match_weight"))),
+        match_weight="match_weight",
+        **{
+            column: pl.col(f"gamma_{column}").replace_strict(labels, default="?", return_dtype=pl.Utf8)
+            for column, labels in levels.items()
+        },
+        # Two webshop accounts under different emails are two people unless a rule links them: the matcher
+        # places fragments (tickets, guest orders) with a person, it never merges two full accounts.
+        two_accounts=pl.col("has_account_l") & pl.col("has_account_r") & (pl.col("email_l") != pl.col("email_r")),
+    )
+    # A pair sharing several values is scored once per value: keep its best-supported row.
+    return (
+        pairs.sort(["left_key", "right_key", "match_weight", "shared"], descending=[False, False, True, False])
+        .unique(["left_key", "right_key"], keep="first")
+        .cast(DECISION_SCHEMA)
+        .sort("left_key", "right_key")
+    )
+
+
+def _level_labels(linker, column: str) -> dict[int, str]:
+    comparison = next(c for c in linker._settings_obj.comparisons if c.output_column_name == column)
+    return {level.comparison_vector_value: level.label_for_charts for level in comparison.comparison_levels}
+
+
+def profiles(clusters: pl.DataFrame, records: pl.DataFrame, identifiers: pl.DataFrame) -> pl.DataFrame:
+    """profile_key, first_name, last_name, city, email, active_from, active_to per profile (cluster_key of
+    `clusters`) from its records (source, record_id, name, name_rank, city, seen_on) and identifiers (usable ones):
+    the most trustworthy name it carries most often, its most frequent city and email, its first and last day."""
+    from pipeline.lib.identity import name_parts
+
+    named = records.with_columns(name_parts(records.get_column("name")))
+    joined = clusters.select("source", "record_id", profile_key="cluster_key").join(
+        named, on=["source", "record_id"], how="left"
+    )
+    best_name = (
+        joined.filter(pl.col("first").is_not_null())
+        .group_by("profile_key", "name_rank", "first", "last")
+        .agg(n=pl.len())
+        .sort(
+            ["profile_key", "name_rank", "n", "first", "last"],
+            descending=[False, False, True, False, False],
+            nulls_last=True,
+        )
+        .unique("profile_key", keep="first")
+        .select("profile_key", first_name="first", last_name="last")
+    )
+    city = (
+        joined.filter(pl.col("city").is_not_null())
+        .with_columns(pl.col("city").str.to_lowercase().str.strip_chars())
+        .group_by("profile_key", "city")
+        .agg(n=pl.len())
+        .sort(["profile_key", "n", "city"], descending=[False, True, False])
+        .unique("profile_key", keep="first")
+        .select("profile_key", "city")
+    )
+    accounts = (
+        identifiers.filter((pl.col("status") == "ok") & (pl.col("id_type") == "webshop_customer_id"))
+        .join(clusters.select("source", "record_id", profile_key="cluster_key"), on=["source", "record_id"])
+        .select("profile_key")
+        .unique()
+        .with_columns(has_account=pl.lit(True))
+    )
+    email = (
+        identifiers.filter((pl.col("status") == "ok") & (pl.col("id_type") == "email"))
+        .join(clusters.select("source", "record_id", profile_key="cluster_key"), on=["source", "record_id"])
+        .group_by("profile_key", "value")
+        .agg(n=pl.len())
+        .sort(["profile_key", "n", "value"], descending=[False, True, False])
+        .unique("profile_key", keep="first")
+        .select("profile_key", email="value")
+    )
+    active = joined.group_by("profile_key").agg(active_from=pl.col("seen_on").min(), active_to=pl.col("seen_on").max())
+    return (
+        active.join(best_name, on="profile_key", how="left")
+        .join(city, on="profile_key", how="left")
+        .join(email, on="profile_key", how="left")
+        .join(accounts, on="profile_key", how="left")
+    )
+
+
+def accept(decisions: pl.DataFrame, threshold: float) -> pl.DataFrame:
+    """decisions + `linked`: pairs at or above `threshold`, best first, unless a link would put two profiles that
+    were scored as different people (below the threshold) into one person."""
+    decisions = decisions.with_columns(
+        match_probability=pl.when(pl.col("two_accounts").fill_null(False)).then(0.0).otherwise("match_probability")
+    )
+    ordered = decisions.sort(["match_probability", "left_key", "right_key"], descending=[True, False, False])
+    apart = {
+        (a, b)
+        for a, b, p in decisions.select("left_key", "right_key", "match_probability").iter_rows()
+        if p < threshold
+    }
+    group: dict[str, set[str]] = {}
+    linked = []
+    for left, right, probability in ordered.select("left_key", "right_key", "match_probability").iter_rows():
+        ours, theirs = group.get(left, {left}), group.get(right, {right})
+        ok = (
+            probability >= threshold
+            and ours is not theirs
+            and not any((min(x, y), max(x, y)) in apart for x in ours for y in theirs)
+        )
+        if ok:
+            merged = ours | theirs
+            for key in merged:
+                group[key] = merged
+        linked.append(ok or (probability >= threshold and ours is theirs))
+    return ordered.with_columns(linked=pl.Series(linked, dtype=pl.Boolean)).sort("left_key", "right_key")
+
+
+def candidate_entities(links: pl.DataFrame, records: pl.DataFrame, identifiers: pl.DataFrame) -> pl.DataFrame:
+    """The matcher's input from the rules' output: `links` (Resolution.links), `records` and `identifiers` (from
+    pipeline.lib.identity.extract_identifiers / normalise_identifiers)."""
+    from pipeline.lib.identity import candidate_pairs
+
+    clusters = links.select("source", "record_id", cluster_key="profile_key").unique()
+    use = (
+        links.join(records.select("source", "record_id", "seen_on"), on=["source", "record_id"])
+        .group_by("profile_key", "id_type", "value")
+        .agg(active_from=pl.col("seen_on").min(), active_to=pl.col("seen_on").max())
+    )
+    return entities(candidate_pairs(links), profiles(clusters, records, identifiers), use)
+
+
+def decisions_table(decisions: pl.DataFrame) -> pl.DataFrame:
+    """The decisions as stored: the shared value split into id_type and value, evidence columns named as such
+    (two_accounts: both profiles hold a webshop account under different emails, which the matcher never joins)."""
+    return decisions.select(
+        "left_key",
+        "right_key",
+        id_type=pl.col("shared").str.split_exact(":", 1).struct.field("field_0"),
+        value=pl.col("shared").str.splitn(":", 2).struct.field("field_1"),
+        match_probability="match_probability",
+        match_weight="match_weight",
+        first_name_level="first_name",
+        last_name_level="last_name",
+        city_level="city",
+        email_level="email",
+        activity_level="activity",
+        two_accounts="two_accounts",
+        linked="linked",
+    )
+
+
+def resolve_persons(identifiers: pl.DataFrame, records: pl.DataFrame, rules, model: dict | None = None):
+    """Rules, then the matcher, in memory (the dbt models do the same in steps): (clusters with source, record_id,
+    cluster_key, is_person; decisions; the model). Trains a model when none is given."""
+    import numpy as np
+
+    from pipeline.lib.identity import PERSON_TYPES, _components, resolve_identities
+
+    resolution = resolve_identities(identifiers, records, rules)
+    frame = candidate_entities(resolution.links, records, identifiers)
+    model = model if model is not None else train(frame)
+    decisions = accept(score(frame, model), rules.match_probability)
+    clusters = resolution.clusters
+    keys = clusters.get_column("cluster_key").unique().sort()
+    index = {key: i for i, key in enumerate(keys.to_list())}
+    linked = decisions.filter("linked")
+    labels = _components(
+        len(index),
+        np.array([index[k] for k in linked.get_column("left_key")], dtype=np.int64),
+        np.array([index[k] for k in linked.get_column("right_key")], dtype=np.int64),
+    )
+    named = pl.DataFrame({"cluster_key": keys, "label": labels[np.arange(len(index))]}).with_columns(
+        person_key=pl.col("cluster_key").min().over("label")
+    )
+    persons = (
+        resolution.links.filter(pl.col("linked") & pl.col("id_type").is_in(PERSON_TYPES))
+        .select("source", "record_id")
+        .unique()
+        .with_columns(carries=pl.lit(True))
+    )
+    clusters = (
+        clusters.join(named.select("cluster_key", "person_key"), on="cluster_key")
+        .join(persons, on=["source", "record_id"], how="left")
+        .select(
+            "source",
+            "record_id",
+            cluster_key="person_key",
+            is_person=pl.col("carries").fill_null(False).any().over("person_key"),
+        )
+    )
+    return clusters, decisions, model
