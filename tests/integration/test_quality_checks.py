@@ -193,7 +193,7 @@ def test_schema_change_at_a_source_blocks_the_downstream_models(demo_run, tmp_pa
 
     assert not result.success
     # The webshop asset refuses the delivery, naming source, table and column; the other sources land normally.
-    failure = next(e for e in result.get_step_failure_events() if e.step_key == "webshop")
+    failure = next(e for e in result.get_step_failure_events() if e.step_key == "raw__webshop")
     message = failure.event_specific_data.error.cause.message
     assert "webshop" in message and "orders" in message and "'channel'" in message and "required" in message
     evaluations = _check_results(result)
