@@ -143,14 +143,20 @@ def test_lower_bound_reads_every_order_and_ticket(demo_dir):
 
 
 def _result(scale: str, stamp: str, full: float, nightly: float, bound: float, rss_mib: float = 2048) -> dict:
-    run = {"seconds": full, "peak_rss_mib": rss_mib, "returncode": 0, "process_peak_rss_mib": {"dbt build": 512}}
+    run = {
+        "seconds": full,
+        "cpu_seconds": full / 2,
+        "peak_rss_mib": rss_mib,
+        "returncode": 0,
+        "process_peak_rss_mib": {"dbt build": 512},
+    }
     return {
         "scale": scale,
         "timestamp": stamp,
         "sources": {"orders": 10},
         "full_build": run,
         "nightly": {"seconds": nightly, "peak_rss_mib": rss_mib, "returncode": 0},
-        "lower_bound": {"seconds": bound},
+        "lower_bound": {"seconds": bound, "cpu_seconds": bound},
     }
 
 
@@ -173,7 +179,7 @@ def test_summary_takes_the_newest_complete_result_per_scale_and_judges_the_targe
     assert results["100k"]["file"] == "100k-20261102T000000.json"
     assert results["1M"]["file"] == "1M-20261102T000000.json"
     rows = summary_rows(results)
-    assert "| 100k | 10 | 150 | 50 | 2.00 | 2.00 | dbt build 0.50 | 10 | 15× | 5× |" in rows[2]
+    assert "| 100k | 10 | 150 | 50 | 2.00 | 2.00 | dbt build 0.50 | 10 | 15× / 8× | 5× |" in rows[2]
     assert nightly_ratio_rows(results) == [
         "- nightly 1M ÷ nightly 100k: 1.50 for 10× the data (flat would be ≈ 1)",
         "- nightly 3M ÷ nightly 1M: 1.20 for 3× the data (flat would be ≈ 1)",
