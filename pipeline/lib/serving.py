@@ -21,6 +21,7 @@ Privacy on the way out:
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import shutil
@@ -47,7 +48,6 @@ STRING_TYPES = ("VARCHAR", "VARCHAR[]")
 BIGINT_TYPES = frozenset({"UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "HUGEINT", "UHUGEINT"})
 # Columns that identify a row of a published table, in the order a bridge table's key is chosen.
 BRIDGE_KEYS = ("customer_id", "order_id", "ticket_id", "response_id")
-PARQUET_BATCH_ROWS = 122_880
 MANIFEST_DESCRIPTION = {
     "": "What this serving copy holds: one row per published table.",
     "table_name": "Published table as schema.table.",
@@ -166,17 +166,25 @@ def _bi_type(name: str, dtype: str, expr: str) -> str:
 def _write_parquet(
     con: duckdb.DuckDBPyConnection, target: str, path: Path, table_comment: str | None, columns: Mapping[str, str]
 ) -> None:
-    """The table as one Parquet file whose schema carries the table and column descriptions (streamed in batches)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    """The table as one Parquet file whose schema carries the table and column descriptions.
 
-    reader = con.execute(f"select * from {target}").to_arrow_reader(PARQUET_BATCH_ROWS)
-    fields = [f.with_metadata({"description": columns[f.name]}) if columns.get(f.name) else f for f in reader.schema]
+    DuckDB writes the file (in parallel, streaming); the descriptions travel as the file's `ARROW:schema` key, the
+    Arrow schema that Arrow-based readers (pyarrow, pandas, Spark, polars) restore field metadata from, plus a plain
+    `description` key for other readers."""
+    import pyarrow as pa
+
+    arrow = con.execute(f"select * from {target} limit 0").to_arrow_reader().schema
+    fields = [f.with_metadata({"description": columns[f.name]}) if columns.get(f.name) else f for f in arrow]
     schema = pa.schema(fields, metadata={"description": table_comment} if table_comment else None)
+    encoded = base64.b64encode(schema.serialize().to_pybytes()).decode("ascii")
+    metadata = {"ARROW:schema": encoded, **({"description": table_comment} if table_comment else {})}
+    # COPY options take no parameters: the values are quoted as SQL strings (the schema is base64).
+    options = ", ".join(f"{_sql_string(k)}: {_sql_string(v)}" for k, v in metadata.items())
     path.parent.mkdir(parents=True, exist_ok=True)
-    with pq.ParquetWriter(path, schema, compression="zstd") as writer:
-        for batch in reader:
-            writer.write_batch(pa.RecordBatch.from_arrays(batch.columns, schema=schema))
+    con.execute(
+        f"copy (select * from {target}) to {_sql_string(str(path))} "
+        f"(format parquet, compression zstd, kv_metadata {{{options}}})"
+    )
 
 
 def _bridge_tables(
