@@ -369,7 +369,10 @@ def land(
             qualify row_number() over (partition by _content order by _partition_date desc nulls last, _payload) > 1)
     """).fetchone()[0]
     _resolve_conflicts(con, spec.table)
-    con.execute("create or replace temp table _typed as select * exclude (_content) from _typed_all")
+    # Renamed, not copied: the batch can be the whole history of order lines.
+    con.execute("drop table if exists _typed")
+    con.execute("alter table _typed_all drop column _content")
+    con.execute("alter table _typed_all rename to _typed")
     result.conflicts = con.execute("select count(*) from _typed where _reason = ?", [CONFLICTING_DUPLICATE]).fetchone()[
         0
     ]
