@@ -1,4 +1,4 @@
-"""End-to-end benchmark of the pipeline at a demo scale (what `make bench SCALE=10k|100k|1M` calls).
+"""End-to-end benchmark of the pipeline at a demo scale (what `make bench SCALE=10k|100k|1M|3M` calls).
 
     uv run python -m bench.run --scale 10k [--keep] [--env NAME=VALUE ...]
 
@@ -315,7 +315,7 @@ def markdown(record: dict) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scale", default="10k", help="10k | 100k | 1M or a number of persons")
+    parser.add_argument("--scale", default="10k", help="10k | 100k | 1M | 3M or a number of persons")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (data, warehouse, logs)")
     parser.add_argument(
         "--env",

@@ -74,7 +74,11 @@ def nightly_ratio_rows(results: dict[str, dict]) -> list[str]:
     for smaller, larger in zip(scales, scales[1:], strict=False):
         ratio = results[larger]["nightly"]["seconds"] / results[smaller]["nightly"]["seconds"]
         data = SCALES[larger] / SCALES[smaller]
-        rows.append(f"- nightly {larger} ÷ nightly {smaller}: {ratio:.2f} for {data:g}× the data (flat would be ≈ 1)")
+        days = {results[scale]["timestamp"][:8] for scale in (smaller, larger)}
+        caveat = "" if len(days) == 1 else f" — measured on different days ({', '.join(sorted(days))}): indicative only"
+        rows.append(
+            f"- nightly {larger} ÷ nightly {smaller}: {ratio:.2f} for {data:g}× the data (flat would be ≈ 1){caveat}"
+        )
     return rows
 
 
