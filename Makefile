@@ -9,13 +9,15 @@ RUN := $(UV) run --frozen --compile-bytecode --quiet
 SCALE ?= 10k
 DEMO_CUSTOMERS ?= 2000
 DEV_PORT ?= 3000
+# Optional dependency groups to install too, e.g. UV_GROUPS="--group spark" (the Spark build, README "Scaling out").
+UV_GROUPS ?=
 
 .PHONY: run test test-unit test-integration lint format definitions-snapshot setup demo-data dbt-parse dev bench forget clean mart-digests doctor
 
 # Install uv with pip when missing, then the locked environment.
 setup:
 	@command -v $(UV) >/dev/null 2>&1 || python3 -m pip install --user --quiet uv
-	@$(UV) sync --frozen --compile-bytecode --quiet
+	@$(UV) sync --frozen --compile-bytecode --quiet $(UV_GROUPS)
 	@mkdir -p $(DAGSTER_HOME) && cp -n pipeline/config/dagster.yaml $(DAGSTER_HOME)/dagster.yaml 2>/dev/null || true
 
 dbt-parse: setup

@@ -11,12 +11,11 @@
     {%- set labels = '__identity_labels' -%}
     {%- set next_labels = '__identity_labels_next' -%}
     {%- if execute -%}
-        {%- do run_query('create or replace temporary table ' ~ labels ~ ' as '
-            ~ 'select record_key, min(record_key) as component from ' ~ links ~ ' group by record_key') -%}
+        {%- do create_scratch_table(labels,
+            'select record_key, min(record_key) as component from ' ~ links ~ ' group by record_key') -%}
         {%- for round in range(max_rounds) -%}
-            {%- do run_query(
-                'create or replace temporary table ' ~ next_labels ~ ' as '
-                ~ 'with value_labels as ('
+            {%- do create_scratch_table(next_labels,
+                'with value_labels as ('
                 ~ '    select l.value_key, min(r.component) as component'
                 ~ '    from ' ~ links ~ ' as l join ' ~ labels ~ ' as r on r.record_key = l.record_key'
                 ~ '    group by l.value_key'
@@ -29,7 +28,7 @@
             {%- set changed = run_query(
                 'select count(*) from ' ~ next_labels ~ ' as n join ' ~ labels ~ ' as o using (record_key)'
                 ~ ' where n.component <> o.component').columns[0].values()[0] -%}
-            {%- do run_query('create or replace temporary table ' ~ labels ~ ' as select * from ' ~ next_labels) -%}
+            {%- do create_scratch_table(labels, 'select * from ' ~ next_labels) -%}
             {%- if changed == 0 -%}
                 {{ return(labels) }}
             {%- endif -%}

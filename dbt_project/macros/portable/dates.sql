@@ -9,13 +9,17 @@
     date_diff('{{ part }}', {{ start }}, {{ end }})
 {%- endmacro %}
 
+{#- Wall-clock arithmetic (days, then the time of day), so that naive timestamps stay naive: no time zone and no
+    daylight-saving shift enters, as in DuckDB. -#}
 {% macro spark__date_difference(part, start, end) -%}
+    {%- set days = 'datediff(cast(' ~ end ~ ' as date), cast(' ~ start ~ ' as date))' -%}
     {%- if part == 'day' -%}
-        datediff(cast({{ end }} as date), cast({{ start }} as date))
+        {{ days }}
     {%- elif part == 'minute' -%}
-        (floor(unix_seconds({{ end }}) / 60) - floor(unix_seconds({{ start }}) / 60))
+        ({{ days }} * 1440 + hour({{ end }}) * 60 + minute({{ end }}) - hour({{ start }}) * 60 - minute({{ start }}))
     {%- elif part == 'second' -%}
-        (unix_seconds({{ end }}) - unix_seconds({{ start }}))
+        ({{ days }} * 86400 + hour({{ end }}) * 3600 + minute({{ end }}) * 60 + second({{ end }})
+        - hour({{ start }}) * 3600 - minute({{ start }}) * 60 - second({{ start }}))
     {%- else -%}
         {{ exceptions.raise_compiler_error("date_difference: no Spark spelling for part " ~ part) }}
     {%- endif -%}

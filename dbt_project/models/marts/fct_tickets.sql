@@ -7,7 +7,8 @@ select
     tickets.priority,
     tickets.created_at,
     tickets.solved_at,
-    {{ date_difference('second', 'tickets.created_at', 'tickets.solved_at') }} / 3600.0 as resolution_hours,
+    {{ date_difference('second', 'tickets.created_at', 'tickets.solved_at') }} / cast(3600 as double)
+        as resolution_hours,
     tickets.satisfaction,
     tickets.order_ref
 from {{ ref('stg_helpdesk__tickets') }} as tickets

@@ -1,0 +1,108 @@
+"""Build the dbt project on Spark from the landed raw data (README "Scaling out").
+
+    python -m pipeline.spark build [--run-date D] [--engine spark|duckdb]
+
+Landing stays with the Dagster pipeline (`make run` fills the DuckDB warehouse's raw schema). This copies the raw
+tables into a Spark warehouse (`<data dir>/spark-warehouse`, or CDP_SPARK_WAREHOUSE) and builds every model there
+from scratch: SQL models with dbt-spark in session mode on local[*], Python models (identity, CLV) on the driver
+(pipeline.lib.spark). `--engine duckdb` does the same from-scratch build on DuckDB (a new file beside the warehouse),
+for comparing results and build times on the same data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import duckdb
+
+from pipeline.lib.environment import REPO_ROOT
+from pipeline.lib.warehouse import quote_identifier, quote_literal
+from pipeline.settings import Settings, load_settings
+
+DBT_DIR = REPO_ROOT / "dbt_project"
+
+
+def spark_warehouse(settings: Settings) -> Path:
+    explicit = os.environ.get("CDP_SPARK_WAREHOUSE")
+    return Path(explicit) if explicit else settings.data_dir / "spark-warehouse"
+
+
+def build_variables(settings: Settings, run_date: date, warehouse: Path, spark_dir: Path | None = None) -> dict:
+    """The dbt vars of a from-scratch build: the pipeline's settings, the run date, no earlier identity ids."""
+    variables = {**settings.dbt_vars(warehouse), "run_date": run_date.isoformat(), "identity_full_rebuild": True}
+    if spark_dir is not None:
+        variables["spark_warehouse"] = str(spark_dir.resolve())
+    return variables
+
+
+def copy_raw_to_duckdb(source: Path, target: Path) -> None:
+    """A new DuckDB warehouse holding only the raw schema of source."""
+    target.unlink(missing_ok=True)
+    with duckdb.connect(str(target)) as con:
+        con.execute(f"attach {quote_literal(str(source))} as source (read_only)")  # attach takes no parameters
+        tables = con.execute(
+            "select table_name from information_schema.tables where table_catalog = 'source' "
+            "and table_schema = 'raw' and table_type = 'BASE TABLE'"
+        ).fetchall()
+        con.execute("create schema raw")
+        for (name,) in tables:
+            qualified = f"raw.{quote_identifier(name)}"
+            con.execute(f"create table {qualified} as select * from source.{qualified}")
+
+
+def build_duckdb(settings: Settings, run_date: date, target: Path) -> float:
+    """Seconds to build every model from the raw tables on DuckDB, into target (a copy of the raw schema)."""
+    from pipeline.lib.spark import dbt_invoke
+
+    copy_raw_to_duckdb(settings.warehouse_path, target)
+    started = time.perf_counter()
+    dbt_invoke(DBT_DIR, ["run"], build_variables(settings, run_date, target), "duckdb")
+    return time.perf_counter() - started
+
+
+def build_spark(settings: Settings, run_date: date, spark_dir: Path):
+    """(the SparkSession, seconds to copy the raw tables in, the build report): every model built from the raw
+    tables on Spark under spark_dir."""
+    from pipeline.lib.spark import build_on_spark, copy_raw_tables, start_session
+
+    shutil.rmtree(spark_dir, ignore_errors=True)
+    spark = start_session(spark_dir, settings.shop_calendar().timezone)
+    started = time.perf_counter()
+    copy_raw_tables(settings.warehouse_path, spark)
+    copy_seconds = time.perf_counter() - started
+    variables = build_variables(settings, run_date, settings.warehouse_path, spark_dir)
+    return spark, copy_seconds, build_on_spark(spark, DBT_DIR, variables)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    build = sub.add_parser("build", help="build every model from the landed raw data")
+    build.add_argument("--run-date", type=date.fromisoformat, help="the run date (default: yesterday)")
+    build.add_argument("--engine", choices=["spark", "duckdb"], default=os.environ.get("CDP_ENGINE", "spark"))
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    run_date = args.run_date or date.fromordinal(date.today().toordinal() - 1)
+    if args.engine == "duckdb":
+        target = settings.data_dir / "warehouse-rebuild.duckdb"
+        seconds = build_duckdb(settings, run_date, target)
+        print(f"built on DuckDB in {seconds:.1f} s (as of {run_date}): {target}")
+        return 0
+    spark_dir = spark_warehouse(settings)
+    spark, copy_seconds, report = build_spark(settings, run_date, spark_dir)
+    spark.stop()
+    print(f"built on Spark in {report.seconds:.1f} s (as of {run_date}): {spark_dir}")
+    print(f"  ({copy_seconds:.1f} s before that to copy the raw tables in)")
+    for label, seconds in report.steps:
+        print(f"  {seconds:7.1f} s  {label}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
