@@ -97,6 +97,20 @@ def test_analytic_gradients_match_finite_differences(cdnow_summary):
     np.testing.assert_allclose(spend(point)[1], approx_fprime(point, lambda lp: spend(lp)[0], 1e-7), rtol=1e-4)
 
 
+def test_grouped_cdnow_histories_give_the_per_customer_fit(cdnow_summary, cdnow_bgnbd):
+    """A fit on one row per distinct (x, t_x, T) weighted by its customers - what a nightly fit can read instead of
+    one row per customer - gives the published CDNOW estimates and the per-customer fit."""
+    grouped = cdnow_summary.group_by("frequency", "recency", "T").agg(customers=pl.len())
+    assert grouped.height < cdnow_summary.height / 2
+    fit = clv.fit_bgnbd(
+        grouped["frequency"], grouped["recency"], grouped["T"], period="weeks", weights=grouped["customers"]
+    )
+    assert (round(fit.r, 3), round(fit.alpha, 3), round(fit.a, 3), round(fit.b, 3)) == (0.243, 4.414, 0.793, 2.426)
+    assert fit.converged and fit.n_customers == 2357
+    for name in ("r", "alpha", "a", "b", "log_likelihood"):
+        assert getattr(fit, name) == pytest.approx(getattr(cdnow_bgnbd, name), rel=1e-6), name
+
+
 def test_weights_equal_repeated_rows():
     donations = _dataset_csv("donations.csv")  # frequency, recency, periods, weights: a pre-aggregated table
     weighted = clv.fit_bgnbd(
