@@ -8,9 +8,13 @@
     answer). Returns the name of a table (record_key, component) that lives for the session.
 -#}
 {% macro connected_components(links, max_rounds=100) %}
+    {%- set edges = '__identity_edges' -%}
     {%- set labels = '__identity_labels' -%}
     {%- set next_labels = '__identity_labels_next' -%}
     {%- if execute -%}
+        {#- the links are read once, not in every round -#}
+        {%- do create_scratch_table(edges, 'select distinct record_key, value_key from ' ~ links) -%}
+        {%- set links = edges -%}
         {%- do create_scratch_table(labels,
             'select record_key, min(record_key) as component from ' ~ links ~ ' group by record_key') -%}
         {%- for round in range(max_rounds) -%}

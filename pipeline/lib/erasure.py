@@ -356,10 +356,24 @@ def erase_person(con: duckdb.DuckDBPyConnection, person: Person, rules: Identity
     con.execute("create or replace temp table _erase_ids as select * from _erase_ids_frame")
     con.execute("create or replace temp table _erase_phones as select * from _erase_phones_frame")
     deleted = {}
-    for (schema, table), found in expressions.items():
-        if not found:
-            continue
-        where = " or ".join(f"coalesce({_predicate(kind, expr, dtype)}, false)" for kind, expr, dtype in found)
+    wheres = {
+        key: " or ".join(f"coalesce({_predicate(kind, expr, dtype)}, false)" for kind, expr, dtype in found)
+        for key, found in expressions.items()
+        if found
+    }
+    links = wheres.get(("intermediate", "int_identity_links"))
+    has_neighbourhoods = con.execute(
+        "select count(*) from duckdb_columns() where database_name = current_database() "
+        "and schema_name = 'intermediate' and table_name = 'int_identity_links' and column_name = 'neighbourhood'"
+    ).fetchone()[0]
+    if links and has_neighbourhoods:
+        # The records left in the person's neighbourhoods count as changed, so the next nightly run resolves them
+        # again without the erased records (as resolving everything would).
+        con.execute(
+            "update intermediate.int_identity_links set fingerprint = 0 where neighbourhood in "
+            f"(select neighbourhood from intermediate.int_identity_links where {links})"
+        )
+    for (schema, table), where in wheres.items():
         count = con.execute(f'delete from "{schema}"."{table}" where {where}').fetchone()[0]
         if count:
             deleted[f"{schema}.{table}"] = count

@@ -21,8 +21,11 @@ phone spellings (cached) and on the few emails a strict pattern cannot accept on
 
 from __future__ import annotations
 
+import hashlib
+import json
+import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any
 
@@ -93,6 +96,12 @@ class IdentityRules:
     # The probabilistic matcher links two profiles that share a refused value at or above this match probability.
     match_probability: float = 0.95
     phone_parse_workers: int = 0  # processes parsing phones (0 = one per core)
+
+    def digest(self) -> str:
+        """md5 of the settings that decide links (not how many processes parse phones): stored with the links, so a
+        run with other rules resolves everything again."""
+        deciding = {k: v for k, v in asdict(self).items() if k != "phone_parse_workers"}
+        return hashlib.md5(json.dumps(deciding, sort_keys=True, default=list).encode()).hexdigest()
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> IdentityRules:
@@ -789,6 +798,157 @@ def candidate_pairs(links: pl.DataFrame) -> pl.DataFrame:
         .select(left_key="profile_key", right_key="profile_key_right", id_type="id_type", value="value")
         .sort("left_key", "right_key", "id_type", "value")
     )
+
+
+# ------------------------------------------------------------------------------------------------ nightly runs
+#
+# What identity decides about a record depends only on its neighbourhood: the records reachable from it through
+# usable values, linked or refused (a refused value still makes candidates for the matcher). The rules count and
+# compare the records and profiles carrying one value, a profile never leaves its neighbourhood and the matcher
+# scores the pairs of one shared value with the stored model. So a nightly run resolves again the neighbourhoods a
+# new, changed or gone record touches (now or before) and keeps every other record's rows as they are: the same
+# result as resolving everything, at the cost of what the day brings.
+
+RECORD_ATTRIBUTES = ("name", "name_rank", "city", "seen_on", "current")  # what the rules read besides identifiers
+KEYS = ["source", "record_id"]
+
+
+def record_fingerprints(con: duckdb.DuckDBPyConnection, identifiers: str, records: str) -> duckdb.DuckDBPyRelation:
+    """source, record_id, fingerprint: a 64-bit hash of what identity reads of each record (its usable identifiers
+    and RECORD_ATTRIBUTES), for every record of the two relations `con` knows by these names. DuckDB's hash is not
+    promised stable across versions: after an upgrade every record counts as changed once (one nightly run
+    resolves everything)."""
+    present = [c for c in RECORD_ATTRIBUTES if c in con.table(records).columns]
+    attributes = f"hash({', '.join(present)})" if present else "0::ubigint"
+    return con.sql(f"""
+        with ids as (
+            select source, record_id, bit_xor(hash(id_type, value)) as h
+            from (select distinct source, record_id, id_type, value from {identifiers} where status = 'ok')
+            group by all
+        ),
+        attributes as (select source, record_id, any_value({attributes}) as h from {records} group by all),
+        keys as (select source, record_id from {records} union select source, record_id from {identifiers})
+        select
+            keys.source, keys.record_id,
+            xor(coalesce(attributes.h, 0::ubigint), coalesce(ids.h, 0::ubigint)) as fingerprint
+        from keys
+        left join attributes using (source, record_id)
+        left join ids using (source, record_id)""")
+
+
+def neighbourhoods(identifiers: pl.DataFrame, records: pl.DataFrame) -> pl.DataFrame:
+    """source, record_id, neighbourhood: the components of records through every usable value, linked or not, each
+    named by its smallest record key."""
+    graph = _build_graph(identifiers, records)
+    labels = _components(
+        graph.n + graph.values.height,
+        graph.edges.get_column("r").to_numpy(),
+        graph.n + graph.edges.get_column("i").to_numpy(),
+    )[: graph.n]
+    return graph.records.with_columns(label=pl.Series(labels)).select(
+        *KEYS, neighbourhood=_record_key(pl.col("source"), pl.col("record_id")).min().over("label")
+    )
+
+
+def records_to_resolve(
+    con: duckdb.DuckDBPyConnection, fingerprints: str, identifiers: str, previous: str
+) -> duckdb.DuckDBPyRelation:
+    """source, record_id: the records a nightly run resolves again.
+
+    Relations `con` knows: `fingerprints` (record_fingerprints of today's records), `identifiers` (today's) and
+    `previous` (source, record_id, fingerprint, neighbourhood as the last run left them). New and changed records,
+    and every record of a previous neighbourhood that holds a changed or gone record or a record sharing a usable
+    value with a new or changed one. The set is closed: each of its records' values is carried by its records only,
+    so its neighbourhoods are today's.
+    """
+    return con.sql(f"""
+        with before as (select distinct source, record_id, fingerprint, neighbourhood from {previous}),
+        changed as (
+            select source, record_id from {fingerprints}
+            anti join before using (source, record_id, fingerprint)
+        ),
+        gone as (select source, record_id from before anti join {fingerprints} using (source, record_id)),
+        usable as (select source, record_id, id_type, value from {identifiers} where status = 'ok'),
+        touched_values as (select distinct id_type, value from usable semi join changed using (source, record_id)),
+        sharers as (select source, record_id from usable semi join touched_values using (id_type, value)),
+        dirty as (
+            select distinct neighbourhood from before
+            semi join (select * from changed union all select * from gone union all select * from sharers)
+                using (source, record_id)
+        )
+        select source, record_id from changed
+        union
+        select source, record_id from before
+        semi join dirty using (neighbourhood)
+        semi join {fingerprints} using (source, record_id)""")
+
+
+LINK_SCHEMA = {
+    "source": pl.Utf8,
+    "record_id": pl.Utf8,
+    "id_type": pl.Utf8,
+    "value": pl.Utf8,
+    "linked": pl.Boolean,
+    "reason": pl.Utf8,
+    "detail": pl.Utf8,
+    "profile_key": pl.Utf8,
+    "neighbourhood": pl.Utf8,
+    "fingerprint": pl.UInt64,
+    "resolution": pl.Int64,
+}
+
+
+def link_records(
+    identifiers: pl.DataFrame,
+    records: pl.DataFrame,
+    rules: IdentityRules,
+    previous: pl.DataFrame | None = None,
+    resolve_all: bool = False,
+) -> pl.DataFrame:
+    """Resolution.links for every record (a record without a usable identifier has one row with a null id_type),
+    with its neighbourhood, fingerprint and `resolution`: the run that resolved it, a number above any in
+    `previous` (microseconds since 1970, so it also rises when the previous table was lost), so later steps can
+    redo only what is newer than what they saw.
+
+    `previous`: the rows the last run returned. Records outside `records_to_resolve` keep them, unless
+    `resolve_all` (a full rebuild, other rules).
+    """
+    resolution = time.time_ns() // 1000
+    incremental = previous is not None and previous.height > 0
+    if incremental:
+        resolution = max(resolution, int(previous.get_column("resolution").max()) + 1)
+    kept = None
+    with duckdb.connect() as con:
+        con.register("identifiers", identifiers.to_arrow())
+        con.register("records", records.to_arrow())
+        con.execute(
+            "create temp table fingerprints as " + record_fingerprints(con, "identifiers", "records").sql_query()
+        )
+        if incremental and not resolve_all:
+            con.register("previous", previous.to_arrow())
+            con.execute(
+                "create temp table todo as "
+                + records_to_resolve(con, "fingerprints", "identifiers", "previous").sql_query()
+            )
+            kept = con.sql(
+                "select * from previous semi join fingerprints using (source, record_id) "
+                "anti join todo using (source, record_id)"
+            ).pl()
+            identifiers = con.sql("select * from identifiers semi join todo using (source, record_id)").pl()
+            records = con.sql("select * from records semi join todo using (source, record_id)").pl()
+            fingerprints = con.sql("select * from fingerprints semi join todo using (source, record_id)").pl()
+        else:
+            fingerprints = con.table("fingerprints").pl()
+    links = resolve_identities(identifiers, records, rules).links
+    bare = fingerprints.select(KEYS).join(links, on=KEYS, how="anti")
+    fresh = (
+        pl.concat([links, bare], how="diagonal")
+        .join(neighbourhoods(identifiers, records), on=KEYS)
+        .join(fingerprints, on=KEYS)
+        .with_columns(resolution=pl.lit(resolution, pl.Int64))
+    )
+    parts = [fresh] if kept is None else [kept, fresh]
+    return pl.concat([p.select(list(LINK_SCHEMA)).cast(LINK_SCHEMA) for p in parts])
 
 
 # ------------------------------------------------------------------------------------------------ stable ids

@@ -14,6 +14,7 @@ runs score with the same model. Splink runs in an in-memory DuckDB; it logs no v
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import date
 
 import polars as pl
@@ -320,6 +321,42 @@ def candidate_entities(links: pl.DataFrame, records: pl.DataFrame, identifiers: 
     return entities(candidate_pairs(links), profiles(clusters, records, identifiers), use)
 
 
+def match_profiles(
+    links: pl.DataFrame,
+    records: pl.DataFrame,
+    identifiers: pl.DataFrame,
+    model: dict,
+    threshold: float,
+    previous: pl.DataFrame | None = None,
+) -> pl.DataFrame:
+    """The matcher's decisions (decisions_table) with `resolution`: the newest link resolution they reflect.
+
+    `links`: pipeline.lib.identity.link_records rows. `previous`: the decisions the last run returned with the same
+    model, or None to score every candidate. Only profiles resolved after those decisions are scored again (their
+    pairs never leave a neighbourhood); the other decisions are kept.
+    """
+    from pipeline.lib.identity import KEYS, _record_key
+
+    seen = None if previous is None or previous.is_empty() else previous.get_column("resolution").max()
+    todo = links if seen is None else links.filter(pl.col("resolution") > seen)
+    keys = todo.select(KEYS).unique()
+    frame = candidate_entities(
+        todo.filter(pl.col("id_type").is_not_null()),
+        records.join(keys, on=KEYS, how="semi"),
+        identifiers.join(keys, on=KEYS, how="semi"),
+    )
+    decisions = decisions_table(accept(score(frame, model), threshold))
+    if seen is not None:
+        settled = links.filter(pl.col("resolution") <= seen).select(
+            left_key=_record_key(pl.col("source"), pl.col("record_id"))
+        )
+        kept = previous.join(settled, on="left_key", how="semi").drop("resolution")
+        decisions = pl.concat([kept, decisions], how="vertical_relaxed")
+    return decisions.with_columns(resolution=pl.lit(links.get_column("resolution").max(), pl.Int64)).sort(
+        "left_key", "right_key"
+    )
+
+
 def decisions_table(decisions: pl.DataFrame) -> pl.DataFrame:
     """The decisions as stored: the shared value split into id_type and value, evidence columns named as such
     (two_accounts: both profiles hold a webshop account under different emails, which the matcher never joins)."""
@@ -340,43 +377,54 @@ def decisions_table(decisions: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def resolve_persons(identifiers: pl.DataFrame, records: pl.DataFrame, rules, model: dict | None = None):
-    """Rules, then the matcher, in memory (the dbt models do the same in steps): (clusters with source, record_id,
-    cluster_key, is_person; decisions; the model). Trains a model when none is given."""
-    import numpy as np
+@dataclass(frozen=True)
+class Persons:
+    """What resolve_persons returns; pass it back as `previous` to resolve the next day's data the nightly way."""
 
-    from pipeline.lib.identity import PERSON_TYPES, _components, resolve_identities
+    clusters: pl.DataFrame  # source, record_id, cluster_key (the person), is_person
+    decisions: pl.DataFrame  # match_profiles rows
+    model: dict  # the matcher's model
+    links: pl.DataFrame  # pipeline.lib.identity.link_records rows
 
-    resolution = resolve_identities(identifiers, records, rules)
-    frame = candidate_entities(resolution.links, records, identifiers)
-    model = model if model is not None else train(frame)
-    decisions = accept(score(frame, model), rules.match_probability)
-    clusters = resolution.clusters
-    keys = clusters.get_column("cluster_key").unique().sort()
-    index = {key: i for i, key in enumerate(keys.to_list())}
-    linked = decisions.filter("linked")
-    labels = _components(
-        len(index),
-        np.array([index[k] for k in linked.get_column("left_key")], dtype=np.int64),
-        np.array([index[k] for k in linked.get_column("right_key")], dtype=np.int64),
+
+def resolve_persons(
+    identifiers: pl.DataFrame, records: pl.DataFrame, rules, model: dict | None = None, previous: Persons | None = None
+) -> Persons:
+    """Rules, then the matcher, in memory (the dbt models do the same in steps). Trains a model when none is given;
+    with `previous` (and its model) only the neighbourhoods the changes touch are resolved again."""
+    from pipeline.lib.identity import KEYS, PERSON_TYPES, _components, _record_key, link_records
+
+    links = link_records(identifiers, records, rules, previous.links if previous is not None else None)
+    if model is None:
+        model = previous.model if previous is not None else train(candidate_entities(links, records, identifiers))
+    earlier = previous.decisions if previous is not None and previous.model == model else None
+    decisions = match_profiles(links, records, identifiers, model, rules.match_probability, earlier)
+    clusters = links.select(
+        *KEYS, cluster_key=pl.coalesce("profile_key", _record_key(pl.col("source"), pl.col("record_id")))
+    ).unique(KEYS)
+    keys = clusters.select("cluster_key").unique().with_row_index("k")
+    linked = (
+        decisions.filter("linked")
+        .join(keys, left_on="left_key", right_on="cluster_key")
+        .join(keys, left_on="right_key", right_on="cluster_key", suffix="_right")
     )
-    named = pl.DataFrame({"cluster_key": keys, "label": labels[np.arange(len(index))]}).with_columns(
+    labels = _components(keys.height, linked.get_column("k").to_numpy(), linked.get_column("k_right").to_numpy())
+    named = keys.with_columns(label=pl.Series(labels)).with_columns(
         person_key=pl.col("cluster_key").min().over("label")
     )
     persons = (
-        resolution.links.filter(pl.col("linked") & pl.col("id_type").is_in(PERSON_TYPES))
-        .select("source", "record_id")
+        links.filter(pl.col("linked") & pl.col("id_type").is_in(PERSON_TYPES))
+        .select(KEYS)
         .unique()
         .with_columns(carries=pl.lit(True))
     )
     clusters = (
         clusters.join(named.select("cluster_key", "person_key"), on="cluster_key")
-        .join(persons, on=["source", "record_id"], how="left")
+        .join(persons, on=KEYS, how="left")
         .select(
-            "source",
-            "record_id",
+            *KEYS,
             cluster_key="person_key",
             is_person=pl.col("carries").fill_null(False).any().over("person_key"),
         )
     )
-    return clusters, decisions, model
+    return Persons(clusters, decisions, model, links)

@@ -38,5 +38,5 @@ def check_bars(scores: pl.DataFrame) -> list[str]:
 
 def resolve_in_memory(frames: dict[str, pl.DataFrame]) -> pl.DataFrame:
     raw, records = extract_identifiers(messy_data.staged(frames))
-    clusters, _, _ = resolve_persons(normalise_identifiers(raw, DEMO_RULES), records, DEMO_RULES)
+    clusters = resolve_persons(normalise_identifiers(raw, DEMO_RULES), records, DEMO_RULES).clusters
     return clusters.select("source", "record_id", customer_id=pl.when("is_person").then("cluster_key"))

@@ -4,19 +4,38 @@ One row per pair: the shared value, the match probability and weight, the level 
 evidence: first name, last name, city, email, activity period) and whether the pair is linked (probability at or
 above identity.match_probability, and no link joins two profiles scored apart). Linked pairs join persons in
 int_identity_components.
+
+Only profiles int_identity_links resolved after the previous decisions are scored again; the rest keep their
+decisions, unless the matcher's model changed (or a full rebuild): then every pair is scored.
 """
 
+import hashlib
 import json
+
+import polars as pl
 
 
 def model(dbt, session):
-    dbt.config(materialized="table")
+    dbt.config(materialized="table")  # identity_full_rebuild comes from the YAML config (a dbt var)
     from pipeline.lib.identity import IdentityRules
-    from pipeline.lib.identity_matching import accept, candidate_entities, decisions_table, score
+    from pipeline.lib.identity_matching import match_profiles
+    from pipeline.lib.warehouse import table_exists
 
     rules = IdentityRules.from_config(json.loads(dbt.config.get("identity_rules")))
-    records = dbt.ref("int_identity_records").pl()
-    entities = candidate_entities(dbt.ref("int_identity_links").pl(), records, dbt.ref("int_identifiers").pl())
-    stored = dbt.ref("int_identity_match_model").pl()
-    matcher = json.loads(stored.get_column("model")[0])
-    return decisions_table(accept(score(entities, matcher), rules.match_probability)).to_arrow()
+    stored = dbt.ref("int_identity_match_model").pl().get_column("model")[0]
+    model_digest = hashlib.md5(stored.encode()).hexdigest()
+    previous = None
+    full_rebuild = str(dbt.config.get("identity_full_rebuild")).lower() in ("true", "1", "yes")
+    if not full_rebuild and table_exists(session, f"{dbt.this.schema}.{dbt.this.identifier}"):
+        kept = session.sql(f"select * from {dbt.this}").pl()
+        if "model_digest" in kept.columns and set(kept.get_column("model_digest").unique()) == {model_digest}:
+            previous = kept.drop("model_digest")
+    decisions = match_profiles(
+        dbt.ref("int_identity_links").pl(),
+        dbt.ref("int_identity_records").pl(),
+        dbt.ref("int_identifiers").pl(),
+        json.loads(stored),
+        rules.match_probability,
+        previous,
+    )
+    return decisions.with_columns(model_digest=pl.lit(model_digest)).to_arrow()

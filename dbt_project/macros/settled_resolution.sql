@@ -1,0 +1,15 @@
+{#-
+    The newest `resolution` a model's own table already holds (0 when the table is missing, empty or has no such
+    column): a nightly identity step redoes only rows of int_identity_links resolved after it.
+-#}
+{% macro settled_resolution(relation) %}
+    {%- if not execute -%}
+        {{ return(0) }}
+    {%- endif -%}
+    {%- set existing = adapter.get_relation(relation.database, relation.schema, relation.identifier) -%}
+    {%- set columns = adapter.get_columns_in_relation(existing) | map(attribute='name') | list if existing else [] -%}
+    {%- if 'resolution' not in columns -%}
+        {{ return(0) }}
+    {%- endif -%}
+    {{ return(run_query('select coalesce(max(resolution), 0) from ' ~ existing).columns[0].values()[0]) }}
+{% endmacro %}
