@@ -76,17 +76,21 @@ def table_digest(con: duckdb.DuckDBPyConnection, table: str) -> dict:
     }
 
 
+def mart_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The tables of schema marts, by name."""
+    return [
+        row[0]
+        for row in con.execute(
+            "select table_name from information_schema.tables where table_schema = 'marts' order by table_name"
+        ).fetchall()
+    ]
+
+
 def mart_digests(warehouse: Path) -> dict[str, dict]:
     """Digest of every table of schema marts in the warehouse, by table name."""
     with duckdb.connect(str(warehouse), read_only=True) as con:
         con.execute("set TimeZone = 'UTC'")
-        tables = [
-            row[0]
-            for row in con.execute(
-                "select table_name from information_schema.tables where table_schema = 'marts' order by table_name"
-            ).fetchall()
-        ]
-        return {table: table_digest(con, table) for table in tables}
+        return {table: table_digest(con, table) for table in mart_tables(con)}
 
 
 def differences(expected: dict[str, dict], actual: dict[str, dict]) -> list[str]:
