@@ -191,7 +191,7 @@ def test_summary_takes_the_newest_complete_result_per_scale_and_judges_the_targe
     assert verdicts[2].endswith("met") and "280" in verdicts[2]
     assert verdicts[3].endswith("missed")  # 8.79 GiB
     assert verdicts[4].endswith("missed")  # 75 s > 60 s
-    assert verdicts[5].endswith("met") and "1.50" in verdicts[5]
+    assert verdicts[5].endswith("met") and "1.50" in verdicts[5]  # both measured on 20261102
     assert verdicts[6] == "- 3M: completed, peak 7.81 GiB (bound 8 GB): met"
 
 
