@@ -62,10 +62,19 @@ def start_session(warehouse_dir: Path, timezone: str, master: str = "local[*]"):
     return session
 
 
+def _spark_column(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """All-null columns (Arrow type null, which parquet cannot store) as strings; unsigned integers, which Spark has
+    not, as bigint (a 64-bit hash keeps its bits, wrapped to negative)."""
+    if pa.types.is_null(column.type):
+        return column.cast(pa.string())
+    if pa.types.is_unsigned_integer(column.type):
+        return column.cast(pa.int64(), safe=not pa.types.is_uint64(column.type))
+    return column
+
+
 def _spark_frame(spark, table: pa.Table):
-    """A Spark DataFrame of an Arrow table; all-null columns (Arrow type null, which parquet cannot store) as
-    strings."""
-    columns = [column.cast(pa.string()) if pa.types.is_null(column.type) else column for column in table.itercolumns()]
+    """A Spark DataFrame of an Arrow table (columns as _spark_column makes them)."""
+    columns = [_spark_column(column) for column in table.itercolumns()]
     return spark.createDataFrame(pa.Table.from_arrays(columns, names=table.column_names))
 
 
