@@ -139,10 +139,11 @@ def run_pipeline(start: date, end: date, progress: RunProgress | None = None, lo
     import dagster as dg
 
     from pipeline.definitions import defs
+    from pipeline.defs.jobs import nightly_job
     from pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
     from pipeline.defs.runs.monitoring import fail_dead_runs, worker_tags
 
-    job = defs.resolve_job_def("cdp_nightly")
+    job = defs.resolve_job_def(nightly_job.name)
     run_config = {}
     if progress is not None:
         loggers = _run_loggers(log_file, progress)

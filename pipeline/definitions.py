@@ -45,10 +45,9 @@ def _ui_spec(spec: dg.AssetSpec) -> dg.AssetSpec:
 
 
 # Every run executes its steps one after another in one process, the only writer of the DuckDB file: the nightly
-# job, a backfill of the job launched from the UI (one run over the whole range: the raw assets have a single-run
-# backfill policy, the models and marts are rebuilt once) and runs of any asset selection alike. Every asset carries
-# the single-run policy; a backfill of a hand-picked asset selection still becomes two runs (partitioned raw assets,
-# then the unpartitioned models), because Dagster groups only assets sharing a partitions definition.
+# job, a backfill launched from the UI (one run over the whole range: the raw assets have a single-run backfill
+# policy, the models and marts are rebuilt once; the UI backfills any selection through the nightly job, see
+# pipeline/defs/jobs.py) and runs of any asset selection alike. Every asset carries the single-run policy.
 def _definitions() -> dg.Definitions:
     # Built inside a function: Dagster loads a code location from the one Definitions object at module scope.
     shared = dg.Definitions(

@@ -170,6 +170,7 @@ def test_schema_change_at_a_source_blocks_the_downstream_models(demo_run, tmp_pa
 
     import dagster as dg
 
+    from pipeline.defs.jobs import nightly_job
     from pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
 
     data_dir = tmp_path / "data"
@@ -184,7 +185,7 @@ def test_schema_change_at_a_source_blocks_the_downstream_models(demo_run, tmp_pa
         source.execute("alter table orders rename column channel to sales_channel")
     day = demo_run.end
 
-    job = _defs_with_quality_checks().resolve_job_def("cdp_nightly")
+    job = _defs_with_quality_checks().resolve_job_def(nightly_job.name)
     result = job.execute_in_process(
         instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=False,

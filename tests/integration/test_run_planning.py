@@ -15,8 +15,9 @@ from pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG, daily_parti
 def test_a_run_over_every_partition_plans_each_check_once(tmp_path, monkeypatch):
     monkeypatch.setenv("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "1")
     from pipeline.definitions import defs
+    from pipeline.defs.jobs import nightly_job
 
-    job = defs.resolve_job_def("cdp_nightly")
+    job = defs.resolve_job_def(nightly_job.name)
     keys = daily_partitions.get_partition_keys()
     assert len(keys) > 300  # the configured history: the per-partition cost would show
     checks = job.asset_layer.asset_graph.asset_check_keys

@@ -1,6 +1,7 @@
 """A backfill launched from the UI is one run: the real dagster-webserver and dagster-daemon on loopback, driven through
-the GraphQL API as the UI drives them (launchPartitionBackfill of the cdp_nightly job, every asset, 7 daily
-partitions: what "Materialize all" on the job page sends)."""
+the GraphQL API as the UI drives them: launchPartitionBackfill of every asset over 7 daily partitions ("Materialize
+all" on the job page), then of a hand-picked selection over the next 7 ("Materialize selected" in the asset graph,
+sent the way the UI sends it for the job it picks)."""
 
 from __future__ import annotations
 
@@ -19,14 +20,28 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from pipeline.defs.jobs import nightly_job
 from pipeline.lib.demo_data import DemoConfig, generate
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_END = date(2026, 11, 22)
 DEMO_START = DEMO_END - timedelta(days=200)  # a short history keeps the test to a few minutes
 BACKFILL_DAYS = 7
+# Picked in the asset graph: two partitioned raw assets and everything downstream of them (the unpartitioned models,
+# marts, report and serving copy, and their checks), not the webshop's raw assets.
+PICKED_ROOTS = [["raw", "helpdesk_tickets"], ["raw", "survey_responses"]]
 
-ASSETS = "{ assetNodes { assetKey { path } isMaterializable jobNames } }"
+ASSETS = "{ assetNodes { assetKey { path } isMaterializable jobNames dependedByKeys { path } } }"
+PICKED = """
+query Picked($keys: [AssetKeyInput!]!) {
+  assetNodes(assetKeys: $keys) {
+    assetKey { path }
+    jobNames
+    partitionDefinition { type }
+    repository { name location { name } }
+    assetPartitionStatuses { ... on TimePartitionStatuses { ranges { status startKey endKey } } }
+  }
+}"""
 LAUNCH = """
 mutation Launch($params: LaunchBackfillParams!) {
   launchPartitionBackfill(backfillParams: $params) {
@@ -75,7 +90,7 @@ def _mart_state(warehouse: Path) -> tuple:
 
 @pytest.fixture
 def loaded_history(tmp_path, monkeypatch):
-    """Demo sources, and one in-process run that loaded all but the last 7 days (a shop before its backfill)."""
+    """Demo sources, and one in-process run that loaded all but the last 14 days (a shop before its backfills)."""
     data, home = tmp_path / "data", tmp_path / "dagster_home"
     home.mkdir()
     shutil.copy(REPO / "pipeline" / "config" / "dagster.yaml", home / "dagster.yaml")
@@ -85,17 +100,104 @@ def loaded_history(tmp_path, monkeypatch):
     monkeypatch.delenv("CDP_WAREHOUSE", raising=False)
     from pipeline.cli import run_pipeline
 
-    assert run_pipeline(DEMO_START, DEMO_END - timedelta(days=BACKFILL_DAYS))
+    assert run_pipeline(DEMO_START, DEMO_END - timedelta(days=2 * BACKFILL_DAYS))
     return data, home
 
 
+def _days(last: date) -> list[str]:
+    return [(last - timedelta(days=n)).isoformat() for n in range(BACKFILL_DAYS - 1, -1, -1)]
+
+
+def _with_downstream(nodes: list[dict], roots: list[list[str]]) -> list[list[str]]:
+    """The roots and every materializable asset downstream of them (the UI's "select downstream")."""
+    children = {
+        tuple(n["assetKey"]["path"]): [tuple(k["path"]) for k in n["dependedByKeys"]]
+        for n in nodes
+        if n["isMaterializable"]
+    }
+    picked, todo = set(), [tuple(root) for root in roots]
+    while todo:
+        key = todo.pop()
+        if key in children and key not in picked:
+            picked.add(key)
+            todo += children[key]
+    return sorted(list(key) for key in picked)
+
+
+def _ui_backfill_params(port: int, keys: list[list[str]], days: list[str]) -> dict:
+    """The launchPartitionBackfill params the UI sends for assets picked in the asset graph: it backfills through
+    the first job, by name, that holds every picked asset; a hidden asset job (`__ASSET_JOB`) gets a pure asset
+    backfill, any other job its partition set."""
+    nodes = _graphql(port, PICKED, {"keys": [{"path": key} for key in keys]})["assetNodes"]
+    assert sorted(n["assetKey"]["path"] for n in nodes) == sorted(keys)
+    assert any(n["partitionDefinition"] for n in nodes) and not all(n["partitionDefinition"] for n in nodes)
+    job = next(name for name in nodes[0]["jobNames"] if all(name in n["jobNames"] for n in nodes))
+    params = {"assetSelection": [{"path": key} for key in keys], "partitionNames": days, "fromFailure": False}
+    if job.startswith("__ASSET_JOB"):
+        return params
+    repository = nodes[0]["repository"]
+    selector = {"repositoryLocationName": repository["location"]["name"], "repositoryName": repository["name"]}
+    return {**params, "selector": {"partitionSetName": f"{job}_partition_set", "repositorySelector": selector}}
+
+
+def _missing_days(port: int, keys: list[list[str]], days: list[str]) -> dict[str, list[str]]:
+    """Requested days not materialized, per partitioned asset of the selection (from the UI's partition status)."""
+    missing = {}
+    for node in _graphql(port, PICKED, {"keys": [{"path": key} for key in keys]})["assetNodes"]:
+        if not node["partitionDefinition"]:
+            continue
+        done = {
+            day
+            for span in node["assetPartitionStatuses"]["ranges"]
+            if span["status"] == "MATERIALIZED"
+            for day in days
+            if span["startKey"] <= day <= span["endKey"]
+        }
+        missing["/".join(node["assetKey"]["path"])] = sorted(set(days) - done)
+    assert missing, "no partitioned asset in the selection"
+    return missing
+
+
+def _backfill(port: int, params: dict) -> tuple[list[dict], str, float, list[str]]:
+    """Launch a backfill and wait for it: its runs, its status, the wall time from launch to done, run errors."""
+    launched = time.monotonic()
+    result = _graphql(port, LAUNCH, {"params": params})["launchPartitionBackfill"]
+    assert result["__typename"] == "LaunchBackfillSuccess", result
+    deadline = time.monotonic() + 1500
+    while True:
+        assert time.monotonic() < deadline, "the backfill did not finish within 25 minutes"
+        time.sleep(5)
+        state = _graphql(port, BACKFILL, {"id": result["backfillId"]})
+        runs = state["runsOrError"]["results"]
+        status = state["partitionBackfillOrError"]["status"]
+        if status not in ("REQUESTED", "CANCELING") and runs and all(r["status"] in DONE for r in runs):
+            break
+    wall = time.monotonic() - launched
+    errors = [
+        f"{e.get('stepKey')}: {e['message'][:300]}"
+        for run in runs
+        if run["status"] != "SUCCESS"
+        for e in _graphql(port, ERRORS, {"runId": run["runId"]})["logsForRun"]["events"]
+        if e.get("level") in ("ERROR", "CRITICAL")
+    ]
+    return runs, status, wall, errors
+
+
+def _assert_one_successful_run(runs: list[dict], status: str, errors: list[str], what: str) -> dict:
+    assert len(runs) == 1, f"the backfill of {what} split into {len(runs)} runs"
+    [run] = runs
+    assert run["status"] == "SUCCESS", errors
+    assert status in ("COMPLETED", "COMPLETED_SUCCESS"), status
+    return run
+
+
 @pytest.mark.webserver
-@pytest.mark.timeout(1800)
-def test_ui_backfill_of_every_asset_over_seven_days_is_one_run(loaded_history, tmp_path):
+@pytest.mark.timeout(2700)
+def test_ui_backfills_of_every_asset_and_of_a_hand_picked_selection_are_one_run_each(loaded_history, tmp_path):
     data, home = loaded_history
     warehouse = data / "warehouse.duckdb"
     before = _mart_state(warehouse)
-    assert before[0] == DEMO_END - timedelta(days=BACKFILL_DAYS)
+    assert before[0] == DEMO_END - timedelta(days=2 * BACKFILL_DAYS)
     port = _free_port()
     # The daemon and webserver import the pipeline from this checkout.
     env = {**os.environ, "DAGSTER_HOME": str(home), "CDP_DATA_DIR": str(data), "PYTHONPATH": str(REPO)}
@@ -132,49 +234,39 @@ def test_ui_backfill_of_every_asset_over_seven_days_is_one_run(loaded_history, t
             except OSError:
                 continue
         selection = [{"path": n["assetKey"]["path"]} for n in nodes if n["isMaterializable"]]
-        assert len(selection) > 20 and all("cdp_nightly" in n["jobNames"] for n in nodes if n["isMaterializable"])
-        days = [(DEMO_END - timedelta(days=n)).isoformat() for n in range(BACKFILL_DAYS - 1, -1, -1)]
+        assert len(selection) > 20 and all(nightly_job.name in n["jobNames"] for n in nodes if n["isMaterializable"])
 
-        launched = time.monotonic()
+        # "Materialize all" on the job page: the job's partition set, every asset, 7 days.
+        first_days = _days(DEMO_END - timedelta(days=BACKFILL_DAYS))
         job = {
-            "partitionSetName": "cdp_nightly_partition_set",
+            "partitionSetName": f"{nightly_job.name}_partition_set",
             "repositorySelector": {"repositoryLocationName": "cdp", "repositoryName": "__repository__"},
         }
-        answer = _graphql(
-            port, LAUNCH, {"params": {"selector": job, "assetSelection": selection, "partitionNames": days}}
-        )
-        result = answer["launchPartitionBackfill"]
-        assert result["__typename"] == "LaunchBackfillSuccess", result
-        deadline = time.monotonic() + 1500
-        while True:
-            assert time.monotonic() < deadline, "the backfill did not finish within 25 minutes"
-            time.sleep(5)
-            state = _graphql(port, BACKFILL, {"id": result["backfillId"]})
-            runs = state["runsOrError"]["results"]
-            status = state["partitionBackfillOrError"]["status"]
-            if status not in ("REQUESTED", "CANCELING") and runs and all(r["status"] in DONE for r in runs):
-                break
-        wall = time.monotonic() - launched
-        errors = [
-            f"{e.get('stepKey')}: {e['message'][:300]}"
-            for run in runs
-            if run["status"] != "SUCCESS"
-            for e in _graphql(port, ERRORS, {"runId": run["runId"]})["logsForRun"]["events"]
-            if e.get("level") in ("ERROR", "CRITICAL")
-        ]
+        every = _backfill(port, {"selector": job, "assetSelection": selection, "partitionNames": first_days})
+        middle = _mart_state(warehouse)
+        every_missing = _missing_days(port, [s["path"] for s in selection], first_days)
+
+        # "Materialize selected" on assets picked in the asset graph, the next 7 days.
+        last_days = _days(DEMO_END)
+        hand_picked = _with_downstream(nodes, PICKED_ROOTS)
+        assert len(PICKED_ROOTS) < len(hand_picked) < len(selection)
+        picked = _backfill(port, _ui_backfill_params(port, hand_picked, last_days))
+        picked_missing = _missing_days(port, hand_picked, last_days)
     finally:
         for process in processes:
             os.killpg(process.pid, signal.SIGTERM)
         for process in processes:
             process.wait(timeout=120)
 
-    assert len(runs) == 1, f"the backfill split into {len(runs)} runs"
-    [run] = runs
-    assert run["status"] == "SUCCESS", errors
-    assert status in ("COMPLETED", "COMPLETED_SUCCESS"), status
+    run = _assert_one_successful_run(*every[:2], every[3], "every asset")
+    assert middle[0] == DEMO_END - timedelta(days=BACKFILL_DAYS) and middle[1] >= before[1], (before, middle)
+    assert all(days == [] for days in every_missing.values()), every_missing
+    _assert_one_successful_run(*picked[:2], picked[3], "a hand-picked selection")
+    assert all(days == [] for days in picked_missing.values()), picked_missing
     after = _mart_state(warehouse)
-    assert after[0] == DEMO_END and after[1] >= before[1], (before, after)
+    assert after[0] == DEMO_END and after[1] >= middle[1], (middle, after)
     print(
         f"\nUI backfill of {len(selection)} assets x {BACKFILL_DAYS} days: one run of "
-        f"{run['endTime'] - run['startTime']:.0f} s, {wall:.0f} s from launch to done"
+        f"{run['endTime'] - run['startTime']:.0f} s, {every[2]:.0f} s from launch to done; "
+        f"{len(hand_picked)} hand-picked assets x {BACKFILL_DAYS} days: one run, {picked[2]:.0f} s"
     )

@@ -7,6 +7,7 @@ import dagster as dg
 
 from pipeline.definitions import GROUPS, defs
 from pipeline.defs.dbt.resources import dbt_project
+from pipeline.defs.jobs import nightly_job
 from pipeline.defs.partitions import daily_partitions
 from tests.support.definitions_snapshot import SNAPSHOT_FILE, definitions_snapshot
 
@@ -36,7 +37,7 @@ def test_nightly_schedule_at_two_in_jakarta():
     schedule = defs.get_schedule_def("cdp_nightly_schedule")
     assert schedule.cron_schedule == "0 2 * * *"
     assert schedule.execution_timezone == "Asia/Jakarta"
-    job = defs.get_job_def("cdp_nightly")
+    job = defs.get_job_def(nightly_job.name)
     assert job.partitions_def is not None
 
 
@@ -57,9 +58,19 @@ def test_every_partitioned_asset_backfills_as_one_in_process_run():
     for node in partitioned:
         assert node.partitions_def == daily_partitions, node.key.to_user_string()
         assert node.backfill_policy == dg.BackfillPolicy.single_run(), node.key.to_user_string()
-    assert defs.resolve_job_def("cdp_nightly").backfill_policy == dg.BackfillPolicy.single_run()
+    assert defs.resolve_job_def(nightly_job.name).backfill_policy == dg.BackfillPolicy.single_run()
     assert defs.resolve_implicit_global_asset_job_def().executor_def.name == "in_process"
-    assert defs.resolve_job_def("cdp_nightly").executor_def.name == "in_process"
+    assert defs.resolve_job_def(nightly_job.name).executor_def.name == "in_process"
+
+
+def test_the_ui_backfills_any_selection_through_the_nightly_job():
+    """The UI backfills a selection through the first job, by name, holding every selected asset (Dagster UI's
+    getCommonJob): that must be the nightly job, not the hidden asset job whose backfills split into two runs."""
+    graph = _graph()
+    hidden = defs.resolve_implicit_global_asset_job_def().name
+    materializable = {key for key in graph.get_all_asset_keys() if graph.get(key).is_materializable}
+    assert nightly_job.selection.resolve(graph) == materializable
+    assert sorted([hidden, nightly_job.name])[0] == nightly_job.name
 
 
 def test_ui_shows_kinds_and_a_left_to_right_lineage():
