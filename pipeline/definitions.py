@@ -28,12 +28,12 @@ def lineage_group(key: dg.AssetKey) -> str:
         return layer
     if layer in ("reports", "serving"):
         return "serving"
-    if name in ("int_purchases", "int_customer_margins"):  # intermediate, but built from the facts for CLV and value
+    if name in ("int_purchases", "int_customer_margins", "int_clv_inputs"):  # intermediate, built for CLV and value
         return "value"
+    if name in ("customer_profile", "int_customer_traits") or name.startswith("fct_"):
+        return "profile"
     if layer == "intermediate" or name.startswith("identity"):
         return "identity"
-    if name == "customer_profile" or name.startswith("fct_"):
-        return "profile"
     if "segment" in name or "rfm" in name or "base_shape" in name:
         return "segments"
     return "value"

@@ -104,11 +104,22 @@ def _weight_by_value(x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return values, np.bincount(inverse.reshape(-1), weights=w, minlength=len(values))
 
 
-def _minimise(neg_mean_ll, n_params: int):
-    """L-BFGS-B from all log-parameters = 0; returns (scipy result, converged, some parameter on its bound)."""
+def _start(n_params: int, start_log_params) -> np.ndarray:
+    """Where the optimiser starts: all log-parameters 0 (cold), or given ones (warm) moved inside the bounds."""
+    if start_log_params is None:
+        return np.zeros(n_params)
+    start = np.asarray(start_log_params, dtype=np.float64)
+    if start.shape != (n_params,) or not np.all(np.isfinite(start)):
+        return np.zeros(n_params)  # a broken previous fit (NaN parameters) is no place to start from
+    return np.clip(start, -LOG_PARAM_BOUND + 1e-3, LOG_PARAM_BOUND - 1e-3)
+
+
+def _minimise(neg_mean_ll, n_params: int, start_log_params=None):
+    """L-BFGS-B from all log-parameters = 0, or from `start_log_params` (a warm start: the previous night's fit is
+    a few iterations from tonight's optimum); returns (scipy result, converged, some parameter on its bound)."""
     result = minimize(
         neg_mean_ll,
-        np.zeros(n_params),
+        _start(n_params, start_log_params),
         jac=True,
         method="L-BFGS-B",
         bounds=[(-LOG_PARAM_BOUND, LOG_PARAM_BOUND)] * n_params,
@@ -166,11 +177,12 @@ def _bgnbd_ll_and_grad(log_params, x, t_x, T, w, x_values, x_weights):
     return n_k @ count_ll + _dot(w, log_mix), np.array([r * d_r, alpha * d_alpha, a * d_a, b * d_b])
 
 
-def fit_bgnbd(frequency, recency, T, *, period: Period, weights=None) -> BGNBDParams:
+def fit_bgnbd(frequency, recency, T, *, period: Period, weights=None, start: BGNBDParams | None = None) -> BGNBDParams:
     """Fit BG/NBD by maximum likelihood.
 
     `frequency` = repeat purchases, `recency` and `T` in `period` units (days or weeks). `weights` counts customers
     per row (e.g. a pre-aggregated table); identical (frequency, recency, T) rows are grouped internally anyway.
+    `start` (an earlier fit, e.g. the previous night's) warm-starts the optimiser; the optimum is the same.
     """
     _check_period(period)
     x, t_x, T = _as_float(frequency, recency, T)
@@ -193,7 +205,12 @@ def fit_bgnbd(frequency, recency, T, *, period: Period, weights=None) -> BGNBDPa
         ll, grad = _bgnbd_ll_and_grad(log_params, x, t_x_s, T_s, w, x_values, x_weights)
         return -ll / total, -grad / total
 
-    result, converged, at_bounds = _minimise(neg_mean_ll, 4)
+    warm = None
+    if start is not None:
+        alpha_per_period = start.alpha * DAYS_PER_PERIOD[start.period] / DAYS_PER_PERIOD[period]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            warm = np.log([start.r, alpha_per_period / scale, start.a, start.b])
+    result, converged, at_bounds = _minimise(neg_mean_ll, 4, warm)
     r, alpha_s, a, b = np.exp(result.x)
     # Rescaling times by c adds x*log(c) per customer (purchase times are densities); report the original units.
     log_likelihood = -result.fun * total - np.log(scale) * _dot(w, x)
@@ -263,9 +280,10 @@ def _gamma_gamma_ll_and_grad(log_params, x, spend, x_values, x_counts, log_spend
     return ll, np.array([p * d_p, q * d_q, gamma * d_gamma])
 
 
-def fit_gamma_gamma(frequency, monetary_value) -> GammaGammaParams:
+def fit_gamma_gamma(frequency, monetary_value, *, start: GammaGammaParams | None = None) -> GammaGammaParams:
     """Fit Gamma-Gamma on repeat customers with a positive mean order value: rows with frequency == 0 are ignored,
-    repeat customers without positive spend are left out and counted (`zero_spend_excluded`)."""
+    repeat customers without positive spend are left out and counted (`zero_spend_excluded`). `start` (an earlier
+    fit) warm-starts the optimiser."""
     x, zbar = _as_float(frequency, monetary_value)
     repeat = x > 0
     spending = repeat & (zbar > 0)  # NaN is not positive either
@@ -287,7 +305,11 @@ def fit_gamma_gamma(frequency, monetary_value) -> GammaGammaParams:
         ll, grad = _gamma_gamma_ll_and_grad(log_params, x, spend, x_values, x_counts, log_spend_sums)
         return -ll / n, -grad / n
 
-    result, converged, at_bounds = _minimise(neg_mean_ll, 3)
+    warm = None
+    if start is not None:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            warm = np.log([start.p, start.q, start.gamma / scale])
+    result, converged, at_bounds = _minimise(neg_mean_ll, 3, warm)
     p, q, gamma_s = np.exp(result.x)
     return GammaGammaParams(
         p=float(p),

@@ -82,10 +82,11 @@ class ValidationOutcome:
     validated_rows: int
     results: list[ExpectationResult] = field(default_factory=list)
     window: tuple[date, date] | None = None
+    changed_rows: int | None = None  # rows the per-row expectations checked, when scoped to a run's changes
 
     @property
     def sampled(self) -> bool:
-        return self.validated_rows < self.row_count
+        return self.validated_rows < (self.row_count if self.changed_rows is None else self.changed_rows)
 
     @property
     def critical_failures(self) -> list[ExpectationResult]:
@@ -109,6 +110,10 @@ class ValidationOutcome:
         )
         if self.window:
             scope += f" in partitions {self.window[0]}..{self.window[1]}"
+        if self.changed_rows is not None:
+            scope = f"{self.changed_rows:,} changed of {self.row_count:,} rows" + (
+                f", sample of {self.validated_rows:,}" if self.sampled else ""
+            )
         head = (
             f"{self.table} vs suite {self.suite_name} ({scope}): {len(self.results)} expectations, "
             f"{len(self.critical_failures)} critical failures, {len(self.warnings)} warnings"
@@ -308,13 +313,16 @@ def validate_table(
     suite: str | dict[str, Any],
     sample_rows: int = DEFAULT_SAMPLE_ROWS,
     window: tuple[date, date] | None = None,
+    changed_where: str | None = None,
 ) -> ValidationOutcome:
     """Validate `table` (schema.name) against a suite: its name (`expectations/<name>.json`) or the suite itself
     (raw tables: `pipeline.lib.ingest.raw_suite`, derived from the source registry).
 
     `window` (first, last day, inclusive) restricts every expectation, row counts and uniqueness included, to the
     rows whose `_partition_date` falls in it: a partitioned run validates what it delivered, so a problem in one
-    day's delivery is not diluted by years of good history. A missing table is one critical failure.
+    day's delivery is not diluted by years of good history. `changed_where`, a SQL condition written by the caller
+    (never from source values), restricts the per-row expectations to the rows a nightly run changed, while row
+    counts and uniqueness, cheap in SQL, still cover the whole table. A missing table is one critical failure.
     Results keep the suite's order."""
     suite = load_suite_json(suite) if isinstance(suite, str) else checked_suite(suite)
     suite_name = suite["name"]
@@ -332,12 +340,16 @@ def validate_table(
 
     full_table = [e for e in suite["expectations"] if e["type"] in FULL_TABLE_TYPES]
     on_frame = [e for e in suite["expectations"] if e["type"] not in FULL_TABLE_TYPES]
-    frame = read_for_validation(con, relation, row_count, sample_rows)
+    changed_rows, rows = None, relation
+    if changed_where is not None:
+        rows = f"(select * from {relation} where {changed_where})"
+        changed_rows = con.execute(f"select count(*) from {rows}").fetchone()[0]
+    frame = read_for_validation(con, rows, row_count if changed_rows is None else changed_rows, sample_rows)
     computed = {id(e): _sql_expectation(con, relation, row_count, e) for e in full_table}
     if on_frame:
         computed.update(zip((id(e) for e in on_frame), _gx_results(frame, on_frame, suite_name), strict=True))
     results = [computed[id(e)] for e in suite["expectations"]]
-    return ValidationOutcome(table, suite_name, int(row_count), len(frame), results, window)
+    return ValidationOutcome(table, suite_name, int(row_count), len(frame), results, window, changed_rows)
 
 
 # ---------------------------------------------------------------- freshness, volume, row-count drop

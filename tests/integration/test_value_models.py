@@ -36,6 +36,7 @@ EQUITY_DIMENSIONS = ("overall", "segment", "acquisition_cohort", "channel", "cus
 VALUE_MODELS = [
     ["intermediate", "int_purchases"],
     ["intermediate", "int_customer_margins"],
+    ["intermediate", "int_clv_inputs"],
     *(
         ["marts", name]
         for name in (
@@ -324,7 +325,7 @@ def test_check_fails_when_nobody_buys_twice(tmp_path):
     orders, profile, segments, tickets, _ = make_marts(300, np.random.default_rng(3), one_purchase_each=True)
     warehouse = tmp_path / "warehouse.duckdb"
     write_marts(warehouse, orders, profile, segments, tickets)
-    result = materialize(VALUE_MODELS[:4], dg.DagsterInstance.ephemeral(), warehouse)
+    result = materialize(VALUE_MODELS[:5], dg.DagsterInstance.ephemeral(), warehouse)
     assert result.success  # the models are written; the (non-blocking) check reports the problem
     evaluation = _clv_check(result)
     assert not evaluation.passed

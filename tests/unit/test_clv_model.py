@@ -97,20 +97,6 @@ def test_analytic_gradients_match_finite_differences(cdnow_summary):
     np.testing.assert_allclose(spend(point)[1], approx_fprime(point, lambda lp: spend(lp)[0], 1e-7), rtol=1e-4)
 
 
-def test_grouped_cdnow_histories_give_the_per_customer_fit(cdnow_summary, cdnow_bgnbd):
-    """A fit on one row per distinct (x, t_x, T) weighted by its customers - what a nightly fit can read instead of
-    one row per customer - gives the published CDNOW estimates and the per-customer fit."""
-    grouped = cdnow_summary.group_by("frequency", "recency", "T").agg(customers=pl.len())
-    assert grouped.height < cdnow_summary.height / 2
-    fit = clv.fit_bgnbd(
-        grouped["frequency"], grouped["recency"], grouped["T"], period="weeks", weights=grouped["customers"]
-    )
-    assert (round(fit.r, 3), round(fit.alpha, 3), round(fit.a, 3), round(fit.b, 3)) == (0.243, 4.414, 0.793, 2.426)
-    assert fit.converged and fit.n_customers == 2357
-    for name in ("r", "alpha", "a", "b", "log_likelihood"):
-        assert getattr(fit, name) == pytest.approx(getattr(cdnow_bgnbd, name), rel=1e-6), name
-
-
 def test_weights_equal_repeated_rows():
     donations = _dataset_csv("donations.csv")  # frequency, recency, periods, weights: a pre-aggregated table
     weighted = clv.fit_bgnbd(
@@ -123,6 +109,44 @@ def test_weights_equal_repeated_rows():
     assert weighted.n_customers == expanded.n_customers == counts.sum()
     for name in ("r", "alpha", "a", "b", "log_likelihood"):
         assert getattr(weighted, name) == pytest.approx(getattr(expanded, name), rel=1e-6), name
+
+
+def test_grouped_cdnow_histories_and_a_warm_start_give_the_per_customer_fit(cdnow_summary, cdnow_bgnbd):
+    """What the nightly fit does: one row per distinct (x, t_x, T) weighted by its customers, started from the
+    previous night's parameters (here in days, as stored), gives the published per-customer estimates."""
+    grouped = cdnow_summary.group_by("frequency", "recency", "T").agg(customers=pl.len())
+    assert grouped.height < cdnow_summary.height / 2
+
+    def fit_grouped(start=None):
+        return clv.fit_bgnbd(
+            grouped["frequency"],
+            grouped["recency"],
+            grouped["T"],
+            period="weeks",
+            weights=grouped["customers"],
+            start=start,
+        )
+
+    previous = clv.BGNBDParams(0.25, 4.5 * 7, 0.8, 2.5, "days", 0.0, True, 0, 2000.0, False)
+    cold, warm = fit_grouped(), fit_grouped(previous)
+    for fit in (cold, warm):
+        assert (round(fit.r, 3), round(fit.alpha, 3), round(fit.a, 3), round(fit.b, 3)) == (0.243, 4.414, 0.793, 2.426)
+        assert fit.converged and fit.n_customers == 2357
+        for name in ("r", "alpha", "a", "b", "log_likelihood"):
+            assert getattr(fit, name) == pytest.approx(getattr(cdnow_bgnbd, name), rel=1e-6), name
+    assert warm.iterations < cold.iterations
+    # A broken previous fit is no place to start: the fit starts cold instead.
+    assert fit_grouped(replace(previous, r=float("nan"))).iterations == cold.iterations
+
+
+def test_gamma_gamma_warm_start_reaches_the_published_estimates(cdnow_transactions):
+    summary = clv.rfm_summary(cdnow_transactions, CDNOW_CALIBRATION_END, period="weeks")
+    cold = clv.fit_gamma_gamma(summary["frequency"], summary["monetary_value"])
+    warm = clv.fit_gamma_gamma(summary["frequency"], summary["monetary_value"], start=replace(cold, p=6.0, q=3.5))
+    assert (round(warm.p, 2), round(warm.q, 2), round(warm.gamma, 2)) == (6.25, 3.74, 15.44)
+    for name in ("p", "q", "gamma"):
+        assert getattr(warm, name) == pytest.approx(getattr(cold, name), rel=1e-6), name
+    assert warm.iterations < cold.iterations
 
 
 def test_time_unit_only_rescales_alpha_and_leaves_clv_unchanged(cdnow_summary, cdnow_bgnbd):

@@ -110,7 +110,8 @@ def test_score_clv_matches_the_model_library():
             "tickets_per_purchase": rng.choice([0.0, 0.5, 2.0], 400),
         }
     )
-    fit = equity.fit_clv(inputs, period="days")
+    histories = inputs.group_by("frequency", "recency", "T").agg(customers=pl.len())
+    fit = equity.fit_clv(histories, inputs.filter(pl.col("frequency") > 0), period="days")
     assert fit.problems() == []
     scored = equity.score_clv(
         inputs, fit, horizon_months=12, monthly_discount_rate=0.01, cost_per_ticket=TICKET, windows_days=[30]

@@ -199,6 +199,17 @@ def test_profile_formats_and_uniqueness(con):
     assert examples["expect_column_values_to_be_unique(customer_id)"] == ["X9999999999"]
     assert "Budi" not in outcome.summary and "0812" not in outcome.summary
 
+    # A nightly run checks the rows it changed: bad rows outside them are not looked at again, while uniqueness
+    # still covers the whole table.
+    changed = "customer_id in ('C0000000002', 'C0000000005', 'C0000000010')"
+    nightly = validate_table(con, "marts.customer_profile", "marts_customer_profile", changed_where=changed)
+    assert nightly.changed_rows == 4 and nightly.validated_rows == 4 and nightly.row_count == 400
+    assert _failed(nightly, "critical") == {"expect_column_values_to_be_unique(customer_id)"}
+    assert _failed(nightly, "warning") == {"expect_column_values_to_match_regex(email)"}
+    assert "4 changed of 400 rows" in nightly.summary
+    quiet = validate_table(con, "marts.customer_profile", "marts_customer_profile", changed_where="false")
+    assert quiet.changed_rows == 0 and _failed(quiet, "warning") == set()
+
 
 def test_large_tables_are_sampled_deterministically_but_uniqueness_uses_all_rows(con):
     con.execute(f"create table raw.webshop_orders as {raw_orders_sql(60_000)}")

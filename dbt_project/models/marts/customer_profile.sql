@@ -1,245 +1,36 @@
--- The golden record: one row per resolved customer, attributes chosen by the survivorship rules below,
--- behavioural traits computed from the fact tables. Everything is "as of" the run date (int_run_date).
-
-with customers as (
-    select distinct customer_id from {{ ref('int_identity_map') }}
-    where customer_id is not null  -- records of no person (no identifier) make no profile
-),
-
--- Normalised email (trimmed, lower-case) and phone (E.164) per source record, from identity resolution;
--- blocklisted and invalid values are null there, so junk never survives into the profile.
-record_contacts as (
-    select
-        source,
-        record_id,
-        max(value) filter (where id_type = 'email') as email,
-        max(value) filter (where id_type = 'phone') as phone
-    from {{ ref('int_identifiers') }}
-    where status = 'ok' and id_type in ('email', 'phone')
-    group by source, record_id
-),
-
--- Every source record that says something about who a customer is, ranked by how much we trust its source:
--- 1 webshop account (self-maintained) > 2 guest checkout data > 3 helpdesk requester > 4 survey answer.
-observations as (
-    select
-        'webshop_customer' as source, accounts.customer_id as record_id, 1 as source_rank,
-        accounts.updated_at as observed_at,
-        nullif(trim(concat_ws(' ', trim(accounts.first_name), trim(accounts.last_name))), '') as full_name,
-        nullif(trim(accounts.city), '') as city, nullif(trim(accounts.province), '') as province,
-        accounts.customer_type
-    from {{ ref('stg_webshop__customers') }} as accounts
-    union all
-    -- Only guest checkouts carry contact data; account orders point at the account instead.
-    select
-        'webshop_order' as source, order_id as record_id, 2 as source_rank, ordered_at as observed_at,
-        null as full_name, null as city, null as province, null as customer_type
-    from {{ ref('stg_webshop__orders') }}
-    where customer_id is null
-    union all
-    select
-        'helpdesk_ticket' as source, ticket_id as record_id, 3 as source_rank, created_at as observed_at,
-        nullif(trim(requester_name), '') as full_name, null as city, null as province, null as customer_type
-    from {{ ref('stg_helpdesk__tickets') }}
-    union all
-    select
-        'survey_response' as source, response_id as record_id, 4 as source_rank, submitted_at as observed_at,
-        null as full_name, null as city, null as province, null as customer_type
-    from {{ ref('stg_survey__responses') }}
-),
-
-resolved_observations as (
-    select identity_map.customer_id, observations.*, record_contacts.email, record_contacts.phone
-    from observations
-    inner join {{ ref('int_identity_map') }} as identity_map
-        on identity_map.source = observations.source and identity_map.record_id = observations.record_id
-    left join record_contacts
-        on record_contacts.source = observations.source and record_contacts.record_id = observations.record_id
-),
-
-attributes as (
-    {%- set survivorship = [('source_rank', 'asc'), ('observed_at', 'desc'), ('record_id', 'asc')] %}
-    select
-        customer_id,
-        -- Rule 1 (name, email, phone): best-ranked source first, then the most recent non-null value;
-        -- the record id only breaks exact ties so the result is deterministic.
-        {{ ordered_first('full_name', survivorship, where='full_name is not null') }} as full_name,
-        {{ ordered_first('email', survivorship, where='email is not null') }} as email,
-        {{ ordered_first('phone', survivorship, where='phone is not null') }} as phone,
-        -- Rule 2 (city/province): same ordering, but taken as a pair from one record so they never contradict.
-        {{ ordered_first(struct_of([('city', 'city'), ('province', 'province')]), survivorship,
-                         where='city is not null or province is not null') }} as location,
-        bool_or(source = 'webshop_customer') as has_account
-    from resolved_observations
-    group by customer_id
-),
-
--- Rule 3 (customer_type): only webshop accounts declare a type. The most frequent type across the customer's
--- accounts wins, except that a business type (agent/reseller) on any account beats end_customer: a trader who
--- also shops privately must still get trade treatment. Ties go to the most recently updated account.
--- Customers without an account are end customers.
-account_types as (
-    select
-        customer_id,
-        customer_type,
-        count(*) as accounts,
-        max(observed_at) as last_seen_at
-    from resolved_observations
-    where source = 'webshop_customer' and customer_type is not null
-    group by customer_id, customer_type
-),
-
-customer_types as (
-    select
-        customer_id,
-        {{ ordered_first('customer_type', [
-            ("customer_type in ('agent', 'reseller')", 'desc'), ('accounts', 'desc'), ('last_seen_at', 'desc'),
-            ('customer_type', 'asc')]) }} as customer_type
-    from account_types
-    group by customer_id
-),
-
--- Rule 4 (marketing consent): the most recent explicit signal wins, whether an account opt-in flag (as of the
--- account's last update) or a survey consent answer. No signal at all means no consent.
-consent_signals as (
-    select
-        identity_map.customer_id, accounts.updated_at as signalled_at, accounts.marketing_opt_in as consent,
-        1 as source_rank
-    from {{ ref('stg_webshop__customers') }} as accounts
-    inner join {{ ref('int_identity_map') }} as identity_map
-        on identity_map.source = 'webshop_customer' and identity_map.record_id = accounts.customer_id
-    where accounts.marketing_opt_in is not null
-    union all
-    select customer_id, submitted_at, consent, 4 as source_rank
-    from {{ ref('fct_survey_responses') }}
-    where consent is not null
-),
-
-consents as (
-    select
-        customer_id,
-        {{ ordered_first('consent', [('signalled_at', 'desc'), ('source_rank', 'asc')]) }} as marketing_consent
-    from consent_signals
-    group by customer_id
-),
-
-purchases as (
-    select
-        customer_id,
-        min(ordered_at) as first_order_at,
-        max(ordered_at) as last_order_at,
-        count(*) as order_count,
-        sum(net_amount) as revenue,
-        sum(discount_amount) as discount_total,
-        count(*) filter (where is_discounted) as discounted_order_count,
-        {{ sorted_distinct_list('channel') }} as channels
-    from {{ ref('fct_orders') }}
-    where is_purchase
-    group by customer_id
-),
-
-refunds as (
-    select customer_id, sum(refund_amount) as refund_total
-    from {{ ref('fct_orders') }}
-    group by customer_id
-),
-
--- A referral counts when someone else's purchase carries one of this customer's account codes.
-referral_codes as (
-    select identity_map.customer_id, 'REF-' || identity_map.record_id as referral_code
-    from {{ ref('int_identity_map') }} as identity_map
-    where identity_map.source = 'webshop_customer'
-),
-
-referrals as (
-    select referral_codes.customer_id, count(*) as referral_count
-    from {{ ref('fct_orders') }} as orders
-    inner join referral_codes on referral_codes.referral_code = orders.referral_code
-    where orders.is_purchase and orders.customer_id is distinct from referral_codes.customer_id
-    group by referral_codes.customer_id
-),
-
-support as (
-    select
-        customer_id,
-        count(*) as ticket_count,
-        count(*) filter (where status in ('new', 'open', 'pending')) as open_ticket_count,
-        median(resolution_hours) as median_resolution_hours
-    from {{ ref('fct_tickets') }}
-    group by customer_id
-),
-
-survey_scores as (
-    select
-        customer_id,
-        avg(score) filter (where survey = 'csat') as csat_avg,
-        {{ ordered_first('score', [('submitted_at', 'desc'), ('response_id', 'desc')], where="survey = 'nps'") }}
-            as latest_nps
-    from {{ ref('fct_survey_responses') }}
-    group by customer_id
-),
-
--- Activity = something the customer did: opened an account, placed any order, opened a ticket, answered a survey.
-activity as (
-    select identity_map.customer_id, accounts.created_at as happened_at
-    from {{ ref('stg_webshop__customers') }} as accounts
-    inner join {{ ref('int_identity_map') }} as identity_map
-        on identity_map.source = 'webshop_customer' and identity_map.record_id = accounts.customer_id
-    union all
-    select customer_id, ordered_at from {{ ref('fct_orders') }}
-    union all
-    select customer_id, created_at from {{ ref('fct_tickets') }}
-    union all
-    select customer_id, submitted_at from {{ ref('fct_survey_responses') }}
-),
-
-activity_span as (
-    select customer_id, min(happened_at) as first_seen_at, max(happened_at) as last_activity_at
-    from activity
-    group by customer_id
-)
-
+-- The golden record: one row per resolved customer (int_customer_traits, where the survivorship rules and traits
+-- live) with the fields that move with the run date, recomputed set-wise for everyone on every run. Everything is
+-- "as of" the run date (int_run_date).
 select
-    customers.customer_id,
-    attributes.full_name,
-    attributes.email,
-    attributes.phone,
-    -- RF01 mistakes struct fields for tables.
-    attributes.location.city,  -- noqa: RF01
-    attributes.location.province,  -- noqa: RF01
-    coalesce(customer_types.customer_type, 'end_customer') as customer_type,
-    coalesce(consents.marketing_consent, false) as marketing_consent,
-    coalesce(attributes.has_account, false) as has_account,
-    purchases.first_order_at,
-    purchases.last_order_at,
-    coalesce(purchases.order_count, 0) as order_count,
-    coalesce(purchases.revenue, 0) as revenue,
-    coalesce(purchases.discount_total, 0) as discount_total,
-    coalesce(refunds.refund_total, 0) as refund_total,
-    coalesce(purchases.discounted_order_count, 0) as discounted_order_count,
-    purchases.revenue / purchases.order_count as avg_order_value,
-    coalesce(purchases.channels, {{ empty_string_list() }}) as channels,
-    coalesce(support.ticket_count, 0) as ticket_count,
-    coalesce(support.open_ticket_count, 0) as open_ticket_count,
-    support.median_resolution_hours,
-    survey_scores.csat_avg,
-    survey_scores.latest_nps,
-    coalesce(survey_scores.latest_nps >= 9, false) as is_promoter,
-    coalesce(survey_scores.latest_nps <= 6, false) as is_detractor,
-    coalesce(referrals.referral_count, 0) as referral_count,
-    activity_span.first_seen_at,
-    activity_span.last_activity_at,
-    {{ date_difference('day', 'cast(activity_span.last_activity_at as date)', 'run.run_date') }}
-        as days_since_last_activity,
+    traits.customer_id,
+    traits.full_name,
+    traits.email,
+    traits.phone,
+    traits.city,
+    traits.province,
+    traits.customer_type,
+    traits.marketing_consent,
+    traits.has_account,
+    traits.first_order_at,
+    traits.last_order_at,
+    traits.order_count,
+    traits.revenue,
+    traits.discount_total,
+    traits.refund_total,
+    traits.discounted_order_count,
+    traits.avg_order_value,
+    traits.channels,
+    traits.ticket_count,
+    traits.open_ticket_count,
+    traits.median_resolution_hours,
+    traits.csat_avg,
+    traits.latest_nps,
+    traits.is_promoter,
+    traits.is_detractor,
+    traits.referral_count,
+    traits.first_seen_at,
+    traits.last_activity_at,
+    {{ date_difference('day', 'cast(traits.last_activity_at as date)', 'run.run_date') }} as days_since_last_activity,
     run.run_date as as_of_date
-from customers
+from {{ ref('int_customer_traits') }} as traits
 cross join {{ ref('int_run_date') }} as run
-left join attributes on attributes.customer_id = customers.customer_id
-left join customer_types on customer_types.customer_id = customers.customer_id
-left join consents on consents.customer_id = customers.customer_id
-left join purchases on purchases.customer_id = customers.customer_id
-left join refunds on refunds.customer_id = customers.customer_id
-left join referrals on referrals.customer_id = customers.customer_id
-left join support on support.customer_id = customers.customer_id
-left join survey_scores on survey_scores.customer_id = customers.customer_id
-left join activity_span on activity_span.customer_id = customers.customer_id

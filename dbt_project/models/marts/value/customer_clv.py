@@ -1,8 +1,11 @@
 """Per profile customer: P(alive), expected purchases, expected order value, discounted margin CLV, expected cost
 to serve and net CLV, scored with this run's fitted parameters (clv_model_params).
 
-Numeric work stays in Python (pipeline.lib.equity / pipeline.lib.clv); the settings are the `clv` and `equity`
-sections of cdp.yaml, handed in by the Dagster run as dbt vars (configs `clv_settings`, `equity_settings`, JSON).
+Every customer is scored on every run: T grows every night, so every score moves. The scoring is vectorised (the
+costly hypergeometric terms once per distinct (frequency, T)) on the histories dbt computed set-wise
+(int_clv_inputs). Numeric work stays in Python (pipeline.lib.equity / pipeline.lib.clv); the settings are the `clv`
+and `equity` sections of cdp.yaml, handed in by the Dagster run as dbt vars (configs `clv_settings`,
+`equity_settings`, JSON).
 """
 
 import json
@@ -15,14 +18,8 @@ def model(dbt, session):
     settings = json.loads(dbt.config.get("clv_settings"))
     equity_settings = json.loads(dbt.config.get("equity_settings"))
     run_date = dbt.ref("int_run_date").pl().get_column("run_date")[0]
-    profile = dbt.ref("customer_profile").pl()
-    inputs = equity.clv_inputs(
-        dbt.ref("int_purchases").pl(),
-        dbt.ref("int_customer_margins").pl(),
-        profile,
-        run_date,
-        period=settings["period"],
-    )
+    profile = dbt.ref("customer_profile").project("customer_id").pl()
+    inputs = equity.in_periods(dbt.ref("int_clv_inputs").pl(), settings["period"])
     scored = equity.score_clv(
         inputs,
         equity.fit_from_params_table(dbt.ref("clv_model_params").pl()),
