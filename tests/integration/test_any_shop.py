@@ -189,7 +189,7 @@ def shop_config(tmp_path: Path, partitions_start: str) -> Path:
     config = yaml.safe_load(DEFAULT_CONFIG.read_text())
     config["calendar"] = {"timezone": ZONE, "currency": "USD", "locale": "en_US", "partitions_start": partitions_start}
     config["identity"]["default_region"] = "US"
-    config["identity"]["blocklist_phones"] = ["0000000000"]
+    config["identity"]["blocklists"] = {"phone": ["0{6,}"]}  # the shop's own placeholder rule (E.164 digits)
     config["sources"] = {
         "webshop": {"kind": "sqlite", "location": "{data_dir}/shop.sqlite"},
         "helpdesk": {"enabled": False},
