@@ -9,7 +9,9 @@ import duckdb
 
 OUTPUT_SCHEMAS = ("raw", "quarantine", "staging", "intermediate", "marts")
 # Load-time stamps: they differ between any two runs by design and say nothing about the data.
-VOLATILE_COLUMNS = frozenset({"_loaded_at", "loaded_at", "computed_at", "published_at", "run_started_at", "fitted_at"})
+VOLATILE_COLUMNS = frozenset(
+    {"_loaded_at", "_loaded_through", "loaded_at", "computed_at", "published_at", "run_started_at", "fitted_at"}
+)
 VOLATILE_TABLE_COLUMNS = {"raw._extract_state": frozenset({"updated_at"})}  # when a high-water mark was saved
 
 
