@@ -21,6 +21,7 @@ def test_survey_sensor_asks_once_for_files_not_yet_loaded(survey_folder, tmp_pat
             {
                 "calendar": {"partitions_start": "2024-01-01", "timezone": "Asia/Jakarta", "currency": "IDR"},
                 "sources": {"survey": {"location": str(folder)}},
+                "identity": {"default_region": "ID"},  # required: the shop's phone region has no default
             }
         )
     )
