@@ -1,0 +1,58 @@
+"""The DuckDB limits of the settings (duckdb.memory_limit, duckdb.temp_directory) bound both processes that open the
+warehouse: a Dagster step's connection (WarehouseResource) and dbt's (profiles.yml reads the vars a run passes).
+Each reports the configured values through DuckDB itself."""
+
+import json
+
+import dagster as dg
+import duckdb
+import yaml
+
+from pipeline.defs.dbt.assets import dbt_vars
+from pipeline.defs.resources import WarehouseResource, resources_for
+from pipeline.settings import DEFAULT_CONFIG, load_settings
+from tests.support.dbt_cli import run_dbt
+
+LIMITS_SQL = (
+    "select current_setting('memory_limit') as memory_limit, current_setting('temp_directory') as temp_directory"
+)
+
+
+def _configured(tmp_path):
+    """A cdp.yaml with a memory limit and spill directory of its own, and what DuckDB reports for them."""
+    config = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    spill = tmp_path / "spill"
+    config["duckdb"] = {"memory_limit": "700MB", "temp_directory": str(spill)}
+    path = tmp_path / "cdp.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with duckdb.connect(config={"memory_limit": "700MB"}) as con:
+        expected_limit = con.execute("select current_setting('memory_limit')").fetchone()[0]
+    with duckdb.connect() as con:
+        default_limit = con.execute("select current_setting('memory_limit')").fetchone()[0]
+    assert expected_limit != default_limit, "the test limit must differ from DuckDB's default to prove anything"
+    return path, {"memory_limit": expected_limit, "temp_directory": str(spill)}
+
+
+def test_dagster_and_dbt_connections_report_the_configured_limits(tmp_path):
+    config, expected = _configured(tmp_path)
+    warehouse = tmp_path / "warehouse.duckdb"
+
+    @dg.asset
+    def limits(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> None:
+        with warehouse.connect() as con:
+            row = con.execute(LIMITS_SQL).fetchone()
+        context.add_output_metadata({"memory_limit": row[0], "temp_directory": row[1]})
+
+    result = dg.materialize([limits], resources=resources_for(config_file=config, warehouse_file=warehouse))
+    assert result.success
+    (materialization,) = result.get_asset_materialization_events()
+    reported = materialization.materialization.metadata
+    assert {name: reported[name].value for name in expected} == expected
+
+    # dbt in its own process, with the vars a Dagster run hands it.
+    variables = dbt_vars(load_settings(config), warehouse, {})
+    shown = run_dbt(warehouse, "show", "--inline", LIMITS_SQL, "--output", "json", "--vars", json.dumps(variables))
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    payload = shown.stdout[shown.stdout.index("{") : shown.stdout.rindex("}") + 1]
+    (row,) = json.loads(payload)["show"]
+    assert row == expected
