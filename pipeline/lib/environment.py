@@ -17,3 +17,8 @@ def resolve_secret(value: Any) -> Any:
             raise KeyError(f"environment variable {name} is not set (needed by the source configuration)")
         return os.environ[name]
     return value
+
+
+def secret(name: str) -> str | None:
+    """The value of the environment variable `name` holding a secret; None when it is unset or empty."""
+    return os.environ.get(name) or None

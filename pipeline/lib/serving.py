@@ -34,6 +34,7 @@ from typing import Any
 
 import duckdb
 
+from pipeline.lib.environment import secret
 from pipeline.lib.warehouse import connect
 
 SERVING_FILE = "cdp.duckdb"
@@ -71,11 +72,11 @@ class ServingOptions:
     salt: str | None = None
 
     @classmethod
-    def from_config(cls, cfg: Mapping[str, Any], environ: Mapping[str, str] = os.environ) -> ServingOptions:
-        """Options from the `serving:` config section; the salt is read from the variable named by `salt_env`."""
+    def from_config(cls, cfg: Mapping[str, Any]) -> ServingOptions:
+        """Options from the `serving:` config section; the salt is the secret in the variable named by `salt_env`."""
         pseudonymise = bool(cfg.get("pseudonymise", False))
         salt_env = str(cfg.get("salt_env", "CDP_PSEUDONYM_SALT"))
-        salt = environ.get(salt_env) or None
+        salt = secret(salt_env)
         if pseudonymise and salt is None:
             raise ServingConfigError(
                 f"serving.pseudonymise is on but the salt variable {salt_env} is not set (or empty): export a long "

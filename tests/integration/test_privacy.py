@@ -218,13 +218,15 @@ def test_forget_rejects_a_malformed_identifier(erasure_copy):
     assert done.returncode == 2 and "not a valid phone number" in done.stderr
 
 
-def test_pseudonymised_serving_holds_no_email_or_phone(demo_run, tmp_path):
+def test_pseudonymised_serving_holds_no_email_or_phone(demo_run, tmp_path, monkeypatch):
     data = copy_run(demo_run.data_dir, tmp_path / "data")
     warehouse, out = data / "warehouse.duckdb", serving.serving_dir(data)
     ensure_marts(warehouse)
+    monkeypatch.setenv("CDP_PSEUDONYM_SALT", "")
     with pytest.raises(serving.ServingConfigError, match="CDP_PSEUDONYM_SALT"):
-        serving.ServingOptions.from_config({"pseudonymise": True}, environ={})
-    options = serving.ServingOptions.from_config({"pseudonymise": True}, environ={"CDP_PSEUDONYM_SALT": SALT})
+        serving.ServingOptions.from_config({"pseudonymise": True})
+    monkeypatch.setenv("CDP_PSEUDONYM_SALT", SALT)
+    options = serving.ServingOptions.from_config({"pseudonymise": True})
     result = serving.publish(warehouse, out, options)
     assert result.pseudonymised and result.tables
 
