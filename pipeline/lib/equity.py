@@ -28,6 +28,8 @@ import polars.selectors as cs
 
 from pipeline.lib import clv
 
+# customer_clv scores this many customers at a time (score_clv).
+SCORE_CHUNK_ROWS = 200_000
 # Backtest rows are grouped by calibration-period repeat purchases up to this many, the rest in one "N+" bucket.
 BACKTEST_MAX_FREQUENCY = 7
 
@@ -161,8 +163,29 @@ def score_clv(
     expected_purchases (over the horizon), discounted_purchases (each month's expected purchases / (1 + rate)^month,
     summed), expected_order_value, clv, expected_cost_to_serve and net_clv (see the module docstring).
 
-    Without a usable Gamma-Gamma fit the expected order value is the customer's own mean purchase value.
+    Without a usable Gamma-Gamma fit the expected order value is the customer's own mean purchase value. Scored in
+    slices of SCORE_CHUNK_ROWS customers: the per-month expectations are a customers x horizon_months matrix, which
+    at millions of customers would otherwise take gigabytes at once.
     """
+    terms = {
+        "horizon_months": horizon_months,
+        "monthly_discount_rate": monthly_discount_rate,
+        "cost_per_ticket": cost_per_ticket,
+        "windows_days": windows_days,
+    }
+    slices = [inputs.slice(start, SCORE_CHUNK_ROWS) for start in range(0, max(inputs.height, 1), SCORE_CHUNK_ROWS)]
+    return pl.concat([_score_slice(part, fit, **terms) for part in slices])
+
+
+def _score_slice(
+    inputs: pl.DataFrame,
+    fit: ClvFit,
+    *,
+    horizon_months: int,
+    monthly_discount_rate: float,
+    cost_per_ticket: float,
+    windows_days: list[int],
+) -> pl.DataFrame:
     x, t_x, T, zbar = (inputs[c].to_numpy() for c in ("frequency", "recency", "T", "monetary_value"))
     days_per_period = clv.DAYS_PER_PERIOD[fit.bgnbd.period]
     windows = {
@@ -214,6 +237,18 @@ def customer_clv_frame(profile: pl.DataFrame, scored: pl.DataFrame, as_of: date)
 
 
 # --------------------------------------------------------------------------------------------------- backtest
+
+
+def backtest_as_of(run_date: date, every_days: int) -> date:
+    """The date the backtest is measured as of on a run: the latest day on or before the run date that lies a whole
+    number of `every_days` after 0001-01-01 (a Monday: 7 gives Mondays; 1 gives the run date itself). Every run
+    between two such days finds the backtest as of the same date, so the backtest is computed once per `every_days`
+    (by the first run that reaches a new date) and reused by the runs in between, and a full build measures it as of
+    the same date as the nightly runs do."""
+    if every_days < 1:
+        raise ValueError(f"clv.backtest.every_days must be a whole number of days >= 1, not {every_days!r}")
+    ordinal = run_date.toordinal()
+    return date.fromordinal(ordinal - (ordinal - 1) % every_days)
 
 
 def backtest(

@@ -5,6 +5,7 @@ Purchase histories are drawn from the BG/NBD process itself (clv.sample_bgnbd), 
 its predictions can be compared with the purchases the same process makes in the following 90 days.
 """
 
+import shutil
 from datetime import date, datetime, timedelta
 
 import dagster as dg
@@ -15,7 +16,7 @@ import pytest
 
 from pipeline.defs.dbt.assets import dbt_customer_marts, dbt_models
 from pipeline.defs.dbt.resources import dbt_resource
-from pipeline.defs.quality.clv import CLV_CHECKS
+from pipeline.defs.quality.clv import CLV_CHECKS, clv_backtest_ran
 from pipeline.defs.resources import resources_for
 from pipeline.lib import clv, equity
 from pipeline.settings import load_settings
@@ -276,9 +277,12 @@ def test_backtest_compares_predicted_and_actual_holdout_purchases(materialized, 
     backtest = _table(warehouse, "select * from marts.clv_backtest")
     total = backtest.filter(pl.col("grouping") == "total").row(0, named=True)
     orders = marts[0].filter("is_purchase")
-    holdout_start = AS_OF - timedelta(days=load_settings().section("clv")["backtest"]["holdout_days"])
+    settings = load_settings().section("clv")["backtest"]
+    as_of = equity.backtest_as_of(AS_OF, settings["every_days"])
+    assert total["as_of_date"] == as_of
+    holdout_start = as_of - timedelta(days=settings["holdout_days"])
     actual = (
-        orders.filter(pl.col("order_date") > holdout_start)
+        orders.filter(pl.col("order_date").is_between(holdout_start, as_of, closed="right"))
         .join(orders.filter(pl.col("order_date") <= holdout_start).select("customer_id").unique(), on="customer_id")
         .select("customer_id", "order_date")
         .n_unique()
@@ -295,6 +299,37 @@ def test_backtest_compares_predicted_and_actual_holdout_purchases(materialized, 
     assert deciles["actual_purchases"][-1] > 5 * deciles["actual_purchases"][0]
     buckets = backtest.filter(pl.col("grouping") == "frequency")["bucket"].to_list()
     assert buckets[-1] == f"{equity.BACKTEST_MAX_FREQUENCY}+"
+
+
+def test_backtest_is_computed_once_per_schedule_date(materialized, tmp_path):
+    """Runs between two schedule dates keep the stored backtest; the first run on or after the next one computes it,
+    and the check warns when the stored backtest is not the one of the run's schedule date."""
+    warehouse = tmp_path / "warehouse.duckdb"
+    shutil.copyfile(materialized[0], warehouse)
+    instance = dg.DagsterInstance.ephemeral()
+    every_days = load_settings().section("clv")["backtest"]["every_days"]
+    as_of = equity.backtest_as_of(AS_OF, every_days)
+    backtest_sql = "select as_of_date, mean_absolute_error from marts.clv_backtest where grouping = 'total'"
+    # A mark only a recomputation removes.
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("update marts.clv_backtest set mean_absolute_error = -1")
+    runs = {}
+    for run_date in (as_of + timedelta(days=every_days - 1), as_of + timedelta(days=every_days)):
+        with duckdb.connect(str(warehouse)) as con:
+            con.execute("update intermediate.int_run_date set run_date = ?", [run_date])
+        result = materialize([["marts", "clv_backtest"]], instance, warehouse)
+        assert result.success
+        (check,) = [e for e in result.get_asset_check_evaluations() if e.check_name == "clv_backtest_ran"]
+        runs[run_date] = _table(warehouse, backtest_sql).row(0), check.passed
+    kept, recomputed = runs.values()
+    assert kept == ((as_of, -1.0), True)
+    assert recomputed[0][0] == as_of + timedelta(days=every_days) and recomputed[0][1] >= 0 and recomputed[1]
+
+    # A backtest that is not the one of the run's schedule date (here: planted stale) makes the check warn.
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("update marts.clv_backtest set as_of_date = as_of_date - 1")
+    check = clv_backtest_ran(warehouse=resources_for(warehouse_file=warehouse)["warehouse"])
+    assert not check.passed and check.metadata["reason"].value.startswith("stale")
 
 
 def test_equity_history_keeps_one_snapshot_per_run_date(materialized):

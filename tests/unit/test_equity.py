@@ -2,11 +2,12 @@
 value and equity roll-ups are dbt models, unit-tested in dbt_project/models/marts/value/_value_unit_tests.yml)."""
 
 from dataclasses import replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import numpy as np
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from pipeline.lib import clv, equity
 
@@ -94,7 +95,7 @@ def test_backtest_is_skipped_when_history_is_shorter_than_the_holdout():
     assert skipped is None and params is not None and frame["customer_id"].to_list() == ["A"]
 
 
-def test_score_clv_matches_the_model_library():
+def test_score_clv_matches_the_model_library(monkeypatch):
     rng = np.random.default_rng(2)
     sample = clv.sample_bgnbd(400, 0.5, 30.0, 0.8, 3.0, rng.uniform(30, 400, 400), rng)
     zbar = clv.sample_gamma_gamma(sample["frequency"], 4.0, 3.0, 30_000.0, rng)
@@ -125,6 +126,16 @@ def test_score_clv_matches_the_model_library():
     )
     np.testing.assert_allclose(scored["clv"], expected, rtol=1e-10)
     np.testing.assert_allclose(scored["net_clv"], expected_net, rtol=1e-10, atol=1e-6)
+    # Scored in slices (customer_clv at millions of customers): the same rows, in the same order.
+    monkeypatch.setattr(equity, "SCORE_CHUNK_ROWS", 7)
+    sliced = equity.score_clv(
+        inputs, fit, horizon_months=12, monthly_discount_rate=0.01, cost_per_ticket=TICKET, windows_days=[30]
+    )
+    assert_frame_equal(sliced, scored)
+    empty = equity.score_clv(
+        inputs.clear(), fit, horizon_months=12, monthly_discount_rate=0.01, cost_per_ticket=TICKET, windows_days=[30]
+    )
+    assert empty.is_empty() and empty.columns == scored.columns
     np.testing.assert_allclose(
         scored["expected_purchases_30d"], clv.expected_purchases(fit.bgnbd, *args[2:5], 30.0), rtol=1e-10
     )
@@ -134,3 +145,14 @@ def test_score_clv_matches_the_model_library():
         inputs, no_gamma_gamma, horizon_months=12, monthly_discount_rate=0.01, cost_per_ticket=TICKET, windows_days=[30]
     )
     assert (fallback["expected_order_value"] == 50_000.0).all()
+
+
+def test_backtest_as_of_is_the_latest_schedule_date():
+    monday = date(2026, 6, 29)
+    assert monday.weekday() == 0
+    # Weekly: Mondays; every run of the week measures as of its Monday.
+    assert {equity.backtest_as_of(monday + timedelta(days=d), 7) for d in range(7)} == {monday}
+    assert equity.backtest_as_of(monday + timedelta(days=7), 7) == monday + timedelta(days=7)
+    assert equity.backtest_as_of(monday + timedelta(days=3), 1) == monday + timedelta(days=3)
+    with pytest.raises(ValueError, match="every_days"):
+        equity.backtest_as_of(monday, 0)

@@ -1,6 +1,6 @@
 """Asset checks on the CLV models: the stored parameters (marts.clv_model_params) must come from a converged,
-non-degenerate fit, or the scores in marts.customer_clv are not to be trusted; a backtest skipped for lack of history
-is reported as a warning."""
+non-degenerate fit, or the scores in marts.customer_clv are not to be trusted; a backtest skipped for lack of history,
+or not the one of the run's schedule date, is reported as a warning."""
 
 import dagster as dg
 
@@ -40,19 +40,26 @@ def clv_fit_healthy(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     asset=dg.AssetKey(["marts", "clv_backtest"]),
     name="clv_backtest_ran",
     blocking=False,
-    description="The backtest had history to calibrate on (it is skipped when the history is shorter than "
-    "clv.backtest.holdout_days).",
+    description="The backtest is the one of the run's schedule date (clv.backtest.every_days) and had history to "
+    "calibrate on (it is skipped when the history is shorter than clv.backtest.holdout_days).",
 )
 def clv_backtest_ran(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    every_days = warehouse.settings.get().section("clv")["backtest"]["every_days"]
     with warehouse.connect(read_only=True) as con:
         # A skipped backtest still writes its total row, with 0 customers calibrated.
-        rows = con.execute(
-            "select coalesce(sum(customers), 0) from marts.clv_backtest where grouping = 'total'"
-        ).fetchone()[0]
+        as_of, rows = con.execute(
+            "select max(as_of_date), coalesce(sum(customers), 0) from marts.clv_backtest where grouping = 'total'"
+        ).fetchone()
+        run_date = con.execute("select run_date from intermediate.int_run_date").fetchone()[0]
+    due = equity.backtest_as_of(run_date, every_days)
+    if as_of != due:
+        reason = f"stale: measured as of {as_of}, the schedule date of run date {run_date} is {due}"
+    else:
+        reason = "ran" if rows else "skipped: the history is shorter than the backtest holdout"
     return dg.AssetCheckResult(
-        passed=rows > 0,
+        passed=as_of == due and rows > 0,
         severity=dg.AssetCheckSeverity.WARN,
-        metadata={"reason": "ran" if rows else "skipped: the history is shorter than the backtest holdout"},
+        metadata={"reason": reason, "as_of_date": str(as_of), "run_date": str(run_date)},
     )
 
 
