@@ -1,7 +1,8 @@
 """A nightly run gives the marts a full build gives: full build over days 1..N == build over 1..N-1 + nightly N.
 
-The nightly run recomputes traits only for the customers the day touched (int_customer_traits) and warm-starts the
-CLV fit, so this is the proof that neither changes what comes out. Both builds read the same sources.
+The nightly run recomputes traits (and with them the per-customer inputs of the segments) only for the customers the
+day touched (int_customer_traits), warm-starts the CLV fit and computes the CLV backtest only on its schedule dates, so
+this is the proof that none of it changes what comes out. Both builds read the same sources.
 
 What is compared, and why not more:
 - customer_id: identity mints stable ids as runs go, so the two builds name the same person differently; the nightly
@@ -30,7 +31,8 @@ from polars.testing import assert_frame_equal
 from pipeline.lib.demo_data import DemoConfig, generate
 from tests.support.pipeline_run import run_on
 
-START, END = date(2025, 6, 1), date(2026, 3, 10)
+# END is a Monday, a schedule date of the weekly CLV backtest (clv.backtest.every_days): the nightly run computes it.
+START, END = date(2025, 6, 1), date(2026, 3, 9)
 CUSTOMERS = 300
 SNAPSHOT_TABLES = {
     "customer_segment_history": "snapshot_date",
@@ -118,6 +120,11 @@ def assert_same_marts(full: Path, nightly: Path) -> None:
             raise AssertionError(f"marts.{name}: {exc}") from None
 
 
+def _backtest_date(data_dir: Path) -> date:
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+        return con.execute("select max(as_of_date) from marts.clv_backtest").fetchone()[0]
+
+
 def test_full_build_equals_previous_build_plus_nightly_run(tmp_path):
     full_dir, nightly_dir = tmp_path / "full", tmp_path / "nightly"
     generate(DemoConfig(customers=CUSTOMERS, start_date=START, end_date=END), full_dir / "demo")
@@ -125,7 +132,9 @@ def test_full_build_equals_previous_build_plus_nightly_run(tmp_path):
     run_on(full_dir, START, END)
     # The same sources: the first build lands days 1..N-1, the nightly run day N.
     run_on(nightly_dir, START, END - timedelta(days=1))
+    assert _backtest_date(nightly_dir) == END - timedelta(days=7)
     run_on(nightly_dir, END, END)
+    assert _backtest_date(nightly_dir) == END
     with duckdb.connect(str(nightly_dir / "warehouse.duckdb"), read_only=True) as con:
         recomputed, customers = con.execute("""
             select count(*) filter (where _loaded_through = last_run), count(*)

@@ -160,6 +160,7 @@ def make_profile(orders: pl.DataFrame, as_of: date = AS_OF) -> pl.DataFrame:
             first_order_at=pl.col("ordered_at").min(),
             last_order_at=pl.col("ordered_at").max(),
             order_count=pl.len(),
+            discounted_order_count=pl.col("is_discounted").sum().cast(pl.Int64),
             revenue=pl.col("net_amount").sum(),
         )
     )
@@ -189,6 +190,7 @@ def make_profile(orders: pl.DataFrame, as_of: date = AS_OF) -> pl.DataFrame:
             customer_type=pl.col("customer_type").fill_null("end_customer"),
             has_account=pl.col("has_account").fill_null(True),
             order_count=pl.col("order_count").fill_null(0).cast(pl.Int64),
+            discounted_order_count=pl.col("discounted_order_count").fill_null(0),
             revenue=pl.col("revenue").fill_null(0.0),
             ticket_count=pl.col("ticket_count").fill_null(0),
             csat_avg=pl.lit(None, pl.Float64),
@@ -203,12 +205,40 @@ def make_profile(orders: pl.DataFrame, as_of: date = AS_OF) -> pl.DataFrame:
     )
 
 
+def make_traits(profile: pl.DataFrame, orders: pl.DataFrame, tickets: pl.DataFrame) -> pl.DataFrame:
+    """intermediate.int_customer_traits' segment inputs: whether the first purchase was discounted, and the tickets
+    before it."""
+    first = (
+        orders.filter("is_purchase")
+        .sort("ordered_at", "order_id")
+        .group_by("customer_id", maintain_order=True)
+        .agg(first_purchase_discounted=pl.col("is_discounted").first())
+    )
+    contacts = (
+        tickets.join(profile.select("customer_id", "first_order_at"), on="customer_id")
+        .filter(pl.col("created_at") < pl.col("first_order_at"))
+        .group_by("customer_id")
+        .agg(contacts_before_first_purchase=pl.len().cast(pl.Int64))
+    )
+    return (
+        profile.select("customer_id")
+        .join(first, on="customer_id", how="left")
+        .join(contacts, on="customer_id", how="left")
+        .with_columns(
+            pl.col("first_purchase_discounted").fill_null(False), pl.col("contacts_before_first_purchase").fill_null(0)
+        )
+    )
+
+
 def plant(warehouse: Path, orders: pl.DataFrame, as_of: date = AS_OF) -> None:
-    """Write what the segment models read: the profile, orders, tickets, survey responses and the run date."""
+    """Write what the segment models read: the profile and its traits, orders, tickets, survey responses and the run
+    date."""
+    profile, tickets = make_profile(orders, as_of), make_tickets(as_of)
     tables = {
-        "marts.customer_profile": make_profile(orders, as_of),
+        "marts.customer_profile": profile,
+        "intermediate.int_customer_traits": make_traits(profile, orders, tickets),
         "marts.fct_orders": orders,
-        "marts.fct_tickets": make_tickets(as_of),
+        "marts.fct_tickets": tickets,
         "marts.fct_survey_responses": pl.DataFrame(schema={"customer_id": pl.String, "submitted_at": pl.Datetime}),
         "intermediate.int_run_date": pl.DataFrame({"run_date": [as_of]}),
     }

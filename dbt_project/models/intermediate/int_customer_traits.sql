@@ -3,6 +3,7 @@
 -- run date. Incremental: a nightly run recomputes only the customers the run touched (see touched_customers), so it
 -- costs what the day brings; a full build computes everyone. The leading-underscore columns are the model's state.
 {{ config(
+    on_schema_change='fail',
     post_hook="{% if is_incremental() %}delete from {{ this }} where customer_id not in (
         select customer_id from {{ ref('int_identity_map') }} where customer_id is not null){% endif %}",
     **incremental_by_key('customer_id')
@@ -225,10 +226,25 @@ purchases as (
         sum(net_amount) as revenue,
         sum(discount_amount) as discount_total,
         count(*) filter (where is_discounted) as discounted_order_count,
+        {{ ordered_first('coalesce(is_discounted, false)', [('ordered_at', 'asc'), ('order_id', 'asc')]) }}
+            as first_purchase_discounted,
         {{ sorted_distinct_list('channel') }} as channels
     from {{ ref('fct_orders') }}
     where is_purchase and customer_id in (select customers.customer_id from customers)
     group by customer_id
+),
+
+-- Tickets and survey answers before the first purchase (customer_segments' impulsive rule).
+contacts_before_purchase as (
+    select purchases.customer_id, count(*) as contacts
+    from (
+        select customer_id, created_at as contacted_at from {{ ref('fct_tickets') }}
+        union all
+        select customer_id, submitted_at from {{ ref('fct_survey_responses') }}
+    ) as contacts
+    inner join purchases
+        on purchases.customer_id = contacts.customer_id and contacts.contacted_at < purchases.first_order_at
+    group by purchases.customer_id
 ),
 
 refunds as (
@@ -314,6 +330,8 @@ select
     coalesce(purchases.discount_total, 0) as discount_total,
     coalesce(refunds.refund_total, 0) as refund_total,
     coalesce(purchases.discounted_order_count, 0) as discounted_order_count,
+    coalesce(purchases.first_purchase_discounted, false) as first_purchase_discounted,
+    coalesce(contacts_before_purchase.contacts, 0) as contacts_before_first_purchase,
     purchases.revenue / purchases.order_count as avg_order_value,
     coalesce(purchases.channels, {{ empty_string_list() }}) as channels,
     coalesce(support.ticket_count, 0) as ticket_count,
@@ -336,6 +354,7 @@ left join attributes on attributes.customer_id = customers.customer_id
 left join customer_types on customer_types.customer_id = customers.customer_id
 left join consents on consents.customer_id = customers.customer_id
 left join purchases on purchases.customer_id = customers.customer_id
+left join contacts_before_purchase on contacts_before_purchase.customer_id = customers.customer_id
 left join refunds on refunds.customer_id = customers.customer_id
 left join referrals on referrals.customer_id = customers.customer_id
 left join support on support.customer_id = customers.customer_id

@@ -16,46 +16,20 @@
 {%- endif %}
 {%- set quarter_days = setting('segments.loyal.quarter_days') | int %}
 
--- Purchases in order, numbered per customer: the first one and the repeat purchases after it.
-with purchases as (
+-- The per-customer behaviour comes from int_customer_traits, recomputed only for the customers a run touches; what
+-- moves with the run date is computed here for everyone in one pass. Quarters (of segments.loyal.quarter_days,
+-- counted back from the run date) with a purchase among the last four: from the last four quarters' orders only.
+{%- set days_before_run = date_difference('day', 'orders.order_date', 'run.run_date') %}
+with active_quarters as (
     select
-        customer_id,
-        order_date,
-        cast(coalesce(is_discounted, false) as int) as discounted,
-        row_number() over (partition by customer_id order by ordered_at, order_id) as purchase_number
-    from {{ ref('fct_orders') }}
-    where is_purchase and customer_id is not null
-),
-
-purchase_behaviour as (
-    select
-        purchases.customer_id,
-        count(*) as purchases,
-        avg(purchases.discounted) as discounted_share,
-        {%- set days_before_run = date_difference('day', 'purchases.order_date', 'run.run_date') %}
-        count(distinct {{ integer_divide(days_before_run, quarter_days) }}) filter (
-            where {{ days_before_run }} between 0 and {{ 4 * quarter_days - 1 }}
-        ) as active_quarters,
-        count(*) filter (where purchases.purchase_number > 1) as repeat_purchases,
-        avg(purchases.discounted) filter (where purchases.purchase_number > 1) as discounted_repeat_share
-    from purchases
+        orders.customer_id,
+        count(distinct {{ integer_divide(days_before_run, quarter_days) }}) as active_quarters
+    from {{ ref('fct_orders') }} as orders
     cross join {{ ref('int_run_date') }} as run
-    group by purchases.customer_id
-),
-
--- For the impulsive rule: tickets and survey answers, and how many came before the first purchase.
-contacts as (
-    select customer_id, created_at as contacted_at from {{ ref('fct_tickets') }}
-    union all
-    select customer_id, submitted_at from {{ ref('fct_survey_responses') }}
-),
-
-contacts_before_purchase as (
-    select profile.customer_id, count(*) as contacts
-    from {{ ref('customer_profile') }} as profile
-    inner join contacts
-        on profile.customer_id = contacts.customer_id and contacts.contacted_at < profile.first_order_at
-    group by profile.customer_id
+    where
+        orders.is_purchase and orders.customer_id is not null
+        and orders.order_date > run.run_date - {{ 4 * quarter_days }} and orders.order_date <= run.run_date
+    group by orders.customer_id
 ),
 
 inputs as (
@@ -67,14 +41,23 @@ inputs as (
             as days_since_first_purchase,
         {{ date_difference('day', 'cast(profile.last_order_at as date)', 'run.run_date') }}
             as days_since_last_purchase,
-        coalesce(behaviour.purchases, 0) as purchases,
-        coalesce(behaviour.discounted_share, 0.0) as discounted_share,
-        coalesce(behaviour.active_quarters, 0) as active_quarters,
+        profile.order_count as purchases,
+        case
+            when profile.order_count > 0 then profile.discounted_order_count / profile.order_count else 0.0
+        end as discounted_share,
+        coalesce(active_quarters.active_quarters, 0) as active_quarters,
         {{ date_difference('minute', 'profile.first_seen_at', 'profile.first_order_at') }}
             as minutes_to_first_purchase,
-        coalesce(contacts_before_purchase.contacts, 0) as contacts_before_first_purchase,
-        coalesce(behaviour.repeat_purchases, 0) as repeat_purchases,
-        coalesce(behaviour.discounted_repeat_share, 0.0) as discounted_repeat_share,
+        traits.contacts_before_first_purchase,
+        greatest(profile.order_count - 1, 0) as repeat_purchases,
+        -- discounted purchases after the first, per purchase after the first
+        case
+            when profile.order_count > 1
+                then
+                    (profile.discounted_order_count - cast(traits.first_purchase_discounted as int))
+                    / (profile.order_count - 1)
+            else 0.0
+        end as discounted_repeat_share,
         profile.order_count,
         profile.has_account,
         profile.ticket_count,
@@ -91,8 +74,8 @@ inputs as (
         run.run_date
     from {{ ref('customer_profile') }} as profile
     cross join {{ ref('int_run_date') }} as run
-    left join purchase_behaviour as behaviour on behaviour.customer_id = profile.customer_id
-    left join contacts_before_purchase on contacts_before_purchase.customer_id = profile.customer_id
+    inner join {{ ref('int_customer_traits') }} as traits on traits.customer_id = profile.customer_id
+    left join active_quarters on active_quarters.customer_id = profile.customer_id
     {%- if rules and rules.value.basis == 'clv' %}
         left join {{ ref('customer_clv') }} as clv on clv.customer_id = profile.customer_id
     {%- endif %}
