@@ -13,7 +13,12 @@ from tests.support.pipeline_run import PipelineRun, run_on
 DEMO_CUSTOMERS = 2000  # the default demo scale of `make run`
 INTEGRATION_DIR = Path(__file__).parent / "integration"
 # Fixtures both layers share, defined beside the support code they build on.
-pytest_plugins = ["tests.support.survey_exports", "tests.support.report_inputs", "tests.support.pg_cluster"]
+pytest_plugins = [
+    "tests.support.survey_exports",
+    "tests.support.report_inputs",
+    "tests.support.pg_cluster",
+    "tests.support.cli_runs",
+]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -23,7 +28,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         fixtures = getattr(item, "fixturenames", ())
         if "postgres_cluster" in fixtures:
             item.add_marker(pytest.mark.postgres)
-        if "demo_run" in fixtures:
+        if "demo_run" in fixtures or "readme_window_run" in fixtures:
             item.add_marker(pytest.mark.slow)
 
 

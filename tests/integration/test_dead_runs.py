@@ -18,8 +18,7 @@ import psutil
 import yaml
 
 from pipeline.defs.runs.monitoring import fail_dead_runs
-from pipeline.lib.demo_data import DemoConfig, generate
-from tests.support.cli_runs import REPO, RUN_README_WINDOW, cli_env, dagster_home, run_ok
+from tests.support.cli_runs import REPO, RUN_README_WINDOW, cli_env, dagster_home, run_ok, start_detached
 from tests.support.serving import table_digests
 
 JOB_FILE = Path(__file__).with_name("dead_run_job.py")
@@ -111,14 +110,7 @@ def test_daemon_fails_killed_runs_and_frees_their_slots(tmp_path):
         )
     )
     launch = ["dagster", "job", "launch", "-w", str(workspace), "-j", "held_job"]
-    daemon = subprocess.Popen(
-        ["dagster-daemon", "run", "-w", str(workspace)],
-        env=env,
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    daemon = start_detached(["dagster-daemon", "run", "-w", str(workspace)], env)
     try:
         run_ok(launch, env, timeout=180)
         # The queued run waits for the dead command-line run until the sensor fails it, then the daemon launches it
@@ -156,29 +148,20 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_readme_window_on_a_fresh_warehouse_then_a_killed_run_neither_blocks_nor_damages(tmp_path):
+def test_readme_window_on_a_fresh_warehouse_then_a_killed_run_neither_blocks_nor_damages(readme_window_run, tmp_path):
     """The README's `run --start 2026-11-01 --end 2026-11-22` on a fresh warehouse succeeds (CLV backtest skipped);
     the same run again, SIGKILLed with its dbt child while dbt writes, leaves the published copy as it was; the next
     run is not blocked by the dead run's warehouse slot and rebuilds the same tables."""
-    data, home = tmp_path / "data", dagster_home(tmp_path)
-    generate(DemoConfig(customers=200), data / "demo")
-    env = cli_env(home, CDP_DATA_DIR=str(data))
-
-    clean = run_ok(RUN_README_WINDOW, env)
+    clean = readme_window_run
     # The skipped backtest is visible: its check warns in the run summary (the backtest itself is a dbt model).
     assert "warned: " in clean.stdout and "marts/clv_backtest:clv_backtest_ran" in clean.stdout
+    run = clean.copy(tmp_path)
+    data, env = run.data, run.env
     summary = run_ok([sys.executable, "-m", "pipeline.cli", "summary"], env, timeout=300)
     assert "persons from" in summary.stdout and "warehouse" in summary.stdout
     clean_tables, published = table_digests(data / "warehouse.duckdb"), _sha256(data / "serving" / "cdp.duckdb")
 
-    killed = subprocess.Popen(
-        RUN_README_WINDOW,
-        env=env,
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    killed = start_detached(RUN_README_WINDOW, env)
     try:
         # Raw has landed once dbt (a child process) runs; kill when it has begun writing (the warehouse has a WAL).
         _wait_for(lambda: _dbt_running(killed.pid) or killed.poll() is not None, 600, "dbt to start")

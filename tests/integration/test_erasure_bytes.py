@@ -9,41 +9,14 @@ source systems live outside the data directory (erasing from the shop's own syst
 from __future__ import annotations
 
 import re
-import sqlite3
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 
-from pipeline.lib.demo_data import DemoConfig, generate
-from pipeline.settings import DEFAULT_CONFIG
-from tests.support.cli_runs import README_WINDOW, RUN_README_WINDOW, cli_env, dagster_home, run_ok
+from tests.support.cli_runs import FOREIGN_EMAIL, FOREIGN_PHONE, run_ok
 
-EMAIL = "Tan.Wei!Ming@Example.COM.sg"  # valid, but not the shape the profile's warning expects
-PHONE = "+65 8234 5671"  # a valid Singapore mobile, spelled for people
-PHONE_SPELLINGS = (PHONE, "+6582345671", "6582345671")  # as delivered, E.164, digits only
-
-
-def _make_victim(webshop: Path) -> tuple[str, str]:
-    """Give the busiest buyer of the window the foreign contact details (updated in the window, so the run lands
-    them), and put their referral code on someone else's order; returns (account id, that order id)."""
-    with sqlite3.connect(webshop) as db:
-        (account,) = db.execute(
-            "select customer_id from orders where customer_id is not null and ordered_at between ? and ? "
-            "group by 1 order by count(*) desc, 1 limit 1",
-            [README_WINDOW[0], README_WINDOW[1] + "T23:59:59"],
-        ).fetchone()
-        db.execute(
-            "update customers set email = ?, phone = ?, updated_at = ? where customer_id = ?",
-            [EMAIL, PHONE, "2026-11-10T10:00:00", account],
-        )
-        (referring,) = db.execute(
-            "select order_id from orders where customer_id <> ? and ordered_at between ? and ? order by order_id "
-            "limit 1",
-            [account, README_WINDOW[0], README_WINDOW[1]],
-        ).fetchone()
-        db.execute("update orders set referral_code = ? where order_id = ?", [f"REF-{account}", referring])
-    return account, referring
+PHONE_SPELLINGS = (FOREIGN_PHONE, "+6582345671", "6582345671")  # as delivered, E.164, digits only
 
 
 def _byte_hits(roots: list[Path], needles: list[bytes], patterns: list[bytes]) -> dict[str, list[str]]:
@@ -60,14 +33,9 @@ def _byte_hits(roots: list[Path], needles: list[bytes], patterns: list[bytes]) -
     return hits
 
 
-def test_forget_leaves_no_byte_of_the_person_in_the_data_dir_or_dagster_home(tmp_path):
-    sources, data, home = tmp_path / "sources", tmp_path / "data", dagster_home(tmp_path)
-    generate(DemoConfig(customers=200), sources)
-    account, referring_order = _make_victim(sources / "webshop.sqlite")
-    config = tmp_path / "cdp.yaml"
-    config.write_text(DEFAULT_CONFIG.read_text().replace("{data_dir}/demo", str(sources)))
-    env = cli_env(home, CDP_DATA_DIR=str(data), CDP_CONFIG=str(config))
-    run_ok(RUN_README_WINDOW, env)
+def test_forget_leaves_no_byte_of_the_person_in_the_data_dir_or_dagster_home(readme_window_run, tmp_path):
+    run = readme_window_run.copy(tmp_path)
+    data, home, env, account = run.data, run.home, run.env, run.account
 
     # A Singapore number is a valid profile phone: the person got segments and a CLV, and was published.
     with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
@@ -93,18 +61,18 @@ def test_forget_leaves_no_byte_of_the_person_in_the_data_dir_or_dagster_home(tmp
     (evaluation,) = instance.event_log_storage.get_asset_check_execution_history(check_key, limit=1)
     examples = str(evaluation.event.dagster_event.event_specific_data.metadata["failed_expectations"].value)
     assert "xxx.xxx!xxxx@xxxxxxx.xxx.xx" in examples
-    needles = [EMAIL.encode()] + [p.encode() for p in PHONE_SPELLINGS]
+    needles = [FOREIGN_EMAIL.encode()] + [p.encode() for p in PHONE_SPELLINGS]
     referral = [re.escape(f"REF-{account}").encode() + rb"(?![0-9A-Za-z])"]
     assert _byte_hits([home], needles, []) == {}
     # The search sees them where they are (so zero hits below means gone, not unreadable).
     present = _byte_hits([data], needles, referral)
     assert any(path.endswith("warehouse.duckdb") for path in present), present
 
-    forget = run_ok(["make", "--no-print-directory", "forget", f"EMAIL={EMAIL.upper()}"], env, timeout=600)
+    forget = run_ok(["make", "--no-print-directory", "forget", f"EMAIL={FOREIGN_EMAIL.upper()}"], env, timeout=600)
     assert "cleared their referral code" in forget.stdout
-    assert EMAIL.lower() not in (forget.stdout + forget.stderr).lower()  # not even in the command's own output
+    assert FOREIGN_EMAIL.lower() not in (forget.stdout + forget.stderr).lower()  # not even in the command's own output
     assert _byte_hits([data, home], needles, referral) == {}
     with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
         assert con.execute(
-            "select referral_code from marts.fct_orders where order_id = ?", [referring_order]
+            "select referral_code from marts.fct_orders where order_id = ?", [run.referring_order]
         ).fetchall() == [(None,)]  # the referring customer's order stays, without the code

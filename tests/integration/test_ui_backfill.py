@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import pytest
 
 from pipeline.defs.jobs import nightly_job
 from pipeline.lib.demo_data import DemoConfig, generate
+from tests.support.pg_cluster import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_END = date(2026, 11, 22)
@@ -65,12 +65,6 @@ query Errors($runId: ID!) {
   }
 }"""
 DONE = {"SUCCESS", "FAILURE", "CANCELED"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _graphql(port: int, query: str, variables: dict | None = None) -> dict:
@@ -198,7 +192,7 @@ def test_ui_backfills_of_every_asset_and_of_a_hand_picked_selection_are_one_run_
     warehouse = data / "warehouse.duckdb"
     before = _mart_state(warehouse)
     assert before[0] == DEMO_END - timedelta(days=2 * BACKFILL_DAYS)
-    port = _free_port()
+    port = free_port()
     # The daemon and webserver import the pipeline from this checkout.
     env = {**os.environ, "DAGSTER_HOME": str(home), "CDP_DATA_DIR": str(data), "PYTHONPATH": str(REPO)}
     bin_dir = Path(sys.executable).parent

@@ -3,38 +3,24 @@
 import json
 import os
 import signal
-import socket
-import subprocess
 import time
 import urllib.request
-from pathlib import Path
 
 import psutil
 import pytest
 
+from tests.support.cli_runs import start_detached
+from tests.support.pg_cluster import free_port
+
 pytestmark = pytest.mark.webserver
 
-REPO = Path(__file__).resolve().parents[2]
 QUERY = '{"query": "{ assetNodes { assetKey { path } dependencyKeys { path } } }"}'
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_make_dev_serves_the_lineage_on_loopback(tmp_path):
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path), "CDP_DATA_DIR": str(tmp_path / "data")}
-    server = subprocess.Popen(
-        ["make", "--no-print-directory", "dev", f"DEV_PORT={port}"],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    server = start_detached(["make", "--no-print-directory", "dev", f"DEV_PORT={port}"], env)
     try:
         deadline = time.monotonic() + 240
         nodes = None
