@@ -62,29 +62,16 @@ def materialized(request, tmp_path_factory, customers):
             replace_table(con, "marts.customer_segments", customers.select("customer_id", primary_segment="segment"))
             replace_table(con, "marts.customer_clv", customers.select("customer_id", "clv"))
             replace_table(con, "marts.customer_equity", pl.concat([equity, other_dimension]))
+            history_rows = history.select(
+                "snapshot_date", "dimension", "dimension_value", "current_value", "future_value", "lifetime_value"
+            )
             replace_table(
                 con,
                 "marts.customer_equity_history",
                 pl.concat(
                     [
-                        history.select(
-                            "snapshot_date",
-                            "dimension",
-                            "dimension_value",
-                            "current_value",
-                            "future_value",
-                            "lifetime_value",
-                        ),
-                        history.head(1)
-                        .with_columns(dimension=pl.lit("channel"), dimension_value=pl.lit("web"))
-                        .select(
-                            "snapshot_date",
-                            "dimension",
-                            "dimension_value",
-                            "current_value",
-                            "future_value",
-                            "lifetime_value",
-                        ),
+                        history_rows,
+                        history_rows.head(1).with_columns(dimension=pl.lit("channel"), dimension_value=pl.lit("web")),
                     ]
                 ),
             )

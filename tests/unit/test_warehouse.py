@@ -20,7 +20,7 @@ def test_connect_waits_for_another_writer_to_release_the_file(tmp_path):
             (
                 "import duckdb, time, sys; c = duckdb.connect(sys.argv[1]);"
                 "c.execute('create table t as select 1 as x');"
-                "print('locked', flush=True); time.sleep(3); c.close()"
+                "print('locked', flush=True); time.sleep(1.5); c.close()"
             ),
             str(path),
         ],
