@@ -12,7 +12,7 @@ DEV_PORT ?= 3000
 # Optional dependency groups to install too, e.g. UV_GROUPS="--group spark" (the Spark build, README "Scaling out").
 UV_GROUPS ?=
 
-.PHONY: run test test-unit test-integration test-spark lint format definitions-snapshot setup demo-data dbt-parse dev bench forget clean mart-digests doctor
+.PHONY: run test test-unit test-integration test-spark check-databricks lint format definitions-snapshot setup demo-data dbt-parse dev bench forget clean mart-digests doctor
 
 # Install uv with pip when missing, then the locked environment.
 setup:
@@ -49,6 +49,15 @@ test-integration: dbt-parse
 test-spark: UV_GROUPS = --group spark
 test-spark: dbt-parse
 	$(RUN) $(UV_GROUPS) pytest -m spark
+
+# Compile the dbt project against the `databricks` target of profiles.yml without a workspace, then check the compiled
+# SQL with Spark's parser (.ci/databricks/check.py; needs Java 17). dbt-databricks has its own locked environment
+# (.ci/databricks/uv.lock): it requires dbt-spark < 1.11, which uv.lock cannot hold beside the Spark group.
+check-databricks: setup
+	@$(UV) sync --frozen --quiet --project .ci/databricks
+	DATABRICKS_HOST=compile-only.invalid DATABRICKS_HTTP_PATH=/sql/1.0/warehouses/compile-only \
+	DATABRICKS_TOKEN=compile-only $(UV) run --frozen --quiet --project .ci/databricks \
+	python .ci/databricks/check.py "$$($(RUN) python -m pipeline.spark dbt-vars)"
 
 # Record the mart digests of the default demo run (tests/integration/mart_digests.json) after an INTENDED change of
 # what the pipeline outputs; say so in the commit message. Builds the demo in a temporary data dir.

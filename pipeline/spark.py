@@ -93,8 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     build = sub.add_parser("build", help="build every model from the landed raw data")
     build.add_argument("--run-date", type=date.fromisoformat, help="the run date (default: yesterday)")
     build.add_argument("--engine", choices=["spark", "duckdb"], default=os.environ.get("CDP_ENGINE", "spark"))
+    sub.add_parser("dbt-vars", help="print the settings' dbt vars as JSON (for dbt run outside the pipeline)")
     args = parser.parse_args(argv)
     settings = load_settings()
+    if args.command == "dbt-vars":
+        print(json.dumps(settings.dbt_vars()))
+        return 0
     run_date = args.run_date or date.fromordinal(date.today().toordinal() - 1)
     if args.engine == "duckdb":
         target = settings.data_dir / "warehouse-rebuild.duckdb"
