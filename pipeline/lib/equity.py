@@ -167,55 +167,43 @@ def score_clv(
     slices of SCORE_CHUNK_ROWS customers: the per-month expectations are a customers x horizon_months matrix, which
     at millions of customers would otherwise take gigabytes at once.
     """
-    terms = {
-        "horizon_months": horizon_months,
-        "monthly_discount_rate": monthly_discount_rate,
-        "cost_per_ticket": cost_per_ticket,
-        "windows_days": windows_days,
-    }
+
+    def score(part: pl.DataFrame) -> pl.DataFrame:
+        x, t_x, T, zbar = (part[c].to_numpy() for c in ("frequency", "recency", "T", "monetary_value"))
+        days_per_period = clv.DAYS_PER_PERIOD[fit.bgnbd.period]
+        windows = {
+            f"expected_purchases_{days}d": clv.expected_purchases(fit.bgnbd, x, t_x, T, days / days_per_period)
+            for days in windows_days
+        }
+        monthly = clv.monthly_expected_purchases(fit.bgnbd, x, t_x, T, horizon_months)
+        order_value = (
+            clv.expected_order_value(fit.gamma_gamma, x, zbar)
+            if fit.gamma_gamma_usable
+            else part["mean_purchase_value"].to_numpy()
+        )
+        return (
+            part.with_columns(
+                p_alive=clv.probability_alive(fit.bgnbd, x, t_x, T),
+                **windows,
+                expected_purchases=monthly.sum(axis=1),
+                discounted_purchases=monthly @ (1.0 + monthly_discount_rate) ** -np.arange(1, horizon_months + 1),
+                expected_order_value=order_value,
+            )
+            .with_columns(
+                clv=pl.col("discounted_purchases") * pl.col("expected_order_value") * pl.col("gross_margin_ratio"),
+                expected_cost_to_serve=pl.col("discounted_purchases")
+                * pl.col("tickets_per_purchase")
+                * cost_per_ticket,
+            )
+            .with_columns(net_clv=pl.col("clv") - pl.col("expected_cost_to_serve"))
+            .with_columns(
+                # A degenerate fit can predict 0/0 (e.g. dropout a = 1): store "no prediction" rather than NaN.
+                cs.float().fill_nan(None)
+            )
+        )
+
     slices = [inputs.slice(start, SCORE_CHUNK_ROWS) for start in range(0, max(inputs.height, 1), SCORE_CHUNK_ROWS)]
-    return pl.concat([_score_slice(part, fit, **terms) for part in slices])
-
-
-def _score_slice(
-    inputs: pl.DataFrame,
-    fit: ClvFit,
-    *,
-    horizon_months: int,
-    monthly_discount_rate: float,
-    cost_per_ticket: float,
-    windows_days: list[int],
-) -> pl.DataFrame:
-    x, t_x, T, zbar = (inputs[c].to_numpy() for c in ("frequency", "recency", "T", "monetary_value"))
-    days_per_period = clv.DAYS_PER_PERIOD[fit.bgnbd.period]
-    windows = {
-        f"expected_purchases_{days}d": clv.expected_purchases(fit.bgnbd, x, t_x, T, days / days_per_period)
-        for days in windows_days
-    }
-    monthly = clv.monthly_expected_purchases(fit.bgnbd, x, t_x, T, horizon_months)
-    order_value = (
-        clv.expected_order_value(fit.gamma_gamma, x, zbar)
-        if fit.gamma_gamma_usable
-        else inputs["mean_purchase_value"].to_numpy()
-    )
-    return (
-        inputs.with_columns(
-            p_alive=clv.probability_alive(fit.bgnbd, x, t_x, T),
-            **windows,
-            expected_purchases=monthly.sum(axis=1),
-            discounted_purchases=monthly @ (1.0 + monthly_discount_rate) ** -np.arange(1, horizon_months + 1),
-            expected_order_value=order_value,
-        )
-        .with_columns(
-            clv=pl.col("discounted_purchases") * pl.col("expected_order_value") * pl.col("gross_margin_ratio"),
-            expected_cost_to_serve=pl.col("discounted_purchases") * pl.col("tickets_per_purchase") * cost_per_ticket,
-        )
-        .with_columns(net_clv=pl.col("clv") - pl.col("expected_cost_to_serve"))
-        .with_columns(
-            # A degenerate fit can predict 0/0 (e.g. dropout a = 1): store "no prediction" rather than NaN.
-            cs.float().fill_nan(None)
-        )
-    )
+    return pl.concat([score(part) for part in slices])
 
 
 def customer_clv_frame(profile: pl.DataFrame, scored: pl.DataFrame, as_of: date) -> pl.DataFrame:
