@@ -20,6 +20,7 @@ optimiser's tolerance, not bit for bit), the rest exactly.
 
 from __future__ import annotations
 
+import json
 import shutil
 from datetime import date, timedelta
 from pathlib import Path
@@ -28,7 +29,10 @@ import duckdb
 import polars as pl
 from polars.testing import assert_frame_equal
 
+from pipeline.defs.dbt.assets import dbt_vars
 from pipeline.lib.demo_data import DemoConfig, generate
+from pipeline.settings import load_settings
+from tests.support.dbt_cli import run_dbt
 from tests.support.pipeline_run import run_on
 
 # END is a Monday, a schedule date of the weekly CLV backtest (clv.backtest.every_days): the nightly run computes it.
@@ -142,3 +146,34 @@ def test_full_build_equals_previous_build_plus_nightly_run(tmp_path):
                 (select max(_loaded_through) as last_run from intermediate.int_customer_traits)""").fetchone()
     assert 0 < recomputed < customers / 2, "the nightly run should recompute the day's customers, not everyone"
     assert_same_marts(full_dir / "warehouse.duckdb", nightly_dir / "warehouse.duckdb")
+
+
+def test_traits_written_by_another_version_of_the_model_are_recomputed(demo_run, tmp_path):
+    """int_customer_traits keeps rows between runs, so a changed model file (new rules, new columns) must not leave
+    rows of the old one behind: a nightly run recomputes every row another version wrote, nothing else."""
+    warehouse = tmp_path / "warehouse.duckdb"
+    shutil.copy(demo_run.warehouse, warehouse)
+    variables = json.dumps({**dbt_vars(load_settings(), warehouse, {}), "run_date": demo_run.end.isoformat()})
+    count_sql = """select count(*) filter (where order_count = -1), count(*) filter (where _model_checksum = 'old'),
+        count(*) from intermediate.int_customer_traits"""
+
+    def rebuild_traits() -> tuple[int, int, int]:
+        result = run_dbt(warehouse, "run", "--select", "int_customer_traits", "--vars", variables)
+        assert result.returncode == 0, result.stdout[-3000:]
+        with duckdb.connect(str(warehouse), read_only=True) as con:
+            return con.execute(count_sql).fetchone()
+
+    # Every row marked wrong; a third of them written by an "old" version of the file.
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("update intermediate.int_customer_traits set order_count = -1")
+        con.execute(
+            "update intermediate.int_customer_traits set _model_checksum = 'old' where hash(customer_id) % 3 = 0"
+        )
+        old, customers = con.execute(count_sql).fetchone()[1:]
+    assert 0 < old < customers
+    # Nothing new was staged: only the old version's rows are recomputed.
+    assert rebuild_traits() == (customers - old, 0, customers)
+    # A table from before the checksum column: everyone is recomputed.
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("alter table intermediate.int_customer_traits drop column _model_checksum")
+    assert rebuild_traits() == (0, 0, customers)

@@ -3,11 +3,17 @@
 -- run date. Incremental: a nightly run recomputes only the customers the run touched (see touched_customers), so it
 -- costs what the day brings; a full build computes everyone. The leading-underscore columns are the model's state.
 {{ config(
-    on_schema_change='fail',
+    on_schema_change='append_new_columns',
     post_hook="{% if is_incremental() %}delete from {{ this }} where customer_id not in (
         select customer_id from {{ ref('int_identity_map') }} where customer_id is not null){% endif %}",
     **incremental_by_key('customer_id')
 ) }}
+
+-- Rows kept from a run of another version of this file (_model_checksum) are stale: such a run recomputes everyone,
+-- as a full build does, so a change of the rules or new columns never leave old values behind.
+{%- set checksum = model.checksum.checksum if execute else '' %}
+{%- set columns = adapter.get_columns_in_relation(this) | map(attribute='name') | list if is_incremental() else [] %}
+{%- set incremental = '_model_checksum' in columns %}
 
 -- Each customer's source records, fingerprinted: a merge, split or erasure changes the fingerprint of every customer
 -- it affects, whatever records the run loaded.
@@ -34,7 +40,7 @@ loaded as (
     ) as per_source
 ),
 
-{% if is_incremental() -%}
+{% if incremental -%}
     -- Records staged since this model last ran, as (source, record_id) of int_identity_map.
     previous as (
         select coalesce(max(_loaded_through), {{ earliest_timestamp() }}) as loaded_through from {{ this }}
@@ -42,7 +48,7 @@ loaded as (
 
     -- (an order line counts for its order: a late line changes the order's cost)
     new_records as (
-        {%- for source, model, key in [
+        {%- for source, staged_model, key in [
             ('webshop_customer', 'stg_webshop__customers', 'customer_id'),
             ('webshop_order', 'stg_webshop__orders', 'order_id'),
             ('webshop_order', 'stg_webshop__order_items', 'order_id'),
@@ -50,7 +56,7 @@ loaded as (
             ('survey_response', 'stg_survey__responses', 'response_id'),
         ] %}
             select '{{ source }}' as source, staged.{{ key }} as record_id
-            from {{ ref(model) }} as staged
+            from {{ ref(staged_model) }} as staged
             cross join previous
             where staged._loaded_at > previous.loaded_through
             {{ "union all" if not loop.last }}
@@ -58,7 +64,8 @@ loaded as (
     ),
 
     -- The customers this run touched: those with a newly staged record, those whose records changed (merge, split,
-    -- erasure; customers gone altogether are deleted by the post-hook) and the owners of referral codes on new orders.
+    -- erasure; customers gone altogether are deleted by the post-hook), those whose row another version of this
+    -- file wrote and the owners of referral codes on new orders.
     touched_customers as (
         select identity_map.customer_id
         from new_records
@@ -72,6 +79,7 @@ loaded as (
         where
             known._members_hash is distinct from memberships.members_hash
             or known._member_records is distinct from memberships.member_records
+            or known._model_checksum is distinct from {{ sql_string(checksum) }}
         union
         select identity_map.customer_id
         from {{ ref('stg_webshop__orders') }} as orders
@@ -346,7 +354,8 @@ select
     activity_span.last_activity_at,
     memberships.member_records as _member_records,
     memberships.members_hash as _members_hash,
-    loaded.loaded_through as _loaded_through
+    loaded.loaded_through as _loaded_through,
+    {{ sql_string(checksum) }} as _model_checksum
 from customers
 cross join loaded
 inner join memberships on memberships.customer_id = customers.customer_id
