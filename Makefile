@@ -37,8 +37,9 @@ doctor: setup
 test: dbt-parse
 	$(RUN) pytest
 
+# The fast layer on both cores (pytest-xdist; a test file stays on one worker, so its module fixtures are built once).
 test-unit: dbt-parse
-	$(RUN) pytest tests/unit
+	$(RUN) pytest tests/unit -n 2 --dist loadfile
 
 test-integration: dbt-parse
 	$(RUN) pytest tests/integration
