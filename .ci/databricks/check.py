@@ -3,8 +3,10 @@
     make check-databricks
     (uv run --frozen --project .ci/databricks python .ci/databricks/check.py "$(python -m pipeline.spark dbt-vars)")
 
-dbt-databricks opens its connection lazily, but `dbt compile` still asks the workspace which relations exist
-(is_incremental(), the identity step's settled_resolution). Here that answer is "none": every model compiles as for
+dbt-databricks opens its connection lazily (for a SQL warehouse path), but `dbt compile` still asks the workspace
+which relations exist (is_incremental(), the identity step's settled_resolution); `--no-introspect` only leaves out
+the connection dbt names around each node, and `--no-populate-cache` makes every such question a query (tried: the
+connector retries an unreachable host for minutes). Here the answer is "none": every model compiles as for
 a first build into an empty workspace, and any other query fails the check at once, naming the model. The one model
 whose compilation runs queries by design (int_identity_components: its connected components are computed while it
 compiles) is left out; the Spark equality test runs it.

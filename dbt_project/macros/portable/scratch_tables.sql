@@ -13,3 +13,22 @@
     {%- do run_query('drop table if exists ' ~ name) -%}
     {%- do run_query('create table ' ~ name ~ ' using parquet as ' ~ sql) -%}
 {%- endmacro %}
+
+{#- The rows a model's own table held before this run, for a model that reads them: the table itself on DuckDB
+    (dbt-duckdb builds the new table beside the old one). Spark drops a parquet table before it creates the new one,
+    so Spark reads a scratch copy taken while the model compiles, before the drop. -#}
+{% macro previous_rows(relation) -%}
+    {{ return(adapter.dispatch('previous_rows', 'cdp')(relation)) }}
+{%- endmacro %}
+
+{% macro default__previous_rows(relation) -%}
+    {{ return(relation) }}
+{%- endmacro %}
+
+{% macro spark__previous_rows(relation) -%}
+    {%- set copy = '__previous_' ~ relation.identifier -%}
+    {%- if execute -%}
+        {%- do create_scratch_table(copy, 'select * from ' ~ relation) -%}
+    {%- endif -%}
+    {{ return(copy) }}
+{%- endmacro %}

@@ -49,7 +49,7 @@ select source, record_id, cluster_key, is_person, resolution from resolved
 {%- if settled %}
     union all
     select kept.source, kept.record_id, kept.cluster_key, kept.is_person, records.resolution
-    from {{ this }} as kept
+    from {{ previous_rows(this) }} as kept
     inner join records on kept.source = records.source and kept.record_id = records.record_id
     where records.resolution <= {{ settled }}
 {%- endif %}
