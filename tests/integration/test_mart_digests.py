@@ -9,6 +9,8 @@ import json
 
 import duckdb
 
+from pipeline.lib import equity
+from pipeline.settings import load_settings
 from tests.integration.mart_digest import FIXTURE, differences, mart_digests
 
 
@@ -18,7 +20,8 @@ def test_every_mart_table_matches_the_recorded_digest(demo_run):
 
 
 def test_every_mart_is_as_of_the_runs_last_partition(demo_run):
-    """The run date of every mart is the run's last partition: no as-of or history row is dated after it."""
+    """The run date of every mart is the run's last partition: no as-of or history row is dated after it. The CLV
+    backtest is measured as of its schedule date on or before it (clv.backtest.every_days)."""
     with duckdb.connect(str(demo_run.warehouse), read_only=True) as con:
         dated = con.execute("""
             select table_name, column_name from information_schema.columns
@@ -33,4 +36,6 @@ def test_every_mart_is_as_of_the_runs_last_partition(demo_run):
         "customer_equity_history.snapshot_date",
         "identity_summary.snapshot_date",
     } <= latest.keys()
+    backtest_date = equity.backtest_as_of(demo_run.end, load_settings().section("clv")["backtest"]["every_days"])
+    assert latest.pop("clv_backtest.as_of_date") == backtest_date
     assert set(latest.values()) == {demo_run.end}
