@@ -7,6 +7,12 @@ POSIX) and `os.replace` of the `parquet` symlink onto the new version directory.
 file open keeps reading the old inode (a consistent snapshot) until it reconnects. A publish that fails or is killed
 leaves the last good copy in place; its leftovers (tmp files of dead processes) are removed by the next publish.
 
+A publish rewrites only what changed: every served table carries a change marker in the manifest (a hash of its
+served rows, taken in one scan, plus its column list and descriptions). The new copy starts as a file copy of the
+last one, rewrites the tables whose marker moved and drops the ones that left; Parquet files of unchanged tables are
+hard links into the new version directory. An erasure (`keep_previous_parquet=False`) builds everything afresh, so
+no freed block of the old copy survives.
+
 Made for BI clients: every table and column keeps the description dbt documented (table and column comments in the
 DuckDB file, field and schema metadata `description` in the Parquet files); each table is one folder
 `parquet/<table>/` (so `read_parquet(folder)` never glues tables together); unsigned and 128-bit integers are served as
@@ -22,6 +28,8 @@ Privacy on the way out:
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 import os
 import re
 import shutil
@@ -55,7 +63,11 @@ MANIFEST_DESCRIPTION = {
     "row_count": "Rows published.",
     "pseudonymised": "Whether emails, phones and names are served as salted sha256 hashes.",
     "published_at": "When this copy was built (UTC).",
+    "change_marker": "Hash of the table's served rows, columns and descriptions: a publish rewrites the table only "
+    "when it moves.",
 }
+# Bumped when the served form of a table changes for the same warehouse rows (forces one full rewrite).
+SERVED_FORM_VERSION = 1
 CONSENT_DESCRIPTION = (
     "Whether the customer agreed to marketing (from marts.customer_profile; no profile counts as no consent)."
 )
@@ -91,6 +103,7 @@ class PublishResult:
     parquet_dir: Path
     tables: dict[str, int] = field(default_factory=dict)  # "schema.table" -> rows published
     pseudonymised: bool = False
+    rewritten: list[str] = field(default_factory=list)  # tables written by this publish (the others were kept)
 
     @property
     def rows(self) -> int:
@@ -286,16 +299,88 @@ def _swap_parquet_link(out_dir: Path, version_dir: Path) -> str | None:
     return previous
 
 
+def _parquet_file(root: Path, served: str) -> Path:
+    """Where a served table ("schema.name") lives under a Parquet version directory: one folder per table."""
+    schema, name = served.split(".", 1)
+    folder = name if schema == "marts" else served
+    return root / folder / f"{folder}.parquet"
+
+
+def change_marker(
+    con: duckdb.DuckDBPyConnection, select: str, params: Mapping[str, Any], description: str | None, comments: Mapping
+) -> str:
+    """What a served table is, as one hash: its served rows (summed row hashes, one scan, independent of row order
+    and of parallelism), its columns (the SELECT) and its descriptions."""
+    rows, rows_hash = con.execute(f"select count(*), coalesce(sum(hash(s)), 0) from ({select}) as s", params).fetchone()
+    form = json.dumps([SERVED_FORM_VERSION, select, description, sorted(comments.items()), rows, str(rows_hash)])
+    return hashlib.sha256(form.encode()).hexdigest()
+
+
+def _previous_markers(con: duckdb.DuckDBPyConnection, database: str) -> dict[str, tuple[str, int]]:
+    """{served table: (change marker, rows)} of the copy attached as `database`; empty when it has no markers."""
+    schema, table = MANIFEST_TABLE.split(".")
+    if ("change_marker", "VARCHAR") not in _columns(con, schema, table, database=database):
+        return {}
+    rows = con.execute(f"select table_name, change_marker, row_count from {database}.{MANIFEST_TABLE}").fetchall()
+    return {name: (marker, count) for name, marker, count in rows}
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """The unchanged Parquet file in the new version directory without rewriting it (a copy where links fail)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
+@dataclass
+class _ServedTable:
+    """One warehouse table on its way to the serving copy."""
+
+    schema: str
+    table: str
+    select: str  # its served form (published_select)
+    params: Mapping[str, Any]  # the select's parameters (the salt when pseudonymising)
+    description: str | None
+    comments: dict[str, str]  # column -> description
+    marker: str  # change_marker of the served form
+    kept: dict[str, int] | None = None  # {served table: rows} carried over unchanged from the last copy
+
+
+def _write_table(con: duckdb.DuckDBPyConnection, item: _ServedTable, parquet_root: Path) -> dict[str, int]:
+    """Create the served table (and a bridge table per list column) in the attached copy and write its Parquet
+    files; returns {served table: rows}."""
+    schema, table = item.schema, item.table
+    con.execute(f"create schema if not exists serving_out.{_quote(schema)}")
+    target = f"serving_out.{_quote(schema)}.{_quote(table)}"
+    con.execute(f"create table {target} as {item.select}", item.params)
+    _comment(con, target, item.description, item.comments)
+    served = [(table, target, item.description, item.comments)]
+    served_columns = _columns(con, schema, table, database="serving_out")
+    for bridge, bridge_select, description, comments in _bridge_tables(target, table, served_columns, item.comments):
+        bridge_target = f"serving_out.{_quote(schema)}.{_quote(bridge)}"
+        con.execute(f"create table {bridge_target} as {bridge_select}")
+        _comment(con, bridge_target, description, comments)
+        served.append((bridge, bridge_target, description, comments))
+    rows = {}
+    for name, served_target, description, comments in served:
+        rows[f"{schema}.{name}"] = con.execute(f"select count(*) from {served_target}").fetchone()[0]
+        _write_parquet(con, served_target, _parquet_file(parquet_root, f"{schema}.{name}"), description, comments)
+    return rows
+
+
 def publish(
     warehouse: Path,
     out_dir: Path,
     options: ServingOptions = ServingOptions(),
     keep_previous_parquet: bool = True,
 ) -> PublishResult:
-    """Copy every table of `options.schemas` into the serving file and Parquet files, then swap both in.
+    """Publish every table of `options.schemas` to the serving file and Parquet files, then swap both in.
 
+    Tables whose change marker did not move since the last publish are kept as they are (see the module docstring).
     `keep_previous_parquet` keeps the last version directory for readers still scanning it; erasure turns it off so
-    that no copy of an erased person survives.
+    that no copy of an erased person survives, which also makes this publish build everything afresh.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_leftovers(out_dir)
@@ -304,51 +389,62 @@ def publish(
     tmp_file = out_dir / f"{SERVING_FILE}.tmp-{pid}"
     version_dir = out_dir / f"{PARQUET_LINK}-v{time.time_ns()}"
     tmp_version_dir = out_dir / f"{version_dir.name}.tmp-{pid}"
+    link = out_dir / PARQUET_LINK
+    previous_dir = link.resolve() if link.is_symlink() else None
+    incremental = keep_previous_parquet and final_file.exists() and previous_dir is not None and previous_dir.is_dir()
     result = PublishResult(
         serving_file=final_file, parquet_dir=out_dir / PARQUET_LINK, pseudonymised=options.pseudonymise
     )
     params = {"salt": options.salt} if options.pseudonymise else {}
     try:
         tmp_version_dir.mkdir()
+        if incremental:  # start from the last copy: unchanged tables are not rewritten
+            shutil.copyfile(final_file, tmp_file)
+            tmp_file.chmod(stat.S_IRUSR | stat.S_IWUSR)
         with connect(warehouse, read_only=True) as con:
-            con.execute(f"attach '{tmp_file}' as serving_out (read_write)")
+            con.execute(f"attach {_sql_string(str(tmp_file))} as serving_out (read_write)")
+            previous = _previous_markers(con, "serving_out") if incremental else {}
             tables = _published_tables(con, options.schemas)
             consent_source = '"marts"."customer_profile"' if ("marts", "customer_profile") in tables else None
+            planned = []
             for schema, table in tables:
-                con.execute(f"create schema if not exists serving_out.{_quote(schema)}")
-                columns = _columns(con, schema, table)
-                select = published_select(schema, table, columns, options, consent_source)
-                target = f"serving_out.{_quote(schema)}.{_quote(table)}"
-                con.execute(f"create table {target} as {select}", params if "$salt" in select else {})
-                table_comment, column_comments = _descriptions(con, schema, table)
-                if "marketing_consent" in select and "marketing_consent" not in column_comments:
-                    column_comments["marketing_consent"] = CONSENT_DESCRIPTION
-                _comment(con, target, table_comment, column_comments)
-                served = [(table, target, table_comment, column_comments)]
-                served_columns = _columns(con, schema, table, database="serving_out")
-                for bridge, bridge_select, description, comments in _bridge_tables(
-                    target, table, served_columns, column_comments
-                ):
-                    bridge_target = f"serving_out.{_quote(schema)}.{_quote(bridge)}"
-                    con.execute(f"create table {bridge_target} as {bridge_select}")
-                    _comment(con, bridge_target, description, comments)
-                    served.append((bridge, bridge_target, description, comments))
-                for name, served_target, description, comments in served:
-                    result.tables[f"{schema}.{name}"] = con.execute(f"select count(*) from {served_target}").fetchone()[
-                        0
-                    ]
-                    folder = name if schema == "marts" else f"{schema}.{name}"
-                    _write_parquet(
-                        con, served_target, tmp_version_dir / folder / f"{folder}.parquet", description, comments
-                    )
+                select = published_select(schema, table, _columns(con, schema, table), options, consent_source)
+                select_params = params if "$salt" in select else {}
+                description, comments = _descriptions(con, schema, table)
+                if "marketing_consent" in select and "marketing_consent" not in comments:
+                    comments["marketing_consent"] = CONSENT_DESCRIPTION
+                marker = change_marker(con, select, select_params, description, comments)
+                item = _ServedTable(schema, table, select, select_params, description, comments, marker)
+                # A table and its bridge tables carry the table's marker in the manifest.
+                kept = {name: rows for name, (was, rows) in previous.items() if was == marker}
+                if f"{schema}.{table}" in kept and all(_parquet_file(previous_dir, name).is_file() for name in kept):
+                    item.kept = kept
+                planned.append(item)
+            keep = {name for item in planned for name in item.kept or {}}
+            for schema, table in con.execute(
+                "select schema_name, table_name from duckdb_tables() where database_name = 'serving_out'"
+            ).fetchall():
+                if f"{schema}.{table}" not in keep:
+                    con.execute(f"drop table serving_out.{_quote(schema)}.{_quote(table)}")
+            markers = {}
+            for item in planned:
+                if item.kept:
+                    for name in item.kept:
+                        _link_or_copy(_parquet_file(previous_dir, name), _parquet_file(tmp_version_dir, name))
+                    published = item.kept
+                else:
+                    published = _write_table(con, item, tmp_version_dir)
+                    result.rewritten += list(published)
+                result.tables.update(published)
+                markers.update(dict.fromkeys(published, item.marker))
             con.execute(
                 f"create table serving_out.{MANIFEST_TABLE} (table_name varchar, row_count bigint, "
-                "pseudonymised boolean, published_at timestamp)"
+                "pseudonymised boolean, published_at timestamp, change_marker varchar)"
             )
             con.execute(
                 f"insert into serving_out.{MANIFEST_TABLE} select unnest(?), unnest(?), ?, "
-                "current_timestamp::timestamp",
-                [list(result.tables), list(result.tables.values()), options.pseudonymise],
+                "current_timestamp::timestamp, unnest(?)",
+                [list(result.tables), list(result.tables.values()), options.pseudonymise, list(markers.values())],
             )
             _comment(
                 con,
@@ -362,11 +458,12 @@ def publish(
         tmp_file.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
         tmp_version_dir.rename(version_dir)
         os.replace(tmp_file, final_file)
-        previous = _swap_parquet_link(out_dir, version_dir)
+        previous_version = _swap_parquet_link(out_dir, version_dir)
     except BaseException:
         tmp_file.unlink(missing_ok=True)
         Path(f"{tmp_file}.wal").unlink(missing_ok=True)
         shutil.rmtree(tmp_version_dir, ignore_errors=True)
         raise
-    _prune_parquet_versions(out_dir, {version_dir.name} | ({previous} if previous and keep_previous_parquet else set()))
+    kept_versions = {previous_version} if previous_version and keep_previous_parquet else set()
+    _prune_parquet_versions(out_dir, {version_dir.name} | kept_versions)
     return result

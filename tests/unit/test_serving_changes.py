@@ -1,0 +1,103 @@
+"""A publish rewrites only the tables whose served form changed since the last publish (real DuckDB and Parquet)."""
+
+from __future__ import annotations
+
+import os
+
+import duckdb
+import pytest
+
+from pipeline.lib import serving
+
+
+@pytest.fixture
+def warehouse(tmp_path):
+    path = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute("create schema marts")
+        con.execute("create table marts.customer_profile (customer_id varchar, marketing_consent boolean)")
+        con.execute("insert into marts.customer_profile values ('C1', true), ('C2', false)")
+        con.execute("create table marts.fct_orders (order_id varchar, customer_id varchar, net_amount double)")
+        con.execute("insert into marts.fct_orders values ('O1', 'C1', 100.0), ('O2', 'C2', 5.5)")
+        con.execute("create table marts.customer_tags (customer_id varchar, tags varchar[])")
+        con.execute("insert into marts.customer_tags values ('C1', ['a', 'b']), ('C2', [])")
+    return path
+
+
+def _parquet(out, table: str):
+    return out / "parquet" / table / f"{table}.parquet"
+
+
+def _blocks(out, table: str) -> list[int]:
+    with duckdb.connect(str(out / serving.SERVING_FILE), read_only=True) as con:
+        return [b for (b,) in con.execute(f"select block_id from pragma_storage_info('marts.{table}')").fetchall()]
+
+
+def _served(out, sql: str) -> list[tuple]:
+    with duckdb.connect(str(out / serving.SERVING_FILE), read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+def test_unchanged_tables_are_kept_and_changed_ones_rewritten(warehouse, tmp_path):
+    out = tmp_path / "serving"
+    first = serving.publish(warehouse, out)
+    assert sorted(first.rewritten) == sorted(first.tables)
+    inodes = {t: _parquet(out, t).stat().st_ino for t in ("customer_profile", "fct_orders", "customer_tags")}
+    blocks = _blocks(out, "customer_tags")
+
+    # Nothing changed: nothing is rewritten, the copy still holds every table.
+    again = serving.publish(warehouse, out)
+    assert again.rewritten == [] and again.tables == first.tables
+    assert {t: _parquet(out, t).stat().st_ino for t in inodes} == inodes
+
+    # A new order: only the order fact is rewritten; the others keep their Parquet file and their DuckDB blocks.
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("insert into marts.fct_orders values ('O3', 'C1', 7.0)")
+    changed = serving.publish(warehouse, out)
+    assert changed.rewritten == ["marts.fct_orders"]
+    assert changed.tables["marts.fct_orders"] == 3
+    assert _parquet(out, "fct_orders").stat().st_ino != inodes["fct_orders"]
+    assert _parquet(out, "customer_tags").stat().st_ino == inodes["customer_tags"]
+    assert _blocks(out, "customer_tags") == blocks
+    assert _served(out, "select count(*) from marts.fct_orders") == [(3,)]
+    with duckdb.connect() as con:
+        assert con.execute(f"select count(*) from read_parquet('{_parquet(out, 'fct_orders')}')").fetchone() == (3,)
+    # The kept list column's bridge table (one row per customer and tag) is still served.
+    assert _served(out, "select count(*) from marts.customer_tags__tags") == [(2,)]
+
+    # A consent withdrawn changes what every table joined to the profile serves: those are rewritten.
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("update marts.customer_profile set marketing_consent = false where customer_id = 'C1'")
+    consent = serving.publish(warehouse, out)
+    assert sorted(consent.rewritten) == [
+        "marts.customer_profile",
+        "marts.customer_tags",
+        "marts.customer_tags__tags",
+        "marts.fct_orders",
+    ]
+    assert _served(out, "select count(*) from marts.fct_orders where marketing_consent") == [(0,)]
+
+    # A new description is a change too; a table gone from the warehouse leaves the copy and the manifest.
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("comment on table marts.customer_tags is 'Tags per customer.'")
+        con.execute("drop table marts.fct_orders")
+    last = serving.publish(warehouse, out)
+    assert sorted(last.rewritten) == ["marts.customer_tags", "marts.customer_tags__tags"]
+    assert _served(out, "select comment from duckdb_tables() where table_name = 'customer_tags'") == [
+        ("Tags per customer.",)
+    ]
+    assert _served(out, "select count(*) from duckdb_tables() where table_name = 'fct_orders'") == [(0,)]
+    assert "marts.fct_orders" not in dict(_served(out, "select table_name, row_count from main.serving_manifest"))
+    assert not _parquet(out, "fct_orders").exists()
+    assert not list(out.glob("*.tmp-*"))
+
+
+def test_an_erasure_publish_rewrites_everything(warehouse, tmp_path):
+    """Erasure publishes afresh: no block of the last copy (which held the erased person) is carried over."""
+    out = tmp_path / "serving"
+    serving.publish(warehouse, out)
+    before = os.stat(out / serving.SERVING_FILE).st_ino
+    erased = serving.publish(warehouse, out, keep_previous_parquet=False)
+    assert sorted(erased.rewritten) == sorted(erased.tables)
+    assert os.stat(out / serving.SERVING_FILE).st_ino != before
+    assert len(list(out.glob("parquet-v*"))) == 1
