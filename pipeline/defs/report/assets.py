@@ -1,18 +1,28 @@
-"""The customer-base report asset: reads the CLV / segment / equity marts and writes one static HTML page."""
+"""The customer-base report asset: reads the CLV / segment / equity marts and writes one static HTML page.
+
+pipeline.lib.report (matplotlib, babel, jinja2) is imported when the report is built, not when the code location
+loads: every process that loads the definitions (UI, daemon, sensors, a one-asset run) would pay for it otherwise.
+"""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import duckdb
 
 from pipeline.defs.resources import WarehouseResource
-from pipeline.lib.report import CustomerBaseInputs, ReportStyle, render_customer_base_report
 from pipeline.lib.warehouse import read_frame
 from pipeline.settings import data_dir, section, shop_calendar
+
+if TYPE_CHECKING:
+    from pipeline.lib.report import CustomerBaseInputs, ReportStyle
 
 
 def read_report_inputs(con: duckdb.DuckDBPyConnection) -> CustomerBaseInputs:
     """Every warehouse read of the report, renamed to the report's columns (align mart names here only)."""
+    from pipeline.lib.report import CustomerBaseInputs
+
     segments = read_frame(
         con,
         """
@@ -50,6 +60,8 @@ def read_report_inputs(con: duckdb.DuckDBPyConnection) -> CustomerBaseInputs:
 
 def report_style() -> ReportStyle:
     """Language from `report.language`; money in the shop's currency (`calendar:`), numbers in its locale."""
+    from pipeline.lib.report import ReportStyle
+
     calendar = shop_calendar()
     return ReportStyle(
         language=str(section("report").get("language", "en")),
@@ -72,6 +84,8 @@ def report_style() -> ReportStyle:
     description="Static HTML page of the customer base: segments, CLV, customer equity, revenue concentration.",
 )
 def customer_base_report(warehouse: WarehouseResource) -> dg.MaterializeResult:
+    from pipeline.lib.report import render_customer_base_report
+
     with warehouse.connect(read_only=True) as con:
         inputs = read_report_inputs(con)
     style = report_style()
