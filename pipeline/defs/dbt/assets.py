@@ -10,6 +10,8 @@ run's last partition) and the configuration sections it needs as vars.
 """
 
 import json
+import os
+import shutil
 from datetime import date
 from pathlib import Path
 
@@ -27,6 +29,7 @@ from pipeline.settings import Settings
 CUSTOMER_MARTS = "tag:customer_marts"
 # Run tag of a run over one partition (the schedule); a range (backfill, `pipeline.cli run`) has RANGE_END_TAG.
 PARTITION_TAG = "dagster/partition"
+PARTIAL_PARSE = "partial_parse.msgpack"
 
 
 def last_partition(tags: dict[str, str]) -> date | None:
@@ -43,6 +46,20 @@ def dbt_vars(settings: Settings, warehouse: Path, tags: dict[str, str]) -> dict:
     if run_date:
         values["run_date"] = run_date.isoformat()
     return values
+
+
+def share_parse(invocation_target: Path, project_target: Path) -> None:
+    """Make an invocation's parse the one the next invocation starts from.
+
+    dagster-dbt runs each invocation in its own target directory, seeded with the project's partial_parse.msgpack
+    (from `make dbt-parse`, without vars). dbt parses the whole project again whenever the vars differ from that
+    file's, so every step of a run did a full parse; with the run's parse shared, the second step of a run parses
+    only what changed (nothing). Replaced in one rename: other processes may be reading it."""
+    parsed = invocation_target / PARTIAL_PARSE
+    if parsed.is_file():
+        staged = project_target / f"{PARTIAL_PARSE}.tmp-{os.getpid()}"
+        shutil.copyfile(parsed, staged)
+        os.replace(staged, project_target / PARTIAL_PARSE)
 
 
 def _dbt_step(name: str, **selection: str) -> dg.AssetsDefinition:
@@ -78,6 +95,7 @@ def _dbt_step(name: str, **selection: str) -> dg.AssetsDefinition:
                     )
                     event = event.with_metadata({**event.metadata, **table_metadata(con, key)})
                 yield event
+        share_parse(Path(invocation.target_path), Path(dbt_project.project_dir) / dbt_project.target_path)
         if not invocation.is_successful():
             raise invocation.get_error()
 
