@@ -67,6 +67,10 @@ def test_range_run_materializations_are_batched_and_read_back_alike(tmp_path, mo
     batched, batched_writes = _range_run(tmp_path / "batched", monkeypatch, "1000")
     assert isinstance(batched.event_log_storage, BatchedSqliteEventLogStorage)
     assert str(batched.event_log_storage._base_dir).startswith(str(tmp_path / "batched" / "history" / "runs"))
+    # Its files commit without an fsync per transaction (WAL, synchronous=NORMAL).
+    with batched.event_log_storage.index_connection() as conn:
+        assert conn.exec_driver_sql("pragma journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("pragma synchronous").scalar() == 1
     result = _readback(batched)
     assert result["landed"]["partitions"] == DAYS.get_partition_keys() == result["cleaned"]["events"]
     assert result["cleaned"]["latest"] == "2026-03-01"
