@@ -136,6 +136,8 @@ class Resolution:
     violations: pl.DataFrame  # id_type, value, reason, records, linked, detail
     candidates: pl.DataFrame  # left_key, right_key, id_type, value: profile pairs joined only by a shared value
     links: pl.DataFrame  # source, record_id, id_type, value, linked, reason, detail, profile_key (its cluster_key)
+    # source, record_id, neighbourhood: the components through every usable value, linked or not (smallest record key)
+    neighbourhoods: pl.DataFrame
 
 
 # --------------------------------------------------------------------------------------------- canonical values
@@ -505,15 +507,16 @@ def _recycled(uses: pl.DataFrame, names: pl.DataFrame, gap_days: int, threshold:
         ).pl()
 
 
-def _profile_values(graph: _Graph, labels: np.ndarray, limited: list[str], refused: np.ndarray) -> pl.DataFrame:
-    """label, id_type, w: the (not refused) values of limited types each profile holds."""
+def _profile_values(
+    graph: _Graph, labels: np.ndarray, limited: list[str], refused: np.ndarray, among: np.ndarray
+) -> pl.DataFrame:
+    """label, id_type, w: the (not refused) values of limited types each profile of `among` (labels) holds."""
     edges = graph.edges.filter(pl.col("id_type").is_in(limited))
-    return (
-        edges.with_columns(label=pl.Series(labels[edges.get_column("r").to_numpy()]))
-        .filter(~pl.Series(refused[edges.get_column("i").to_numpy()]))
-        .select("label", "id_type", w="i")
-        .unique()
-    )
+    wanted = np.zeros(int(labels.max(initial=0)) + 1, dtype=bool)
+    wanted[among] = True
+    on = labels[edges.get_column("r").to_numpy()]
+    keep = wanted[on] & ~refused[edges.get_column("i").to_numpy()]
+    return edges.with_columns(label=pl.Series(on)).filter(pl.Series(keep)).select("label", "id_type", w="i").unique()
 
 
 def _first_break(merging: pl.DataFrame, held: pl.DataFrame, limit_of: pl.DataFrame) -> pl.DataFrame:
@@ -543,7 +546,7 @@ def resolve_identities(identifiers: pl.DataFrame, records: pl.DataFrame, rules: 
     detail = np.full(values.height, "", dtype=object)
     linked = np.zeros(values.height, dtype=np.int64)
     e_r, e_i = graph.edges.get_column("r").to_numpy(), graph.edges.get_column("i").to_numpy()
-    e_type = graph.edges.get_column("id_type").to_numpy()
+    e_type = graph.edges.get_column("id_type")
 
     names = None
     if "name" in records.columns:
@@ -589,16 +592,17 @@ def resolve_identities(identifiers: pl.DataFrame, records: pl.DataFrame, rules: 
     )
     accounts_limit = rules.limits.get("webshop_customer_id")
     labels = np.arange(n)
+    value_types = values.get_column("id_type")
     for id_type in rules.priority:
-        of_type = values.get_column("id_type").to_numpy() == id_type
+        of_type = (value_types == id_type).to_numpy()
         if id_type in rules.limits:
             too_many = np.flatnonzero(of_type & crowded)
             refuse(too_many, "too_many_records", f"on more than {rules.max_records_per_value} records")
-        on_type = e_type == id_type
+        on_type = (e_type == id_type).to_numpy()
         if id_type in CHANNEL_TYPES:
             # A requester id keyed by a phone is as shared as that phone: a family's WhatsApp number.
             on_shared_phone = np.zeros(n, dtype=bool)
-            on_shared_phone[e_r[(e_type == "phone") & refused[e_i]]] = True
+            on_shared_phone[e_r[(e_type == "phone").to_numpy() & refused[e_i]]] = True
             inherit = np.setdiff1d(np.unique(e_i[on_type & on_shared_phone[e_r]]), np.flatnonzero(refused))
             refuse(inherit, "phone_shared", "carried with a phone that is shared")
         touches = (
@@ -611,7 +615,7 @@ def resolve_identities(identifiers: pl.DataFrame, records: pl.DataFrame, rules: 
         partial = pl.DataFrame(schema={"i": pl.UInt32, "label": pl.Int64})
         if merging.height and id_type in rules.limits:
             linked[spread.get_column("i").to_numpy()] = spread.get_column("profiles").to_numpy()
-            held = _profile_values(graph, labels, limited, refused)
+            held = _profile_values(graph, labels, limited, refused, merging.get_column("label").to_numpy())
             # A value carried by more accounts than the account limit is a shared one (a shop's or courier's).
             if accounts_limit is not None and id_type != "webshop_customer_id":
                 accounts = (
@@ -704,7 +708,7 @@ def resolve_identities(identifiers: pl.DataFrame, records: pl.DataFrame, rules: 
             reason[cut_i] = "limit_partial"
             detail[cut_i] = [
                 f"{p - r} of {p} profiles left apart: one more would hold {h} values of {t} (limit {lim})"
-                for p, r, h, t, lim in cut.join(spread, on="i")
+                for p, r, h, t, lim in cut.join(spread, on="i", maintain_order="left")
                 .select("profiles", "rank", "held", "id_type", "limit")
                 .iter_rows()
             ]
@@ -723,7 +727,10 @@ def resolve_identities(identifiers: pl.DataFrame, records: pl.DataFrame, rules: 
         # Values accepted one by one may still together push a profile over a limit: this type's merging values
         # in such a profile are refused, and the profile falls back to the earlier types' links.
         if merging.height and id_type in rules.limits:
-            held = _profile_values(graph, labels, limited, refused)
+            merging_value = np.zeros(values.height, dtype=bool)
+            merging_value[merging.get_column("i").to_numpy()] = True
+            holders = labels[e_r[on_type & merging_value[e_i]]]  # the profiles this type's merging values are in
+            held = _profile_values(graph, labels, limited, refused, holders)
             over = (
                 held.group_by("label", "id_type")
                 .agg(held=pl.len())
@@ -742,6 +749,11 @@ def resolve_identities(identifiers: pl.DataFrame, records: pl.DataFrame, rules: 
 
     clusters = graph.records.with_columns(label=pl.Series(labels)).with_columns(
         cluster_key=_record_key(pl.col("source"), pl.col("record_id")).min().over("label")
+    )
+    # Neighbourhoods (nightly runs resolve again whole ones) are the components with every edge switched on.
+    every_edge = _components(n + values.height, e_r, n + e_i)[:n]
+    neighbourhood = graph.records.with_columns(label=pl.Series(every_edge)).select(
+        *KEYS, neighbourhood=_record_key(pl.col("source"), pl.col("record_id")).min().over("label")
     )
     listed = reason != ""
     cut = values.with_columns(
@@ -784,6 +796,7 @@ def resolve_identities(identifiers: pl.DataFrame, records: pl.DataFrame, rules: 
         violations=violations,
         candidates=candidate_pairs(links),
         links=links,
+        neighbourhoods=neighbourhood,
     )
 
 
@@ -834,20 +847,6 @@ def record_fingerprints(con: duckdb.DuckDBPyConnection, identifiers: str, record
         from keys
         left join attributes using (source, record_id)
         left join ids using (source, record_id)""")
-
-
-def neighbourhoods(identifiers: pl.DataFrame, records: pl.DataFrame) -> pl.DataFrame:
-    """source, record_id, neighbourhood: the components of records through every usable value, linked or not, each
-    named by its smallest record key."""
-    graph = _build_graph(identifiers, records)
-    labels = _components(
-        graph.n + graph.values.height,
-        graph.edges.get_column("r").to_numpy(),
-        graph.n + graph.edges.get_column("i").to_numpy(),
-    )[: graph.n]
-    return graph.records.with_columns(label=pl.Series(labels)).select(
-        *KEYS, neighbourhood=_record_key(pl.col("source"), pl.col("record_id")).min().over("label")
-    )
 
 
 def records_to_resolve(
@@ -939,11 +938,12 @@ def link_records(
             fingerprints = con.sql("select * from fingerprints semi join todo using (source, record_id)").pl()
         else:
             fingerprints = con.table("fingerprints").pl()
-    links = resolve_identities(identifiers, records, rules).links
+    resolved = resolve_identities(identifiers, records, rules)
+    links = resolved.links
     bare = fingerprints.select(KEYS).join(links, on=KEYS, how="anti")
     fresh = (
         pl.concat([links, bare], how="diagonal")
-        .join(neighbourhoods(identifiers, records), on=KEYS)
+        .join(resolved.neighbourhoods, on=KEYS)
         .join(fingerprints, on=KEYS)
         .with_columns(resolution=pl.lit(resolution, pl.Int64))
     )

@@ -310,15 +310,25 @@ def accept(decisions: pl.DataFrame, threshold: float) -> pl.DataFrame:
 def candidate_entities(links: pl.DataFrame, records: pl.DataFrame, identifiers: pl.DataFrame) -> pl.DataFrame:
     """The matcher's input from the rules' output: `links` (Resolution.links), `records` and `identifiers` (from
     pipeline.lib.identity.extract_identifiers / normalise_identifiers)."""
-    from pipeline.lib.identity import candidate_pairs
+    from pipeline.lib.identity import KEYS, candidate_pairs
 
-    clusters = links.select("source", "record_id", cluster_key="profile_key").unique()
+    candidates = candidate_pairs(links)
+    # Only the profiles and values of candidate pairs reach the matcher: the rest of the links is not read.
+    sides = pl.concat([candidates.select(profile_key="left_key"), candidates.select(profile_key="right_key")])
+    links = links.join(sides.unique(), on="profile_key", how="semi")
+    keys = links.select(KEYS).unique()
+    clusters = links.select(*KEYS, cluster_key="profile_key").unique()
     use = (
-        links.join(records.select("source", "record_id", "seen_on"), on=["source", "record_id"])
+        links.join(candidates.select("id_type", "value").unique(), on=["id_type", "value"], how="semi")
+        .join(records.select(*KEYS, "seen_on"), on=KEYS)
         .group_by("profile_key", "id_type", "value")
         .agg(active_from=pl.col("seen_on").min(), active_to=pl.col("seen_on").max())
     )
-    return entities(candidate_pairs(links), profiles(clusters, records, identifiers), use)
+    return entities(
+        candidates,
+        profiles(clusters, records.join(keys, on=KEYS, how="semi"), identifiers.join(keys, on=KEYS, how="semi")),
+        use,
+    )
 
 
 def match_profiles(
