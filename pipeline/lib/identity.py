@@ -833,20 +833,17 @@ def record_fingerprints(con: duckdb.DuckDBPyConnection, identifiers: str, record
     resolves everything)."""
     present = [c for c in RECORD_ATTRIBUTES if c in con.table(records).columns]
     attributes = f"hash({', '.join(present)})" if present else "0::ubigint"
+    # One pass: per record the xor of its distinct usable values' hashes and of its attributes' hash (0 for a
+    # record whose identifiers were all rejected).
     return con.sql(f"""
-        with ids as (
-            select source, record_id, bit_xor(hash(id_type, value)) as h
-            from (select distinct source, record_id, id_type, value from {identifiers} where status = 'ok')
-            group by all
-        ),
-        attributes as (select source, record_id, any_value({attributes}) as h from {records} group by all),
-        keys as (select source, record_id from {records} union select source, record_id from {identifiers})
-        select
-            keys.source, keys.record_id,
-            xor(coalesce(attributes.h, 0::ubigint), coalesce(ids.h, 0::ubigint)) as fingerprint
-        from keys
-        left join attributes using (source, record_id)
-        left join ids using (source, record_id)""")
+        select source, record_id, bit_xor(h) as fingerprint from (
+            select distinct source, record_id, hash(id_type, value) as h from {identifiers} where status = 'ok'
+            union all
+            select source, record_id, any_value({attributes}) from {records} group by all
+            union all
+            select source, record_id, 0::ubigint from {identifiers} where status <> 'ok'
+        )
+        group by all""")
 
 
 def records_to_resolve(
