@@ -45,6 +45,7 @@ PERSON_TYPES = ("webshop_customer_id", "email", "phone", "helpdesk_requester_id"
 CHANNEL_TYPES = ("helpdesk_requester_id",)  # ids a channel derives from a contact (WhatsApp: the phone)
 PHONE_GRADE = ("phone", *CHANNEL_TYPES)  # numbers change hands
 ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
+ALWAYS = 1_000_000_000  # days: a span that covers every date
 
 # Every Unicode space, zero-width characters and the byte-order mark.
 SPACES = r"[\s\x{200B}-\x{200D}\x{2060}\x{FEFF}]"
@@ -83,6 +84,10 @@ class IdentityRules:
     limits: Mapping[str, int] = field(
         default_factory=lambda: {"webshop_customer_id": 5, "email": 5, "phone": 3, "helpdesk_requester_id": 3}
     )
+    # Optional time window per limited type, in days (Segment Unify's limit within a time window): values of that
+    # type count together toward its limit only when the profile used them within this many days of each other, so
+    # a profile may change numbers over the years. Types not listed (the default: none) count every value held.
+    limit_windows: Mapping[str, int] = field(default_factory=dict)
     blocklists: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_BLOCKLISTS))
     # Two names are the same person's when their Jaro-Winkler similarity reaches this and they start with the same
     # letter: Budi/Budy 0.883 together, Dewi/Dedi 0.867 apart (Putri/Putra 0.92 cannot be told from a typo).
@@ -121,6 +126,14 @@ class IdentityRules:
             bad = set(known["limits"]) - set(IDENTIFIER_TYPES)
             if bad:
                 raise ValueError(f"identity.limits names unknown identifier types {sorted(bad)}")
+        if "limit_windows" in known:
+            known["limit_windows"] = {str(k): int(v) for k, v in (known["limit_windows"] or {}).items()}
+            limited = known.get("limits", cls.__dataclass_fields__["limits"].default_factory())
+            unlimited = set(known["limit_windows"]) - set(limited)
+            if unlimited:
+                raise ValueError(f"identity.limit_windows names types without a limit {sorted(unlimited)}")
+            if any(days < 1 for days in known["limit_windows"].values()):
+                raise ValueError("identity.limit_windows are whole days, at least 1")
         if "blocklists" in known:
             lists = {str(k): tuple(str(p) for p in (v or ())) for k, v in (known["blocklists"] or {}).items()}
             bad = set(lists) - set(CONTACT_TYPES)
@@ -508,29 +521,96 @@ def _recycled(uses: pl.DataFrame, names: pl.DataFrame, gap_days: int, threshold:
 
 
 def _profile_values(
-    graph: _Graph, labels: np.ndarray, limited: list[str], refused: np.ndarray, among: np.ndarray
+    graph: _Graph,
+    labels: np.ndarray,
+    limited: list[str],
+    refused: np.ndarray,
+    among: np.ndarray,
+    spans: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
-    """label, id_type, w: the (not refused) values of limited types each profile of `among` (labels) holds."""
+    """label, id_type, w: the (not refused) values of limited types each profile of `among` (labels) holds; with
+    `spans` (r, first, last: the days each record uses its values) also first, last: when the profile used each."""
     edges = graph.edges.filter(pl.col("id_type").is_in(limited))
     wanted = np.zeros(int(labels.max(initial=0)) + 1, dtype=bool)
     wanted[among] = True
     on = labels[edges.get_column("r").to_numpy()]
     keep = wanted[on] & ~refused[edges.get_column("i").to_numpy()]
-    return edges.with_columns(label=pl.Series(on)).filter(pl.Series(keep)).select("label", "id_type", w="i").unique()
+    held = edges.with_columns(label=pl.Series(on)).filter(pl.Series(keep))
+    if spans is None:
+        return held.select("label", "id_type", w="i").unique()
+    return (
+        held.join(spans, on="r")
+        .group_by("label", "id_type", w="i")
+        .agg(first=pl.col("first").min(), last=pl.col("last").max())
+    )
 
 
-def _first_break(merging: pl.DataFrame, held: pl.DataFrame, limit_of: pl.DataFrame) -> pl.DataFrame:
+def _windowed_counts(spans: pl.DataFrame, group: list[str], windows: Mapping[str, int]) -> pl.DataFrame:
+    """group + rank, held: per group of `spans` (group, id_type, w, rank, first, last) and each value's first day,
+    the values of a windowed type used within its window of that day, ordered by rank. Values used within the window
+    of each other all overlap the latest first day among them, so these counts are every window's."""
+    window_of = pl.DataFrame(
+        {"id_type": list(windows), "window": list(windows.values())}, schema={"id_type": pl.Utf8, "window": pl.Int64}
+    )
+    with duckdb.connect() as con:
+        con.register("spans", spans.join(window_of, on="id_type").to_arrow())
+        keys = ", ".join(f"a.{c}" for c in group)
+        return con.execute(f"""
+            select {keys}, a.id_type, a.w as at_value, b.rank,
+                count(*) over (partition by {keys}, a.id_type, a.w order by b.rank) as held
+            from spans as a join spans as b
+                on {" and ".join(f"a.{c} = b.{c}" for c in group)} and a.id_type = b.id_type
+                and b.first <= a.first and a.first <= b.last + b.window
+        """).pl()
+
+
+def _first_break(
+    merging: pl.DataFrame,
+    held: pl.DataFrame,
+    limit_of: pl.DataFrame,
+    windows: Mapping[str, int],
+) -> pl.DataFrame:
     """i, rank, id_type, held, limit: for each value, the first profile (in rank order) that would push the merged
-    profile over a limit, with the count it would reach."""
-    first_seen = merging.join(held, on="label").group_by("i", "id_type", "w").agg(rank=pl.col("rank").min())
+    profile over a limit, with the count it would reach. A windowed type counts only values used within its window
+    of each other (`held` then carries first, last)."""
+    seen = merging.join(held, on="label").group_by("i", "id_type", "w")
+    if not windows:
+        first_seen = seen.agg(rank=pl.col("rank").min())
+    else:
+        first_seen = seen.agg(rank=pl.col("rank").min(), first=pl.col("first").min(), last=pl.col("last").max())
+    plain = first_seen.filter(~pl.col("id_type").is_in(list(windows)))
     running = (
-        first_seen.group_by("i", "id_type", "rank")
+        plain.group_by("i", "id_type", "rank")
         .agg(new=pl.len())
         .sort("i", "id_type", "rank")
         .with_columns(held=pl.col("new").cum_sum().over("i", "id_type"))
-        .join(limit_of, on="id_type")
+        .select("i", "rank", "id_type", "held")
     )
-    return running.filter(pl.col("held") > pl.col("limit")).sort("i", "rank", "id_type").unique("i", keep="first")
+    if windows:
+        windowed = first_seen.filter(pl.col("id_type").is_in(list(windows)))
+        counts = _windowed_counts(windowed, ["i"], windows).select(
+            "i", "rank", "id_type", pl.col("held").cast(running.schema["held"])
+        )
+        running = pl.concat([running, counts.cast(running.schema)])
+    return (
+        running.join(limit_of, on="id_type")
+        .filter(pl.col("held") > pl.col("limit"))
+        .sort(["i", "rank", "id_type", "held"], descending=[False, False, False, True])
+        .unique("i", keep="first")
+    )
+
+
+def _over_limit(held: pl.DataFrame, limit_of: pl.DataFrame, windows: Mapping[str, int]) -> np.ndarray:
+    """The labels of profiles holding more values of a type than its limit (within its window, if it has one)."""
+    plain = held.filter(~pl.col("id_type").is_in(list(windows))).group_by("label", "id_type").agg(held=pl.len())
+    if windows:
+        windowed = held.filter(pl.col("id_type").is_in(list(windows))).with_columns(rank=pl.lit(0))
+        counts = (
+            _windowed_counts(windowed, ["label"], windows).group_by("label", "id_type").agg(held=pl.col("held").max())
+        )
+        plain = pl.concat([plain, counts.cast(plain.schema)])
+    over = plain.join(limit_of, on="id_type").filter(pl.col("held") > pl.col("limit"))
+    return over.get_column("label").unique().to_numpy()
 
 
 def resolve_identities(identifiers: pl.DataFrame, records: pl.DataFrame, rules: IdentityRules) -> Resolution:
@@ -580,6 +660,18 @@ def resolve_identities(identifiers: pl.DataFrame, records: pl.DataFrame, rules: 
         .sort("r")
     )
     seen_day, seen_current = seen.get_column("day"), seen.get_column("current").fill_null(False)
+    windows = {t: days for t, days in rules.limit_windows.items() if t in rules.limits}
+    # When each record uses its values, for the limits with a window: from its day on; an account's contacts stay in
+    # use (it states the current ones); a record without a day overlaps every window.
+    spans = (
+        seen.select(
+            "r",
+            first=pl.col("day").fill_null(-ALWAYS),
+            last=pl.when(pl.col("current").fill_null(False)).then(ALWAYS).otherwise(pl.col("day").fill_null(ALWAYS)),
+        )
+        if windows
+        else None
+    )
 
     def refuse(i: np.ndarray, why: str, text) -> None:
         refused[i], reason[i], detail[i] = True, why, text
@@ -615,7 +707,7 @@ def resolve_identities(identifiers: pl.DataFrame, records: pl.DataFrame, rules: 
         partial = pl.DataFrame(schema={"i": pl.UInt32, "label": pl.Int64})
         if merging.height and id_type in rules.limits:
             linked[spread.get_column("i").to_numpy()] = spread.get_column("profiles").to_numpy()
-            held = _profile_values(graph, labels, limited, refused, merging.get_column("label").to_numpy())
+            held = _profile_values(graph, labels, limited, refused, merging.get_column("label").to_numpy(), spans)
             # A value carried by more accounts than the account limit is a shared one (a shop's or courier's).
             if accounts_limit is not None and id_type != "webshop_customer_id":
                 accounts = (
@@ -688,7 +780,7 @@ def resolve_identities(identifiers: pl.DataFrame, records: pl.DataFrame, rules: 
                 .join(oldest, on="label")
                 .with_columns(rank=pl.col("first_r").rank("ordinal").over("i") - 1)
             )
-            breaks = _first_break(ranked, held, limit_of)
+            breaks = _first_break(ranked, held, limit_of, windows)
             shared = breaks.filter((pl.col("rank") <= 1) | ~pl.Series(all_named[breaks.get_column("i").to_numpy()]))
             refuse(
                 shared.get_column("i").to_numpy(),
@@ -730,16 +822,8 @@ def resolve_identities(identifiers: pl.DataFrame, records: pl.DataFrame, rules: 
             merging_value = np.zeros(values.height, dtype=bool)
             merging_value[merging.get_column("i").to_numpy()] = True
             holders = labels[e_r[on_type & merging_value[e_i]]]  # the profiles this type's merging values are in
-            held = _profile_values(graph, labels, limited, refused, holders)
-            over = (
-                held.group_by("label", "id_type")
-                .agg(held=pl.len())
-                .join(limit_of, on="id_type")
-                .filter(pl.col("held") > pl.col("limit"))
-                .get_column("label")
-                .unique()
-                .to_numpy()
-            )
+            held = _profile_values(graph, labels, limited, refused, holders, spans)
+            over = _over_limit(held, limit_of, windows)
             if over.size:
                 joint = np.intersect1d(e_i[on_type & np.isin(labels[e_r], over)], merging.get_column("i").to_numpy())
                 joint = joint[~refused[joint]]

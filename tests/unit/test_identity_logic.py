@@ -431,3 +431,53 @@ def test_a_recycled_number_links_nobody_even_when_first_names_agree():
         len(groups(resolve_identities(ids, records, IdentityRules(default_region="ID", recycle_days=None)).clusters))
         == 1
     )
+
+
+def test_a_limit_with_a_time_window_counts_only_values_used_within_it():
+    # One guest, one email, a new number a year after the first (the old one went back to the operator), then a third
+    # number three weeks after the second. Phone limit 1: without a window the email cannot join even two orders;
+    # within a 180-day window the first two numbers are a year apart and count apart, the third is too many.
+    rows = [
+        ("webshop_order", "O1", "email", "ayu.lestari@gmail.com"),
+        ("webshop_order", "O1", "phone", "0812-7000-1111"),
+        ("webshop_order", "O2", "email", "ayu.lestari@gmail.com"),
+        ("webshop_order", "O2", "phone", "0812-7000-2222"),
+        ("webshop_order", "O3", "email", "ayu.lestari@gmail.com"),
+        ("webshop_order", "O3", "phone", "0812-7000-3333"),
+    ]
+    records = pl.DataFrame(
+        {
+            "source": ["webshop_order"] * 3,
+            "record_id": ["O1", "O2", "O3"],
+            "name": ["Ayu Lestari"] * 3,
+            "name_rank": [0, 0, 0],
+            "seen_on": [date(2024, 1, 10), date(2025, 1, 20), date(2025, 2, 10)],
+            "current": [False] * 3,
+        }
+    )
+    limits = {"webshop_customer_id": 5, "email": 5, "phone": 1, "helpdesk_requester_id": 3}
+    no_window = IdentityRules.from_config({"default_region": "ID", "limits": limits})
+    windowed = IdentityRules.from_config({"default_region": "ID", "limits": limits, "limit_windows": {"phone": 180}})
+    ids = identifiers(*rows)
+    assert groups(resolve_identities(ids, records, no_window).clusters) == {
+        frozenset({"O1"}),
+        frozenset({"O2"}),
+        frozenset({"O3"}),
+    }
+    result = resolve_identities(ids, records, windowed)
+    assert groups(result.clusters) == {frozenset({"O1", "O2"}), frozenset({"O3"})}
+    assert result.violations.select("id_type", "reason").row(0) == ("email", "limit_partial")
+    assert "1 of 3 profiles left apart" in result.violations.get_column("detail")[0]
+    # The window is the rule's, not the data's: the third number a year later too, and all three join.
+    spread = records.with_columns(seen_on=pl.Series([date(2023, 1, 10), date(2024, 1, 20), date(2025, 2, 10)]))
+    assert len(groups(resolve_identities(ids, spread, windowed).clusters)) == 1
+    assert windowed.digest() != no_window.digest()  # another window re-decides every link
+
+
+def test_limit_windows_from_config_are_checked():
+    rules = IdentityRules.from_config({"default_region": "ID", "limit_windows": {"phone": "365"}})
+    assert rules.limit_windows == {"phone": 365} and IdentityRules(default_region="ID").limit_windows == {}
+    with pytest.raises(ValueError, match="types without a limit"):
+        IdentityRules.from_config({"default_region": "ID", "limit_windows": {"order_id": 30}})
+    with pytest.raises(ValueError, match="at least 1"):
+        IdentityRules.from_config({"default_region": "ID", "limit_windows": {"phone": 0}})
