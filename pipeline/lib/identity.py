@@ -1005,15 +1005,17 @@ def link_records(
             "create temp table fingerprints as " + record_fingerprints(con, "identifiers", "records").sql_query()
         )
         if incremental and not resolve_all:
-            con.register("previous", previous.to_arrow())
+            con.register("previous", previous.with_row_index("position").to_arrow())
             con.execute(
                 "create temp table todo as "
                 + records_to_resolve(con, "fingerprints", "identifiers", "previous").sql_query()
             )
-            kept = con.sql(
-                "select * from previous semi join fingerprints using (source, record_id) "
-                "anti join todo using (source, record_id)"
+            # Only the kept rows' positions leave DuckDB: the rows themselves are taken from the frame at hand.
+            kept_rows = con.sql(
+                "select position from previous semi join fingerprints using (source, record_id) "
+                "anti join todo using (source, record_id) order by position"
             ).pl()
+            kept = previous[kept_rows.get_column("position")]
             identifiers = con.sql("select * from identifiers semi join todo using (source, record_id)").pl()
             records = con.sql("select * from records semi join todo using (source, record_id)").pl()
             fingerprints = con.sql("select * from fingerprints semi join todo using (source, record_id)").pl()

@@ -401,14 +401,35 @@ def resolve_persons(
     identifiers: pl.DataFrame, records: pl.DataFrame, rules, model: dict | None = None, previous: Persons | None = None
 ) -> Persons:
     """Rules, then the matcher, in memory (the dbt models do the same in steps). Trains a model when none is given;
-    with `previous` (and its model) only the neighbourhoods the changes touch are resolved again."""
-    from pipeline.lib.identity import KEYS, PERSON_TYPES, _components, _record_key, link_records
+    with `previous` (and its model) only the neighbourhoods the changes touch are resolved again, and only their
+    persons are formed again (a person never leaves its neighbourhood, as int_identity_components has it)."""
+    from pipeline.lib.identity import KEYS, _record_key, link_records
 
     links = link_records(identifiers, records, rules, previous.links if previous is not None else None)
     if model is None:
         model = previous.model if previous is not None else train(candidate_entities(links, records, identifiers))
     earlier = previous.decisions if previous is not None and previous.model == model else None
     decisions = match_profiles(links, records, identifiers, model, rules.match_probability, earlier)
+    if previous is None:
+        return Persons(_persons(links, decisions), decisions, model, links)
+    newest = pl.col("resolution") == pl.col("resolution").max()
+    fresh = links.filter(newest)
+    settled = links.filter(~newest).select(KEYS).unique()
+    fresh_keys = fresh.select(key=_record_key(pl.col("source"), pl.col("record_id"))).unique()
+    clusters = pl.concat(
+        [
+            previous.clusters.join(settled, on=KEYS, how="semi"),
+            _persons(fresh, decisions.join(fresh_keys, left_on="left_key", right_on="key", how="semi")),
+        ]
+    )
+    return Persons(clusters, decisions, model, links)
+
+
+def _persons(links: pl.DataFrame, decisions: pl.DataFrame) -> pl.DataFrame:
+    """source, record_id, cluster_key (the person), is_person: the profiles of `links` joined by the linked pairs of
+    `decisions`; a person when one of its records links through a person identifier."""
+    from pipeline.lib.identity import KEYS, PERSON_TYPES, _components, _record_key
+
     clusters = links.select(
         *KEYS, cluster_key=pl.coalesce("profile_key", _record_key(pl.col("source"), pl.col("record_id")))
     ).unique(KEYS)
@@ -428,7 +449,7 @@ def resolve_persons(
         .unique()
         .with_columns(carries=pl.lit(True))
     )
-    clusters = (
+    return (
         clusters.join(named.select("cluster_key", "person_key"), on="cluster_key")
         .join(persons, on=KEYS, how="left")
         .select(
@@ -437,4 +458,3 @@ def resolve_persons(
             is_person=pl.col("carries").fill_null(False).any().over("person_key"),
         )
     )
-    return Persons(clusters, decisions, model, links)
