@@ -400,6 +400,11 @@ def test_rules_from_config_section():
         IdentityRules.from_config({"limits": {"phone": 2}})
 
 
+def dated_records(*rows: tuple[str, str, str, int, date, bool]) -> pl.DataFrame:
+    """(source, record_id, name, name_rank, seen_on, current) rows -> the records frame the rules read."""
+    return pl.DataFrame(rows, schema=["source", "record_id", "name", "name_rank", "seen_on", "current"], orient="row")
+
+
 def test_a_recycled_number_links_nobody_even_when_first_names_agree():
     # The old holder wrote from the number in January 2024; a new holder, also a Wahyu, opened an account with it in
     # 2025 and wrote from it since. The first names agree, the full names cannot be compared, the pause is 500 days.
@@ -410,15 +415,10 @@ def test_a_recycled_number_links_nobody_even_when_first_names_agree():
         ("webshop_customer", "W2", "phone", "081384514150"),
     ]
     ids = identifiers(*rows)
-    records = pl.DataFrame(
-        {
-            "source": ["helpdesk_ticket", "helpdesk_ticket", "webshop_customer"],
-            "record_id": ["T1", "T2", "W2"],
-            "name": ["Bu Wahyu", "Wahyu", "Wahyu Hidayat"],
-            "name_rank": [1, 1, 0],
-            "seen_on": [date(2024, 1, 10), date(2025, 6, 1), date(2025, 5, 25)],
-            "current": [False, False, True],
-        }
+    records = dated_records(
+        ("helpdesk_ticket", "T1", "Bu Wahyu", 1, date(2024, 1, 10), False),
+        ("helpdesk_ticket", "T2", "Wahyu", 1, date(2025, 6, 1), False),
+        ("webshop_customer", "W2", "Wahyu Hidayat", 0, date(2025, 5, 25), True),
     )
     result = resolve_identities(ids, records, RULES)
     assert groups(result.clusters) == {frozenset({"T1"}), frozenset({"T2"}), frozenset({"W2"})}
@@ -437,23 +437,18 @@ def test_a_limit_with_a_time_window_counts_only_values_used_within_it():
     # One guest, one email, a new number a year after the first (the old one went back to the operator), then a third
     # number three weeks after the second. Phone limit 1: without a window the email cannot join even two orders;
     # within a 180-day window the first two numbers are a year apart and count apart, the third is too many.
+    phones = {"O1": "0812-7000-1111", "O2": "0812-7000-2222", "O3": "0812-7000-3333"}
     rows = [
-        ("webshop_order", "O1", "email", "ayu.lestari@gmail.com"),
-        ("webshop_order", "O1", "phone", "0812-7000-1111"),
-        ("webshop_order", "O2", "email", "ayu.lestari@gmail.com"),
-        ("webshop_order", "O2", "phone", "0812-7000-2222"),
-        ("webshop_order", "O3", "email", "ayu.lestari@gmail.com"),
-        ("webshop_order", "O3", "phone", "0812-7000-3333"),
+        row
+        for order, phone in phones.items()
+        for row in (
+            ("webshop_order", order, "email", "ayu.lestari@gmail.com"),
+            ("webshop_order", order, "phone", phone),
+        )
     ]
-    records = pl.DataFrame(
-        {
-            "source": ["webshop_order"] * 3,
-            "record_id": ["O1", "O2", "O3"],
-            "name": ["Ayu Lestari"] * 3,
-            "name_rank": [0, 0, 0],
-            "seen_on": [date(2024, 1, 10), date(2025, 1, 20), date(2025, 2, 10)],
-            "current": [False] * 3,
-        }
+    days = (date(2024, 1, 10), date(2025, 1, 20), date(2025, 2, 10))
+    records = dated_records(
+        *[("webshop_order", o, "Ayu Lestari", 0, day, False) for o, day in zip(("O1", "O2", "O3"), days, strict=True)]
     )
     limits = {"webshop_customer_id": 5, "email": 5, "phone": 1, "helpdesk_requester_id": 3}
     no_window = IdentityRules.from_config({"default_region": "ID", "limits": limits})

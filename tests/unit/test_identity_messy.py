@@ -12,10 +12,12 @@ from tests.support.identity_bars import check_bars, resolve_in_memory
 
 
 @pytest.mark.parametrize(("seed", "mix"), [(11, "balanced"), (12, "balanced"), (13, "households"), (14, "spellings")])
-def test_precision_and_recall_per_category(seed, mix):
+def test_precision_and_recall_per_category(seed, mix, record_property):
     frames = messy_data.build(messy_data.MessyConfig(persons=1500, seed=seed, mix=mix))
     scores = messy_data.pairwise_scores(resolve_in_memory(frames), frames["truth"])
-    print(f"seed {seed}, mix {mix}:\n{scores}")
+    with pl.Config(tbl_rows=-1):  # every category (bench/identity_quality.py writes the same as markdown)
+        print(f"seed {seed}, mix {mix}:\n{scores}")
+    record_property("pairwise_scores", scores.to_dicts())  # per category, in the JUnit report
     assert set(scores.get_column("category")) >= {"all", *messy_data.MERGE_CATEGORIES, *messy_data.APART_CATEGORIES}
     assert check_bars(scores) == []
 
