@@ -346,6 +346,18 @@ def record_sources() -> tuple[RecordSource, ...]:
     return tuple(sources)
 
 
+def read_staged(relations: Mapping[str, duckdb.DuckDBPyRelation]) -> dict[str, pl.DataFrame]:
+    """The staged tables of `record_sources()` (staging model name -> relation, e.g. dbt.ref) as frames of only the
+    columns identity reads (key, identifiers, names, city, event column): an order's amounts and addresses never
+    leave the warehouse."""
+    frames = {}
+    for spec in record_sources():
+        columns = dict.fromkeys([spec.key, *(c for c, _ in spec.identifiers), *spec.names, spec.city, spec.seen_at])
+        quoted = ", ".join('"' + c.replace('"', '""') + '"' for c in columns if c is not None)
+        frames[spec.model] = relations[spec.model].project(quoted).pl()
+    return frames
+
+
 def extract_identifiers(staged: Mapping[str, pl.DataFrame]) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(identifier rows: source, record_id, id_type, raw_value; records: source, record_id, name, name_rank, city,
     seen_on, current) from the staged tables of `record_sources()` (staging model name -> frame). A smaller

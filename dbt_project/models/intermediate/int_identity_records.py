@@ -6,14 +6,14 @@ source registry (pipeline/lib/sources/registry.py: Column.match, event column)."
 
 def model(dbt, session):
     dbt.config(materialized="table")
-    from pipeline.lib.identity import extract_identifiers
+    from pipeline.lib.identity import extract_identifiers, read_staged
 
     # dbt only sees refs written as literals
     staged = {
-        "stg_webshop__customers": dbt.ref("stg_webshop__customers").pl(),
-        "stg_webshop__orders": dbt.ref("stg_webshop__orders").pl(),
-        "stg_helpdesk__tickets": dbt.ref("stg_helpdesk__tickets").pl(),
-        "stg_survey__responses": dbt.ref("stg_survey__responses").pl(),
+        "stg_webshop__customers": dbt.ref("stg_webshop__customers"),
+        "stg_webshop__orders": dbt.ref("stg_webshop__orders"),
+        "stg_helpdesk__tickets": dbt.ref("stg_helpdesk__tickets"),
+        "stg_survey__responses": dbt.ref("stg_survey__responses"),
     }
-    _, records = extract_identifiers(staged)
+    _, records = extract_identifiers(read_staged(staged))
     return records.to_arrow()
