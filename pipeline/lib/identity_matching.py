@@ -338,12 +338,15 @@ def match_profiles(
     model: dict,
     threshold: float,
     previous: pl.DataFrame | None = None,
+    settled: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """The matcher's decisions (decisions_table) with `resolution`: the newest link resolution they reflect.
 
     `links`: pipeline.lib.identity.link_records rows. `previous`: the decisions the last run returned with the same
     model, or None to score every candidate. Only profiles resolved after those decisions are scored again (their
-    pairs never leave a neighbourhood); the other decisions are kept.
+    pairs never leave a neighbourhood); the other decisions are kept. `settled` (source, record_id of the records
+    resolved no later than `previous`) lets a caller pass only the newer link rows and their records (a nightly
+    run then reads no history); without it, it is read from `links`.
     """
     from pipeline.lib.identity import KEYS, _record_key
 
@@ -357,14 +360,13 @@ def match_profiles(
     )
     decisions = decisions_table(accept(score(frame, model), threshold))
     if seen is not None:
-        settled = links.filter(pl.col("resolution") <= seen).select(
-            left_key=_record_key(pl.col("source"), pl.col("record_id"))
-        )
-        kept = previous.join(settled, on="left_key", how="semi").drop("resolution")
+        if settled is None:
+            settled = links.filter(pl.col("resolution") <= seen)
+        profile_keys = settled.select(left_key=_record_key(pl.col("source"), pl.col("record_id")))
+        kept = previous.join(profile_keys, on="left_key", how="semi").drop("resolution")
         decisions = pl.concat([kept, decisions], how="vertical_relaxed")
-    return decisions.with_columns(resolution=pl.lit(links.get_column("resolution").max(), pl.Int64)).sort(
-        "left_key", "right_key"
-    )
+    newest = todo.get_column("resolution").max() if todo.height else seen
+    return decisions.with_columns(resolution=pl.lit(newest, pl.Int64)).sort("left_key", "right_key")
 
 
 def decisions_table(decisions: pl.DataFrame) -> pl.DataFrame:

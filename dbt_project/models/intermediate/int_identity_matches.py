@@ -30,12 +30,23 @@ def model(dbt, session):
         kept = session.sql(f"select * from {dbt.this}").pl()
         if "model_digest" in kept.columns and set(kept.get_column("model_digest").unique()) == {model_digest}:
             previous = kept.drop("model_digest")
+    links, records, identifiers = (
+        dbt.ref("int_identity_links"),
+        dbt.ref("int_identity_records"),
+        dbt.ref("int_identifiers"),
+    )
+    settled = None
+    if previous is not None and previous.height:
+        # Only link rows newer than the kept decisions, and their records, leave the warehouse.
+        seen = int(previous.get_column("resolution").max())
+        settled = links.filter(f"resolution <= {seen}").project("source, record_id").distinct().pl()
+        links = links.filter(f"resolution > {seen}")
+        keys = links.project("source, record_id").distinct()
+        records, identifiers = (
+            records.join(keys, "source, record_id", how="semi"),
+            identifiers.join(keys, "source, record_id", how="semi"),
+        )
     decisions = match_profiles(
-        dbt.ref("int_identity_links").pl(),
-        dbt.ref("int_identity_records").pl(),
-        dbt.ref("int_identifiers").pl(),
-        json.loads(stored),
-        rules.match_probability,
-        previous,
+        links.pl(), records.pl(), identifiers.pl(), json.loads(stored), rules.match_probability, previous, settled
     )
     return decisions.with_columns(model_digest=pl.lit(model_digest)).to_arrow()
