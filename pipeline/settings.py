@@ -14,16 +14,20 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import date
+from datetime import date, timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from pydantic.dataclasses import dataclass
 
 from pipeline.lib.environment import REPO_ROOT
+
+if TYPE_CHECKING:
+    from pipeline.lib.identity import IdentityRules
+    from pipeline.lib.ingest import Limits
 
 DEFAULT_CONFIG = REPO_ROOT / "pipeline" / "config" / "cdp.yaml"
 
@@ -179,6 +183,24 @@ class Settings(BaseModel):
         if "location" in cfg:
             cfg = {**cfg, "location": str(cfg["location"]).replace("{data_dir}", str(self.data_dir))}
         return dict(cfg)
+
+    def contract_limits(self) -> Limits:
+        """The raw contract's shop-specific bounds: `calendar.currency` and the `ingest:` section."""
+        from pipeline.lib.ingest import Limits
+
+        cfg, defaults = self.ingest, Limits()
+        hours = float(cfg.get("future_tolerance_hours", defaults.future_tolerance.total_seconds() / 3600))
+        return Limits(
+            currency=self.shop_calendar().currency,
+            max_amount=float(cfg.get("max_amount", defaults.max_amount)),
+            future_tolerance=timedelta(hours=hours),
+        )
+
+    def identity_rules(self) -> IdentityRules:
+        """The `identity:` rules (validated when the settings load)."""
+        from pipeline.lib.identity import IdentityRules
+
+        return IdentityRules.from_config(self.identity)
 
     @property
     def data_dir(self) -> Path:

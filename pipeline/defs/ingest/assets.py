@@ -13,18 +13,17 @@ rows (~95 s) before its first step; with the unpartitioned serving step last it 
 (tests/integration/test_run_planning.py).
 """
 
-from datetime import date, timedelta
+from datetime import date
 
 import dagster as dg
 
 from pipeline.defs.partitions import daily_partitions, window_dates
-from pipeline.defs.resources import WarehouseResource
+from pipeline.defs.resources import SettingsResource, WarehouseResource
 from pipeline.defs.table_metadata import table_metadata
 from pipeline.lib import doctor, ingest
 from pipeline.lib.identity import IdentityRules
 from pipeline.lib.sources import helpdesk_api, sql_orders, survey_files
 from pipeline.lib.sources.registry import table, tables_of
-from pipeline.settings import section, shop_calendar, source_config
 
 RAW_GROUP = "raw"
 _COMMON = dict(
@@ -32,24 +31,6 @@ _COMMON = dict(
     backfill_policy=dg.BackfillPolicy.single_run(),
     pool="warehouse",
 )
-
-
-def contract_limits() -> ingest.Limits:
-    """The contract's shop-specific bounds: `calendar.currency` and the `ingest:` section of the config."""
-    cfg = section("ingest")
-    defaults = ingest.Limits()
-    return ingest.Limits(
-        currency=shop_calendar().currency,
-        max_amount=float(cfg.get("max_amount", defaults.max_amount)),
-        future_tolerance=timedelta(
-            hours=float(cfg.get("future_tolerance_hours", defaults.future_tolerance.total_seconds() / 3600))
-        ),
-    )
-
-
-def identity_rules() -> IdentityRules:
-    """The `identity:` rules: landing drops rows carrying an erased person's identifiers, normalised by them."""
-    return IdentityRules.from_config(section("identity"))
 
 
 def _at_frontier(context: dg.AssetExecutionContext) -> bool:
@@ -70,15 +51,15 @@ def _land_window(window: tuple[date, date], pulled: tuple[date, date] | None) ->
     name="raw__webshop",
     **_COMMON,
 )
-def webshop(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+def webshop(context: dg.AssetExecutionContext, settings: SettingsResource, warehouse: WarehouseResource):
     """Customers, orders and order lines from the webshop database (SQLite or PostgreSQL).
 
     The nightly run pulls what changed since the high-water mark minus the lookback (late and updated orders);
     backfills pull their window."""
     window = window_dates(context)
-    calendar = shop_calendar()
-    limits = contract_limits()
-    cfg = source_config("webshop")
+    cdp = settings.get()
+    calendar, limits, rules = cdp.shop_calendar(), cdp.contract_limits(), cdp.identity_rules()
+    cfg = cdp.source_config("webshop")
     if cfg is None:
         raise ValueError("sources.webshop is not configured: the pipeline needs the webshop's orders")
     source = sql_orders.SqlSource.from_config("webshop", cfg)
@@ -99,7 +80,7 @@ def webshop(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
                     _land_window(window, window_of),
                     source.kind,
                     frontier=frontier,
-                    identity_rules=identity_rules(),
+                    identity_rules=rules,
                 )
             )
         sql_orders.save_marks(con, source, pulled)
@@ -117,17 +98,19 @@ def webshop(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
 @dg.asset(
     key=["raw", "helpdesk_tickets"], group_name=RAW_GROUP, description=table("helpdesk_tickets").description, **_COMMON
 )
-def helpdesk_tickets(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def helpdesk_tickets(
+    context: dg.AssetExecutionContext, settings: SettingsResource, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
     """Support tickets from the helpdesk REST API or its JSONL exports, partitioned by the date of updated_at."""
     window = window_dates(context)
-    calendar = shop_calendar()
-    spec = ingest.spec("helpdesk_tickets", contract_limits())
-    cfg = source_config("helpdesk")
+    cdp = settings.get()
+    calendar, rules, cfg = cdp.shop_calendar(), cdp.identity_rules(), cdp.source_config("helpdesk")
+    spec = ingest.spec("helpdesk_tickets", cdp.contract_limits())
     frontier = _at_frontier(context)
     with warehouse.connect() as con:
         ingest.prepare_session(con, calendar.timezone)
         if cfg is None:
-            result = ingest.land(con, spec, ingest.stage_nothing(con, spec), window, "none", identity_rules())
+            result = ingest.land(con, spec, ingest.stage_nothing(con, spec), window, "none", rules)
             extra = {"source": "not configured"}
         elif cfg.get("kind") == "http":
             source = helpdesk_api.HelpdeskSource.from_config("helpdesk", cfg)
@@ -139,12 +122,14 @@ def helpdesk_tickets(context: dg.AssetExecutionContext, warehouse: WarehouseReso
                 _land_window(window, pulled.window),
                 "http",
                 frontier=frontier,
-                identity_rules=identity_rules(),
+                identity_rules=rules,
             )
             helpdesk_api.save_marks(con, source, pulled)
             extra = {"pages_fetched": pulled.pages}
         else:
-            result, extra = _land_exports(con, "helpdesk", cfg, spec, window, ingest.stage_tickets_jsonl, frontier)
+            result, extra = _land_exports(
+                con, "helpdesk", cfg, spec, window, ingest.stage_tickets_jsonl, frontier, rules
+            )
         extra.update(table_metadata(con, dg.AssetKey(["raw", "helpdesk_tickets"])))
     return dg.MaterializeResult(metadata={**result.as_metadata(), **extra})
 
@@ -152,27 +137,36 @@ def helpdesk_tickets(context: dg.AssetExecutionContext, warehouse: WarehouseReso
 @dg.asset(
     key=["raw", "survey_responses"], group_name=RAW_GROUP, description=table("survey_responses").description, **_COMMON
 )
-def survey_responses(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def survey_responses(
+    context: dg.AssetExecutionContext, settings: SettingsResource, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
     """Survey responses (NPS/CSAT) from export files (CSV, JSONL or Parquet), partitioned by export date."""
     window = window_dates(context)
-    calendar = shop_calendar()
-    spec = ingest.spec("survey_responses", contract_limits())
-    cfg = source_config("survey")
+    cdp = settings.get()
+    calendar, rules, cfg = cdp.shop_calendar(), cdp.identity_rules(), cdp.source_config("survey")
+    spec = ingest.spec("survey_responses", cdp.contract_limits())
     with warehouse.connect() as con:
         ingest.prepare_session(con, calendar.timezone)
         if cfg is None:
-            result = ingest.land(con, spec, ingest.stage_nothing(con, spec), window, "none", identity_rules())
+            result = ingest.land(con, spec, ingest.stage_nothing(con, spec), window, "none", rules)
             extra = {"source": "not configured"}
         else:
             result, extra = _land_exports(
-                con, "survey", cfg, spec, window, ingest.stage_survey_files, _at_frontier(context)
+                con, "survey", cfg, spec, window, ingest.stage_survey_files, _at_frontier(context), rules
             )
         extra.update(table_metadata(con, dg.AssetKey(["raw", "survey_responses"])))
     return dg.MaterializeResult(metadata={**result.as_metadata(), **extra})
 
 
 def _land_exports(
-    con, name: str, cfg: dict, spec: ingest.TableSpec, window: tuple[date, date], stage, frontier: bool
+    con,
+    name: str,
+    cfg: dict,
+    spec: ingest.TableSpec,
+    window: tuple[date, date],
+    stage,
+    frontier: bool,
+    rules: IdentityRules,
 ) -> tuple[ingest.LoadResult, dict]:
     """Land the export files of the window, plus the days of exports that were still being written when last read
     (so a completed file is read again whole); report files read, empty files skipped, files still being written."""
@@ -180,7 +174,7 @@ def _land_exports(
     window = (min(window[0], earlier), window[1]) if earlier else window
     with ingest.export_files(_files_in_window(name, cfg, window, con)) as (files, empty):
         staged = stage(con, files, f"{name} files")
-        result = ingest.land(con, spec, staged, window, "files", frontier=frontier, identity_rules=identity_rules())
+        result = ingest.land(con, spec, staged, window, "files", frontier=frontier, identity_rules=rules)
     survey_files.record_partial_files(con, name, window, files)
     partial = [f.path for f in files if f.partial_line is not None]
     return result, {

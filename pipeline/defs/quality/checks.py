@@ -19,7 +19,6 @@ from datetime import date, timedelta
 import dagster as dg
 import duckdb
 
-from pipeline.defs.ingest.assets import contract_limits
 from pipeline.defs.resources import SettingsResource, WarehouseResource
 from pipeline.lib import ingest
 from pipeline.lib.expectations import (
@@ -74,11 +73,12 @@ def _expectations_check(schema: str, table: str, blocking: bool) -> dg.AssetChec
     def _check(
         context: dg.AssetCheckExecutionContext, settings: SettingsResource, warehouse: WarehouseResource
     ) -> dg.AssetCheckResult:
-        sample_rows = int(settings.get().quality.get("sample_rows", DEFAULT_SAMPLE_ROWS))
+        cdp = settings.get()
+        sample_rows = int(cdp.quality.get("sample_rows", DEFAULT_SAMPLE_ROWS))
         # Raw tables: a partitioned run validates the window it delivered; marts whole (the profile: see CHANGED_ROWS).
         window = _window(context) if schema == "raw" else (None, None)
         with warehouse.connect(read_only=True) as con:
-            suite = ingest.raw_suite(ingest.spec(table, contract_limits())) if schema == "raw" else suite_name
+            suite = ingest.raw_suite(ingest.spec(table, cdp.contract_limits())) if schema == "raw" else suite_name
             state, changed = CHANGED_ROWS.get(table, (None, None))
             outcome = validate_table(
                 con,

@@ -11,15 +11,15 @@ from typing import TYPE_CHECKING
 import dagster as dg
 import duckdb
 
-from pipeline.defs.resources import WarehouseResource
+from pipeline.defs.resources import SettingsResource, WarehouseResource
 from pipeline.lib.warehouse import read_frame
-from pipeline.settings import data_dir, section, shop_calendar
+from pipeline.settings import Settings
 
 if TYPE_CHECKING:
     from pipeline.lib.report import CustomerBaseInputs, ReportStyle
 
 
-def read_report_inputs(con: duckdb.DuckDBPyConnection) -> CustomerBaseInputs:
+def read_report_inputs(con: duckdb.DuckDBPyConnection, settings: Settings) -> CustomerBaseInputs:
     """Every warehouse read of the report, renamed to the report's columns (align mart names here only)."""
     from pipeline.lib.report import CustomerBaseInputs
 
@@ -53,18 +53,18 @@ def read_report_inputs(con: duckdb.DuckDBPyConnection) -> CustomerBaseInputs:
         equity_history,
         revenue,
         as_of,
-        current_period_days=int(section("equity").get("current_period_days", 365)),
-        horizon_months=int(section("clv").get("horizon_months", 12)),
+        current_period_days=int(settings.equity.get("current_period_days", 365)),
+        horizon_months=int(settings.clv.get("horizon_months", 12)),
     )
 
 
-def report_style() -> ReportStyle:
+def report_style(settings: Settings) -> ReportStyle:
     """Language from `report.language`; money in the shop's currency (`calendar:`), numbers in its locale."""
     from pipeline.lib.report import ReportStyle
 
-    calendar = shop_calendar()
+    calendar = settings.shop_calendar()
     return ReportStyle(
-        language=str(section("report").get("language", "en")),
+        language=str(settings.report.get("language", "en")),
         currency=calendar.currency,
         minor_units=calendar.currency_minor_units,
         locale=calendar.locale,
@@ -83,14 +83,15 @@ def report_style() -> ReportStyle:
     ],
     description="Static HTML page of the customer base: segments, CLV, customer equity, revenue concentration.",
 )
-def customer_base_report(warehouse: WarehouseResource) -> dg.MaterializeResult:
+def customer_base_report(settings: SettingsResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
     from pipeline.lib.report import render_customer_base_report
 
+    cdp = settings.get()
     with warehouse.connect(read_only=True) as con:
-        inputs = read_report_inputs(con)
-    style = report_style()
+        inputs = read_report_inputs(con, cdp)
+    style = report_style(cdp)
     html = render_customer_base_report(inputs, style)
-    path = data_dir() / "reports" / "customer_base_report.html"
+    path = cdp.data_dir / "reports" / "customer_base_report.html"
     path.parent.mkdir(parents=True, exist_ok=True)
     # Write aside and rename, so a browser open on the page never loads half of it.
     partial = path.with_name(path.name + ".partial")
