@@ -41,6 +41,10 @@ def test_survey_sensor_asks_once_for_files_not_yet_loaded(survey_folder, tmp_pat
         columns = {c.name: c.type for c in metadata["dagster/column_schema"].schema.columns}
         assert columns["response_id"] == "VARCHAR" and columns["_partition_date"] == "DATE"
 
+    def tick(instance, cursor=None):
+        with dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources_for(config)) as context:
+            return survey_files_sensor(context)
+
     def rows_by_day():
         with duckdb.connect(str(tmp_path / "data" / "warehouse.duckdb"), read_only=True) as con:
             return dict(
@@ -50,7 +54,7 @@ def test_survey_sensor_asks_once_for_files_not_yet_loaded(survey_folder, tmp_pat
     with dg.instance_for_test() as instance:
         # A run already loaded the first two days; the third file is not loaded yet.
         load(instance, {RANGE_START_TAG: "2025-04-01", RANGE_END_TAG: "2025-04-02"})
-        first = survey_files_sensor(dg.build_sensor_context(instance=instance))
+        first = tick(instance)
         assert len(first.run_requests) == 1
         request = first.run_requests[0]
         assert request.asset_selection == [SURVEY_ASSET]
@@ -58,12 +62,12 @@ def test_survey_sensor_asks_once_for_files_not_yet_loaded(survey_folder, tmp_pat
         load(instance, request.tags)
         assert rows_by_day() == {"2025-04-01": 5, "2025-04-02": 4, "2025-04-03": 3}
 
-        assert not survey_files_sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor)).run_requests
+        assert not tick(instance, first.cursor).run_requests
 
         # Two new files in one tick (one without a date in its name, spanning two days): one run over their days.
         _responses("D", "2025-04-05", 2).write_csv(folder / "responses-2025-04-05.csv")
         pl.concat([_responses("F", "2025-04-07", 2), _responses("G", "2025-04-09", 1)]).write_csv(folder / "export.csv")
-        third = survey_files_sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor))
+        third = tick(instance, first.cursor)
         assert len(third.run_requests) == 1
         tags = third.run_requests[0].tags
         assert (tags[RANGE_START_TAG], tags[RANGE_END_TAG]) == ("2025-04-05", "2025-04-09")
@@ -78,4 +82,4 @@ def test_survey_sensor_asks_once_for_files_not_yet_loaded(survey_folder, tmp_pat
         }
 
         # Switched off and on again (cursor lost): everything is loaded, nothing is asked for.
-        assert not survey_files_sensor(dg.build_sensor_context(instance=instance)).run_requests
+        assert not tick(instance).run_requests

@@ -8,9 +8,9 @@ import dagster as dg
 import duckdb
 
 from pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
+from pipeline.defs.resources import SettingsResource
 from pipeline.lib import ingest
 from pipeline.lib.sources import survey_files
-from pipeline.settings import shop_calendar, source_config
 
 SURVEY_ASSET = dg.AssetKey(["raw", "survey_responses"])
 
@@ -26,20 +26,21 @@ def _days(spans: list[tuple[date, date]]) -> set[date]:
     default_status=dg.DefaultSensorStatus.STOPPED,
     description="New survey export files -> one run of raw/survey_responses over the days they contain.",
 )
-def survey_files_sensor(context: dg.SensorEvaluationContext):
+def survey_files_sensor(context: dg.SensorEvaluationContext, settings: SettingsResource):
     """Cursor = the files already accounted for ({path: [size, mtime]}); new or changed files trigger one run.
 
     The first evaluation (no cursor yet: the sensor was just switched on) counts a file as loaded when every day it
     holds is already a materialized partition of raw/survey_responses, so switching the sensor on after `make run`
     asks for nothing. Each tick asks for one run over the days of all new files (a single-run partition range).
     """
-    cfg = source_config("survey")
+    cdp = settings.get()
+    cfg = cdp.source_config("survey")
     if cfg is None:
         return dg.SkipReason("the shop has no survey source (sources.survey is off)")
     source = survey_files.SurveySource.from_config("survey", cfg)
     seen: dict[str, list] = json.loads(context.cursor) if context.cursor else {}
     con = duckdb.connect()  # in-memory: listing and peeking at dates never touch the warehouse's write lock
-    calendar = shop_calendar()
+    calendar = cdp.shop_calendar()
     try:
         ingest.prepare_session(con, calendar.timezone)
         current = {f.path: [f.size, str(f.mtime)] for f in survey_files.list_files(con, source)}
