@@ -2,10 +2,8 @@
 SHELL := /bin/bash
 export PATH := $(HOME)/.local/bin:$(PATH)
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
-# Backfills over long ranges record one planned event per asset, not one per asset and day, and store a step's
-# per-partition materializations in batches (pipeline/defs/runs/event_log.py).
+# Backfills over long ranges record one planned event per asset, not one per asset and day.
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= 1
-export DAGSTER_EVENT_BATCH_SIZE ?= 1000
 UV ?= uv
 RUN := $(UV) run --frozen --compile-bytecode --quiet
 SCALE ?= 10k

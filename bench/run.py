@@ -33,7 +33,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import psutil
-import yaml
 
 from pipeline.lib.demo_data import DEFAULT_END, DemoConfig, generate
 from pipeline.lib.environment import REPO_ROOT
@@ -44,7 +43,6 @@ MEMORY_BOUND_GIB = 8
 SAMPLE_SECONDS = 0.2
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
 DBT_DIR = REPO_ROOT / "dbt_project"
-SHIPPED_INSTANCE = REPO_ROOT / "pipeline" / "config" / "dagster.yaml"
 PYTHON = sys.executable
 DBT = str(Path(sys.executable).with_name("dbt"))
 MIB = 1024 * 1024
@@ -142,14 +140,6 @@ def machine() -> dict:
         "dbt": str(dbt.version.installed).lstrip("="),
         "platform": platform.platform(),
     }
-
-
-def shipped_instance(dagster_home: Path) -> None:
-    """The instance settings users get (pipeline/config/dagster.yaml), with the event log's directory spelled out so
-    that this process can read the instance without DAGSTER_HOME pointing at it."""
-    settings = yaml.safe_load(SHIPPED_INSTANCE.read_text())
-    settings["event_log_storage"]["config"] = {"base_dir": str(dagster_home / "history" / "runs")}
-    (dagster_home / "dagster.yaml").write_text(yaml.safe_dump(settings))
 
 
 def run_profile(dagster_home: Path, spawned: Measured) -> dict:
@@ -344,7 +334,6 @@ def main() -> int:
     # measure the disk's fsync latency, not the pipeline (a full build writes events per asset and partition).
     shm = Path("/dev/shm")
     dagster_home = Path(tempfile.mkdtemp(prefix="cdp-bench-dagster-", dir=shm if shm.is_dir() else work))
-    shipped_instance(dagster_home)
     env = {k: v for k, v in os.environ.items() if k not in ("CDP_WAREHOUSE", "DAGSTER_HOME")}
     env.update(CDP_DATA_DIR=str(work), DAGSTER_HOME=str(dagster_home))
     env.update(item.split("=", 1) for item in args.env)

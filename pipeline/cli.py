@@ -38,12 +38,10 @@ from pipeline.settings import (
 )
 
 DEV_URL = "http://127.0.0.1:3000"
-# Dagster reads these switches from the environment only: one planned-materialization event per asset for the whole
+# Dagster reads this switch from the environment only: one planned-materialization event per asset for the whole
 # range instead of one per asset and day (a 3-year backfill otherwise spends most of its time writing ~27k events
-# before the first step), and a step's per-partition materializations handed to the event log in batches (stored in
-# one transaction each by pipeline/defs/runs/event_log.py). The Makefile exports them; a direct
-# `python -m pipeline.cli` restarts itself with them.
-DAGSTER_ENVIRONMENT = {"DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "1", "DAGSTER_EVENT_BATCH_SIZE": "1000"}
+# before the first step). The Makefile exports it; a direct `python -m pipeline.cli` restarts itself with it.
+DAGSTER_ENVIRONMENT = {"DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "1"}
 
 
 def yesterday(timezone: str | None = None) -> date:

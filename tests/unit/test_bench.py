@@ -215,18 +215,3 @@ def test_measure_reports_the_peak_rss_of_each_process_in_the_tree(tmp_path):
     assert measured.peak_rss_mib >= peaks["child.py"] + peaks["parent.py"] * 0.5
     assert process_label(["/x/.venv/bin/python", "/x/.venv/bin/dbt", "build", "--select", "m"]) == "dbt build"
     assert process_label(["/usr/bin/python3", "-m", "pipeline.cli", "run"]) == "python -m pipeline.cli"
-
-
-def test_bench_instance_is_the_shipped_one_readable_without_dagster_home(tmp_path, monkeypatch):
-    """The bench measures the instance users get (batched event log) and reads it back from another process env."""
-    import dagster as dg
-
-    from bench.run import shipped_instance
-    from pipeline.defs.runs.event_log import BatchedSqliteEventLogStorage
-
-    monkeypatch.delenv("DAGSTER_HOME", raising=False)
-    shipped_instance(tmp_path)
-    instance = dg.DagsterInstance.from_config(str(tmp_path))
-    assert isinstance(instance.event_log_storage, BatchedSqliteEventLogStorage)
-    assert instance.event_log_storage._base_dir.rstrip("/") == str(tmp_path / "history" / "runs")
-    assert instance.get_runs() == []
