@@ -4,8 +4,8 @@ from collections.abc import Sequence
 
 import dagster as dg
 
+from pipeline.defs.resources import SettingsResource, WarehouseResource
 from pipeline.lib import serving
-from pipeline.settings import data_dir, section, warehouse_path
 
 # Every marts asset the serving copy must wait for; the lead extends this list (or passes its own to
 # build_serving_asset) as segment / CLV / equity assets land. Tables are published whatever this list says:
@@ -22,7 +22,9 @@ def build_serving_asset(deps: Sequence[dg.AssetKey] = MART_DEPS) -> dg.AssetsDef
         description="Read-only copy of the marts for BI tools: <data_dir>/serving/cdp.duckdb and "
         "<data_dir>/serving/parquet/<table>.parquet, swapped in atomically after a successful run.",
     )
-    def cdp_serving(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    def cdp_serving(
+        context: dg.AssetExecutionContext, settings: SettingsResource, warehouse: WarehouseResource
+    ) -> dg.MaterializeResult:
         # Publish only what a successful run built: a failed step anywhere earlier in the run (even one this asset
         # does not depend on) keeps the last good copy in place.
         failed = context.instance.all_logs(context.run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
@@ -31,8 +33,9 @@ def build_serving_asset(deps: Sequence[dg.AssetKey] = MART_DEPS) -> dg.AssetsDef
                 f"not publishing: step(s) {sorted({e.step_key for e in failed})} failed in this run; "
                 "the last good serving copy stays in place"
             )
-        options = serving.ServingOptions.from_config(section("serving"))
-        result = serving.publish(warehouse_path(), serving.serving_dir(data_dir()), options)
+        cdp = settings.get()
+        options = serving.ServingOptions.from_config(cdp.serving)
+        result = serving.publish(warehouse.file(), serving.serving_dir(cdp.data_dir), options)
         context.log.info(f"published {len(result.tables)} tables ({result.rows} rows) to {result.serving_file}")
         return dg.MaterializeResult(
             metadata={
