@@ -102,36 +102,18 @@ def helpdesk_tickets(
     context: dg.AssetExecutionContext, settings: SettingsResource, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
     """Support tickets from the helpdesk REST API or its JSONL exports, partitioned by the date of updated_at."""
-    window = window_dates(context)
-    cdp = settings.get()
-    calendar, rules, cfg = cdp.shop_calendar(), cdp.identity_rules(), cdp.source_config("helpdesk")
-    spec = ingest.spec("helpdesk_tickets", cdp.contract_limits())
-    frontier = _at_frontier(context)
-    with warehouse.connect() as con:
-        ingest.prepare_session(con, calendar.timezone)
-        if cfg is None:
-            result = ingest.land(con, spec, ingest.stage_nothing(con, spec), window, "none", rules)
-            extra = {"source": "not configured"}
-        elif cfg.get("kind") == "http":
-            source = helpdesk_api.HelpdeskSource.from_config("helpdesk", cfg)
-            pulled = helpdesk_api.extract(con, source, window=window, frontier=frontier)
-            result = ingest.land(
-                con,
-                spec,
-                pulled.relation,
-                _land_window(window, pulled.window),
-                "http",
-                frontier=frontier,
-                identity_rules=rules,
-            )
-            helpdesk_api.save_marks(con, source, pulled)
-            extra = {"pages_fetched": pulled.pages}
-        else:
-            result, extra = _land_exports(
-                con, "helpdesk", cfg, spec, window, ingest.stage_tickets_jsonl, frontier, rules
-            )
-        extra.update(table_metadata(con, dg.AssetKey(["raw", "helpdesk_tickets"])))
-    return dg.MaterializeResult(metadata={**result.as_metadata(), **extra})
+
+    def land_configured(con, cfg, spec, window, frontier, rules):
+        if cfg.get("kind") != "http":
+            return _land_exports(con, "helpdesk", cfg, spec, window, ingest.stage_tickets_jsonl, frontier, rules)
+        source = helpdesk_api.HelpdeskSource.from_config("helpdesk", cfg)
+        pulled = helpdesk_api.extract(con, source, window=window, frontier=frontier)
+        landed_window = _land_window(window, pulled.window)
+        result = ingest.land(con, spec, pulled.relation, landed_window, "http", frontier=frontier, identity_rules=rules)
+        helpdesk_api.save_marks(con, source, pulled)
+        return result, {"pages_fetched": pulled.pages}
+
+    return _land_single_table(context, settings, warehouse, "helpdesk", "helpdesk_tickets", land_configured)
 
 
 @dg.asset(
@@ -141,20 +123,35 @@ def survey_responses(
     context: dg.AssetExecutionContext, settings: SettingsResource, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
     """Survey responses (NPS/CSAT) from export files (CSV, JSONL or Parquet), partitioned by export date."""
+
+    def land_configured(con, cfg, spec, window, frontier, rules):
+        return _land_exports(con, "survey", cfg, spec, window, ingest.stage_survey_files, frontier, rules)
+
+    return _land_single_table(context, settings, warehouse, "survey", "survey_responses", land_configured)
+
+
+def _land_single_table(
+    context: dg.AssetExecutionContext,
+    settings: SettingsResource,
+    warehouse: WarehouseResource,
+    source: str,
+    raw_table: str,
+    land_configured,
+) -> dg.MaterializeResult:
+    """Land one raw table of a source for the run's window: `land_configured(con, cfg, spec, window, frontier, rules)`
+    reads the configured source; a shop without the source gets an empty, typed raw table."""
     window = window_dates(context)
     cdp = settings.get()
-    calendar, rules, cfg = cdp.shop_calendar(), cdp.identity_rules(), cdp.source_config("survey")
-    spec = ingest.spec("survey_responses", cdp.contract_limits())
+    rules, cfg = cdp.identity_rules(), cdp.source_config(source)
+    spec = ingest.spec(raw_table, cdp.contract_limits())
     with warehouse.connect() as con:
-        ingest.prepare_session(con, calendar.timezone)
+        ingest.prepare_session(con, cdp.shop_calendar().timezone)
         if cfg is None:
             result = ingest.land(con, spec, ingest.stage_nothing(con, spec), window, "none", rules)
             extra = {"source": "not configured"}
         else:
-            result, extra = _land_exports(
-                con, "survey", cfg, spec, window, ingest.stage_survey_files, _at_frontier(context), rules
-            )
-        extra.update(table_metadata(con, dg.AssetKey(["raw", "survey_responses"])))
+            result, extra = land_configured(con, cfg, spec, window, _at_frontier(context), rules)
+        extra.update(table_metadata(con, dg.AssetKey(["raw", raw_table])))
     return dg.MaterializeResult(metadata={**result.as_metadata(), **extra})
 
 
