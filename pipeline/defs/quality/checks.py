@@ -109,6 +109,13 @@ def _expectations_check(schema: str, table: str, blocking: bool) -> dg.AssetChec
     return _check
 
 
+def _missing_table(exc: duckdb.CatalogException) -> dg.AssetCheckResult:
+    """A check of a table that is not there (yet) warns with DuckDB's first line, which names the table."""
+    return dg.AssetCheckResult(
+        passed=False, severity=dg.AssetCheckSeverity.WARN, metadata={"reason": str(exc).splitlines()[0]}
+    )
+
+
 def _freshness_check(table: str) -> dg.AssetChecksDefinition:
     @dg.asset_check(
         asset=dg.AssetKey(["raw", table]),
@@ -124,9 +131,7 @@ def _freshness_check(table: str) -> dg.AssetChecksDefinition:
             try:
                 result = check_freshness(con, f"raw.{table}", start, end, min_rows)
             except duckdb.CatalogException as exc:
-                return dg.AssetCheckResult(
-                    passed=False, severity=dg.AssetCheckSeverity.WARN, metadata={"reason": str(exc).splitlines()[0]}
-                )
+                return _missing_table(exc)
         return dg.AssetCheckResult(
             passed=result.fresh,
             severity=dg.AssetCheckSeverity.WARN,
@@ -164,9 +169,7 @@ def _volume_check(table: str) -> dg.AssetChecksDefinition:
                     float(quality.get("volume_min_baseline_rows", 10)),
                 )
             except duckdb.CatalogException as exc:
-                return dg.AssetCheckResult(
-                    passed=False, severity=dg.AssetCheckSeverity.WARN, metadata={"reason": str(exc).splitlines()[0]}
-                )
+                return _missing_table(exc)
         return dg.AssetCheckResult(
             passed=not result.anomalous,
             severity=dg.AssetCheckSeverity.WARN,
@@ -208,9 +211,7 @@ def _row_count_drop_check(schema: str, table: str) -> dg.AssetChecksDefinition:
             try:
                 current = con.execute(f"select count(*) from {schema}.{table}").fetchone()[0]
             except duckdb.CatalogException as exc:
-                return dg.AssetCheckResult(
-                    passed=False, severity=dg.AssetCheckSeverity.WARN, metadata={"reason": str(exc).splitlines()[0]}
-                )
+                return _missing_table(exc)
         previous = _previous_row_count(context, dg.AssetCheckKey(key, "row_count_drop"))
         max_drop = float(settings.get().quality.get("max_row_drop_fraction", 0.2))
         result = check_row_count_drop(previous, int(current), max_drop)
