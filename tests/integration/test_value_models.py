@@ -328,7 +328,8 @@ def test_backtest_is_computed_once_per_schedule_date(materialized, tmp_path):
     # A backtest that is not the one of the run's schedule date (here: planted stale) makes the check warn.
     with duckdb.connect(str(warehouse)) as con:
         con.execute("update marts.clv_backtest set as_of_date = as_of_date - 1")
-    check = clv_backtest_ran(warehouse=resources_for(warehouse_file=warehouse)["warehouse"])
+    resources = resources_for(warehouse_file=warehouse)
+    check = clv_backtest_ran(settings=resources["settings"], warehouse=resources["warehouse"])
     assert not check.passed and check.metadata["reason"].value.startswith("stale")
 
 

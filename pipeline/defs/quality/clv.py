@@ -4,7 +4,7 @@ or not the one of the run's schedule date, is reported as a warning."""
 
 import dagster as dg
 
-from pipeline.defs.resources import WarehouseResource
+from pipeline.defs.resources import SettingsResource, WarehouseResource
 from pipeline.lib import equity
 from pipeline.lib.warehouse import read_frame
 
@@ -43,8 +43,8 @@ def clv_fit_healthy(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     description="The backtest is the one of the run's schedule date (clv.backtest.every_days) and had history to "
     "calibrate on (it is skipped when the history is shorter than clv.backtest.holdout_days).",
 )
-def clv_backtest_ran(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    every_days = warehouse.settings.get().section("clv")["backtest"]["every_days"]
+def clv_backtest_ran(settings: SettingsResource, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    every_days = settings.get().clv["backtest"]["every_days"]
     with warehouse.connect(read_only=True) as con:
         # A skipped backtest still writes its total row, with 0 customers calibrated.
         as_of, rows = con.execute(
