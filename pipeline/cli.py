@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 
 from pipeline.settings import (
     config_path,
+    connect_memory,
     connect_warehouse,
     data_dir,
     env_path,
@@ -233,7 +234,7 @@ def unloaded_history(start: date) -> str | None:
     from pipeline.lib.warehouse import quote_literal
 
     source = sql_orders.SqlSource.from_config("webshop", source_config("webshop"))
-    with duckdb.connect() as con:
+    with connect_memory() as con:
         ingest.prepare_session(con, shop_calendar().timezone)
         try:
             if warehouse_path().exists():
@@ -263,7 +264,7 @@ def doctor() -> int:
     findings: list[checkup.TableFindings] = []
     money = {"currency": calendar.currency, "phone_region": region}
     tickets = registry.table("helpdesk_tickets")
-    with duckdb.connect() as con:
+    with connect_memory() as con:
         ingest.prepare_session(con, calendar.timezone)
         for name in ("webshop", "helpdesk", "survey"):
             cfg = source_config(name)

@@ -110,7 +110,8 @@ class StorageSettings(BaseModel):
 
 
 class DuckDBSettings(BaseModel):
-    """Applied to every connection that opens the warehouse: Dagster steps, the CLI and dbt (via its profile vars).
+    """Applied to every DuckDB a run opens: the warehouse connections of Dagster steps, the CLI and dbt (via its
+    profile vars), and in-memory ones (Settings.connect_memory; dbt Python models get the limits as model configs).
 
     memory_limit bounds DuckDB's buffer pool (its default is 80 % of RAM, per process); work beyond it spills to
     temp_directory (default: DuckDB's own, `<warehouse>.tmp`). 4 GB keeps a whole run, polars frames of the dbt
@@ -233,6 +234,12 @@ class Settings(BaseModel):
             temp_directory=self.duckdb_temp_directory(self.warehouse_path),
         )
 
+    def connect_memory(self):
+        """An in-memory DuckDB bounded like the warehouse connections (memory limit, its own spill directory)."""
+        from pipeline.lib.warehouse import in_memory
+
+        return in_memory(self.duckdb.memory_limit, self.duckdb_temp_directory(self.warehouse_path))
+
     def dbt_vars(self, warehouse: Path | None = None) -> dict[str, Any]:
         """What dbt gets from the settings (`--vars`): profiles.yml reads the warehouse and DuckDB keys, the models
         the rest. dbt never reads cdp.yaml itself. `warehouse` overrides the configured file."""
@@ -341,3 +348,7 @@ def warehouse_path() -> Path:
 
 def connect_warehouse(read_only: bool = False):
     return load_settings().connect_warehouse(read_only)
+
+
+def connect_memory():
+    return load_settings().connect_memory()

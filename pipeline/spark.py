@@ -22,10 +22,8 @@ import time
 from datetime import date
 from pathlib import Path
 
-import duckdb
-
 from pipeline.lib.environment import REPO_ROOT
-from pipeline.lib.warehouse import quote_identifier, quote_literal
+from pipeline.lib.warehouse import connect, quote_identifier, quote_literal
 from pipeline.settings import Settings, load_settings
 
 DBT_DIR = REPO_ROOT / "dbt_project"
@@ -47,9 +45,11 @@ def build_variables(
     return variables
 
 
-def copy_raw_to_duckdb(source: Path, target: Path) -> None:
-    """The raw tables of source copied into the DuckDB warehouse target (created when missing), replacing its own."""
-    with duckdb.connect(str(target)) as con:
+def copy_raw_to_duckdb(settings: Settings, source: Path, target: Path) -> None:
+    """The raw tables of source copied into the DuckDB warehouse target (created when missing), replacing its own;
+    DuckDB bounded by the settings' limits."""
+    limits = {"memory_limit": settings.duckdb.memory_limit, "temp_directory": settings.duckdb_temp_directory(target)}
+    with connect(target, **limits) as con:
         con.execute(f"attach {quote_literal(str(source))} as source (read_only)")  # attach takes no parameters
         tables = con.execute(
             "select table_name from information_schema.tables where table_catalog = 'source' "
@@ -71,7 +71,7 @@ def build_duckdb(settings: Settings, run_date: date, target: Path, nightly: bool
 
     if not nightly:
         target.unlink(missing_ok=True)
-    copy_raw_to_duckdb(settings.warehouse_path, target)
+    copy_raw_to_duckdb(settings, settings.warehouse_path, target)
     started = time.perf_counter()
     variables = json.dumps(build_variables(settings, run_date, target, nightly=nightly))
     dbt = [str(DBT_EXECUTABLE), "run", "--vars", variables, "--target", "duckdb", "--quiet"]
@@ -88,7 +88,8 @@ def build_spark(settings: Settings, run_date: date, spark_dir: Path, nightly: bo
         shutil.rmtree(spark_dir, ignore_errors=True)
     spark = start_session(spark_dir, settings.shop_calendar().timezone)
     started = time.perf_counter()
-    copy_raw_tables(settings.warehouse_path, spark)
+    warehouse = settings.warehouse_path
+    copy_raw_tables(warehouse, spark, settings.duckdb.memory_limit, str(settings.duckdb_temp_directory(warehouse)))
     copy_seconds = time.perf_counter() - started
     variables = build_variables(settings, run_date, settings.warehouse_path, spark_dir, nightly=nightly)
     return spark, copy_seconds, build_on_spark(spark, DBT_DIR, variables)

@@ -23,7 +23,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from pipeline.lib.warehouse import quote_identifier
+from pipeline.lib.warehouse import connect, in_memory, quote_identifier
 
 RAW_SCHEMA = "raw"
 
@@ -88,10 +88,11 @@ def read_table(spark, schema: str, name: str) -> pa.Table:
     return spark.table(spark_identifier(schema, name)).toArrow()
 
 
-def copy_raw_tables(warehouse: Path, spark) -> dict[str, int]:
-    """Copy every table of the DuckDB warehouse's raw schema into Spark's raw database; rows per table."""
+def copy_raw_tables(warehouse: Path, spark, memory_limit: str | None = None, temp_directory: str | None = None) -> dict:
+    """Copy every table of the DuckDB warehouse's raw schema into Spark's raw database; rows per table. DuckDB is
+    bounded by memory_limit, spilling to temp_directory (the settings' DuckDB limits)."""
     copied = {}
-    with duckdb.connect(str(warehouse), read_only=True) as con:
+    with connect(warehouse, read_only=True, memory_limit=memory_limit, temp_directory=temp_directory) as con:
         names = [
             row[0]
             for row in con.execute(
@@ -150,9 +151,10 @@ def _relation_name(node) -> tuple[str, str]:
     return node.schema, node.alias or node.name
 
 
-def run_python_model(spark, manifest, node) -> int:
-    """Run one dbt Python model against the Spark tables and write its result back; rows written."""
-    local = duckdb.connect()
+def run_python_model(spark, manifest, node, memory_limit: str | None = None, temp_directory: str | None = None) -> int:
+    """Run one dbt Python model against the Spark tables and write its result back; rows written. The model works
+    in an in-memory DuckDB bounded by memory_limit, spilling beside temp_directory (warehouse.in_memory)."""
+    local = in_memory(memory_limit, temp_directory)
     try:
         relations: dict[tuple[str, ...], duckdb.DuckDBPyRelation] = {}
 
@@ -262,8 +264,10 @@ def dbt_invoke(project_dir: Path, args: Iterable[str], variables: dict, target: 
 
 
 def build_on_spark(spark, project_dir: Path, variables: dict) -> BuildReport:
-    """Build every model of the dbt project on Spark, stage by stage (see build_stages)."""
+    """Build every model of the dbt project on Spark, stage by stage (see build_stages); the Python models' DuckDB
+    has the limits of the dbt vars (duckdb_memory_limit, duckdb_temp_directory), as dbt-duckdb's has."""
     report = BuildReport()
+    limits = variables.get("duckdb_memory_limit"), variables.get("duckdb_temp_directory")
     manifest = _timed(report, "parse", lambda: dbt_invoke(project_dir, ["parse"], variables, "spark"))
     for number, (sql_models, python_models) in enumerate(build_stages(manifest), start=1):
         if sql_models:
@@ -275,6 +279,8 @@ def build_on_spark(spark, project_dir: Path, variables: dict) -> BuildReport:
         for uid in python_models:
             node = manifest.nodes[uid]
             report.python_rows[node.name] = _timed(
-                report, f"stage {number}: {node.name} (Python)", lambda n=node: run_python_model(spark, manifest, n)
+                report,
+                f"stage {number}: {node.name} (Python)",
+                lambda n=node: run_python_model(spark, manifest, n, *limits),
             )
     return report

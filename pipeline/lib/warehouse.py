@@ -2,11 +2,14 @@
 
 DuckDB lets one process write a database file at a time. Every writer in the pipeline goes through `connect()`, which
 waits (tenacity, exponential backoff) for a lock held by another process instead of failing at once, and bounds the
-connection's memory (`memory_limit`, spilling to `temp_directory`) as the settings say.
+connection's memory (`memory_limit`, spilling to `temp_directory`) as the settings say. In-memory DuckDB (work on
+frames, reading sources) goes through `in_memory()`, bounded the same way.
 """
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -45,14 +48,32 @@ def connect(
     """Open the warehouse file, waiting while another process holds the write lock; closed on exit."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    config = {"memory_limit": memory_limit} if memory_limit else {}
-    if temp_directory:
-        config["temp_directory"] = str(temp_directory)
-    con = _open(target, read_only, config)
+    con = _open(target, read_only, _limits(memory_limit, temp_directory))
     try:
         yield con
     finally:
         con.close()
+
+
+def in_memory(memory_limit: str | None = None, temp_directory: Path | str | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB bounded like the warehouse connections: its buffer pool by memory_limit (DuckDB's default
+    is 80 % of RAM per instance), spilling beside the warehouse's temp_directory, into `<temp_directory>.memory/` in a
+    directory of its own that DuckDB creates on the first spill and removes on close. Of its own, because DuckDB
+    instances spilling into one directory overwrite each other's files, and the one that created the directory
+    deletes it, with what is in it, when it closes (the warehouse connection's `temp_directory` included)."""
+    spill = None
+    if temp_directory:
+        root = Path(f"{temp_directory}.memory")
+        root.mkdir(parents=True, exist_ok=True)
+        spill = root / f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+    return duckdb.connect(config=_limits(memory_limit, spill))
+
+
+def _limits(memory_limit: str | None, temp_directory: Path | str | None) -> dict[str, str]:
+    config = {"memory_limit": memory_limit} if memory_limit else {}
+    if temp_directory:
+        config["temp_directory"] = str(temp_directory)
+    return config
 
 
 def quote_identifier(name: str) -> str:

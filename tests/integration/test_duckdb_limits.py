@@ -3,6 +3,7 @@ warehouse: a Dagster step's connection (WarehouseResource) and dbt's (profiles.y
 Each reports the configured values through DuckDB itself."""
 
 import json
+from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -56,3 +57,57 @@ def test_dagster_and_dbt_connections_report_the_configured_limits(tmp_path):
     payload = shown.stdout[shown.stdout.index("{") : shown.stdout.rindex("}") + 1]
     (row,) = json.loads(payload)["show"]
     assert row == expected
+
+
+def test_in_memory_duckdb_is_bounded_and_spills_apart(tmp_path):
+    """The in-memory DuckDB of the CLI, the survey sensor and the Spark build's Python models (Settings.connect_memory,
+    warehouse.in_memory) has the configured limit, and each instance spills into a directory of its own beside the
+    warehouse's: with one shared directory, the instance that closes first deletes what the other spilled."""
+    config, expected = _configured(tmp_path)
+    settings = load_settings(config)
+    beyond_limit = [
+        "create temp table numbers as select i, md5(i::varchar) as s from range(3000000) t(i)",
+        "create temp table sorted as select * from numbers order by s",
+    ]
+    first, second = settings.connect_memory(), settings.connect_memory()
+    try:
+        for con in (first, second):
+            assert con.execute("select current_setting('memory_limit')").fetchone()[0] == expected["memory_limit"]
+            con.execute("set memory_limit = '100MB'")  # small enough that both instances spill
+            for sql in beyond_limit:
+                con.execute(sql)
+        spilled = [Path(con.execute(LIMITS_SQL).fetchone()[1]) for con in (first, second)]
+        assert spilled[0] != spilled[1]
+        for path in spilled:
+            assert path.parent == Path(f"{expected['temp_directory']}.memory") and any(path.iterdir())
+        second.close()
+        assert not spilled[1].exists(), "DuckDB removes the directory it spilled into when it closes"
+        # The first instance still reads back every row it spilled.
+        assert first.execute("select count(*), count(distinct s) from sorted").fetchone() == (3_000_000, 3_000_000)
+    finally:
+        first.close()
+        second.close()
+
+
+def test_dbt_python_models_get_the_limits(tmp_path):
+    """A dbt Python model reads the limits for its own in-memory DuckDB from its config (dbt.config.get)."""
+    config, expected = _configured(tmp_path)
+    warehouse = tmp_path / "warehouse.duckdb"
+    variables = dbt_vars(load_settings(config), warehouse, {})
+    listed = run_dbt(
+        warehouse,
+        "ls",
+        "--select",
+        "int_identity_matches",
+        "--output",
+        "json",
+        "--output-keys",
+        "config",
+        "--vars",
+        json.dumps(variables),
+    )
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    line = next(text for text in listed.stdout.splitlines() if text.startswith("{"))
+    model_config = json.loads(line)["config"]
+    assert model_config["duckdb_memory_limit"] == "700MB"
+    assert model_config["duckdb_temp_directory"] == expected["temp_directory"]

@@ -5,7 +5,6 @@ import json
 from datetime import date
 
 import dagster as dg
-import duckdb
 
 from pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
 from pipeline.defs.resources import SettingsResource
@@ -39,7 +38,7 @@ def survey_files_sensor(context: dg.SensorEvaluationContext, settings: SettingsR
         return dg.SkipReason("the shop has no survey source (sources.survey is off)")
     source = survey_files.SurveySource.from_config("survey", cfg)
     seen: dict[str, list] = json.loads(context.cursor) if context.cursor else {}
-    con = duckdb.connect()  # in-memory: listing and peeking at dates never touch the warehouse's write lock
+    con = cdp.connect_memory()  # in-memory: listing and peeking at dates never touch the warehouse's write lock
     calendar = cdp.shop_calendar()
     try:
         ingest.prepare_session(con, calendar.timezone)
