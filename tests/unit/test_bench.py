@@ -170,7 +170,7 @@ def test_summary_takes_the_newest_complete_result_per_scale_and_judges_the_targe
         "100k-20261102T000000": _result("100k", "20261102T000000", 150, 50, 10),
         "1M-20261102T000000": _result("1M", "20261102T000000", 280, 75, 20, rss_mib=9000),
         "1M-20261103T000000": {"scale": "1M", "timestamp": "20261103T000000"},  # interrupted: no nightly
-        "3M-20261104T000000": _result("3M", "20261104T000000", 900, 90, 60, rss_mib=8000),
+        "3M-20261104T000000": _result("3M", "20261104T000000", 900, 90, 60, rss_mib=7000),
     }
     for stem, record in files.items():
         (tmp_path / f"{stem}.json").write_text(json.dumps(record))
@@ -189,10 +189,23 @@ def test_summary_takes_the_newest_complete_result_per_scale_and_judges_the_targe
     assert verdicts[0] == "- full build at 100k: 15.0× the lower bound (target ≤ 20×): met"
     assert verdicts[1] == "- full build at 1M: 14.0× the lower bound (target ≤ 10×): missed"
     assert verdicts[2].endswith("met") and "280" in verdicts[2]
-    assert verdicts[3].endswith("missed")  # 8.79 GiB
+    assert verdicts[3].endswith("missed")  # 9.44 GB
     assert verdicts[4].endswith("missed")  # 75 s > 60 s
     assert verdicts[5].endswith("met") and "1.50" in verdicts[5]  # both measured on 20261102
-    assert verdicts[6] == "- 3M: completed, peak 7.81 GiB (bound 8 GB): met"
+    assert verdicts[6] == "- 3M: completed, peak 7.34 GB (6.84 GiB) (bound 8 GB): met"
+    # The bound is 8 GB (8e9 bytes), not 8 GiB: 7,800 MiB is 8.18 GB.
+    results["3M"]["nightly"]["peak_rss_mib"] = 7800
+    assert target_rows(results)[6] == "- 3M: completed, peak 8.18 GB (7.62 GiB) (bound 8 GB): missed"
+
+
+def test_summary_replaces_only_the_readme_block():
+    from bench.summary import README_MARKERS, with_summary
+
+    start, end = README_MARKERS
+    readme = f"# Title\n\n## Performance\nintro\n{start}\nold table\n{end}\nafter\n"
+    assert with_summary(readme, "| new |\n") == f"# Title\n\n## Performance\nintro\n{start}\n| new |\n{end}\nafter\n"
+    with pytest.raises(SystemExit, match="no bench-summary markers"):
+        with_summary("# Title\n", "| new |")
 
 
 def test_measure_reports_the_peak_rss_of_each_process_in_the_tree(tmp_path):
