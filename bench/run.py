@@ -2,7 +2,8 @@
 
     uv run python -m bench.run --scale 10k [--keep] [--env NAME=VALUE ...]
 
-1. generates the demo sources as of the night before the last day (cutoff = end_date - 1 day),
+1. generates the demo sources as of the night before the last day (cutoff = end_date - 1 day), or copies them from
+   the cache of an earlier bench with the same generator and settings (~/.cache/cdp-bench; `--no-cache` regenerates),
 2. times the full build from an empty warehouse (`python -m pipeline.cli run --end <cutoff>`, a subprocess, so
    interpreter, Dagster and dbt start-up count),
 3. times the lower bound on the same sources (bench/lower_bound.py: DuckDB reading every record once), so every
@@ -19,6 +20,7 @@ Results go to bench/results/<scale>-<timestamp>.{md,json}; the Markdown is also 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -34,6 +36,7 @@ from pathlib import Path
 
 import psutil
 
+from pipeline.lib import demo_data
 from pipeline.lib.demo_data import DEFAULT_END, DemoConfig, generate
 from pipeline.lib.environment import REPO_ROOT
 
@@ -46,6 +49,7 @@ DBT_DIR = REPO_ROOT / "dbt_project"
 PYTHON = sys.executable
 DBT = str(Path(sys.executable).with_name("dbt"))
 MIB = 1024 * 1024
+CACHE_DIR = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cdp-bench"
 
 
 @dataclass
@@ -116,6 +120,24 @@ def measure(cmd: list[str], env: dict[str, str], log: Path) -> Measured:
     return Measured(
         round(seconds, 2), round(cpu, 2), round(peak / MIB, 1), returncode, started_at, time.time(), by_process, load
     )
+
+
+def demo_sources(cfg: DemoConfig, out: Path, cache: Path | None) -> tuple[dict[str, int], bool]:
+    """(record counts, whether they came from the cache): the demo sources of cfg written to `out`, replacing what is
+    there. With a cache directory, they are generated once per generator source and config (at 1M, minutes and ~8 GiB
+    of RSS) and copied from there afterwards."""
+    if cache is None:
+        return generate(cfg, out), False
+    key = hashlib.sha256(Path(demo_data.__file__).read_bytes() + repr(cfg).encode()).hexdigest()[:16]
+    entry = cache / f"{cfg.customers}-{key}"
+    hit = (entry / "sources.json").exists()
+    if not hit:
+        shutil.rmtree(entry, ignore_errors=True)
+        counts = generate(cfg, entry / "demo")
+        (entry / "sources.json").write_text(json.dumps(counts), encoding="utf-8")  # written last: the entry is whole
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.copytree(entry / "demo", out)
+    return json.loads((entry / "sources.json").read_text(encoding="utf-8")), hit
 
 
 def parse_scale(text: str) -> int:
@@ -268,6 +290,11 @@ def _dbt_rows(full: dict, nightly: dict) -> list[str]:
     return rows
 
 
+def _generated(record: dict, stage: str) -> str:
+    cached = record.get("sources_from_cache", {}).get(stage)
+    return "demo data copied from the cache" if cached else "generate demo data"
+
+
 def markdown(record: dict) -> str:
     m, full, nightly, bound = record["machine"], record["full_build"], record["nightly"], record["lower_bound"]
     lines = [
@@ -281,7 +308,7 @@ def markdown(record: dict) -> str:
         "",
         "| measure | wall s | CPU s (tree) | peak RSS MiB (tree) |",
         "|---|---:|---:|---:|",
-        f"| generate demo data (cutoff {record['cutoff']}) | {record['generate_seconds']['cutoff']} | | |",
+        f"| {_generated(record, 'cutoff')} (cutoff {record['cutoff']}) | {record['generate_seconds']['cutoff']} | | |",
         f"| **full build** `run --end {record['cutoff']}` ({full['profile']['status']}) | **{full['seconds']}** | "
         f"{full['cpu_seconds']} | {full['peak_rss_mib']} |",
         f"| lower bound: DuckDB reads every record once, one aggregate query (process) | {bound['seconds']} | "
@@ -289,7 +316,7 @@ def markdown(record: dict) -> str:
         f"| lower bound: query only | {bound['query_seconds']} | | |",
         f"| **full build ÷ lower bound (process; wall / CPU)** | **{record['full_over_bound']}×** | "
         f"{record['full_over_bound_cpu']}× | |",
-        f"| generate demo data (+1 day) | {record['generate_seconds']['full']} | | |",
+        f"| {_generated(record, 'full')} (+1 day) | {record['generate_seconds']['full']} | | |",
         f"| **nightly incremental** `run --start {record['new_day']} --end {record['new_day']}` "
         f"({nightly['profile']['status']}) | "
         f"**{nightly['seconds']}** | {nightly['cpu_seconds']} | {nightly['peak_rss_mib']} |",
@@ -317,6 +344,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", default="10k", help="10k | 100k | 1M | 3M or a number of persons")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (data, warehouse, logs)")
+    parser.add_argument("--no-cache", action="store_true", help=f"generate the sources again, not from {CACHE_DIR}")
     parser.add_argument(
         "--env",
         action="append",
@@ -348,11 +376,15 @@ def main() -> int:
         "work_dir": str(work),
         "dagster_home": str(dagster_home),
         "generate_seconds": {},
+        "sources_from_cache": {},
     }
+    cache = None if args.no_cache else CACHE_DIR
     print(f"bench {args.scale}: work dir {work}, log {log}", flush=True)
     try:
         began = time.perf_counter()
-        generate(DemoConfig(customers=customers, cutoff=cutoff), work / "demo")
+        _, record["sources_from_cache"]["cutoff"] = demo_sources(
+            DemoConfig(customers=customers, cutoff=cutoff), work / "demo", cache
+        )
         record["generate_seconds"]["cutoff"] = round(time.perf_counter() - began, 2)
 
         print("full build ...", flush=True)
@@ -370,7 +402,9 @@ def main() -> int:
         record["full_over_bound_cpu"] = round(full.cpu_seconds / max(bound.cpu_seconds, 0.01), 1)
 
         began = time.perf_counter()
-        record["sources"] = generate(DemoConfig(customers=customers), work / "demo")
+        record["sources"], record["sources_from_cache"]["full"] = demo_sources(
+            DemoConfig(customers=customers), work / "demo", cache
+        )
         record["generate_seconds"]["full"] = round(time.perf_counter() - began, 2)
 
         print("nightly incremental ...", flush=True)

@@ -228,3 +228,25 @@ def test_measure_reports_the_peak_rss_of_each_process_in_the_tree(tmp_path):
     assert measured.peak_rss_mib >= peaks["child.py"] + peaks["parent.py"] * 0.5
     assert process_label(["/x/.venv/bin/python", "/x/.venv/bin/dbt", "build", "--select", "m"]) == "dbt build"
     assert process_label(["/usr/bin/python3", "-m", "pipeline.cli", "run"]) == "python -m pipeline.cli"
+
+
+def test_demo_sources_are_generated_once_per_config_then_copied(tmp_path):
+    from datetime import date
+
+    from bench.run import demo_sources
+    from pipeline.lib.demo_data import DemoConfig
+
+    cache, out = tmp_path / "cache", tmp_path / "work" / "demo"
+    small = DemoConfig(customers=60, start_date=date(2026, 9, 1), end_date=date(2026, 11, 22))
+    counts, cached = demo_sources(small, out, cache)
+    assert not cached and counts["orders"] > 0
+    first = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    (out / "stale.txt").write_text("left by an earlier run")
+    again, cached = demo_sources(small, out, cache)
+    assert cached and again == counts
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == first
+    # Another config is another entry: generated, not served from the first one.
+    _, cached = demo_sources(
+        DemoConfig(customers=60, start_date=small.start_date, cutoff=date(2026, 11, 21)), out, cache
+    )
+    assert not cached and len(list(cache.iterdir())) == 2
