@@ -4,6 +4,7 @@
 
 Per-customer aggregates keyed by a normalised email (lower + trim), a stand-in for the real identity key: the
 webshop database through the SQLite scanner, the helpdesk JSONL exports and the survey exports (CSV, JSONL, Parquet).
+DuckDB runs with the settings' memory limit (duckdb.memory_limit), as the pipeline's own DuckDB does.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 import duckdb
 
 from pipeline.lib.duckdb_extensions import load_extension
+from pipeline.settings import load_settings
 
 AGGREGATES_TABLE = "customer_aggregates"
 
@@ -128,7 +130,7 @@ def main() -> None:
     parser.add_argument("demo_dir", type=Path)
     parser.add_argument("--out", type=Path, help="write the JSON here instead of printing it")
     args = parser.parse_args()
-    con = duckdb.connect()
+    con = load_settings().connect_memory()
     started = time.perf_counter()
     table = compute_customer_aggregates(con, args.demo_dir)
     seconds = time.perf_counter() - started
