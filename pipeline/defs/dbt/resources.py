@@ -2,9 +2,11 @@
 
 import subprocess
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 from dagster_dbt import DbtCliResource, DbtProject
+from packaging.version import Version
 
 from pipeline.lib.environment import REPO_ROOT
 
@@ -39,6 +41,28 @@ def ensure_manifest(project_dir: Path = DBT_DIR) -> Path:
     return manifest
 
 
+class CdpDbtCliResource(DbtCliResource):
+    """dagster-dbt's dbt CLI resource without two start-up costs the pipeline has no use for (together about 20 s
+    of a run on a busy 2-core machine, 5 s on a quiet one, before dbt itself starts):
+
+    - learning dbt's version by running `dbt --version` in a second process, which also asks PyPI for the latest
+      release (a network round trip per run, a timeout offline): the `dbt` run is the locked dbt-core package beside
+      this interpreter, whose version its package metadata holds;
+    - a dbt Core adapter opened in the Dagster process before every invocation (it loads the profile, the project and
+      dbt's macros): dagster-dbt uses it only for `fetch_row_counts()` / `fetch_column_metadata()`, and the dbt steps
+      read row counts and column types from DuckDB themselves (pipeline/defs/table_metadata.py).
+
+    Both override dagster-dbt members (pinned in uv.lock); tests/unit/test_dbt_resource.py fails when an upgrade
+    renames them."""
+
+    @property
+    def _cli_version(self) -> Version:
+        return Version(version("dbt-core"))
+
+    def _initialize_dbt_core_adapter(self, args) -> None:
+        return None
+
+
 ensure_manifest()
 dbt_project = DbtProject(project_dir=DBT_DIR, profiles_dir=DBT_DIR)
-dbt_resource = DbtCliResource(project_dir=dbt_project, dbt_executable=str(DBT_EXECUTABLE))
+dbt_resource = CdpDbtCliResource(project_dir=dbt_project, dbt_executable=str(DBT_EXECUTABLE))
