@@ -5,15 +5,20 @@ carries `meta.severity`: `critical` failures make a table unusable (blocking che
 `warning` failures are reported but let the pipeline continue.
 
 How a table is validated (`validate_table`):
-- The table is read through DuckDB into a pandas frame and validated by GX's pandas engine in an ephemeral context
-  (GX's SQL datasource does not evaluate expectations correctly on DuckDB).
+- The expectation types the suites use (table columns, not null, between, in set, regex, column pair) are evaluated
+  set-wise in DuckDB, with GX's semantics: nulls are not unexpected except for not-null, `mostly` is the share of
+  non-null values that must pass, `row_condition` (GX's comparison object) restricts the rows, and the result
+  carries GX's counts and unexpected examples. On a 156k-row table that is a second instead of GX's pandas engine's
+  77 s, and a run imports no GX at all (the import alone took 5-23 s per process on the bench machine).
+- Any other expectation, or one whose arguments the set-wise form does not know, goes to GX's pandas engine in an
+  ephemeral context (GX's SQL datasource does not evaluate expectations correctly on DuckDB), on the same rows.
 - Tables above `sample_rows` rows (default 200k) are validated on a deterministic sample:
   `USING SAMPLE reservoir(n ROWS) REPEATABLE (42)`, read single-threaded so the same table content always gives the
   same sample. Column-value expectations on a sample answer "is the rate of bad values acceptable", which is what
   their `mostly` thresholds express.
 - Row-count and uniqueness expectations are always computed in DuckDB SQL over the full table: a sample would
   hide duplicates and misstate the count, and a GROUP BY is cheap.
-`great_expectations` is imported lazily (the import takes several seconds), so importing this module stays cheap.
+`great_expectations` is imported lazily, only when an expectation needs its engine.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -40,6 +46,31 @@ FULL_TABLE_TYPES = (
     "expect_compound_columns_to_be_unique",
 )
 EXAMPLE_VALUES = 5  # unexpected values quoted per failed expectation
+# Evaluated set-wise in DuckDB (`_setwise_result`), with the arguments that form knows; anything else goes to GX.
+SETWISE_KWARGS = {
+    "expect_table_columns_to_match_set": {"column_set", "exact_match"},
+    "expect_column_values_to_not_be_null": {"column", "mostly", "row_condition"},
+    "expect_column_values_to_be_between": {
+        "column",
+        "min_value",
+        "max_value",
+        "strict_min",
+        "strict_max",
+        "mostly",
+        "row_condition",
+    },
+    "expect_column_values_to_be_in_set": {"column", "value_set", "mostly", "row_condition"},
+    "expect_column_values_to_match_regex": {"column", "regex", "mostly", "row_condition"},
+    "expect_column_pair_values_a_to_be_greater_than_b": {
+        "column_A",
+        "column_B",
+        "or_equal",
+        "ignore_row_if",
+        "mostly",
+        "row_condition",
+    },
+}
+CONDITION_OPERATORS = {"==": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 
 
 @dataclass(frozen=True)
@@ -293,18 +324,126 @@ def _gx_results(frame, expectations: list[dict[str, Any]], suite_name: str) -> l
     return results
 
 
-def read_for_validation(con: duckdb.DuckDBPyConnection, table: str, row_count: int, sample_rows: int):
-    """The table (or a relation in parentheses) as a pandas frame: all rows, or a deterministic reservoir sample."""
+def read_for_validation(
+    con: duckdb.DuckDBPyConnection, table: str, row_count: int, sample_rows: int, *, arrow: bool = False
+):
+    """The table (or a relation in parentheses) as a pandas frame (an Arrow table with `arrow`): all rows, or a
+    deterministic reservoir sample."""
     if row_count <= sample_rows:
-        return con.execute(f"select * from {table}").df()
+        result = con.execute(f"select * from {table}")
+        return result.to_arrow_table() if arrow else result.df()
     threads = con.execute("select current_setting('threads')").fetchone()[0]
     con.execute("set threads = 1")  # reservoir sampling is only repeatable single-threaded
     try:
-        return con.execute(
+        result = con.execute(
             f"select * from {table} as t using sample reservoir({int(sample_rows)} rows) repeatable ({SAMPLE_SEED})"
-        ).df()
+        )
+        return result.to_arrow_table() if arrow else result.df()
     finally:
         con.execute(f"set threads = {int(threads)}")
+
+
+def _plain(value: Any) -> Any:
+    """An example value as pandas would show it: DuckDB's DECIMAL comes back as Decimal, pandas reads a float."""
+    return float(value) if isinstance(value, Decimal) else value
+
+
+def _row_condition(condition: Any, columns: list[str]) -> tuple[str, list] | None:
+    """GX's comparison condition object as SQL and its parameter; None for a form only GX understands."""
+    if condition is None:
+        return "true", []
+    if not (isinstance(condition, dict) and condition.get("type") == "comparison"):
+        return None
+    name, operator = (condition.get("column") or {}).get("name"), CONDITION_OPERATORS.get(condition.get("operator"))
+    if name not in columns or operator is None:
+        return None
+    return f"{_quote(name)} {operator} ?", [condition.get("parameter")]
+
+
+def _unexpected(kind: str, kwargs: dict[str, Any]) -> tuple[str, list] | None:
+    """SQL that is true for an unexpected non-null value of a column-map expectation, and its parameters."""
+    column = _quote(kwargs["column"])
+    if kind == "expect_column_values_to_be_between":
+        low, high = kwargs.get("min_value"), kwargs.get("max_value")
+        parts, params = [], []
+        if low is not None:
+            parts.append(f"{column} {'<=' if kwargs.get('strict_min') else '<'} ?")
+            params.append(low)
+        if high is not None:
+            parts.append(f"{column} {'>=' if kwargs.get('strict_max') else '>'} ?")
+            params.append(high)
+        return (" or ".join(parts), params) if parts else None
+    if kind == "expect_column_values_to_be_in_set":
+        return f"not list_contains(?, {column})", [list(kwargs["value_set"])]
+    if kind == "expect_column_values_to_match_regex":  # GX: a match anywhere in the text (re.search)
+        return f"not regexp_matches(cast({column} as varchar), ?)", [kwargs["regex"]]
+    return None
+
+
+def _setwise_result(
+    con: duckdb.DuckDBPyConnection, rows: str, columns: list[str], expectation: dict[str, Any]
+) -> ExpectationResult | None:
+    """One expectation evaluated in DuckDB over the relation `rows` (columns `columns`), as GX's pandas engine
+    would; None when it takes GX to evaluate it."""
+    kind, kwargs = expectation["type"], expectation["kwargs"]
+    if kind not in SETWISE_KWARGS or not set(kwargs) <= SETWISE_KWARGS[kind] | {"batch_id"}:
+        return None
+    if kind == "expect_table_columns_to_match_set":
+        expected = list(kwargs.get("column_set") or [])
+        missing = [c for c in expected if c not in columns]
+        extra = [c for c in columns if c not in expected] if kwargs.get("exact_match", True) else []
+        observed = {"observed_value": columns, **({"missing_columns": missing} if missing else {})}
+        return _result(expectation, not missing and not extra, observed)
+    if kind == "expect_column_pair_values_a_to_be_greater_than_b":
+        if kwargs.get("ignore_row_if") != "either_value_is_missing":
+            return None
+        targets = [kwargs["column_A"], kwargs["column_B"]]
+        first, second = (_quote(c) for c in targets)
+        considered = f"{first} is not null and {second} is not null"
+        bad, params = f"not ({first} {'>=' if kwargs.get('or_equal') else '>'} {second})", []
+        selected = f"{first}, {second}"
+    else:
+        targets = [kwargs["column"]]
+        selected = _quote(kwargs["column"])
+        considered = f"{selected} is not null"
+        if kind == "expect_column_values_to_not_be_null":
+            considered, bad, params = "true", f"{selected} is null", []
+        else:
+            unexpected = _unexpected(kind, kwargs)
+            if unexpected is None:
+                return None
+            bad, params = unexpected
+    absent = [c for c in targets if c not in columns]
+    if absent:
+        return _result(expectation, False, {"exception": f'The column "{absent[0]}" in the table does not exist.'})
+    condition = _row_condition(kwargs.get("row_condition"), columns)
+    if condition is None:
+        return None
+    where, where_params = condition
+    failing = f"({considered}) and coalesce({bad}, false)"
+    try:
+        elements, base, unexpected_count = con.execute(
+            f"select count(*), count(*) filter (where {considered}), count(*) filter (where {failing}) "
+            f"from {rows} as t where {where}",
+            [*params, *where_params],
+        ).fetchone()
+        examples = (
+            con.execute(
+                f"select {selected} from {rows} as t where ({where}) and {failing} limit {EXAMPLE_VALUES}",
+                [*where_params, *params],
+            ).fetchall()
+            if unexpected_count
+            else []
+        )
+    except duckdb.Error:
+        return None  # e.g. a regex only Python's engine reads, or a bound of another type: GX decides
+    observed = {
+        "element_count": int(elements),
+        "unexpected_count": int(unexpected_count),
+        "unexpected_percent": 100.0 * unexpected_count / base if base else 0.0,
+        "unexpected_examples": [_plain(row[0]) if len(row) == 1 else [_plain(v) for v in row] for row in examples],
+    }
+    return _result(expectation, _mostly_ok(int(unexpected_count), int(base), kwargs.get("mostly")), observed)
 
 
 def validate_table(
@@ -344,12 +483,28 @@ def validate_table(
     if changed_where is not None:
         rows = f"(select * from {relation} where {changed_where})"
         changed_rows = con.execute(f"select count(*) from {rows}").fetchone()[0]
-    frame = read_for_validation(con, rows, row_count if changed_rows is None else changed_rows, sample_rows)
+    in_scope = row_count if changed_rows is None else changed_rows
     computed = {id(e): _sql_expectation(con, relation, row_count, e) for e in full_table}
-    if on_frame:
-        computed.update(zip((id(e) for e in on_frame), _gx_results(frame, on_frame, suite_name), strict=True))
+    validated_rows, sample = in_scope, None
+    if in_scope > sample_rows:  # the per-row expectations see a deterministic sample, registered as a view
+        sample = read_for_validation(con, rows, in_scope, sample_rows, arrow=True)
+        validated_rows, rows = sample.num_rows, f"validation_sample_{id(sample)}"
+        con.register(rows, sample)
+    try:
+        columns = [column[0] for column in con.execute(f"select * from {rows} as t limit 0").description]
+        for expectation in on_frame:
+            result = _setwise_result(con, rows, columns, expectation)
+            if result is not None:
+                computed[id(expectation)] = result
+        for_gx = [e for e in on_frame if id(e) not in computed]
+        if for_gx:
+            frame = con.execute(f"select * from {rows} as t").df()
+            computed.update(zip((id(e) for e in for_gx), _gx_results(frame, for_gx, suite_name), strict=True))
+    finally:
+        if sample is not None:
+            con.unregister(rows)
     results = [computed[id(e)] for e in suite["expectations"]]
-    return ValidationOutcome(table, suite_name, int(row_count), len(frame), results, window, changed_rows)
+    return ValidationOutcome(table, suite_name, int(row_count), int(validated_rows), results, window, changed_rows)
 
 
 # ---------------------------------------------------------------- freshness, volume, row-count drop

@@ -9,7 +9,9 @@ import duckdb
 import pytest
 
 from pipeline.lib.expectations import (
+    FULL_TABLE_TYPES,
     SUITES_DIR,
+    _gx_results,
     check_freshness,
     check_row_count_drop,
     check_volume,
@@ -90,6 +92,66 @@ def test_planted_bad_orders_fail_exactly_their_expectations(con):
     assert duplicate.observed["unexpected_count"] == 2
     assert duplicate.observed["unexpected_examples"] == [["X99999999", "9999-99-99X99:99:99+99:99"]]
     assert "[critical] expect_column_values_to_be_in_set(status)" in outcome.summary
+
+
+def test_set_wise_expectations_agree_with_gx_on_hostile_rows(con):
+    """The set-wise evaluation is GX's semantics in DuckDB: on planted bad rows of every kind the suites use (nulls
+    under a `mostly`, out-of-range and out-of-set values, a row condition, a broken regex, a pair out of order),
+    each expectation passes or fails as GX's pandas engine decides, with GX's counts."""
+    con.execute(f"create table raw.webshop_orders as {raw_orders_sql(600)}")
+    con.execute("update raw.webshop_orders set channel = null where order_id < 'O00000100'")  # 1/6: over 10 %
+    con.execute("update raw.webshop_orders set net_amount = -1 where order_id in ('O00000201', 'O00000202')")
+    con.execute("update raw.webshop_orders set status = 'Paid ' where order_id = 'O00000300'")
+    con.execute("update raw.webshop_orders set customer_id = null, guest_email = null where order_id = 'O00000400'")
+    suite = RAW_SUITES["raw_webshop_orders"]
+    extra = [
+        {"type": "expect_column_values_to_match_regex", "kwargs": {"column": "order_id", "regex": "^O0+[1-5]"}},
+        {"type": "expect_column_values_to_be_between", "kwargs": {"column": "gross_amount", "max_value": 100100}},
+        {
+            "type": "expect_column_values_to_not_be_null",
+            "kwargs": {
+                "column": "customer_id",
+                "mostly": 0.95,
+                "row_condition": {
+                    "type": "comparison",
+                    "column": {"name": "status"},
+                    "operator": "==",
+                    "parameter": "paid",
+                },
+            },
+        },
+        {
+            "type": "expect_column_pair_values_a_to_be_greater_than_b",
+            "kwargs": {
+                "column_A": "net_amount",
+                "column_B": "gross_amount",
+                "ignore_row_if": "either_value_is_missing",
+            },
+        },
+    ]
+    expectations = suite["expectations"] + [{**e, "meta": {"severity": "warning"}} for e in extra]
+    outcome = validate_table(con, "raw.webshop_orders", {**suite, "expectations": expectations})
+    per_row = [e for e in expectations if e["type"] not in FULL_TABLE_TYPES]
+    reference = _gx_results(con.execute("select * from raw.webshop_orders").df(), per_row, suite["name"])
+    ours_per_row = [r for e, r in zip(expectations, outcome.results, strict=True) if e["type"] not in FULL_TABLE_TYPES]
+    assert sum(not r.success for r in reference) >= 6
+    for ours, gx_result in zip(ours_per_row, reference, strict=True):
+        assert ours.success == gx_result.success, gx_result.label
+        for key in ("element_count", "unexpected_count", "missing_columns"):
+            assert ours.observed.get(key) == gx_result.observed.get(key), (gx_result.label, key)
+
+
+def test_an_expectation_without_a_set_wise_form_is_evaluated_by_gx(con):
+    con.execute(f"create table raw.webshop_orders as {raw_orders_sql(50)}")
+    con.execute("update raw.webshop_orders set order_id = 'O1' where order_id = 'O00000007'")
+    lengths = {
+        "type": "expect_column_value_lengths_to_be_between",
+        "kwargs": {"column": "order_id", "min_value": 9, "max_value": 9},
+        "meta": {"severity": "critical"},
+    }
+    outcome = validate_table(con, "raw.webshop_orders", {"name": "lengths", "expectations": [lengths]})
+    [result] = outcome.critical_failures
+    assert result.observed["unexpected_count"] == 1 and result.observed["unexpected_examples"] == ["X9"]
 
 
 def test_survey_scores_are_checked_per_survey_type(con):
