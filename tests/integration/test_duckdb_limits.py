@@ -111,3 +111,24 @@ def test_dbt_python_models_get_the_limits(tmp_path):
     model_config = json.loads(line)["config"]
     assert model_config["duckdb_memory_limit"] == "700MB"
     assert model_config["duckdb_temp_directory"] == expected["temp_directory"]
+
+
+def test_dbt_keeps_running_nodes_after_duckdb_spilled(tmp_path):
+    """A model that spills, then its tests on new cursors: the spill directory is DuckDB's from the start (dbt-duckdb
+    SETs profile `settings` on every cursor, and DuckDB refuses to switch its temp directory once it spilled)."""
+    config, _ = _configured(tmp_path)
+    warehouse = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("create schema raw")
+        con.execute("""
+            create table raw.survey_responses as
+            select 'r' || i as response_id, timestamp '2026-01-01' + to_seconds(i) as submitted_at, 'nps' as survey,
+                (i % 11)::integer as score, md5(i::varchar) || md5((i + 1)::varchar) as comment,
+                'p' || i || '@example.com' as email, null::varchar as phone, null::varchar as order_ref,
+                true as consent, timestamp '2026-02-01' as _loaded_at, date '2026-01-01' as _partition_date
+            from range(1500000) t(i)
+        """)
+    variables = dbt_vars(load_settings(config), warehouse, {}) | {"duckdb_memory_limit": "150MB"}
+    built = run_dbt(warehouse, "build", "--select", "stg_survey__responses", "--vars", json.dumps(variables))
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-2000:]
+    assert "PASS=" in built.stdout and "ERROR=0" in built.stdout
