@@ -467,8 +467,11 @@ def record_suppression(con: duckdb.DuckDBPyConnection, person: Person) -> int:
         con.unregister("_suppress_frame")
 
 
-def drop_suppressed(con: duckdb.DuckDBPyConnection, table: str, relation: str, rules: IdentityRules) -> int:
-    """Ingestion hook: delete from the (temp) `relation` of raw `table` every row carrying a suppressed identifier.
+def drop_suppressed(
+    con: duckdb.DuckDBPyConnection, table: str, relation: str, rules: IdentityRules, payload: str | None = None
+) -> int:
+    """Ingestion hook: delete from the (temp) `relation` of raw `table` every row carrying a suppressed identifier,
+    in its identifier columns or anywhere in `payload` (SQL of the row's delivered text, for unparseable deliveries).
 
     Returns the rows dropped. Costs nothing while the suppression list is absent or empty.
     """
@@ -486,10 +489,10 @@ def drop_suppressed(con: duckdb.DuckDBPyConnection, table: str, relation: str, r
         f"from {relation} where {c} is not null"
         for c, t in columns.items()
     ]
-    if "_payload" in delivered:
+    if payload:
         # Unparseable deliveries (quarantine-bound) still carry the address somewhere in their text.
         selects.append(
-            f"select distinct '_payload', 'email', unnest(regexp_extract_all(_payload, '{PAYLOAD_EMAIL}')) "
+            f"select distinct '_payload', 'email', unnest(regexp_extract_all({payload}, '{PAYLOAD_EMAIL}')) "
             f"from {relation}"
         )
     values = con.execute(" union ".join(selects)).pl()
@@ -511,10 +514,10 @@ def drop_suppressed(con: duckdb.DuckDBPyConnection, table: str, relation: str, r
             [
                 (
                     "exists (select 1 from _suppressed_values s where s.column_name = '_payload' "
-                    "and contains(_payload, s.raw_value))"
+                    f"and contains({payload}, s.raw_value))"
                 )
             ]
-            if "_payload" in delivered
+            if payload
             else []
         )
     )

@@ -269,6 +269,10 @@ def prepare_session(con: duckdb.DuckDBPyConnection, timezone: str) -> None:
     con.execute("create schema if not exists quarantine")
 
 
+# The quarantine payload of a typed row: the row as delivered (`_delivered_row`), as JSON.
+PAYLOAD = "to_json(_delivered_row)::varchar"
+
+
 def columns_of(con: duckdb.DuckDBPyConnection, relation: str) -> list[str]:
     return [row[0] for row in con.execute(f"describe select * from {relation}").fetchall()]
 
@@ -314,7 +318,12 @@ def land(
     extras = "".join(f"_orig.{q(c)}, " for c in source_columns if c not in spec.columns)
     problem = "_orig._problem" if "_problem" in delivered else "null::varchar"
     # The export a row came from (`_file`) helps staging only: a payload must not change when exports move.
-    content = [c for c in delivered if c not in ("_partition_date", "_file")]
+    content_columns = [c for c in delivered if c not in ("_partition_date", "_file")]
+
+    def content(row: str) -> str:
+        """The delivered row's content: what makes two deliveries the same row, wherever and whenever delivered."""
+        return "struct_pack(" + ", ".join(f"{q(c)} := {row}.{q(c)}" for c in content_columns) + ")"
+
     event_date = f"cast({q(spec.table.event_column)} as date)" if spec.table.event_column else "null::date"
     future_after = (run_as_of or as_of(window)) + spec.limits.future_tolerance
     in_window = "_partition_date >= ? and _partition_date < ?"
@@ -328,14 +337,13 @@ def land(
         create or replace temp table _typed_all as
         with typed as (
             select {typed}, {extras}{problem} as _problem, _orig._partition_date as _delivered_date, _orig,
-                   to_json(_orig)::varchar as _payload,
-                   md5(to_json(struct_pack({", ".join(f"{q(c)} := _orig.{q(c)}" for c in content)}))) as _content
+                   hash({content("_orig")}) as _content_hash
             from (select *{" exclude (_file)" if "_file" in delivered else ""}{absent} from {staged}) as _orig
         ),
         dated as (
             select * exclude (_delivered_date), coalesce(_delivered_date, {event_date}) as _partition_date from typed
         )
-        select * exclude (_problem, _orig),
+        select * exclude (_problem, _orig), _orig as _delivered_row,
                coalesce(_problem, concat_ws('; ', {reasons})) as _reason
         from dated
     """,
@@ -361,17 +369,20 @@ def land(
     )
     # Right to erasure (UU PDP / GDPR): rows of persons on privacy.suppression_list never land again, valid or not;
     # they are counted as `suppressed`, not dropped silently.
-    result.suppressed = drop_suppressed(con, spec.name, "_typed_all", identity_rules)
-    # Exact re-deliveries (the same content, e.g. one response in two exports) are kept once, the latest day's.
-    result.duplicates_dropped = con.execute("""
+    result.suppressed = drop_suppressed(con, spec.name, "_typed_all", identity_rules, PAYLOAD)
+    # Exact re-deliveries (the same content, e.g. one response in two exports) are kept once, the latest day's
+    # (rows of equal content and day are equal in every column). The hash only narrows the rows compared exactly.
+    result.duplicates_dropped = con.execute(f"""
         delete from _typed_all where rowid in (
             select rowid from _typed_all
-            qualify row_number() over (partition by _content order by _partition_date desc nulls last, _payload) > 1)
+            where _content_hash in (select _content_hash from _typed_all group by 1 having count(*) > 1)
+            qualify row_number() over (partition by {content("_delivered_row")}
+                                       order by _partition_date desc nulls last) > 1)
     """).fetchone()[0]
-    _resolve_conflicts(con, spec.table)
+    _resolve_conflicts(con, spec.table, content("_delivered_row"))
     # Renamed, not copied: the batch can be the whole history of order lines.
     con.execute("drop table if exists _typed")
-    con.execute("alter table _typed_all drop column _content")
+    con.execute("alter table _typed_all drop column _content_hash")
     con.execute("alter table _typed_all rename to _typed")
     result.conflicts = con.execute("select count(*) from _typed where _reason = ?", [CONFLICTING_DUPLICATE]).fetchone()[
         0
@@ -386,13 +397,13 @@ def land(
         ensure_table(
             con,
             raw_table,
-            "select * exclude (_reason, _payload), "
+            "select * exclude (_reason, _delivered_row), "
             "current_timestamp::timestamp as _loaded_at, ''::varchar as _source from _typed",
         )
         ensure_table(
             con,
             q_table,
-            "select _payload, _reason, _partition_date, "
+            f"select {PAYLOAD} as _payload, _reason, _partition_date, "
             "current_timestamp::timestamp as _loaded_at, ''::varchar as _source from _typed",
         )
         window_rows = "(_partition_date >= ? and _partition_date < ?)"
@@ -401,7 +412,7 @@ def land(
         # not delivered again. A re-delivered row replaces its earlier verdict instead of repeating it.
         con.execute(
             f"delete from {q_table} where {window_rows} or _payload in "
-            "(select _payload from _typed where _reason <> '')",
+            f"(select {PAYLOAD} from _typed where _reason <> '')",
             [start, end],
         )
         if other_days:
@@ -409,7 +420,7 @@ def land(
         result.loaded = con.execute(
             f"""
             insert into {raw_table} by name
-            select * exclude (_reason, _payload), current_timestamp::timestamp as _loaded_at, ? as _source
+            select * exclude (_reason, _delivered_row), current_timestamp::timestamp as _loaded_at, ? as _source
             from _typed where _reason = ''
         """,
             [source_label],
@@ -417,7 +428,8 @@ def land(
         result.quarantined = con.execute(
             f"""
             insert into {q_table} by name
-            select _payload, _reason, _partition_date, current_timestamp::timestamp as _loaded_at, ? as _source
+            select {PAYLOAD} as _payload, _reason, _partition_date, current_timestamp::timestamp as _loaded_at,
+                   ? as _source
             from _typed where _reason <> ''
         """,
             [source_label],
@@ -428,16 +440,22 @@ def land(
     return result
 
 
-def _resolve_conflicts(con: duckdb.DuckDBPyConnection, table: RawTable) -> None:
-    """Valid rows sharing a key (and version) but not content: the latest event wins, deterministically."""
-    version = [*table.key, *([table.event_column] if table.versioned and table.event_column else [])]
+def _resolve_conflicts(con: duckdb.DuckDBPyConnection, table: RawTable, content: str) -> None:
+    """Valid rows sharing a key (and version) but not content: the latest event wins, deterministically (then the
+    later delivery day, then the content's digest; digests only for keys delivered more than once)."""
+    version = ", ".join(
+        map(quote_identifier, [*table.key, *([table.event_column] if table.versioned and table.event_column else [])])
+    )
     latest = f"{quote_identifier(table.event_column)} desc nulls last, " if table.event_column else ""
     con.execute(
         f"""
         update _typed_all set _reason = ? where rowid in (
-            select rowid from _typed_all where _reason = ''
-            qualify row_number() over (partition by {", ".join(map(quote_identifier, version))}
-                                       order by {latest}_partition_date desc nulls last, _content) > 1)
+            select rowid from (
+                select rowid, *, count(*) over (partition by {version}) as _versions from _typed_all where _reason = ''
+            )
+            where _versions > 1
+            qualify row_number() over (partition by {version}
+                                       order by {latest}_partition_date desc nulls last, md5(to_json({content}))) > 1)
     """,
         [CONFLICTING_DUPLICATE],
     )
@@ -688,16 +706,17 @@ def _json_fields(
     return extras
 
 
-def _json_select(lines: str, fields: dict[str, str], extras: list[str], more: str = "") -> tuple[str, list[str]]:
-    """SELECT extracting contract fields (name -> JSON path), extra fields and `more` from `_line`; paths bound."""
-    parts, params = [], []
-    for column, path in [*fields.items(), *((e, None) for e in extras)]:
-        parts.append(f"case when _problem is null then json_extract_string(_line, ?) end as {quote_identifier(column)}")
-        params.append(path or f'$."{column}"')
+def _json_select(lines: str, fields: dict[str, str], extras: list[str], more: str = "") -> tuple[str, list]:
+    """SELECT extracting contract fields (name -> JSON path), extra fields and `more` from `_line`; the paths are one
+    bound list, so each line is parsed once for all of them."""
+    columns = [*fields, *extras]
+    paths = [*fields.values(), *(f'$."{extra}"' for extra in extras)]
+    values = ", ".join(f"_values[{i}] as {quote_identifier(column)}" for i, column in enumerate(columns, 1))
     return (
-        f"select {', '.join(parts)}, {more}case when _problem is not null then _line end as _raw_line, "
-        f"_problem, _partition_date, _file from {lines}"
-    ), params
+        f"select {values}, {more}case when _problem is not null then _line end as _raw_line, "
+        f"_problem, _partition_date, _file from (select *, case when _problem is null "
+        f"then json_extract_string(_line, ?::varchar[]) end as _values from {lines})"
+    ), [paths]
 
 
 _TICKET_FIELDS = {
