@@ -4,7 +4,9 @@ The source kind comes from `sources:` in pipeline/config/cdp.yaml (pipeline/lib/
 A shop without a helpdesk or surveys leaves that source out (or sets `enabled: false`): its asset then lands an empty,
 typed raw table, so dbt staging and everything downstream run unchanged.
 Backfills run as a single run over the whole range (BackfillPolicy.single_run) because each source is read
-set-wise by DuckDB; re-running a partition replaces that partition's rows.
+set-wise by DuckDB; re-running a partition replaces that partition's rows. Dagster (1.13) still records one
+materialization per asset and day of the range, each in its own SQLite transactions with the default instance
+storage: on a 3-year first build these events, not the landing SQL, are most of the raw steps' time.
 
 Step names sort before the unpartitioned serving step (`raw__webshop`, not `webshop`): Dagster 1.13 takes a run's
 stored partition subset from the last asset step of the plan in key order and plans every asset check of the run
