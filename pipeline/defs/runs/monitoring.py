@@ -21,6 +21,7 @@ a process id is enough.
 from __future__ import annotations
 
 import os
+import time
 
 import dagster as dg
 import psutil
@@ -29,7 +30,7 @@ WORKER_PID_TAG = "cdp/worker_pid"
 # Runs that may have a live worker; QUEUED runs have none yet, CANCELING ones are timed out by run monitoring.
 ACTIVE_STATUSES = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
 WORKER_STARTED_MESSAGE = "Started process for run"
-CLOCK_SLACK_SECONDS = 1.0  # process start times are rounded by the kernel
+CLOCK_SLACK_SECONDS = 1.0  # clocks of the run storage and of /proc, which agree to a clock tick here, may differ
 DEAD_RUN_POLL_SECONDS = 30
 
 
@@ -50,10 +51,24 @@ def _worker(instance: dg.DagsterInstance, record: dg.RunRecord) -> tuple[int, fl
     return None
 
 
+def _started_at(process: psutil.Process) -> float:
+    """When the process started, as a Unix time. psutil adds the process's start (clock ticks since boot) to the boot
+    time in whole seconds from /proc/stat, and that boot time drifts from the wall clock as NTP corrects it: measured
+    a second early on a fresh machine, enough to take a new process for one older than its recorded id. On Linux
+    the start is measured against the boot clock now instead."""
+    try:
+        with open(f"/proc/{process.pid}/stat") as stat:
+            ticks = int(stat.read().rsplit(")", 1)[1].split()[19])  # field 22, after the parenthesised command
+    except OSError:
+        return process.create_time()
+    since_start = time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
+    return time.time() - since_start
+
+
 def _process_alive(pid: int, recorded_at: float) -> bool:
     try:
         process = psutil.Process(pid)
-        return process.status() != psutil.STATUS_ZOMBIE and process.create_time() <= recorded_at + CLOCK_SLACK_SECONDS
+        return process.status() != psutil.STATUS_ZOMBIE and _started_at(process) <= recorded_at + CLOCK_SLACK_SECONDS
     except psutil.NoSuchProcess:
         return False
 
