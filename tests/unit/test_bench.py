@@ -250,3 +250,20 @@ def test_demo_sources_are_generated_once_per_config_then_copied(tmp_path):
         DemoConfig(customers=60, start_date=small.start_date, cutoff=date(2026, 11, 21)), out, cache
     )
     assert not cached and len(list(cache.iterdir())) == 2
+
+
+def test_forked_workers_shared_pages_count_once_in_the_pss_peak(tmp_path):
+    """A parent touching 300 MiB, then forking a worker that shares them: the sum of RSS counts them twice, PSS once."""
+    import sys
+
+    from bench.run import measure
+
+    script = tmp_path / "forks.py"
+    script.write_text(
+        "import os, time\nblock = bytearray(300 * 2**20)\nblock[::4096] = b'x' * len(block[::4096])\n"
+        "pid = os.fork()\ntime.sleep(2.5)\nif pid:\n    os.waitpid(pid, 0)\n"
+    )
+    measured = measure([sys.executable, str(script)], {}, tmp_path / "log")
+    assert measured.returncode == 0
+    assert measured.peak_rss_mib >= 600
+    assert 300 <= measured.peak_pss_mib < 450
