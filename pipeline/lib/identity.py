@@ -401,6 +401,29 @@ def _as_date(column: pl.Expr) -> pl.Expr:
     return column.cast(pl.Utf8).str.slice(0, 10).str.to_date(strict=False)
 
 
+# ------------------------------------------------------------------------------------------------ local DuckDB
+
+DuckDBConfig = Mapping[str, str]  # DuckDB settings of identity's in-memory connections: memory_limit, temp_directory
+
+
+def local_duckdb(config: DuckDBConfig | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB for identity's set work, bounded by `config` (without one DuckDB takes 80 % of RAM)."""
+    return duckdb.connect(config=dict(config or {}))
+
+
+def duckdb_limits(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """The memory limit and threads of `con` (a dbt model's session, bounded by the profile's duckdb settings) and a
+    spill folder beside its own, for the in-memory connections identity opens: they never take more than the
+    warehouse connection may."""
+    memory, temp, threads = con.sql(
+        "select current_setting('memory_limit'), current_setting('temp_directory'), current_setting('threads')"
+    ).fetchone()
+    config = {"memory_limit": str(memory), "threads": str(threads)}
+    if temp:
+        config["temp_directory"] = f"{temp}/identity"
+    return config
+
+
 # ------------------------------------------------------------------------------------------------ clustering
 
 
@@ -459,7 +482,9 @@ def _build_graph(identifiers: pl.DataFrame, records: pl.DataFrame) -> _Graph:
     return _Graph(record_table, value_table, edges, np.zeros(edges.height, dtype=bool))
 
 
-def _name_conflicts(touches: pl.DataFrame, names: pl.DataFrame, threshold: float, slips: int) -> pl.DataFrame:
+def _name_conflicts(
+    con: duckdb.DuckDBPyConnection, touches: pl.DataFrame, names: pl.DataFrame, threshold: float, slips: int
+) -> pl.DataFrame:
     """i, conflicts, named: per value, profile pairs with no name in common, and profiles carrying a name.
 
     `touches`: i, label (the profiles a value touches); `names`: label, first, last. Two names agree when the first
@@ -467,10 +492,8 @@ def _name_conflicts(touches: pl.DataFrame, names: pl.DataFrame, threshold: float
     and so are the last names when both have one; a name written last-first agrees too.
     """
     named = touches.join(names, on="label")
-    with duckdb.connect() as con:
-        con.register("named", named.to_arrow())
-        # A slip keeps the first letter: Budi/Budy are alike, Bayu/Ayu (Jaro-Winkler 0.92) are two people.
-        con.execute("create macro alike(x, y, t) as jaro_winkler_similarity(x, y) >= t and left(x, 1) = left(y, 1)")
+    con.register("named", named.to_arrow())
+    try:
         return con.execute(
             """
             with pairs as (
@@ -491,19 +514,22 @@ def _name_conflicts(touches: pl.DataFrame, names: pl.DataFrame, threshold: float
         """,
             {"t": threshold, "slips": slips},
         ).pl()
+    finally:
+        con.unregister("named")
 
 
-def _recycled(uses: pl.DataFrame, names: pl.DataFrame, gap_days: int, threshold: float) -> pl.DataFrame:
+def _recycled(
+    con: duckdb.DuckDBPyConnection, uses: pl.DataFrame, names: pl.DataFrame, gap_days: int, threshold: float
+) -> pl.DataFrame:
     """i, gap: values whose use pauses more than `gap_days` between differently named profiles.
 
     `uses`: i, label, day, current (one row per record carrying the value; a current record - an account - keeps
     using it from its day on); `names`: label, first, last. Not recycled when one profile used the value on both
     sides of the pause, or when a full name (first and last) before it agrees with one after it.
     """
-    with duckdb.connect() as con:
-        con.register("uses", uses.to_arrow())
-        con.register("names", names.to_arrow())
-        con.execute("create macro alike(x, y, t) as jaro_winkler_similarity(x, y) >= t and left(x, 1) = left(y, 1)")
+    con.register("uses", uses.to_arrow())
+    con.register("names", names.to_arrow())
+    try:
         return con.execute(
             """
             with timeline as (
@@ -530,6 +556,9 @@ def _recycled(uses: pl.DataFrame, names: pl.DataFrame, gap_days: int, threshold:
         """,
             {"gap": gap_days, "t": threshold},
         ).pl()
+    finally:
+        con.unregister("uses")
+        con.unregister("names")
 
 
 def _profile_values(
@@ -557,16 +586,18 @@ def _profile_values(
     )
 
 
-def _windowed_counts(spans: pl.DataFrame, group: list[str], windows: Mapping[str, int]) -> pl.DataFrame:
+def _windowed_counts(
+    con: duckdb.DuckDBPyConnection, spans: pl.DataFrame, group: list[str], windows: Mapping[str, int]
+) -> pl.DataFrame:
     """group + rank, held: per group of `spans` (group, id_type, w, rank, first, last) and each value's first day,
     the values of a windowed type used within its window of that day, ordered by rank. Values used within the window
     of each other all overlap the latest first day among them, so these counts are every window's."""
     window_of = pl.DataFrame(
         {"id_type": list(windows), "window": list(windows.values())}, schema={"id_type": pl.Utf8, "window": pl.Int64}
     )
-    with duckdb.connect() as con:
-        con.register("spans", spans.join(window_of, on="id_type").to_arrow())
-        keys = ", ".join(f"a.{c}" for c in group)
+    con.register("spans", spans.join(window_of, on="id_type").to_arrow())
+    keys = ", ".join(f"a.{c}" for c in group)
+    try:
         return con.execute(f"""
             select {keys}, a.id_type, a.w as at_value, b.rank,
                 count(*) over (partition by {keys}, a.id_type, a.w order by b.rank) as held
@@ -574,9 +605,12 @@ def _windowed_counts(spans: pl.DataFrame, group: list[str], windows: Mapping[str
                 on {" and ".join(f"a.{c} = b.{c}" for c in group)} and a.id_type = b.id_type
                 and b.first <= a.first and a.first <= b.last + b.window
         """).pl()
+    finally:
+        con.unregister("spans")
 
 
 def _first_break(
+    con: duckdb.DuckDBPyConnection,
     merging: pl.DataFrame,
     held: pl.DataFrame,
     limit_of: pl.DataFrame,
@@ -600,7 +634,7 @@ def _first_break(
     )
     if windows:
         windowed = first_seen.filter(pl.col("id_type").is_in(list(windows)))
-        counts = _windowed_counts(windowed, ["i"], windows).select(
+        counts = _windowed_counts(con, windowed, ["i"], windows).select(
             "i", "rank", "id_type", pl.col("held").cast(running.schema["held"])
         )
         running = pl.concat([running, counts.cast(running.schema)])
@@ -612,25 +646,44 @@ def _first_break(
     )
 
 
-def _over_limit(held: pl.DataFrame, limit_of: pl.DataFrame, windows: Mapping[str, int]) -> np.ndarray:
+def _over_limit(
+    con: duckdb.DuckDBPyConnection, held: pl.DataFrame, limit_of: pl.DataFrame, windows: Mapping[str, int]
+) -> np.ndarray:
     """The labels of profiles holding more values of a type than its limit (within its window, if it has one)."""
     plain = held.filter(~pl.col("id_type").is_in(list(windows))).group_by("label", "id_type").agg(held=pl.len())
     if windows:
         windowed = held.filter(pl.col("id_type").is_in(list(windows))).with_columns(rank=pl.lit(0))
         counts = (
-            _windowed_counts(windowed, ["label"], windows).group_by("label", "id_type").agg(held=pl.col("held").max())
+            _windowed_counts(con, windowed, ["label"], windows)
+            .group_by("label", "id_type")
+            .agg(held=pl.col("held").max())
         )
         plain = pl.concat([plain, counts.cast(plain.schema)])
     over = plain.join(limit_of, on="id_type").filter(pl.col("held") > pl.col("limit"))
     return over.get_column("label").unique().to_numpy()
 
 
-def resolve_identities(identifiers: pl.DataFrame, records: pl.DataFrame, rules: IdentityRules) -> Resolution:
+def resolve_identities(
+    identifiers: pl.DataFrame,
+    records: pl.DataFrame,
+    rules: IdentityRules,
+    duckdb_config: DuckDBConfig | None = None,
+) -> Resolution:
     """Cluster `records` into persons through their `identifiers` (output of normalise_identifiers).
 
     `records`: source, record_id and optionally `name` (the person's full name as the record gives it). Every record
-    gets exactly one cluster; records without a usable identifier are clusters of their own.
+    gets exactly one cluster; records without a usable identifier are clusters of their own. `duckdb_config` bounds
+    the in-memory DuckDB the name and time comparisons run in.
     """
+    with local_duckdb(duckdb_config) as con:
+        # A slip keeps the first letter: Budi/Budy are alike, Bayu/Ayu (Jaro-Winkler 0.92) are two people.
+        con.execute("create macro alike(x, y, t) as jaro_winkler_similarity(x, y) >= t and left(x, 1) = left(y, 1)")
+        return _resolve(con, identifiers, records, rules)
+
+
+def _resolve(
+    con: duckdb.DuckDBPyConnection, identifiers: pl.DataFrame, records: pl.DataFrame, rules: IdentityRules
+) -> Resolution:
     graph = _build_graph(identifiers, records)
     n, values = graph.n, graph.values
     refused = np.zeros(values.height, dtype=bool)  # shared: links nothing
@@ -748,7 +801,11 @@ def resolve_identities(identifiers: pl.DataFrame, records: pl.DataFrame, rules: 
                 uses = uses.filter(~pl.Series(refused[uses.get_column("i").to_numpy()]))
                 named = names.with_columns(label=pl.Series(labels[names.get_column("r").to_numpy()]))
                 paused = _recycled(
-                    uses, named.select("label", "first", "last").unique(), rules.recycle_days, rules.name_similarity
+                    con,
+                    uses,
+                    named.select("label", "first", "last").unique(),
+                    rules.recycle_days,
+                    rules.name_similarity,
                 )
                 refuse(
                     paused.get_column("i").to_numpy(),
@@ -771,7 +828,7 @@ def resolve_identities(identifiers: pl.DataFrame, records: pl.DataFrame, rules: 
                 # An email is personal: one slip in a short name (Ayu/Aiu) still agrees. A phone is often a
                 # family's, and Dedi/Dodi may be brothers.
                 slips = 1 if id_type == "email" else 0
-                judged = _name_conflicts(pending, profile_names, rules.name_similarity, slips).join(spread, on="i")
+                judged = _name_conflicts(con, pending, profile_names, rules.name_similarity, slips).join(spread, on="i")
                 agreeing = judged.filter((pl.col("conflicts") == 0) & (pl.col("named") == pl.col("profiles")))
                 all_named[agreeing.get_column("i").to_numpy()] = True
                 conflicts = judged.filter(pl.col("conflicts") > 0)
@@ -792,7 +849,7 @@ def resolve_identities(identifiers: pl.DataFrame, records: pl.DataFrame, rules: 
                 .join(oldest, on="label")
                 .with_columns(rank=pl.col("first_r").rank("ordinal").over("i") - 1)
             )
-            breaks = _first_break(ranked, held, limit_of, windows)
+            breaks = _first_break(con, ranked, held, limit_of, windows)
             shared = breaks.filter((pl.col("rank") <= 1) | ~pl.Series(all_named[breaks.get_column("i").to_numpy()]))
             refuse(
                 shared.get_column("i").to_numpy(),
@@ -835,7 +892,7 @@ def resolve_identities(identifiers: pl.DataFrame, records: pl.DataFrame, rules: 
             merging_value[merging.get_column("i").to_numpy()] = True
             holders = labels[e_r[on_type & merging_value[e_i]]]  # the profiles this type's merging values are in
             held = _profile_values(graph, labels, limited, refused, holders, spans)
-            over = _over_limit(held, limit_of, windows)
+            over = _over_limit(con, held, limit_of, windows)
             if over.size:
                 joint = np.intersect1d(e_i[on_type & np.isin(labels[e_r], over)], merging.get_column("i").to_numpy())
                 joint = joint[~refused[joint]]
@@ -996,6 +1053,7 @@ def link_records(
     rules: IdentityRules,
     previous: pl.DataFrame | None = None,
     resolve_all: bool = False,
+    duckdb_config: DuckDBConfig | None = None,
 ) -> pl.DataFrame:
     """Resolution.links for every record (a record without a usable identifier has one row with a null id_type),
     with its neighbourhood, fingerprint and `resolution`: the run that resolved it, a number above any in
@@ -1003,14 +1061,14 @@ def link_records(
     redo only what is newer than what they saw.
 
     `previous`: the rows the last run returned. Records outside `records_to_resolve` keep them, unless
-    `resolve_all` (a full rebuild, other rules).
+    `resolve_all` (a full rebuild, other rules). `duckdb_config` bounds the in-memory DuckDB connections.
     """
     resolution = time.time_ns() // 1000
     incremental = previous is not None and previous.height > 0
     if incremental:
         resolution = max(resolution, int(previous.get_column("resolution").max()) + 1)
     kept = None
-    with duckdb.connect() as con:
+    with local_duckdb(duckdb_config) as con:
         con.register("identifiers", identifiers.to_arrow())
         con.register("records", records.to_arrow())
         con.execute(
@@ -1033,7 +1091,7 @@ def link_records(
             fingerprints = con.sql("select * from fingerprints semi join todo using (source, record_id)").pl()
         else:
             fingerprints = con.table("fingerprints").pl()
-    resolved = resolve_identities(identifiers, records, rules)
+    resolved = resolve_identities(identifiers, records, rules, duckdb_config)
     links = resolved.links
     bare = fingerprints.select(KEYS).join(links, on=KEYS, how="anti")
     fresh = (
@@ -1049,14 +1107,16 @@ def link_records(
 # ------------------------------------------------------------------------------------------------ stable ids
 
 
-def _md5_hex(values: pl.Series) -> pl.Series:
+def _md5_hex(values: pl.Series, duckdb_config: DuckDBConfig | None = None) -> pl.Series:
     """md5 as hex, computed by DuckDB (stable across versions, unlike polars' hash)."""
-    with duckdb.connect() as con:
+    with local_duckdb(duckdb_config) as con:
         con.register("hash_input", pl.DataFrame({"key": values}).to_arrow())
         return con.execute("select md5(key) as h from hash_input").pl().get_column("h")
 
 
-def mint_customer_ids(keys: pl.Series, taken: pl.Series | None = None) -> pl.Series:
+def mint_customer_ids(
+    keys: pl.Series, taken: pl.Series | None = None, duckdb_config: DuckDBConfig | None = None
+) -> pl.Series:
     """'C' + 10 base32 chars of md5(key): the same key always gets the same id.
 
     An id already in `taken` (or minted twice in one call) is re-hashed as md5(key '#' n) until it is free.
@@ -1067,7 +1127,7 @@ def mint_customer_ids(keys: pl.Series, taken: pl.Series | None = None) -> pl.Ser
     salt = 0
     while (pending := result.filter(pl.col("customer_id").is_null())).height:
         salted = pending.get_column("key") if salt == 0 else pending.get_column("key") + f"#{salt}"
-        digest = _md5_hex(salted)
+        digest = _md5_hex(salted, duckdb_config)
         bits = digest.str.slice(0, 13).str.to_integer(base=16)
         chars = [(bits // 32**k) % 32 for k in range(9, -1, -1)]  # 50 of the 52 bits, 5 per character
         candidate = pl.select(
@@ -1094,7 +1154,10 @@ def mint_customer_ids(keys: pl.Series, taken: pl.Series | None = None) -> pl.Ser
 
 
 def assign_stable_ids(
-    clusters: pl.DataFrame, previous: pl.DataFrame | None = None, reserved_ids: pl.Series | None = None
+    clusters: pl.DataFrame,
+    previous: pl.DataFrame | None = None,
+    reserved_ids: pl.Series | None = None,
+    duckdb_config: DuckDBConfig | None = None,
 ) -> pl.DataFrame:
     """Give each cluster a customer id, keeping the ids of `previous` (source, record_id, customer_id).
 
@@ -1127,7 +1190,9 @@ def assign_stable_ids(
             (reserved_ids if reserved_ids is not None else pl.Series([], dtype=pl.Utf8)).cast(pl.Utf8),
         ]
     )
-    minted = unnamed.with_columns(customer_id=mint_customer_ids(unnamed.get_column("cluster_key"), taken))
+    minted = unnamed.with_columns(
+        customer_id=mint_customer_ids(unnamed.get_column("cluster_key"), taken, duckdb_config)
+    )
     cluster_ids = pl.concat([cluster_ids.filter(pl.col("customer_id").is_not_null()), minted])
     return (
         records.join(cluster_ids, on="cluster_key")

@@ -14,6 +14,7 @@ runs score with the same model. Splink runs in an in-memory DuckDB; it logs no v
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 
@@ -145,19 +146,21 @@ def entities(candidates: pl.DataFrame, profiles: pl.DataFrame, use: pl.DataFrame
     )
 
 
-def _linker(frame: pl.DataFrame, settings):
+def _linker(frame: pl.DataFrame, settings, duckdb_config: Mapping[str, str] | None = None):
     from splink import DuckDBAPI, Linker
 
-    db_api = DuckDBAPI()
+    from pipeline.lib.identity import local_duckdb
+
+    db_api = DuckDBAPI(connection=local_duckdb(duckdb_config))
     return Linker(db_api.register(frame.to_pandas()), settings, log_level=None)
 
 
-def train(frame: pl.DataFrame, seed: int = 1) -> dict:
+def train(frame: pl.DataFrame, seed: int = 1, duckdb_config: Mapping[str, str] | None = None) -> dict:
     """A model trained on `entities` (u by random sampling, m by EM over the candidate pairs); the priors when
-    there are too few pairs to learn from."""
+    there are too few pairs to learn from. `duckdb_config` bounds Splink's in-memory DuckDB."""
     from splink import block_on
 
-    linker = _linker(frame, _settings())
+    linker = _linker(frame, _settings(), duckdb_config)
     if frame.get_column("shared").is_duplicated().sum() >= 20:
         linker.training.estimate_u_using_random_sampling(max_pairs=2e6, seed=seed)
         # EM over the pairs agreeing on the first name teaches the other comparisons. The first name's own m
@@ -176,12 +179,15 @@ def train(frame: pl.DataFrame, seed: int = 1) -> dict:
     return model
 
 
-def score(frame: pl.DataFrame, model: dict | None = None) -> pl.DataFrame:
+def score(
+    frame: pl.DataFrame, model: dict | None = None, duckdb_config: Mapping[str, str] | None = None
+) -> pl.DataFrame:
     """Every candidate pair of profiles with its match probability and the evidence (the level each comparison
     reached); `model` None scores with the priors."""
     if frame.get_column("shared").is_duplicated().sum() == 0:
         return pl.DataFrame(schema=DECISION_SCHEMA)
-    linker = _linker(frame, {**model, "additional_columns_to_retain": RETAINED} if model is not None else _settings())
+    settings = {**model, "additional_columns_to_retain": RETAINED} if model is not None else _settings()
+    linker = _linker(frame, settings, duckdb_config)
     scored = pl.from_arrow(linker.inference.predict().as_duckdbpyrelation().arrow())
     levels = {
         column: _level_labels(linker, column) for column in ("first_name", "last_name", "city", "email", "activity")
@@ -339,6 +345,7 @@ def match_profiles(
     threshold: float,
     previous: pl.DataFrame | None = None,
     settled: pl.DataFrame | None = None,
+    duckdb_config: Mapping[str, str] | None = None,
 ) -> pl.DataFrame:
     """The matcher's decisions (decisions_table) with `resolution`: the newest link resolution they reflect.
 
@@ -346,7 +353,7 @@ def match_profiles(
     model, or None to score every candidate. Only profiles resolved after those decisions are scored again (their
     pairs never leave a neighbourhood); the other decisions are kept. `settled` (source, record_id of the records
     resolved no later than `previous`) lets a caller pass only the newer link rows and their records (a nightly
-    run then reads no history); without it, it is read from `links`.
+    run then reads no history); without it, it is read from `links`. `duckdb_config` bounds Splink's DuckDB.
     """
     from pipeline.lib.identity import KEYS, _record_key
 
@@ -358,7 +365,7 @@ def match_profiles(
         records.join(keys, on=KEYS, how="semi"),
         identifiers.join(keys, on=KEYS, how="semi"),
     )
-    decisions = decisions_table(accept(score(frame, model), threshold))
+    decisions = decisions_table(accept(score(frame, model, duckdb_config), threshold))
     if seen is not None:
         if settled is None:
             settled = links.filter(pl.col("resolution") <= seen)
@@ -400,18 +407,32 @@ class Persons:
 
 
 def resolve_persons(
-    identifiers: pl.DataFrame, records: pl.DataFrame, rules, model: dict | None = None, previous: Persons | None = None
+    identifiers: pl.DataFrame,
+    records: pl.DataFrame,
+    rules,
+    model: dict | None = None,
+    previous: Persons | None = None,
+    duckdb_config: Mapping[str, str] | None = None,
 ) -> Persons:
     """Rules, then the matcher, in memory (the dbt models do the same in steps). Trains a model when none is given;
     with `previous` (and its model) only the neighbourhoods the changes touch are resolved again, and only their
-    persons are formed again (a person never leaves its neighbourhood, as int_identity_components has it)."""
+    persons are formed again (a person never leaves its neighbourhood, as int_identity_components has it).
+    `duckdb_config` bounds the in-memory DuckDB connections (pipeline.lib.identity.local_duckdb)."""
     from pipeline.lib.identity import KEYS, _record_key, link_records
 
-    links = link_records(identifiers, records, rules, previous.links if previous is not None else None)
+    links = link_records(
+        identifiers, records, rules, previous.links if previous is not None else None, duckdb_config=duckdb_config
+    )
     if model is None:
-        model = previous.model if previous is not None else train(candidate_entities(links, records, identifiers))
+        model = (
+            previous.model
+            if previous is not None
+            else train(candidate_entities(links, records, identifiers), duckdb_config=duckdb_config)
+        )
     earlier = previous.decisions if previous is not None and previous.model == model else None
-    decisions = match_profiles(links, records, identifiers, model, rules.match_probability, earlier)
+    decisions = match_profiles(
+        links, records, identifiers, model, rules.match_probability, earlier, duckdb_config=duckdb_config
+    )
     if previous is None:
         return Persons(_persons(links, decisions), decisions, model, links)
     newest = pl.col("resolution") == pl.col("resolution").max()

@@ -33,7 +33,7 @@ def previous_links(session, this, rules_digest):
 
 def model(dbt, session):
     dbt.config(materialized="table")  # identity_full_rebuild comes from the YAML config (a dbt var)
-    from pipeline.lib.identity import IdentityRules, link_records
+    from pipeline.lib.identity import IdentityRules, duckdb_limits, link_records
 
     rules = IdentityRules.from_config(json.loads(dbt.config.get("identity_rules")))
     full_rebuild = str(dbt.config.get("identity_full_rebuild")).lower() in ("true", "1", "yes")
@@ -44,5 +44,6 @@ def model(dbt, session):
         rules,
         previous,
         resolve_all=full_rebuild or not same_rules,
+        duckdb_config=duckdb_limits(session),
     )
     return links.with_columns(rules_digest=pl.lit(rules.digest())).to_arrow()

@@ -27,7 +27,7 @@ def previous_mapping(session, this, run_date):
 
 def model(dbt, session):
     dbt.config(materialized="table")  # identity_full_rebuild comes from the YAML config (a dbt var)
-    from pipeline.lib.identity import assign_stable_ids
+    from pipeline.lib.identity import assign_stable_ids, duckdb_limits
 
     run_date = dbt.ref("int_run_date").pl().get_column("run_date")[0]
     components = dbt.ref("int_identity_components").pl()
@@ -39,5 +39,5 @@ def model(dbt, session):
 
     full_rebuild = str(dbt.config.get("identity_full_rebuild")).lower() in ("true", "1", "yes")
     baseline, issued = (None, None) if full_rebuild else previous_mapping(session, dbt.this, run_date)
-    mapped = pl.concat([assign_stable_ids(clusters, baseline, issued), anonymous])
+    mapped = pl.concat([assign_stable_ids(clusters, baseline, issued, duckdb_limits(session)), anonymous])
     return mapped.with_columns(run_date=pl.lit(run_date, pl.Date)).to_arrow()

@@ -12,6 +12,7 @@ import polars as pl
 
 def model(dbt, session):
     dbt.config(materialized="table")  # identity_full_rebuild comes from the YAML config (a dbt var)
+    from pipeline.lib.identity import duckdb_limits
     from pipeline.lib.identity_matching import MODEL_VERSION, candidate_entities, train
     from pipeline.lib.warehouse import table_exists
 
@@ -29,6 +30,6 @@ def model(dbt, session):
             "trained_on": [run_date],
             "candidate_pairs": [int(pairs or 0)],
             "version": [MODEL_VERSION],
-            "model": [json.dumps(train(entities), sort_keys=True)],
+            "model": [json.dumps(train(entities, duckdb_config=duckdb_limits(session)), sort_keys=True)],
         }
     ).to_arrow()

@@ -17,7 +17,7 @@ import polars as pl
 
 def model(dbt, session):
     dbt.config(materialized="table")  # identity_full_rebuild comes from the YAML config (a dbt var)
-    from pipeline.lib.identity import IdentityRules
+    from pipeline.lib.identity import IdentityRules, duckdb_limits
     from pipeline.lib.identity_matching import match_profiles
     from pipeline.lib.warehouse import table_exists
 
@@ -47,6 +47,13 @@ def model(dbt, session):
             identifiers.join(keys, "source, record_id", how="semi"),
         )
     decisions = match_profiles(
-        links.pl(), records.pl(), identifiers.pl(), json.loads(stored), rules.match_probability, previous, settled
+        links.pl(),
+        records.pl(),
+        identifiers.pl(),
+        json.loads(stored),
+        rules.match_probability,
+        previous,
+        settled,
+        duckdb_config=duckdb_limits(session),
     )
     return decisions.with_columns(model_digest=pl.lit(model_digest)).to_arrow()
