@@ -33,7 +33,8 @@ def timed(label: str, timings: dict[str, float], fn, *args):
     result = fn(*args)
     timings[label] = time.perf_counter() - started
     timings[f"{label} cpu"] = time.process_time() - cpu
-    print(f"  {label}: {timings[label]:.1f}s (cpu {timings[f'{label} cpu']:.1f}s)", flush=True)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+    print(f"  {label}: {timings[label]:.1f}s (cpu {timings[f'{label} cpu']:.1f}s; peak RSS {peak:.2f} GiB)", flush=True)
     return result
 
 
@@ -43,6 +44,7 @@ def resolve(staged: dict[str, pl.DataFrame], rules: IdentityRules, known_phones,
     timings: dict[str, float] = {}
     raw, records = timed("extract", timings, extract_identifiers, staged)
     identifiers = timed("normalise", timings, normalise_identifiers, raw, rules, known_phones)
+    del raw  # as in the dbt models, the raw rows are gone once normalised
     resolved = timed(
         "rules + matcher + components",
         timings,
@@ -54,15 +56,14 @@ def resolve(staged: dict[str, pl.DataFrame], rules: IdentityRules, known_phones,
         persons,
         duckdb_config,
     )
+    del identifiers, records
     clusters = resolved.clusters.filter("is_person").select("source", "record_id", "cluster_key")
     assigned = timed("stable ids", timings, assign_stable_ids, clusters, previous, None, duckdb_config)
     timings["total cpu"] = sum(v for k, v in timings.items() if k.endswith(" cpu"))
     timings["total"] = sum(v for k, v in timings.items() if not k.endswith(" cpu"))
     again = resolved.links.filter(pl.col("resolution") == pl.col("resolution").max()).select("source", "record_id")
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
     print(
-        f"  total: {timings['total']:.1f}s (cpu {timings['total cpu']:.1f}s; {again.unique().height} records resolved;"
-        f" peak RSS so far {peak:.2f} GiB)",
+        f"  total: {timings['total']:.1f}s (cpu {timings['total cpu']:.1f}s; {again.unique().height} records resolved)",
         flush=True,
     )
     return timings, assigned, resolved

@@ -147,10 +147,15 @@ class IdentityRules:
 class Resolution:
     clusters: pl.DataFrame  # source, record_id, cluster_key (the smallest record key of its cluster)
     violations: pl.DataFrame  # id_type, value, reason, records, linked, detail
-    candidates: pl.DataFrame  # left_key, right_key, id_type, value: profile pairs joined only by a shared value
-    links: pl.DataFrame  # source, record_id, id_type, value, linked, reason, detail, profile_key (its cluster_key)
-    # source, record_id, neighbourhood: the components through every usable value, linked or not (smallest record key)
-    neighbourhoods: pl.DataFrame
+    # source, record_id, id_type, value, linked, reason, detail, profile_key (its cluster_key), neighbourhood (the
+    # component through every usable value, linked or not: smallest record key)
+    links: pl.DataFrame
+    linkless: pl.DataFrame  # source, record_id, neighbourhood (itself) of the records without a usable identifier
+
+    @property
+    def candidates(self) -> pl.DataFrame:
+        """left_key, right_key, id_type, value: profile pairs joined only by a shared value."""
+        return candidate_pairs(self.links)
 
 
 # --------------------------------------------------------------------------------------------- canonical values
@@ -461,19 +466,25 @@ class _Graph:
         )[: self.n]
 
 
-def _build_graph(identifiers: pl.DataFrame, records: pl.DataFrame) -> _Graph:
-    record_table = (
-        pl.concat([records.select("source", "record_id"), identifiers.select("source", "record_id")])
-        .unique()
-        .sort("source", "record_id")
-        .with_row_index("r")
+def _numbered(frame: pl.DataFrame, columns: list[str], name: str) -> tuple[pl.DataFrame, np.ndarray]:
+    """(the distinct rows of `frame[columns]` in sort order, numbered from 0 in column `name`; each row's number):
+    one sort of the text keys instead of a unique, a sort and a join on them."""
+    ordered = frame.select(columns).with_row_index("pos").sort(columns)
+    starts = pl.any_horizontal([pl.col(c).ne_missing(pl.col(c).shift()) for c in columns]) | (
+        pl.int_range(pl.len()) == 0
     )
+    ordered = ordered.with_columns((starts.cum_sum() - 1).cast(pl.UInt32).alias(name))
+    numbers = np.empty(frame.height, dtype=np.uint32)
+    numbers[ordered.get_column("pos").to_numpy()] = ordered.get_column(name).to_numpy()
+    return ordered.filter(starts).select(name, *columns), numbers
+
+
+def _build_graph(identifiers: pl.DataFrame, records: pl.DataFrame) -> _Graph:
     ok = identifiers.filter(pl.col("status") == "ok").select("source", "record_id", "id_type", "value")
-    value_table = ok.select("id_type", "value").unique().sort("id_type", "value").with_row_index("i")
+    record_table, r = _numbered(pl.concat([ok.select(KEYS), records.select(KEYS), identifiers.select(KEYS)]), KEYS, "r")
+    value_table, i = _numbered(ok, ["id_type", "value"], "i")
     edges = (
-        ok.join(record_table, on=["source", "record_id"])
-        .join(value_table, on=["id_type", "value"])
-        .select("r", "i", "id_type")
+        pl.DataFrame({"r": r[: ok.height], "i": i, "id_type": ok.get_column("id_type")})
         .unique(["r", "i"])
         .sort("r", "i")
     )
@@ -906,8 +917,10 @@ def _resolve(
     # Neighbourhoods (nightly runs resolve again whole ones) are the components with every edge switched on.
     every_edge = _components(n + values.height, e_r, n + e_i)[:n]
     neighbourhood = graph.records.with_columns(label=pl.Series(every_edge)).select(
-        *KEYS, neighbourhood=_record_key(pl.col("source"), pl.col("record_id")).min().over("label")
+        "r", *KEYS, neighbourhood=_record_key(pl.col("source"), pl.col("record_id")).min().over("label")
     )
+    has_edge = np.zeros(n, dtype=bool)
+    has_edge[e_r] = True
     listed = reason != ""
     cut = values.with_columns(
         reason=pl.Series(reason, dtype=pl.Utf8), detail=pl.Series(detail, dtype=pl.Utf8), linked=pl.Series(linked)
@@ -940,16 +953,25 @@ def _resolve(
     links = (
         graph.edges.with_columns(linked=pl.Series(graph.accepted))
         .join(clusters, on="r")
+        .join(neighbourhood.select("r", "neighbourhood"), on="r")
         .join(cut.select("i", "reason", "detail"), on="i", how="left")
         .join(values.select("i", "value"), on="i")
-        .select("source", "record_id", "id_type", "value", "linked", "reason", "detail", profile_key="cluster_key")
+        .select(
+            *KEYS,
+            "id_type",
+            "value",
+            "linked",
+            "reason",
+            "detail",
+            profile_key="cluster_key",
+            neighbourhood="neighbourhood",
+        )
     )
     return Resolution(
         clusters=clusters.select("source", "record_id", "cluster_key"),
         violations=violations,
-        candidates=candidate_pairs(links),
         links=links,
-        neighbourhoods=neighbourhood,
+        linkless=neighbourhood.filter(~pl.Series(has_edge)).select(*KEYS, "neighbourhood"),
     )
 
 
@@ -1075,7 +1097,9 @@ def link_records(
             "create temp table fingerprints as " + record_fingerprints(con, "identifiers", "records").sql_query()
         )
         if incremental and not resolve_all:
-            con.register("previous", previous.with_row_index("position").to_arrow())
+            # Only what finding the records to resolve reads leaves the frame (not reasons and details).
+            columns = previous.select(*KEYS, "fingerprint", "neighbourhood").with_row_index("position")
+            con.register("previous", columns.to_arrow())
             con.execute(
                 "create temp table todo as "
                 + records_to_resolve(con, "fingerprints", "identifiers", "previous").sql_query()
@@ -1092,11 +1116,8 @@ def link_records(
         else:
             fingerprints = con.table("fingerprints").pl()
     resolved = resolve_identities(identifiers, records, rules, duckdb_config)
-    links = resolved.links
-    bare = fingerprints.select(KEYS).join(links, on=KEYS, how="anti")
     fresh = (
-        pl.concat([links, bare], how="diagonal")
-        .join(resolved.neighbourhoods, on=KEYS)
+        pl.concat([resolved.links, resolved.linkless], how="diagonal")
         .join(fingerprints, on=KEYS)
         .with_columns(resolution=pl.lit(resolution, pl.Int64))
     )

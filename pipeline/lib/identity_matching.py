@@ -290,27 +290,35 @@ def accept(decisions: pl.DataFrame, threshold: float) -> pl.DataFrame:
     decisions = decisions.with_columns(
         match_probability=pl.when(pl.col("two_accounts").fill_null(False)).then(0.0).otherwise("match_probability")
     )
-    ordered = decisions.sort(["match_probability", "left_key", "right_key"], descending=[True, False, False])
-    apart = {
-        (a, b)
-        for a, b, p in decisions.select("left_key", "right_key", "match_probability").iter_rows()
-        if p < threshold
-    }
+    # Only pairs at or above the threshold can link, and only pairs scored apart among their profiles can stop one:
+    # the walk below visits those few, not every candidate pair.
+    likely = decisions.filter(pl.col("match_probability") >= threshold).sort(
+        ["match_probability", "left_key", "right_key"], descending=[True, False, False]
+    )
+    keys = pl.concat([likely.get_column("left_key"), likely.get_column("right_key")]).unique().implode()
+    apart = set(
+        decisions.filter(
+            (pl.col("match_probability") < threshold) & pl.col("left_key").is_in(keys) & pl.col("right_key").is_in(keys)
+        )
+        .select("left_key", "right_key")
+        .iter_rows()
+    )
     group: dict[str, set[str]] = {}
     linked = []
-    for left, right, probability in ordered.select("left_key", "right_key", "match_probability").iter_rows():
+    for left, right in likely.select("left_key", "right_key").iter_rows():
         ours, theirs = group.get(left, {left}), group.get(right, {right})
-        ok = (
-            probability >= threshold
-            and ours is not theirs
-            and not any((min(x, y), max(x, y)) in apart for x in ours for y in theirs)
-        )
+        ok = ours is not theirs and not any((min(x, y), max(x, y)) in apart for x in ours for y in theirs)
         if ok:
             merged = ours | theirs
             for key in merged:
                 group[key] = merged
-        linked.append(ok or (probability >= threshold and ours is theirs))
-    return ordered.with_columns(linked=pl.Series(linked, dtype=pl.Boolean)).sort("left_key", "right_key")
+        linked.append(ok or ours is theirs)
+    verdicts = likely.select("left_key", "right_key", linked=pl.Series(linked, dtype=pl.Boolean))
+    return (
+        decisions.join(verdicts, on=["left_key", "right_key"], how="left")
+        .with_columns(pl.col("linked").fill_null(False))
+        .sort("left_key", "right_key")
+    )
 
 
 def candidate_entities(links: pl.DataFrame, records: pl.DataFrame, identifiers: pl.DataFrame) -> pl.DataFrame:
@@ -346,6 +354,7 @@ def match_profiles(
     previous: pl.DataFrame | None = None,
     settled: pl.DataFrame | None = None,
     duckdb_config: Mapping[str, str] | None = None,
+    entities: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """The matcher's decisions (decisions_table) with `resolution`: the newest link resolution they reflect.
 
@@ -354,18 +363,20 @@ def match_profiles(
     pairs never leave a neighbourhood); the other decisions are kept. `settled` (source, record_id of the records
     resolved no later than `previous`) lets a caller pass only the newer link rows and their records (a nightly
     run then reads no history); without it, it is read from `links`. `duckdb_config` bounds Splink's DuckDB.
+    `entities`: candidate_entities of `links` when the caller has them already (a full run trains on them).
     """
     from pipeline.lib.identity import KEYS, _record_key
 
     seen = None if previous is None or previous.is_empty() else previous.get_column("resolution").max()
     todo = links if seen is None else links.filter(pl.col("resolution") > seen)
-    keys = todo.select(KEYS).unique()
-    frame = candidate_entities(
-        todo.filter(pl.col("id_type").is_not_null()),
-        records.join(keys, on=KEYS, how="semi"),
-        identifiers.join(keys, on=KEYS, how="semi"),
-    )
-    decisions = decisions_table(accept(score(frame, model, duckdb_config), threshold))
+    if entities is None or seen is not None:
+        keys = todo.select(KEYS).unique()
+        entities = candidate_entities(
+            todo.filter(pl.col("id_type").is_not_null()),
+            records.join(keys, on=KEYS, how="semi"),
+            identifiers.join(keys, on=KEYS, how="semi"),
+        )
+    decisions = decisions_table(accept(score(entities, model, duckdb_config), threshold))
     if seen is not None:
         if settled is None:
             settled = links.filter(pl.col("resolution") <= seen)
@@ -423,15 +434,22 @@ def resolve_persons(
     links = link_records(
         identifiers, records, rules, previous.links if previous is not None else None, duckdb_config=duckdb_config
     )
-    if model is None:
-        model = (
-            previous.model
-            if previous is not None
-            else train(candidate_entities(links, records, identifiers), duckdb_config=duckdb_config)
-        )
+    entities = None
+    if model is None and previous is not None:
+        model = previous.model
+    elif model is None:
+        entities = candidate_entities(links, records, identifiers)  # trained and scored on the same candidates
+        model = train(entities, duckdb_config=duckdb_config)
     earlier = previous.decisions if previous is not None and previous.model == model else None
     decisions = match_profiles(
-        links, records, identifiers, model, rules.match_probability, earlier, duckdb_config=duckdb_config
+        links,
+        records,
+        identifiers,
+        model,
+        rules.match_probability,
+        earlier,
+        duckdb_config=duckdb_config,
+        entities=entities,
     )
     if previous is None:
         return Persons(_persons(links, decisions), decisions, model, links)
