@@ -573,27 +573,26 @@ def _recycled(
 
 
 def _profile_values(
-    graph: _Graph,
+    edges: pl.DataFrame,
     labels: np.ndarray,
-    limited: list[str],
     refused: np.ndarray,
     among: np.ndarray,
     spans: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
-    """label, id_type, w: the (not refused) values of limited types each profile of `among` (labels) holds; with
-    `spans` (r, first, last: the days each record uses its values) also first, last: when the profile used each."""
-    edges = graph.edges.filter(pl.col("id_type").is_in(limited))
+    """label, id_type, w: the (not refused) values of `edges` (the graph's edges of limited types) each profile of
+    `among` (labels) holds; with `spans` (r, first, last: the days each record uses its values) also first, last:
+    when the profile used each. A value's number (w) gives its type: keys are numbers, not text."""
     wanted = np.zeros(int(labels.max(initial=0)) + 1, dtype=bool)
     wanted[among] = True
     on = labels[edges.get_column("r").to_numpy()]
     keep = wanted[on] & ~refused[edges.get_column("i").to_numpy()]
     held = edges.with_columns(label=pl.Series(on)).filter(pl.Series(keep))
     if spans is None:
-        return held.select("label", "id_type", w="i").unique()
+        return held.select("label", "id_type", w="i").unique(["label", "w"])
     return (
         held.join(spans, on="r")
-        .group_by("label", "id_type", w="i")
-        .agg(first=pl.col("first").min(), last=pl.col("last").max())
+        .group_by("label", w="i")
+        .agg(pl.col("id_type").first(), first=pl.col("first").min(), last=pl.col("last").max())
     )
 
 
@@ -630,11 +629,16 @@ def _first_break(
     """i, rank, id_type, held, limit: for each value, the first profile (in rank order) that would push the merged
     profile over a limit, with the count it would reach. A windowed type counts only values used within its window
     of each other (`held` then carries first, last)."""
-    seen = merging.join(held, on="label").group_by("i", "id_type", "w")
+    seen = merging.join(held, on="label").group_by("i", "w")  # w gives id_type
     if not windows:
-        first_seen = seen.agg(rank=pl.col("rank").min())
+        first_seen = seen.agg(pl.col("id_type").first(), rank=pl.col("rank").min())
     else:
-        first_seen = seen.agg(rank=pl.col("rank").min(), first=pl.col("first").min(), last=pl.col("last").max())
+        first_seen = seen.agg(
+            pl.col("id_type").first(),
+            rank=pl.col("rank").min(),
+            first=pl.col("first").min(),
+            last=pl.col("last").max(),
+        )
     plain = first_seen.filter(~pl.col("id_type").is_in(list(windows)))
     running = (
         plain.group_by("i", "id_type", "rank")
@@ -759,6 +763,7 @@ def _resolve(
         schema={"id_type": pl.Utf8, "limit": pl.Int64},
     )
     accounts_limit = rules.limits.get("webshop_customer_id")
+    limited_edges = graph.edges.filter(pl.col("id_type").is_in(limited))
     labels = np.arange(n)
     value_types = values.get_column("id_type")
     for id_type in rules.priority:
@@ -783,7 +788,7 @@ def _resolve(
         partial = pl.DataFrame(schema={"i": pl.UInt32, "label": pl.Int64})
         if merging.height and id_type in rules.limits:
             linked[spread.get_column("i").to_numpy()] = spread.get_column("profiles").to_numpy()
-            held = _profile_values(graph, labels, limited, refused, merging.get_column("label").to_numpy(), spans)
+            held = _profile_values(limited_edges, labels, refused, merging.get_column("label").to_numpy(), spans)
             # A value carried by more accounts than the account limit is a shared one (a shop's or courier's).
             if accounts_limit is not None and id_type != "webshop_customer_id":
                 accounts = (
@@ -902,7 +907,7 @@ def _resolve(
             merging_value = np.zeros(values.height, dtype=bool)
             merging_value[merging.get_column("i").to_numpy()] = True
             holders = labels[e_r[on_type & merging_value[e_i]]]  # the profiles this type's merging values are in
-            held = _profile_values(graph, labels, limited, refused, holders, spans)
+            held = _profile_values(limited_edges, labels, refused, holders, spans)
             over = _over_limit(con, held, limit_of, windows)
             if over.size:
                 joint = np.intersect1d(e_i[on_type & np.isin(labels[e_r], over)], merging.get_column("i").to_numpy())
