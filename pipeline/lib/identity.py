@@ -38,6 +38,7 @@ from scipy.sparse.csgraph import connected_components
 
 from pipeline.lib.phones import normalise_phones
 from pipeline.lib.sources.registry import person_records
+from pipeline.lib.warehouse import in_memory
 
 IDENTIFIER_TYPES = ("webshop_customer_id", "order_id", "email", "phone", "helpdesk_requester_id")
 CONTACT_TYPES = ("email", "phone")
@@ -408,25 +409,20 @@ def _as_date(column: pl.Expr) -> pl.Expr:
 
 # ------------------------------------------------------------------------------------------------ local DuckDB
 
-DuckDBConfig = Mapping[str, str]  # DuckDB settings of identity's in-memory connections: memory_limit, temp_directory
+# memory_limit and temp_directory of identity's in-memory DuckDB (pipeline.lib.warehouse.in_memory's arguments)
+DuckDBConfig = Mapping[str, str | None]
 
 
 def local_duckdb(config: DuckDBConfig | None = None) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB for identity's set work, bounded by `config` (without one DuckDB takes 80 % of RAM)."""
-    return duckdb.connect(config=dict(config or {}))
+    """An in-memory DuckDB for identity's set work, bounded by `config` (without one DuckDB takes 80 % of RAM) and
+    spilling into a directory of its own beside `temp_directory`."""
+    return in_memory(**dict(config or {}))
 
 
-def duckdb_limits(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
-    """The memory limit and threads of `con` (a dbt model's session, bounded by the profile's duckdb settings) and a
-    spill folder beside its own, for the in-memory connections identity opens: they never take more than the
-    warehouse connection may."""
-    memory, temp, threads = con.sql(
-        "select current_setting('memory_limit'), current_setting('temp_directory'), current_setting('threads')"
-    ).fetchone()
-    config = {"memory_limit": str(memory), "threads": str(threads)}
-    if temp:
-        config["temp_directory"] = f"{temp}/identity"
-    return config
+def duckdb_limits(memory_limit: str | None, temp_directory: str | None) -> dict[str, str | None]:
+    """The DuckDBConfig of a dbt model's `duckdb_memory_limit` and `duckdb_temp_directory` configs (cdp.yaml's
+    duckdb settings, passed as dbt vars; an empty one means DuckDB's default)."""
+    return {"memory_limit": memory_limit or None, "temp_directory": temp_directory or None}
 
 
 # ------------------------------------------------------------------------------------------------ clustering

@@ -44,6 +44,6 @@ def model(dbt, session):
         rules,
         previous,
         resolve_all=full_rebuild or not same_rules,
-        duckdb_config=duckdb_limits(session),
+        duckdb_config=duckdb_limits(dbt.config.get("duckdb_memory_limit"), dbt.config.get("duckdb_temp_directory")),
     )
     return links.with_columns(rules_digest=pl.lit(rules.digest())).to_arrow()

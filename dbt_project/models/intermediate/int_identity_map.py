@@ -39,5 +39,6 @@ def model(dbt, session):
 
     full_rebuild = str(dbt.config.get("identity_full_rebuild")).lower() in ("true", "1", "yes")
     baseline, issued = (None, None) if full_rebuild else previous_mapping(session, dbt.this, run_date)
-    mapped = pl.concat([assign_stable_ids(clusters, baseline, issued, duckdb_limits(session)), anonymous])
+    limits = duckdb_limits(dbt.config.get("duckdb_memory_limit"), dbt.config.get("duckdb_temp_directory"))
+    mapped = pl.concat([assign_stable_ids(clusters, baseline, issued, limits), anonymous])
     return mapped.with_columns(run_date=pl.lit(run_date, pl.Date)).to_arrow()

@@ -24,12 +24,13 @@ def model(dbt, session):
     records = dbt.ref("int_identity_records").pl()
     entities = candidate_entities(dbt.ref("int_identity_links").pl(), records, dbt.ref("int_identifiers").pl())
     run_date = dbt.ref("int_run_date").pl().get_column("run_date")[0]
+    limits = duckdb_limits(dbt.config.get("duckdb_memory_limit"), dbt.config.get("duckdb_temp_directory"))
     pairs = entities.group_by("shared").agg(k=pl.len()).select((pl.col("k") * (pl.col("k") - 1) // 2).sum()).item()
     return pl.DataFrame(
         {
             "trained_on": [run_date],
             "candidate_pairs": [int(pairs or 0)],
             "version": [MODEL_VERSION],
-            "model": [json.dumps(train(entities, duckdb_config=duckdb_limits(session)), sort_keys=True)],
+            "model": [json.dumps(train(entities, duckdb_config=limits), sort_keys=True)],
         }
     ).to_arrow()

@@ -54,6 +54,6 @@ def model(dbt, session):
         rules.match_probability,
         previous,
         settled,
-        duckdb_config=duckdb_limits(session),
+        duckdb_config=duckdb_limits(dbt.config.get("duckdb_memory_limit"), dbt.config.get("duckdb_temp_directory")),
     )
     return decisions.with_columns(model_digest=pl.lit(model_digest)).to_arrow()
