@@ -104,6 +104,7 @@ def main() -> None:
         [frame.get_column(c).cast(pl.Utf8) for frame in staged.values() for c in frame.columns if "phone" in c]
     )
     known = parse_phones(compact(phones), rules.default_region, rules.phone_parse_workers)
+    del phones
 
     print("full run (matcher trained):")
     full, assigned, persons = resolve(staged, rules, known, None, None, duckdb_config)
