@@ -168,6 +168,17 @@ def demo_sources(cfg: DemoConfig, out: Path, cache: Path | None) -> tuple[dict[s
     return json.loads((entry / "sources.json").read_text(encoding="utf-8")), hit
 
 
+def _commit() -> str:
+    """The checkout's commit (with `+changes` when the work tree differs from it), or '' outside a git checkout."""
+    try:
+        git = ["git", "-C", str(REPO_ROOT)]
+        head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True)
+        dirty = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True)
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+    return head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
+
+
 def parse_scale(text: str) -> int:
     return SCALES.get(text) or int(text)
 
@@ -333,6 +344,7 @@ def markdown(record: dict) -> str:
         f"## Benchmark {record['scale']} ({record['customers']:,} persons) — {record['timestamp']}",
         "",
         *([f"Extra environment: {' '.join(record['env'])}", ""] if record["env"] else []),
+        f"Commit: {record.get('commit') or 'not recorded'}. "
         f"Machine: {m['cpu_logical']} cores ({m['cpu_physical']} physical), {m['memory_gib']} GiB RAM "
         f"({m['memory_available_gib']} GiB free), load avg {m['load_average_1m']} at start; "
         f"python {m['python']}, duckdb {m['duckdb']}, dagster {m['dagster']}, dbt {m['dbt']}.",
@@ -402,6 +414,7 @@ def main() -> int:
         "scale": args.scale,
         "customers": customers,
         "timestamp": datetime.now().strftime("%Y%m%dT%H%M%S"),
+        "commit": _commit(),
         "cutoff": cutoff.isoformat(),
         "new_day": new_day.isoformat(),
         "machine": machine(),

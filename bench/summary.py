@@ -38,6 +38,19 @@ def latest_results(results_dir: Path = RESULTS_DIR) -> dict[str, dict]:
     return {scale: found[scale] for scale in SCALES if scale in found}
 
 
+def incomplete_rows(results: dict[str, dict], results_dir: Path = RESULTS_DIR) -> list[str]:
+    """A line for each result newer than its scale's newest complete one that has no nightly run (failed, stopped):
+    the table above would otherwise show only the older success."""
+    rows = []
+    for path in sorted(results_dir.glob("*.json")):
+        record = json.loads(path.read_text(encoding="utf-8"))
+        scale, newest = record.get("scale"), results.get(record.get("scale"), {})
+        if "nightly" not in record and scale in SCALES and record.get("timestamp", "") > newest.get("timestamp", ""):
+            outcome = record.get("outcome") or "stopped before the nightly run"
+            rows.append(f"- {scale}: a newer attempt did not complete ({path.name}): {outcome}")
+    return rows
+
+
 def _largest_process(run: dict) -> str:
     """`label size GiB` of the process with the largest peak RSS (older results did not record them)."""
     peaks = run.get("process_peak_rss_mib") or {}
@@ -157,6 +170,7 @@ def main() -> None:
             "",
             *summary_rows(results),
             "",
+            *incomplete_rows(results),
             *nightly_ratio_rows(results),
             *target_rows(results),
             "",

@@ -163,7 +163,7 @@ def _result(scale: str, stamp: str, full: float, nightly: float, bound: float, r
 def test_summary_takes_the_newest_complete_result_per_scale_and_judges_the_targets(tmp_path):
     import json
 
-    from bench.summary import latest_results, nightly_ratio_rows, summary_rows, target_rows
+    from bench.summary import incomplete_rows, latest_results, nightly_ratio_rows, summary_rows, target_rows
 
     files = {
         "100k-20261101T000000": _result("100k", "20261101T000000", 900, 200, 10),
@@ -184,6 +184,9 @@ def test_summary_takes_the_newest_complete_result_per_scale_and_judges_the_targe
         "- nightly 1M ÷ nightly 100k: 1.50 for 10× the data (flat would be ≈ 1)",
         "- nightly 3M ÷ nightly 1M: 1.20 for 3× the data (flat would be ≈ 1) — measured on different days "
         "(20261102, 20261104): indicative only",
+    ]
+    assert incomplete_rows(results, tmp_path) == [
+        "- 1M: a newer attempt did not complete (1M-20261103T000000.json): stopped before the nightly run"
     ]
     verdicts = target_rows(results)
     assert verdicts[0] == "- full build at 100k: 15.0× the lower bound (target ≤ 20×): met"
