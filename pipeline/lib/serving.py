@@ -10,8 +10,10 @@ leaves the last good copy in place; its leftovers (tmp files of dead processes) 
 A publish rewrites only what changed: every served table carries a change marker in the manifest (a hash of its
 served rows, taken in one scan, plus its column list and descriptions). The new copy starts as a file copy of the
 last one, rewrites the tables whose marker moved and drops the ones that left; Parquet files of unchanged tables are
-hard links into the new version directory. An erasure (`keep_previous_parquet=False`) builds everything afresh, so
-no freed block of the old copy survives.
+hard links into the new version directory. A dated history table (a `snapshot_date` column, the one history
+mechanism) has a marker per snapshot date and one Parquet file per date: a nightly run adds one date, so a publish
+inserts that date's rows into the copy and writes that date's file, whatever the length of the history. An erasure
+(`keep_previous_parquet=False`) builds everything afresh, so no freed block of the old copy survives.
 
 Made for BI clients: every table and column keeps the description dbt documented (table and column comments in the
 DuckDB file, field and schema metadata `description` in the Parquet files); each table is one folder
@@ -48,6 +50,9 @@ from pipeline.lib.warehouse import connect
 SERVING_FILE = "cdp.duckdb"
 PARQUET_LINK = "parquet"
 MANIFEST_TABLE = "main.serving_manifest"
+# Change markers of the dated tables per snapshot date (the history tables' date column).
+SNAPSHOTS_TABLE = "main.serving_snapshots"
+SNAPSHOT_COLUMN = "snapshot_date"
 # Direct identifiers besides every column whose name mentions email or phone.
 NAME_COLUMNS = frozenset({"full_name", "first_name", "last_name", "requester_name", "customer_name"})
 _CONTACT_PATTERN = re.compile(r"email|phone")
@@ -65,6 +70,13 @@ MANIFEST_DESCRIPTION = {
     "published_at": "When this copy was built (UTC).",
     "change_marker": "Hash of the table's served rows, columns and descriptions: a publish rewrites the table only "
     "when it moves.",
+}
+SNAPSHOTS_DESCRIPTION = {
+    "": "Change markers of the dated history tables per snapshot date: a publish rewrites only the dates that moved.",
+    "table_name": "Published table as schema.table.",
+    "snapshot_date": "A snapshot date the table holds.",
+    "row_count": "Rows of that date.",
+    "change_marker": "Hash of that date's served rows, the table's columns and descriptions.",
 }
 # Bumped when the served form of a table changes for the same warehouse rows (forces one full rewrite).
 SERVED_FORM_VERSION = 1
@@ -299,21 +311,40 @@ def _swap_parquet_link(out_dir: Path, version_dir: Path) -> str | None:
     return previous
 
 
-def _parquet_file(root: Path, served: str) -> Path:
-    """Where a served table ("schema.name") lives under a Parquet version directory: one folder per table."""
+def _parquet_file(root: Path, served: str, snapshot: str | None = None) -> Path:
+    """Where a served table ("schema.name") lives under a Parquet version directory: one folder per table, one file
+    per snapshot date for a dated table."""
     schema, name = served.split(".", 1)
     folder = name if schema == "marts" else served
-    return root / folder / f"{folder}.parquet"
+    return root / folder / (f"{folder}-{snapshot}.parquet" if snapshot else f"{folder}.parquet")
 
 
 def change_marker(
-    con: duckdb.DuckDBPyConnection, select: str, params: Mapping[str, Any], description: str | None, comments: Mapping
-) -> str:
+    con: duckdb.DuckDBPyConnection,
+    select: str,
+    params: Mapping[str, Any],
+    description: str | None,
+    comments: Mapping,
+    dated: bool = False,
+) -> tuple[str, dict[str, tuple[str, int]]]:
     """What a served table is, as one hash: its served rows (summed row hashes, one scan, independent of row order
-    and of parallelism), its columns (the SELECT) and its descriptions."""
-    rows, rows_hash = con.execute(f"select count(*), coalesce(sum(hash(s)), 0) from ({select}) as s", params).fetchone()
-    form = json.dumps([SERVED_FORM_VERSION, select, description, sorted(comments.items()), rows, str(rows_hash)])
-    return hashlib.sha256(form.encode()).hexdigest()
+    and of parallelism), its columns (the SELECT) and its descriptions. A dated table also gets one such hash per
+    snapshot date, from the same scan: (table marker, {snapshot date: (marker, rows)})."""
+    form = [SERVED_FORM_VERSION, select, description, sorted(comments.items())]
+    if not dated:
+        rows, rows_hash = con.execute(
+            f"select count(*), coalesce(sum(hash(s)), 0) from ({select}) as s", params
+        ).fetchone()
+        return hashlib.sha256(json.dumps([*form, rows, str(rows_hash)]).encode()).hexdigest(), {}
+    per_date = con.execute(
+        f"select cast(s.{SNAPSHOT_COLUMN} as varchar), count(*), sum(hash(s)) from ({select}) as s group by 1", params
+    ).fetchall()
+    snapshots = {
+        str(day): (hashlib.sha256(json.dumps([*form, str(day), rows, str(rows_hash)]).encode()).hexdigest(), rows)
+        for day, rows, rows_hash in per_date
+    }
+    marker = hashlib.sha256(json.dumps([*form, sorted(snapshots.items())]).encode()).hexdigest()
+    return marker, snapshots
 
 
 def _previous_markers(con: duckdb.DuckDBPyConnection, database: str) -> dict[str, tuple[str, int]]:
@@ -323,6 +354,18 @@ def _previous_markers(con: duckdb.DuckDBPyConnection, database: str) -> dict[str
         return {}
     rows = con.execute(f"select table_name, change_marker, row_count from {database}.{MANIFEST_TABLE}").fetchall()
     return {name: (marker, count) for name, marker, count in rows}
+
+
+def _previous_snapshots(con: duckdb.DuckDBPyConnection, database: str) -> dict[str, dict[str, str]]:
+    """{served table: {snapshot date: change marker}} of the copy attached as `database`; empty without them."""
+    schema, table = SNAPSHOTS_TABLE.split(".")
+    if not _columns(con, schema, table, database=database):
+        return {}
+    rows = con.execute(f"select table_name, snapshot_date, change_marker from {database}.{SNAPSHOTS_TABLE}").fetchall()
+    previous: dict[str, dict[str, str]] = {}
+    for name, day, marker in rows:
+        previous.setdefault(name, {})[day] = marker
+    return previous
 
 
 def _link_or_copy(source: Path, target: Path) -> None:
@@ -345,7 +388,13 @@ class _ServedTable:
     description: str | None
     comments: dict[str, str]  # column -> description
     marker: str  # change_marker of the served form
+    snapshots: dict[str, tuple[str, int]] = field(default_factory=dict)  # dated table: {date: (marker, rows)}
     kept: dict[str, int] | None = None  # {served table: rows} carried over unchanged from the last copy
+    kept_dates: set[str] = field(default_factory=set)  # dated table: dates carried over unchanged from the last copy
+
+    @property
+    def name(self) -> str:
+        return f"{self.schema}.{self.table}"
 
 
 def _write_table(con: duckdb.DuckDBPyConnection, item: _ServedTable, parquet_root: Path) -> dict[str, int]:
@@ -354,6 +403,8 @@ def _write_table(con: duckdb.DuckDBPyConnection, item: _ServedTable, parquet_roo
     schema, table = item.schema, item.table
     con.execute(f"create schema if not exists serving_out.{_quote(schema)}")
     target = f"serving_out.{_quote(schema)}.{_quote(table)}"
+    if item.snapshots:
+        return _write_dated_table(con, item, target, parquet_root)
     con.execute(f"create table {target} as {item.select}", item.params)
     _comment(con, target, item.description, item.comments)
     served = [(table, target, item.description, item.comments)]
@@ -368,6 +419,31 @@ def _write_table(con: duckdb.DuckDBPyConnection, item: _ServedTable, parquet_roo
         rows[f"{schema}.{name}"] = con.execute(f"select count(*) from {served_target}").fetchone()[0]
         _write_parquet(con, served_target, _parquet_file(parquet_root, f"{schema}.{name}"), description, comments)
     return rows
+
+
+def _write_dated_table(
+    con: duckdb.DuckDBPyConnection, item: _ServedTable, target: str, parquet_root: Path
+) -> dict[str, int]:
+    """A dated table: the snapshot dates not in `item.kept_dates` (kept in the copy, their Parquet files linked by the
+    caller) are deleted from the copy, the current ones inserted, and each written as its own Parquet file."""
+    written = sorted(set(item.snapshots) - item.kept_dates)
+    day = f"cast({_quote(SNAPSHOT_COLUMN)} as varchar)"
+    select = f"select * from ({item.select}) as s where {day} in (select unnest($days))"
+    if item.kept_dates:
+        con.execute(
+            f"delete from {target} where {day} not in (select unnest($days))",
+            {"days": sorted(item.kept_dates)},
+        )
+        if written:
+            con.execute(f"insert into {target} {select}", {**item.params, "days": written})
+    else:
+        con.execute(f"create table {target} as {select}", {**item.params, "days": written})
+        _comment(con, target, item.description, item.comments)
+    for written_day in written:
+        rows_of_day = f"(select * from {target} where {day} = {_sql_string(written_day)})"
+        path = _parquet_file(parquet_root, item.name, written_day)
+        _write_parquet(con, rows_of_day, path, item.description, item.comments)
+    return {item.name: sum(rows for _, rows in item.snapshots.values())}
 
 
 def publish(
@@ -404,23 +480,35 @@ def publish(
         with connect(warehouse, read_only=True) as con:
             con.execute(f"attach {_sql_string(str(tmp_file))} as serving_out (read_write)")
             previous = _previous_markers(con, "serving_out") if incremental else {}
+            previous_snapshots = _previous_snapshots(con, "serving_out") if incremental else {}
             tables = _published_tables(con, options.schemas)
             consent_source = '"marts"."customer_profile"' if ("marts", "customer_profile") in tables else None
             planned = []
             for schema, table in tables:
-                select = published_select(schema, table, _columns(con, schema, table), options, consent_source)
+                columns = _columns(con, schema, table)
+                select = published_select(schema, table, columns, options, consent_source)
                 select_params = params if "$salt" in select else {}
                 description, comments = _descriptions(con, schema, table)
                 if "marketing_consent" in select and "marketing_consent" not in comments:
                     comments["marketing_consent"] = CONSENT_DESCRIPTION
-                marker = change_marker(con, select, select_params, description, comments)
-                item = _ServedTable(schema, table, select, select_params, description, comments, marker)
+                # Dated: a history table without list columns (those get bridge tables, written whole).
+                dated = SNAPSHOT_COLUMN in dict(columns) and not any(t.endswith("[]") for _, t in columns)
+                marker, snapshots = change_marker(con, select, select_params, description, comments, dated)
+                item = _ServedTable(schema, table, select, select_params, description, comments, marker, snapshots)
                 # A table and its bridge tables carry the table's marker in the manifest.
                 kept = {name: rows for name, (was, rows) in previous.items() if was == marker}
-                if f"{schema}.{table}" in kept and all(_parquet_file(previous_dir, name).is_file() for name in kept):
+                files = [(item.name, day) for day in snapshots] or [(name, None) for name in kept]
+                if item.name in kept and all(_parquet_file(previous_dir, *file).is_file() for file in files):
                     item.kept = kept
+                elif item.name in previous:  # a dated table keeps the dates whose marker did not move
+                    before = previous_snapshots.get(item.name, {})
+                    item.kept_dates = {
+                        day
+                        for day, (was, _) in snapshots.items()
+                        if before.get(day) == was and _parquet_file(previous_dir, item.name, day).is_file()
+                    }
                 planned.append(item)
-            keep = {name for item in planned for name in item.kept or {}}
+            keep = {name for item in planned for name in item.kept or ({item.name} if item.kept_dates else {})}
             for schema, table in con.execute(
                 "select schema_name, table_name from duckdb_tables() where database_name = 'serving_out'"
             ).fetchall():
@@ -428,9 +516,12 @@ def publish(
                     con.execute(f"drop table serving_out.{_quote(schema)}.{_quote(table)}")
             markers = {}
             for item in planned:
+                # Unchanged Parquet files: a kept table's file (a dated table's every date), a dated table's kept dates.
+                unchanged = [(name, None) for name in item.kept or {} if not item.snapshots]
+                unchanged += [(item.name, day) for day in (item.snapshots if item.kept else item.kept_dates)]
+                for name, day in unchanged:
+                    _link_or_copy(_parquet_file(previous_dir, name, day), _parquet_file(tmp_version_dir, name, day))
                 if item.kept:
-                    for name in item.kept:
-                        _link_or_copy(_parquet_file(previous_dir, name), _parquet_file(tmp_version_dir, name))
                     published = item.kept
                 else:
                     published = _write_table(con, item, tmp_version_dir)
@@ -451,6 +542,21 @@ def publish(
                 f"serving_out.{MANIFEST_TABLE}",
                 MANIFEST_DESCRIPTION[""],
                 {k: v for k, v in MANIFEST_DESCRIPTION.items() if k},
+            )
+            snapshots = [(i.name, day, rows, m) for i in planned for day, (m, rows) in sorted(i.snapshots.items())]
+            con.execute(
+                f"create table serving_out.{SNAPSHOTS_TABLE} (table_name varchar, snapshot_date varchar, "
+                "row_count bigint, change_marker varchar)"
+            )
+            con.execute(
+                f"insert into serving_out.{SNAPSHOTS_TABLE} select unnest(?), unnest(?), unnest(?), unnest(?)",
+                [list(column) for column in zip(*snapshots, strict=True)] if snapshots else [[], [], [], []],
+            )
+            _comment(
+                con,
+                f"serving_out.{SNAPSHOTS_TABLE}",
+                SNAPSHOTS_DESCRIPTION[""],
+                {k: v for k, v in SNAPSHOTS_DESCRIPTION.items() if k},
             )
             con.execute("checkpoint serving_out")
             con.execute("detach serving_out")

@@ -101,3 +101,59 @@ def test_an_erasure_publish_rewrites_everything(warehouse, tmp_path):
     assert sorted(erased.rewritten) == sorted(erased.tables)
     assert os.stat(out / serving.SERVING_FILE).st_ino != before
     assert len(list(out.glob("parquet-v*"))) == 1
+
+
+def _snapshot_files(out) -> dict[str, int]:
+    """{file name: inode} of the served history table's Parquet files."""
+    return {p.name: p.stat().st_ino for p in (out / "parquet" / "customer_history").glob("*.parquet")}
+
+
+def test_a_history_table_publishes_only_its_changed_snapshot_dates(warehouse, tmp_path):
+    """A nightly run adds one snapshot date to a history table: the publish inserts that date's rows and writes that
+    date's Parquet file; the other dates keep their rows and files, whatever the length of the history."""
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("create table marts.customer_history (snapshot_date date, customer_id varchar, segment varchar)")
+        con.execute("""insert into marts.customer_history values
+            ('2026-01-01', 'C1', 'new'), ('2026-01-01', 'C2', 'new'), ('2026-01-02', 'C1', 'loyal')""")
+    out = tmp_path / "serving"
+    serving.publish(warehouse, out)
+    first = _snapshot_files(out)
+    assert sorted(first) == ["customer_history-2026-01-01.parquet", "customer_history-2026-01-02.parquet"]
+
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute(
+            "insert into marts.customer_history values ('2026-01-03', 'C1', 'loyal'), ('2026-01-03', 'C2', 'lapsed')"
+        )
+    night = serving.publish(warehouse, out)
+    assert night.rewritten == ["marts.customer_history"] and night.tables["marts.customer_history"] == 5
+    files = _snapshot_files(out)
+    assert {name: files[name] for name in first} == first and "customer_history-2026-01-03.parquet" in files
+    # Nothing changed: every date's file is kept.
+    assert serving.publish(warehouse, out).rewritten == [] and _snapshot_files(out) == files
+    assert _served(
+        out, "select snapshot_date::varchar, count(*) from marts.customer_history group by 1 order by 1"
+    ) == [
+        ("2026-01-01", 2),
+        ("2026-01-02", 1),
+        ("2026-01-03", 2),
+    ]
+    # The consent joined from the profile is served on the new date's rows as on the old ones.
+    assert _served(out, "select count(*) from marts.customer_history where marketing_consent") == [(3,)]
+
+    # A re-run of an old date replaces that date only; a date gone from the warehouse leaves the copy and its file.
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("update marts.customer_history set segment = 'lapsed' where snapshot_date = '2026-01-02'")
+        con.execute("delete from marts.customer_history where snapshot_date = '2026-01-01'")
+    rerun = serving.publish(warehouse, out)
+    assert rerun.tables["marts.customer_history"] == 3
+    files_after = _snapshot_files(out)
+    assert sorted(files_after) == ["customer_history-2026-01-02.parquet", "customer_history-2026-01-03.parquet"]
+    assert files_after["customer_history-2026-01-02.parquet"] != files["customer_history-2026-01-02.parquet"]
+    assert files_after["customer_history-2026-01-03.parquet"] == files["customer_history-2026-01-03.parquet"]
+    assert _served(out, "select segment, count(*) from marts.customer_history group by 1 order by 1") == [
+        ("lapsed", 2),
+        ("loyal", 1),
+    ]
+    with duckdb.connect() as con:
+        folder = out / "parquet" / "customer_history"
+        assert con.execute(f"select count(*) from read_parquet('{folder}/*.parquet')").fetchone() == (3,)
