@@ -113,9 +113,10 @@ class DuckDBSettings(BaseModel):
     """Applied to every DuckDB a run opens: the warehouse connections of Dagster steps, the CLI and dbt (via its
     profile vars), and in-memory ones (Settings.connect_memory; dbt Python models get the limits as model configs).
 
-    memory_limit bounds DuckDB's buffer pool (its default is 80 % of RAM, per process); work beyond it spills to
-    temp_directory (default: DuckDB's own, `<warehouse>.tmp`). 4 GB keeps a whole run, polars frames of the dbt
-    Python models included, under 8 GB.
+    memory_limit bounds each DuckDB instance's buffer pool (DuckDB's default is 80 % of RAM per instance); work
+    beyond it spills to temp_directory (default: DuckDB's own, `<warehouse>.tmp`). A run has the Dagster process and
+    one dbt process alive at once, each with one warehouse connection at this limit; what the dbt Python models hold
+    in polars comes on top (at 1M it took dbt past 8 GB: bench/results/1M-20261202T144608.md).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
