@@ -52,7 +52,8 @@ NAME_DEPENDENT = {
 NAME_DEPENDENT_ROWS = {"clv_backtest": pl.col("grouping") != "decile"}
 # Counts of what changed since the previous run.
 BETWEEN_RUNS_COLUMNS = {"identity_summary": pl.all().exclude("merges", "splits")}
-VOLATILE_COLUMNS = {"fitted_at"}
+# When a fit ran and when a record was staged (the watermark of the incremental fact tables).
+VOLATILE_COLUMNS = {"fitted_at", "_loaded_at"}
 
 
 def _identity_names(full: Path, nightly: Path) -> dict[str, str]:

@@ -153,6 +153,10 @@ def write_marts(path, orders, profile, segments, tickets, run_date: date = AS_OF
         "marts.customer_segments": segments,
         "marts.fct_tickets": tickets,
         "intermediate.int_run_date": pl.DataFrame({"run_date": [run_date]}),
+        # The customers of the profile, all touched by the same load (int_customer_margins recomputes those).
+        "intermediate.int_customer_traits": profile.select("customer_id").with_columns(
+            _loaded_through=pl.lit(datetime(2026, 1, 1))
+        ),
     }
     plant_tables(path, tables)
 

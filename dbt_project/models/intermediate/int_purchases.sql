@@ -1,7 +1,10 @@
 -- Purchases (status paid, shipped or completed) of identified customers up to the run date, with the margin each
 -- order leaves: net_amount - shipping - cost of goods when every line has a cost, else net_amount x
 -- `clv.default_gross_margin`. net_amount is already after discounts and refunded orders are not purchases, so
--- neither is subtracted a second time.
+-- neither is subtracted a second time. A view: its readers take the customers or days they need from fct_orders
+-- (a nightly run reads the day's customers, not every purchase again).
+{{ config(materialized='view') }}
+
 select
     orders.order_id,
     orders.customer_id,

@@ -1,11 +1,41 @@
--- One row per order (latest version) with the resolved customer and the money a profile needs.
-with order_costs as (
+-- One row per order (latest version) with the resolved customer and the money a profile needs. Incremental: a nightly
+-- run rebuilds only the orders staged since the last run or resolved to another customer (refreshed_records), so it
+-- costs what the day brings; a full build takes every order.
+{{ config(on_schema_change='append_new_columns', **incremental_by_key('order_id')) }}
+
+with
+{%- if is_incremental() %}
+    refreshed as (
+        {{ refreshed_records('webshop_order', 'order_id', ['stg_webshop__orders', 'stg_webshop__order_items']) }}
+    ),
+
+    orders as (
+        select * from {{ ref('stg_webshop__orders') }}
+        where order_id in (select refreshed.order_id from refreshed)
+    ),
+
+    items as (
+        select * from {{ ref('stg_webshop__order_items') }}
+        where order_id in (select refreshed.order_id from refreshed)
+    ),
+{%- else %}
+    orders as (
+        select * from {{ ref('stg_webshop__orders') }}
+    ),
+
+    items as (
+        select * from {{ ref('stg_webshop__order_items') }}
+    ),
+{%- endif %}
+
+order_costs as (
     select
         order_id,
         sum(quantity * unit_cost) as line_cost,
         -- A cost is only meaningful when every line has one; a partial sum would overstate the margin.
-        bool_and(unit_cost is not null) as every_line_costed
-    from {{ ref('stg_webshop__order_items') }}
+        bool_and(unit_cost is not null) as every_line_costed,
+        max(_loaded_at) as loaded_at
+    from items
     group by order_id
 )
 
@@ -25,8 +55,9 @@ select
     orders.promo_code,
     orders.referral_code,
     coalesce(orders.discount_amount, 0) > 0 or orders.promo_code is not null as is_discounted,
-    orders.status in ('paid', 'shipped', 'completed') as is_purchase
-from {{ ref('stg_webshop__orders') }} as orders
+    orders.status in ('paid', 'shipped', 'completed') as is_purchase,
+    greatest(orders._loaded_at, order_costs.loaded_at) as _loaded_at
+from orders
 left join {{ ref('int_identity_map') }} as identity_map
     on identity_map.source = 'webshop_order' and identity_map.record_id = orders.order_id
 left join order_costs on order_costs.order_id = orders.order_id

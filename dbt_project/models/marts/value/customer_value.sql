@@ -18,29 +18,13 @@ current_margins as (
     group by purchases.customer_id
 ),
 
-tickets as (
-    select
-        tickets.customer_id,
-        count(*) as tickets_to_date,
-        count(*) filter (where cast(tickets.created_at as date) > period.period_start) as current_tickets
+-- Tickets opened in the current period (all tickets to date are customer_profile.ticket_count).
+current_tickets as (
+    select tickets.customer_id, count(*) as current_tickets
     from {{ ref('fct_tickets') }} as tickets
     cross join period
-    where tickets.customer_id is not null
+    where tickets.customer_id is not null and cast(tickets.created_at as date) > period.period_start
     group by tickets.customer_id
-),
-
--- The channel a customer bought through most often (ties: the most recently used, then by name).
-main_channels as (
-    select customer_id, channel
-    from (
-        select customer_id, channel, count(*) as orders, max(ordered_at) as last_ordered_at
-        from {{ ref('int_purchases') }}
-        where channel is not null
-        group by customer_id, channel
-    ) as per_channel
-    qualify row_number() over (
-        partition by customer_id order by orders desc, last_ordered_at desc, channel asc
-    ) = 1
 ),
 
 parts as (
@@ -53,23 +37,22 @@ parts as (
                 then concat(year(profile.first_order_at), '-Q', quarter(profile.first_order_at))
             else 'no_purchase'
         end as acquisition_cohort,
-        coalesce(main_channels.channel, 'no_purchase') as channel,
+        coalesce(margins.main_channel, 'no_purchase') as channel,
         coalesce(profile.customer_type, 'unknown') as customer_type,
         coalesce(margins.revenue, 0) as revenue_to_date,
         coalesce(margins.margin, 0) as margin_to_date,
-        coalesce(tickets.tickets_to_date, 0) as tickets_to_date,
+        coalesce(profile.ticket_count, 0) as tickets_to_date,
         coalesce(current_margins.current_revenue, 0) as current_revenue,
         coalesce(current_margins.current_margin, 0) as current_margin,
-        coalesce(tickets.current_tickets, 0) as current_tickets,
+        coalesce(current_tickets.current_tickets, 0) as current_tickets,
         coalesce(clv.clv, 0) as clv,
         coalesce(clv.net_clv, 0) as future_value
     from {{ ref('customer_profile') }} as profile
     cross join period
     left join {{ ref('customer_segments') }} as segments on segments.customer_id = profile.customer_id
-    left join main_channels on main_channels.customer_id = profile.customer_id
     left join {{ ref('int_customer_margins') }} as margins on margins.customer_id = profile.customer_id
     left join current_margins on current_margins.customer_id = profile.customer_id
-    left join tickets on tickets.customer_id = profile.customer_id
+    left join current_tickets on current_tickets.customer_id = profile.customer_id
     left join {{ ref('customer_clv') }} as clv on clv.customer_id = profile.customer_id
 )
 
