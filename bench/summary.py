@@ -95,6 +95,9 @@ def nightly_ratio_rows(results: dict[str, dict]) -> list[str]:
         data = SCALES[larger] / SCALES[smaller]
         days = {results[scale]["timestamp"][:8] for scale in (smaller, larger)}
         caveat = "" if len(days) == 1 else f" — measured on different days ({', '.join(sorted(days))}): indicative only"
+        loads = [results[scale].get("machine", {}).get("load_average_1m") for scale in (smaller, larger)]
+        if len(days) == 1 and all(loads):
+            caveat = f" (load average {loads[0]} vs {loads[1]} at their starts)"
         rows.append(
             f"- nightly {larger} ÷ nightly {smaller}: {ratio:.2f} for {data:g}× the data (flat would be ≈ 1){caveat}"
         )
