@@ -17,7 +17,7 @@ import sys
 from pipeline.lib import erasure, serving
 from pipeline.lib.identity import IdentityRules
 from pipeline.lib.warehouse import transaction
-from pipeline.settings import connect_warehouse, data_dir, section, warehouse_path
+from pipeline.settings import connect_warehouse, data_dir, load_settings, section, warehouse_path
 
 
 def forget(
@@ -38,7 +38,15 @@ def forget(
             result.suppressed_entries = erasure.record_suppression(con, person)
         # Deleted rows stay readable in freed blocks: rewrite the file with live data only.
         erasure.compact(con, warehouse_path())
-    serving.publish(warehouse_path(), serving.serving_dir(data_dir()), options, keep_previous_parquet=False)
+    settings = load_settings()
+    serving.publish(
+        settings.warehouse_path,
+        serving.serving_dir(data_dir()),
+        options,
+        keep_previous_parquet=False,
+        memory_limit=settings.duckdb.memory_limit,
+        temp_directory=settings.duckdb_temp_directory(settings.warehouse_path),
+    )
     return result
 
 

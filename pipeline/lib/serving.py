@@ -451,12 +451,16 @@ def publish(
     out_dir: Path,
     options: ServingOptions = ServingOptions(),
     keep_previous_parquet: bool = True,
+    *,
+    memory_limit: str | None = None,
+    temp_directory: Path | None = None,
 ) -> PublishResult:
     """Publish every table of `options.schemas` to the serving file and Parquet files, then swap both in.
 
     Tables whose change marker did not move since the last publish are kept as they are (see the module docstring).
     `keep_previous_parquet` keeps the last version directory for readers still scanning it; erasure turns it off so
     that no copy of an erased person survives, which also makes this publish build everything afresh.
+    `memory_limit` / `temp_directory` bound the reading connection like every warehouse connection.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_leftovers(out_dir)
@@ -477,7 +481,7 @@ def publish(
         if incremental:  # start from the last copy: unchanged tables are not rewritten
             shutil.copyfile(final_file, tmp_file)
             tmp_file.chmod(stat.S_IRUSR | stat.S_IWUSR)
-        with connect(warehouse, read_only=True) as con:
+        with connect(warehouse, read_only=True, memory_limit=memory_limit, temp_directory=temp_directory) as con:
             con.execute(f"attach {_sql_string(str(tmp_file))} as serving_out (read_write)")
             previous = _previous_markers(con, "serving_out") if incremental else {}
             previous_snapshots = _previous_snapshots(con, "serving_out") if incremental else {}

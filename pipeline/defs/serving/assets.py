@@ -35,7 +35,13 @@ def build_serving_asset(deps: Sequence[dg.AssetKey] = MART_DEPS) -> dg.AssetsDef
             )
         cdp = settings.get()
         options = serving.ServingOptions.from_config(cdp.serving)
-        result = serving.publish(warehouse.file(), serving.serving_dir(cdp.data_dir), options)
+        result = serving.publish(
+            warehouse.file(),
+            serving.serving_dir(cdp.data_dir),
+            options,
+            memory_limit=cdp.duckdb.memory_limit,
+            temp_directory=cdp.duckdb_temp_directory(warehouse.file()),
+        )
         context.log.info(f"published {len(result.tables)} tables ({result.rows} rows) to {result.serving_file}")
         return dg.MaterializeResult(
             metadata={
