@@ -45,14 +45,17 @@ def rows_carrying(
     path: Path, values: list[str], phones: list[str], skip_schemas: tuple[str, ...] = ()
 ) -> dict[str, int]:
     """Per "schema.table.column": rows whose string value is one of `values` (case-insensitive) or a spelling of
-    one of the E.164 `phones`, over every table of every schema of a DuckDB file."""
+    one of the E.164 `phones`, over every table (not view) of every schema of a DuckDB file."""
     hits = {}
     with duckdb.connect() as con:
         con.execute(f"attach '{path}' as db (read_only)")
         con.register("needles", pl.DataFrame({"v": [v.strip().lower() for v in values]}).to_arrow())
         columns = con.execute(
             "select schema_name, table_name, column_name, data_type from duckdb_columns() "
-            "where database_name = 'db' and data_type in ('VARCHAR', 'VARCHAR[]')"
+            "where database_name = 'db' and data_type in ('VARCHAR', 'VARCHAR[]') "
+            # Views store no bytes (and name the catalog dbt built them in, not this attachment's alias).
+            "and (schema_name, table_name) not in (select (schema_name, view_name) from duckdb_views() "
+            "where database_name = 'db')"
         ).fetchall()
         for schema, table, column, dtype in columns:
             if schema in skip_schemas:
