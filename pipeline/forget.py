@@ -15,19 +15,20 @@ import argparse
 import sys
 
 from pipeline.lib import erasure, serving
-from pipeline.lib.identity import IdentityRules
 from pipeline.lib.warehouse import transaction
-from pipeline.settings import connect_warehouse, data_dir, load_settings, section, warehouse_path
+from pipeline.settings import load_settings
 
 
 def forget(
     *, email: str | None = None, phone: str | None = None, customer_id: str | None = None, dry_run: bool = False
 ) -> erasure.ErasureResult:
     """Erase the person from the warehouse and the serving copy; `dry_run` only finds them."""
-    rules = IdentityRules.from_config(section("identity"))
+    settings = load_settings()
+    rules = settings.identity_rules()
     # Fail before deleting anything when the serving copy could not be republished afterwards.
-    options = serving.ServingOptions.from_config(section("serving"))
-    with connect_warehouse() as con:
+    options = serving.ServingOptions.from_config(settings.section("serving"))
+    warehouse = settings.warehouse_path
+    with settings.connect_warehouse() as con:
         person = erasure.find_person(con, email=email, phone=phone, customer_id=customer_id, rules=rules)
         result = erasure.ErasureResult(person=person)
         if dry_run:
@@ -37,15 +38,14 @@ def forget(
             result.referrals_cleared = erasure.clear_referral_codes(con, person)
             result.suppressed_entries = erasure.record_suppression(con, person)
         # Deleted rows stay readable in freed blocks: rewrite the file with live data only.
-        erasure.compact(con, warehouse_path())
-    settings = load_settings()
+        erasure.compact(con, warehouse)
     serving.publish(
-        settings.warehouse_path,
-        serving.serving_dir(data_dir()),
+        warehouse,
+        serving.serving_dir(settings.data_dir),
         options,
         keep_previous_parquet=False,
         memory_limit=settings.duckdb.memory_limit,
-        temp_directory=settings.duckdb_temp_directory(settings.warehouse_path),
+        temp_directory=settings.duckdb_temp_directory(warehouse),
     )
     return result
 
