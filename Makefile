@@ -4,6 +4,8 @@ export PATH := $(HOME)/.local/bin:$(PATH)
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 # Backfills over long ranges record one planned event per asset, not one per asset and day.
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= 1
+# A step's per-day materializations reach the event log in batches, written at once (pipeline/defs/runs/event_log.py).
+export DAGSTER_EVENT_BATCH_SIZE ?= 10000
 UV ?= uv
 RUN := $(UV) run --frozen --compile-bytecode --quiet
 SCALE ?= 10k

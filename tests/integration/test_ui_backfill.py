@@ -92,7 +92,10 @@ def loaded_history(tmp_path, monkeypatch):
     monkeypatch.setenv("CDP_DATA_DIR", str(data))
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     monkeypatch.delenv("CDP_WAREHOUSE", raising=False)
-    from pipeline.cli import run_pipeline
+    from pipeline.cli import DAGSTER_ENVIRONMENT, run_pipeline
+
+    for name, value in DAGSTER_ENVIRONMENT.items():  # as `make run` and `make dev` have it, daemon and webserver too
+        monkeypatch.setenv(name, value)
 
     assert run_pipeline(DEMO_START, DEMO_END - timedelta(days=2 * BACKFILL_DAYS))
     return data, home

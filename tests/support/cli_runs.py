@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pipeline.cli import DAGSTER_ENVIRONMENT
 from pipeline.lib.demo_data import DemoConfig, generate
 from pipeline.settings import DEFAULT_CONFIG
 
@@ -48,6 +49,7 @@ def cli_env(home: Path, **variables: str) -> dict[str, str]:
     daemon and webserver import the run launcher from the installed package)."""
     env = {
         **os.environ,
+        **DAGSTER_ENVIRONMENT,  # as `make dev` gives the daemon and webserver
         "DAGSTER_HOME": str(home),
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
         **variables,
