@@ -1,19 +1,22 @@
-"""Publishing the marts to BI tools: a read-only serving DuckDB file plus Parquet files, swapped in atomically.
+"""Publishing the marts to BI tools: Parquet files plus a read-only serving DuckDB file of views over them, swapped
+in atomically.
 
 BI tools must never see a half-built table and must never hold the warehouse's write lock, so they read a separate
-copy. `publish()` builds that copy aside (`<serving>/cdp.duckdb.tmp-<pid>`, then Parquet files in a new version
-directory), and only when everything is written swaps it in: `os.replace` of the DuckDB file (a rename, atomic on
-POSIX) and `os.replace` of the `parquet` symlink onto the new version directory. A client that still has the old
-file open keeps reading the old inode (a consistent snapshot) until it reconnects. A publish that fails or is killed
-leaves the last good copy in place; its leftovers (tmp files of dead processes) are removed by the next publish.
+copy: each table's Parquet files in a new version directory (`<serving>/parquet-v<ns>/<table>/`) and a small DuckDB
+file (`<serving>/cdp.duckdb.tmp-<pid>`) whose views (`marts.<table>`) read those files, with the manifest. Only when
+everything is written is it swapped in: `os.replace` of the DuckDB file (a rename, atomic on POSIX) and `os.replace`
+of the `parquet` symlink onto the new version directory. A client that still has the old file open keeps reading the
+old inode, whose views name the old version's files (a consistent snapshot): a superseded version stays on disk for
+SUPERSEDED_KEPT_SECONDS. A publish that fails or is killed leaves the last good copy in place; its leftovers (tmp
+files of dead processes) are removed by the next publish.
 
-A publish rewrites only what changed: every served table carries a change marker in the manifest (a hash of its
-served rows, taken in one scan, plus its column list and descriptions). The new copy starts as a file copy of the
-last one, rewrites the tables whose marker moved and drops the ones that left; Parquet files of unchanged tables are
-hard links into the new version directory. A dated history table (a `snapshot_date` column, the one history
-mechanism) has a marker per snapshot date and one Parquet file per date: a nightly run adds one date, so a publish
-inserts that date's rows into the copy and writes that date's file, whatever the length of the history. An erasure
-(`keep_previous_parquet=False`) builds everything afresh, so no freed block of the old copy survives.
+The data is written once, as Parquet (DuckDB tables in the serving file would write it a second time), and only what
+changed: every served table carries a change marker in the manifest (a hash of its served rows, taken in one scan,
+plus its column list and descriptions). Parquet files of tables whose marker did not move are hard links into the new
+version directory. A dated history table (a `snapshot_date` column, the one history mechanism) has a marker per
+snapshot date and one Parquet file per date: a nightly run adds one date, so a publish writes that date's file,
+whatever the length of the history. An erasure (`keep_previous_parquet=False`) builds everything afresh and keeps
+no older version, so no copy of the erased person survives.
 
 Made for BI clients: every table and column keeps the description dbt documented (table and column comments in the
 DuckDB file, field and schema metadata `description` in the Parquet files); each table is one folder
@@ -79,7 +82,10 @@ SNAPSHOTS_DESCRIPTION = {
     "change_marker": "Hash of that date's served rows, the table's columns and descriptions.",
 }
 # Bumped when the served form of a table changes for the same warehouse rows (forces one full rewrite).
-SERVED_FORM_VERSION = 1
+SERVED_FORM_VERSION = 2
+# How long a superseded Parquet version stays on disk for readers that still hold an older serving file (its views
+# name that version's files); the version just before the current one stays regardless, unless an erasure publishes.
+SUPERSEDED_KEPT_SECONDS = 24 * 3600
 CONSENT_DESCRIPTION = (
     "Whether the customer agreed to marketing (from marts.customer_profile; no profile counts as no consent)."
 )
@@ -176,11 +182,15 @@ def _sql_string(text: str) -> str:
 
 
 def _comment(
-    con: duckdb.DuckDBPyConnection, target: str, table_comment: str | None, columns: Mapping[str, str]
+    con: duckdb.DuckDBPyConnection,
+    target: str,
+    table_comment: str | None,
+    columns: Mapping[str, str],
+    kind: str = "table",
 ) -> None:
-    """COMMENT ON the published table and its columns (DuckDB binds no parameters in COMMENT, so quote here)."""
+    """COMMENT ON the published table (or view) and its columns (DuckDB binds no parameters in COMMENT: quoted)."""
     if table_comment:
-        con.execute(f"comment on table {target} is {_sql_string(table_comment)}")
+        con.execute(f"comment on {kind} {target} is {_sql_string(table_comment)}")
     for column, text in columns.items():
         con.execute(f"comment on column {target}.{_quote(column)} is {_sql_string(text)}")
 
@@ -190,16 +200,22 @@ def _bi_type(name: str, dtype: str, expr: str) -> str:
 
 
 def _write_parquet(
-    con: duckdb.DuckDBPyConnection, target: str, path: Path, table_comment: str | None, columns: Mapping[str, str]
-) -> None:
-    """The table as one Parquet file whose schema carries the table and column descriptions.
+    con: duckdb.DuckDBPyConnection,
+    source: str,
+    path: Path,
+    table_comment: str | None,
+    columns: Mapping[str, str],
+    params: Mapping[str, Any] | None = None,
+) -> int:
+    """`source` (a table or a parenthesised SELECT taking `params`) as one Parquet file whose schema carries the table
+    and column descriptions; returns the rows written.
 
     DuckDB writes the file (in parallel, streaming); the descriptions travel as the file's `ARROW:schema` key, the
     Arrow schema that Arrow-based readers (pyarrow, pandas, Spark, polars) restore field metadata from, plus a plain
     `description` key for other readers."""
     import pyarrow as pa
 
-    arrow = con.execute(f"select * from {target} limit 0").to_arrow_reader().schema
+    arrow = con.execute(f"select * from {source} limit 0", params or {}).to_arrow_reader().schema
     fields = [f.with_metadata({"description": columns[f.name]}) if columns.get(f.name) else f for f in arrow]
     schema = pa.schema(fields, metadata={"description": table_comment} if table_comment else None)
     encoded = base64.b64encode(schema.serialize().to_pybytes()).decode("ascii")
@@ -207,10 +223,11 @@ def _write_parquet(
     # COPY options take no parameters: the values are quoted as SQL strings (the schema is base64).
     options = ", ".join(f"{_sql_string(k)}: {_sql_string(v)}" for k, v in metadata.items())
     path.parent.mkdir(parents=True, exist_ok=True)
-    con.execute(
-        f"copy (select * from {target}) to {_sql_string(str(path))} "
-        f"(format parquet, compression zstd, kv_metadata {{{options}}})"
-    )
+    return con.execute(
+        f"copy (select * from {source}) to {_sql_string(str(path))} "
+        f"(format parquet, compression zstd, kv_metadata {{{options}}})",
+        params or {},
+    ).fetchone()[0]
 
 
 def _bridge_tables(
@@ -291,10 +308,24 @@ def remove_stale_leftovers(out_dir: Path) -> list[Path]:
     return removed
 
 
-def _prune_parquet_versions(out_dir: Path, keep: set[str]) -> None:
-    for version in out_dir.glob(f"{PARQUET_LINK}-v*"):
-        if version.name not in keep and version.is_dir():
-            shutil.rmtree(version, ignore_errors=True)
+def _prune_parquet_versions(out_dir: Path, keep: set[str], keep_superseded: bool = True) -> None:
+    """Delete the version directories not in `keep`, except (with `keep_superseded`) those superseded less than
+    SUPERSEDED_KEPT_SECONDS ago: a reader that opened an older serving file reads their files through its views."""
+    versions = sorted(out_dir.glob(f"{PARQUET_LINK}-v*"), key=lambda v: _version_ns(v.name))
+    now = time.time_ns()
+    for version, successor in zip(versions, versions[1:] + [None], strict=True):
+        if version.name in keep or not version.is_dir() or _TMP_PID.search(version.name):
+            continue
+        superseded_at = _version_ns(successor.name) if successor is not None else now
+        if keep_superseded and now - superseded_at < SUPERSEDED_KEPT_SECONDS * 1e9:
+            continue
+        shutil.rmtree(version, ignore_errors=True)
+
+
+def _version_ns(name: str) -> int:
+    """When a version directory (`parquet-v<ns>`, or a hand-copied `parquet-v0-legacy`) was published."""
+    digits = re.match(r"\d+", name.removeprefix(f"{PARQUET_LINK}-v"))
+    return int(digits.group()) if digits else 0
 
 
 def _swap_parquet_link(out_dir: Path, version_dir: Path) -> str | None:
@@ -387,6 +418,7 @@ class _ServedTable:
     params: Mapping[str, Any]  # the select's parameters (the salt when pseudonymising)
     description: str | None
     comments: dict[str, str]  # column -> description
+    columns: list[tuple[str, str]]  # (name, type) in the warehouse
     marker: str  # change_marker of the served form
     snapshots: dict[str, tuple[str, int]] = field(default_factory=dict)  # dated table: {date: (marker, rows)}
     kept: dict[str, int] | None = None  # {served table: rows} carried over unchanged from the last copy
@@ -398,52 +430,90 @@ class _ServedTable:
 
 
 def _write_table(con: duckdb.DuckDBPyConnection, item: _ServedTable, parquet_root: Path) -> dict[str, int]:
-    """Create the served table (and a bridge table per list column) in the attached copy and write its Parquet
-    files; returns {served table: rows}."""
-    schema, table = item.schema, item.table
-    con.execute(f"create schema if not exists serving_out.{_quote(schema)}")
-    target = f"serving_out.{_quote(schema)}.{_quote(table)}"
+    """Write the served table's Parquet file (and one per bridge table of a list column); returns {served: rows}."""
     if item.snapshots:
-        return _write_dated_table(con, item, target, parquet_root)
-    con.execute(f"create table {target} as {item.select}", item.params)
-    _comment(con, target, item.description, item.comments)
-    served = [(table, target, item.description, item.comments)]
-    served_columns = _columns(con, schema, table, database="serving_out")
-    for bridge, bridge_select, description, comments in _bridge_tables(target, table, served_columns, item.comments):
-        bridge_target = f"serving_out.{_quote(schema)}.{_quote(bridge)}"
-        con.execute(f"create table {bridge_target} as {bridge_select}")
-        _comment(con, bridge_target, description, comments)
-        served.append((bridge, bridge_target, description, comments))
-    rows = {}
-    for name, served_target, description, comments in served:
-        rows[f"{schema}.{name}"] = con.execute(f"select count(*) from {served_target}").fetchone()[0]
-        _write_parquet(con, served_target, _parquet_file(parquet_root, f"{schema}.{name}"), description, comments)
+        return _write_dated_table(con, item, parquet_root)
+    path = _parquet_file(parquet_root, item.name)
+    rows = {item.name: _write_parquet(con, f"({item.select})", path, item.description, item.comments, item.params)}
+    written = f"read_parquet({_sql_string(str(path))})"
+    for bridge, bridge_select, description, comments in _bridge_tables(
+        written, item.table, item.columns, item.comments
+    ):
+        name = f"{item.schema}.{bridge}"
+        rows[name] = _write_parquet(con, f"({bridge_select})", _parquet_file(parquet_root, name), description, comments)
     return rows
 
 
-def _write_dated_table(
-    con: duckdb.DuckDBPyConnection, item: _ServedTable, target: str, parquet_root: Path
-) -> dict[str, int]:
-    """A dated table: the snapshot dates not in `item.kept_dates` (kept in the copy, their Parquet files linked by the
-    caller) are deleted from the copy, the current ones inserted, and each written as its own Parquet file."""
-    written = sorted(set(item.snapshots) - item.kept_dates)
+def _served_parts(item: _ServedTable) -> list[tuple[str, str | None, dict[str, str]]]:
+    """(served name, description, column descriptions) of the table and of its bridge tables."""
+    bridges = _bridge_tables("", item.table, item.columns, item.comments)
+    return [(item.name, item.description, item.comments)] + [
+        (f"{item.schema}.{bridge}", description, comments) for bridge, _, description, comments in bridges
+    ]
+
+
+def _write_dated_table(con: duckdb.DuckDBPyConnection, item: _ServedTable, parquet_root: Path) -> dict[str, int]:
+    """A dated table: each snapshot date not in `item.kept_dates` (their files are linked by the caller) is written
+    as its own Parquet file."""
     day = f"cast({_quote(SNAPSHOT_COLUMN)} as varchar)"
-    select = f"select * from ({item.select}) as s where {day} in (select unnest($days))"
-    if item.kept_dates:
-        con.execute(
-            f"delete from {target} where {day} not in (select unnest($days))",
-            {"days": sorted(item.kept_dates)},
-        )
-        if written:
-            con.execute(f"insert into {target} {select}", {**item.params, "days": written})
-    else:
-        con.execute(f"create table {target} as {select}", {**item.params, "days": written})
-        _comment(con, target, item.description, item.comments)
-    for written_day in written:
-        rows_of_day = f"(select * from {target} where {day} = {_sql_string(written_day)})"
+    for written_day in sorted(set(item.snapshots) - item.kept_dates):
+        rows_of_day = f"(select * from ({item.select}) as s where {day} = {_sql_string(written_day)})"
         path = _parquet_file(parquet_root, item.name, written_day)
-        _write_parquet(con, rows_of_day, path, item.description, item.comments)
+        _write_parquet(con, rows_of_day, path, item.description, item.comments, item.params)
     return {item.name: sum(rows for _, rows in item.snapshots.values())}
+
+
+def _create_view(
+    con: duckdb.DuckDBPyConnection, name: str, files: list[Path], description: str | None, comments: Mapping
+) -> None:
+    """The served table in the serving file: a view over its Parquet files (absolute paths into the version
+    directory, which outlives the copy that names it by SUPERSEDED_KEPT_SECONDS)."""
+    schema, table = name.split(".", 1)
+    con.execute(f"create schema if not exists serving_out.{_quote(schema)}")
+    target = f"serving_out.{_quote(schema)}.{_quote(table)}"
+    listed = ", ".join(_sql_string(str(f)) for f in sorted(files))
+    con.execute(f"create view {target} as select * from read_parquet([{listed}], hive_partitioning = false)")
+    _comment(con, target, description, comments, kind="view")
+
+
+def _write_manifest(
+    con: duckdb.DuckDBPyConnection,
+    result: PublishResult,
+    markers: Mapping[str, str],
+    pseudonymised: bool,
+    planned: list[_ServedTable],
+) -> None:
+    """The serving file's manifest (one row per served table) and the dated tables' markers per snapshot date."""
+    con.execute(
+        f"create table serving_out.{MANIFEST_TABLE} (table_name varchar, row_count bigint, "
+        "pseudonymised boolean, published_at timestamp, change_marker varchar)"
+    )
+    con.execute(
+        f"insert into serving_out.{MANIFEST_TABLE} select unnest(?), unnest(?), ?, "
+        "current_timestamp::timestamp, unnest(?)",
+        [list(result.tables), list(result.tables.values()), pseudonymised, [markers[t] for t in result.tables]],
+    )
+    _comment(
+        con,
+        f"serving_out.{MANIFEST_TABLE}",
+        MANIFEST_DESCRIPTION[""],
+        {k: v for k, v in MANIFEST_DESCRIPTION.items() if k},
+    )
+    snapshots = [(i.name, day, rows, m) for i in planned for day, (m, rows) in sorted(i.snapshots.items())]
+    con.execute(
+        f"create table serving_out.{SNAPSHOTS_TABLE} (table_name varchar, snapshot_date varchar, "
+        "row_count bigint, change_marker varchar)"
+    )
+    con.execute(
+        f"insert into serving_out.{SNAPSHOTS_TABLE} select unnest(?), unnest(?), unnest(?), unnest(?)",
+        [list(column) for column in zip(*snapshots, strict=True)] if snapshots else [[], [], [], []],
+    )
+    _comment(
+        con,
+        f"serving_out.{SNAPSHOTS_TABLE}",
+        SNAPSHOTS_DESCRIPTION[""],
+        {k: v for k, v in SNAPSHOTS_DESCRIPTION.items() if k},
+    )
 
 
 def publish(
@@ -455,11 +525,12 @@ def publish(
     memory_limit: str | None = None,
     temp_directory: Path | None = None,
 ) -> PublishResult:
-    """Publish every table of `options.schemas` to the serving file and Parquet files, then swap both in.
+    """Publish every table of `options.schemas` as Parquet files plus the serving file's views over them, then swap
+    both in.
 
-    Tables whose change marker did not move since the last publish are kept as they are (see the module docstring).
-    `keep_previous_parquet` keeps the last version directory for readers still scanning it; erasure turns it off so
-    that no copy of an erased person survives, which also makes this publish build everything afresh.
+    Tables whose change marker did not move since the last publish keep their files (see the module docstring).
+    `keep_previous_parquet` keeps the superseded version directories for readers still using them; erasure turns it
+    off so that no copy of an erased person survives, which also makes this publish build everything afresh.
     `memory_limit` / `temp_directory` bound the reading connection like every warehouse connection.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -476,15 +547,17 @@ def publish(
         serving_file=final_file, parquet_dir=out_dir / PARQUET_LINK, pseudonymised=options.pseudonymise
     )
     params = {"salt": options.salt} if options.pseudonymise else {}
+    swapped = False
     try:
         tmp_version_dir.mkdir()
-        if incremental:  # start from the last copy: unchanged tables are not rewritten
-            shutil.copyfile(final_file, tmp_file)
-            tmp_file.chmod(stat.S_IRUSR | stat.S_IWUSR)
         with connect(warehouse, read_only=True, memory_limit=memory_limit, temp_directory=temp_directory) as con:
             con.execute(f"attach {_sql_string(str(tmp_file))} as serving_out (read_write)")
-            previous = _previous_markers(con, "serving_out") if incremental else {}
-            previous_snapshots = _previous_snapshots(con, "serving_out") if incremental else {}
+            previous, previous_snapshots = {}, {}
+            if incremental:
+                con.execute(f"attach {_sql_string(str(final_file))} as serving_last (read_only)")
+                previous = _previous_markers(con, "serving_last")
+                previous_snapshots = _previous_snapshots(con, "serving_last")
+                con.execute("detach serving_last")
             tables = _published_tables(con, options.schemas)
             consent_source = '"marts"."customer_profile"' if ("marts", "customer_profile") in tables else None
             planned = []
@@ -498,7 +571,9 @@ def publish(
                 # Dated: a history table without list columns (those get bridge tables, written whole).
                 dated = SNAPSHOT_COLUMN in dict(columns) and not any(t.endswith("[]") for _, t in columns)
                 marker, snapshots = change_marker(con, select, select_params, description, comments, dated)
-                item = _ServedTable(schema, table, select, select_params, description, comments, marker, snapshots)
+                item = _ServedTable(
+                    schema, table, select, select_params, description, comments, columns, marker, snapshots
+                )
                 # A table and its bridge tables carry the table's marker in the manifest.
                 kept = {name: rows for name, (was, rows) in previous.items() if was == marker}
                 files = [(item.name, day) for day in snapshots] or [(name, None) for name in kept]
@@ -512,12 +587,6 @@ def publish(
                         if before.get(day) == was and _parquet_file(previous_dir, item.name, day).is_file()
                     }
                 planned.append(item)
-            keep = {name for item in planned for name in item.kept or ({item.name} if item.kept_dates else {})}
-            for schema, table in con.execute(
-                "select schema_name, table_name from duckdb_tables() where database_name = 'serving_out'"
-            ).fetchall():
-                if f"{schema}.{table}" not in keep:
-                    con.execute(f"drop table serving_out.{_quote(schema)}.{_quote(table)}")
             markers = {}
             for item in planned:
                 # Unchanged Parquet files: a kept table's file (a dated table's every date), a dated table's kept dates.
@@ -532,48 +601,28 @@ def publish(
                     result.rewritten += list(published)
                 result.tables.update(published)
                 markers.update(dict.fromkeys(published, item.marker))
-            con.execute(
-                f"create table serving_out.{MANIFEST_TABLE} (table_name varchar, row_count bigint, "
-                "pseudonymised boolean, published_at timestamp, change_marker varchar)"
-            )
-            con.execute(
-                f"insert into serving_out.{MANIFEST_TABLE} select unnest(?), unnest(?), ?, "
-                "current_timestamp::timestamp, unnest(?)",
-                [list(result.tables), list(result.tables.values()), options.pseudonymise, list(markers.values())],
-            )
-            _comment(
-                con,
-                f"serving_out.{MANIFEST_TABLE}",
-                MANIFEST_DESCRIPTION[""],
-                {k: v for k, v in MANIFEST_DESCRIPTION.items() if k},
-            )
-            snapshots = [(i.name, day, rows, m) for i in planned for day, (m, rows) in sorted(i.snapshots.items())]
-            con.execute(
-                f"create table serving_out.{SNAPSHOTS_TABLE} (table_name varchar, snapshot_date varchar, "
-                "row_count bigint, change_marker varchar)"
-            )
-            con.execute(
-                f"insert into serving_out.{SNAPSHOTS_TABLE} select unnest(?), unnest(?), unnest(?), unnest(?)",
-                [list(column) for column in zip(*snapshots, strict=True)] if snapshots else [[], [], [], []],
-            )
-            _comment(
-                con,
-                f"serving_out.{SNAPSHOTS_TABLE}",
-                SNAPSHOTS_DESCRIPTION[""],
-                {k: v for k, v in SNAPSHOTS_DESCRIPTION.items() if k},
-            )
+            # The files get their final names before the views that name them are created (a view reads its
+            # columns when created); readers find this version only once the link below moves to it.
+            tmp_version_dir.rename(version_dir)
+            for item in planned:
+                for name, description, comments in _served_parts(item):
+                    files = list(_parquet_file(version_dir, name).parent.glob("*.parquet"))
+                    _create_view(con, name, files, description, comments)
+            _write_manifest(con, result, markers, options.pseudonymise, planned)
             con.execute("checkpoint serving_out")
             con.execute("detach serving_out")
         # Read-only on disk too: BI tools must not write to it (the next publish replaces it anyway).
         tmp_file.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
-        tmp_version_dir.rename(version_dir)
         os.replace(tmp_file, final_file)
+        swapped = True  # the serving file in place names this version's files: they stay whatever happens next
         previous_version = _swap_parquet_link(out_dir, version_dir)
     except BaseException:
         tmp_file.unlink(missing_ok=True)
         Path(f"{tmp_file}.wal").unlink(missing_ok=True)
         shutil.rmtree(tmp_version_dir, ignore_errors=True)
+        if not swapped:
+            shutil.rmtree(version_dir, ignore_errors=True)
         raise
     kept_versions = {previous_version} if previous_version and keep_previous_parquet else set()
-    _prune_parquet_versions(out_dir, {version_dir.name} | kept_versions)
+    _prune_parquet_versions(out_dir, {version_dir.name} | kept_versions, keep_superseded=keep_previous_parquet)
     return result

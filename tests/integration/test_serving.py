@@ -145,7 +145,7 @@ def test_publish_copies_every_mart_with_consent_and_parquet(run_copy):
     assert (out / "parquet").is_symlink() and not list(out.glob("*.tmp-*"))
 
 
-def test_readers_never_see_a_half_published_copy(run_copy, tmp_path):
+def test_readers_never_see_a_half_published_copy(run_copy, tmp_path, monkeypatch):
     warehouse, out = run_copy / "warehouse.duckdb", serving.serving_dir(run_copy)
     first = serving.publish(warehouse, out)
     stop = tmp_path / "stop"
@@ -169,7 +169,11 @@ def test_readers_never_see_a_half_published_copy(run_copy, tmp_path):
     assert last.tables["marts.fct_orders"] < first.tables["marts.fct_orders"]
     with duckdb.connect(str(out / "cdp.duckdb"), read_only=True) as con:
         assert con.execute("select count(*) from marts.fct_orders").fetchone()[0] == last.tables["marts.fct_orders"]
-    # The current and the previous Parquet version are kept (a reader may still scan the previous one), no more.
+    # Superseded Parquet versions stay for a while (a reader holding an older serving file reads them via its views);
+    # once they are older than that, only the current and the previous version remain.
+    assert len(list(out.glob("parquet-v*"))) >= 5
+    monkeypatch.setattr(serving, "SUPERSEDED_KEPT_SECONDS", 0)
+    serving.publish(warehouse, out)
     assert len(list(out.glob("parquet-v*"))) == 2
 
 
@@ -264,7 +268,7 @@ def test_dbt_descriptions_reach_the_served_copy_and_parquet(run_copy):
     with duckdb.connect(str(out / "cdp.duckdb"), read_only=True) as con:
         for name, node in documented.items():
             table_comment = con.execute(
-                "select comment from duckdb_tables() where schema_name = 'marts' and table_name = ?", [name]
+                "select comment from duckdb_views() where schema_name = 'marts' and view_name = ?", [name]
             ).fetchone()[0]
             assert table_comment == (node["description"] or None), name
             comments = dict(
