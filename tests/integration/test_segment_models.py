@@ -384,3 +384,20 @@ def test_history_keeps_one_snapshot_per_run_date_and_transitions_follow(tmp_path
     assert set(transitions.select("from_date", "to_date").rows()) == {(AS_OF, later)}
     moved = transitions.filter(pl.col("from_segment") != pl.col("to_segment"))
     assert ("prospect", "new", 1) in moved.select("from_segment", "to_segment", "customers").rows()
+
+    # A backfilled date between the two: its run replaces the pair that spanned it by the two pairs around it, and
+    # the incremental transitions equal those computed from the whole history.
+    between = AS_OF + timedelta(days=15)
+    plant(warehouse, make_orders(PURCHASES), between)
+    result = dbt_build(warehouse)
+    assert result.returncode == 0, result.stdout[-3000:]
+    query = "select * from marts.segment_transitions order by all"
+    incremental = table(warehouse, query)
+    assert set(incremental.select("from_date", "to_date").rows()) == {(AS_OF, between), (between, later)}
+    assert incremental.group_by("from_date").agg(pl.col("customers").sum())["customers"].to_list() == [customers] * 2
+    variables = dbt_vars(load_settings(), warehouse, {})
+    rebuilt = run_dbt(
+        warehouse, "run", "--select", "segment_transitions", "--full-refresh", "--vars", json.dumps(variables)
+    )
+    assert rebuilt.returncode == 0, rebuilt.stdout[-3000:]
+    assert table(warehouse, query).equals(incremental)
