@@ -218,10 +218,19 @@ def normalise_identifiers(
     phone_e164; see pipeline.lib.phones) are earlier parses to reuse.
     """
     rows = raw.filter(pl.col("raw_value").is_not_null()).with_columns(pl.col("raw_value").cast(pl.Utf8))
-    unknown = set(rows.get_column("id_type").unique().to_list()) - set(IDENTIFIER_TYPES)
+    lookup = identifier_lookup(rows.select("id_type", "raw_value").unique(), rules, known_phones)
+    return rows.join(lookup, on=["id_type", "raw_value"], how="left", maintain_order="left")
+
+
+def identifier_lookup(
+    distinct: pl.DataFrame, rules: IdentityRules, known_phones: pl.DataFrame | None = None
+) -> pl.DataFrame:
+    """id_type, raw_value, value, status, reason for distinct (id_type, raw_value) pairs: what
+    normalise_identifiers adds to each row carrying them. A caller holding the rows elsewhere (the dbt model, in
+    the warehouse) normalises only the distinct spellings and joins them back there."""
+    unknown = set(distinct.get_column("id_type").unique().to_list()) - set(IDENTIFIER_TYPES)
     if unknown:
         raise ValueError(f"unknown identifier types {sorted(unknown)}")
-    distinct = rows.select("id_type", "raw_value").unique()
     emails = distinct.filter(pl.col("id_type") == "email")
     phones = distinct.filter(pl.col("id_type") == "phone")
     keys = distinct.filter(~pl.col("id_type").is_in(CONTACT_TYPES))
@@ -247,7 +256,7 @@ def normalise_identifiers(
         invalid=pl.lit("empty key"),
         patterns=pl.lit([], pl.List(pl.Utf8)),
     )
-    lookup = pl.concat([emails, phones, keys]).select(
+    return pl.concat([emails, phones, keys]).select(
         "id_type",
         "raw_value",
         value=pl.when(pl.col("pattern").is_null()).then(pl.col("normalised")),
@@ -261,7 +270,6 @@ def normalise_identifiers(
         .when(pl.col("pattern").is_not_null())
         .then(pl.format("blocklist pattern {}", pl.col("patterns").list.get(pl.col("pattern"), null_on_oob=True))),
     )
-    return rows.join(lookup, on=["id_type", "raw_value"], how="left", maintain_order="left")
 
 
 HONORIFICS = (
@@ -352,18 +360,6 @@ def record_sources() -> tuple[RecordSource, ...]:
     return tuple(sources)
 
 
-def read_staged(relations: Mapping[str, duckdb.DuckDBPyRelation]) -> dict[str, pl.DataFrame]:
-    """The staged tables of `record_sources()` (staging model name -> relation, e.g. dbt.ref) as frames of only the
-    columns identity reads (key, identifiers, names, city, event column): an order's amounts and addresses never
-    leave the warehouse."""
-    frames = {}
-    for spec in record_sources():
-        columns = dict.fromkeys([spec.key, *(c for c, _ in spec.identifiers), *spec.names, spec.city, spec.seen_at])
-        quoted = ", ".join('"' + c.replace('"', '""') + '"' for c in columns if c is not None)
-        frames[spec.model] = relations[spec.model].project(quoted).pl()
-    return frames
-
-
 def extract_identifiers(staged: Mapping[str, pl.DataFrame]) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(identifier rows: source, record_id, id_type, raw_value; records: source, record_id, name, name_rank, city,
     seen_on, current) from the staged tables of `record_sources()` (staging model name -> frame). A smaller
@@ -400,6 +396,69 @@ def extract_identifiers(staged: Mapping[str, pl.DataFrame]) -> tuple[pl.DataFram
         )
     raw = pl.concat(identifiers).filter(pl.col("raw_value").is_not_null())
     return raw, pl.concat(records).filter(pl.col("record_id").is_not_null())
+
+
+def identifier_rows(relations: Mapping[str, duckdb.DuckDBPyRelation]) -> duckdb.DuckDBPyRelation:
+    """extract_identifiers' identifier rows (source, record_id, id_type, raw_value; no null raw value) as one DuckDB
+    relation over the staged tables of `record_sources()` (staging model name -> relation, e.g. dbt.ref): the rows
+    stay in the warehouse."""
+    text = duckdb.sqltypes.VARCHAR
+    parts = [
+        relations[spec.model]
+        .filter(duckdb.ColumnExpression(column).isnotnull())
+        .select(
+            duckdb.ConstantExpression(spec.source).cast(text).alias("source"),
+            duckdb.ColumnExpression(spec.key).cast(text).alias("record_id"),
+            duckdb.ConstantExpression(id_type).cast(text).alias("id_type"),
+            duckdb.ColumnExpression(column).cast(text).alias("raw_value"),
+        )
+        for spec in record_sources()
+        for column, id_type in spec.identifiers
+    ]
+    rows = parts[0]
+    for part in parts[1:]:
+        rows = rows.union(part)
+    return rows
+
+
+def record_rows(relations: Mapping[str, duckdb.DuckDBPyRelation]) -> duckdb.DuckDBPyRelation:
+    """extract_identifiers' records (source, record_id, name, name_rank, city, seen_on, current) as one DuckDB
+    relation over the staged tables of `record_sources()` (staging model name -> relation, e.g. dbt.ref)."""
+    text, column, constant = duckdb.sqltypes.VARCHAR, duckdb.ColumnExpression, duckdb.ConstantExpression
+    parts = []
+    for rank, spec in enumerate(record_sources()):
+        name = (
+            duckdb.FunctionExpression("concat_ws", constant(" "), *(column(c).cast(text) for c in spec.names))
+            if spec.names
+            else constant(None).cast(text)
+        )
+        # _as_date: the first ten characters of the value's text as an ISO date, else null
+        seen_on = (
+            duckdb.FunctionExpression(
+                "try_strptime",
+                duckdb.FunctionExpression("left", column(spec.seen_at).cast(text), constant(10)),
+                constant("%Y-%m-%d"),
+            ).cast(duckdb.sqltypes.DATE)
+            if spec.seen_at
+            else constant(None).cast(duckdb.sqltypes.DATE)
+        )
+        parts.append(
+            relations[spec.model]
+            .filter(column(spec.key).isnotnull())
+            .select(
+                constant(spec.source).cast(text).alias("source"),
+                column(spec.key).cast(text).alias("record_id"),
+                name.alias("name"),
+                constant(rank).cast(duckdb.sqltypes.INTEGER).alias("name_rank"),
+                (column(spec.city).cast(text) if spec.city else constant(None).cast(text)).alias("city"),
+                seen_on.alias("seen_on"),
+                constant(spec.current).cast(duckdb.sqltypes.BOOLEAN).alias("current"),
+            )
+        )
+    rows = parts[0]
+    for part in parts[1:]:
+        rows = rows.union(part)
+    return rows
 
 
 def _as_date(column: pl.Expr) -> pl.Expr:
@@ -1079,18 +1138,41 @@ def link_records(
     duckdb_config: DuckDBConfig | None = None,
 ) -> pl.DataFrame:
     """Resolution.links for every record (a record without a usable identifier has one row with a null id_type),
-    with its neighbourhood, fingerprint and `resolution`: the run that resolved it, a number above any in
-    `previous` (microseconds since 1970, so it also rises when the previous table was lost), so later steps can
-    redo only what is newer than what they saw.
+    with its neighbourhood, fingerprint and `resolution` (see relink): the previous rows of the records a nightly run
+    leaves alone, and the rows of the records it resolved.
 
     `previous`: the rows the last run returned. Records outside `records_to_resolve` keep them, unless
     `resolve_all` (a full rebuild, other rules). `duckdb_config` bounds the in-memory DuckDB connections.
+    """
+    fresh, replaced = relink(identifiers, records, rules, previous, resolve_all, duckdb_config)
+    if replaced is None:
+        return fresh
+    kept = previous.join(replaced, on=KEYS, how="anti", maintain_order="left")
+    return pl.concat([kept.select(list(LINK_SCHEMA)).cast(LINK_SCHEMA), fresh])
+
+
+def relink(
+    identifiers: pl.DataFrame,
+    records: pl.DataFrame,
+    rules: IdentityRules,
+    previous: pl.DataFrame | None = None,
+    resolve_all: bool = False,
+    duckdb_config: DuckDBConfig | None = None,
+) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+    """(fresh, replaced): the link rows (LINK_SCHEMA) of the records this run resolves, and source, record_id of the
+    `previous` records whose rows these replace (resolved again, or gone from `records`); replaced is None when
+    every previous row goes (no previous rows, or `resolve_all`: a full rebuild, other rules).
+
+    `previous` needs only source, record_id, fingerprint, neighbourhood and resolution: a caller keeping the link
+    table elsewhere (the dbt model, in the warehouse) passes those and keeps the other rows there. `resolution`
+    numbers this run: microseconds since 1970, above any in `previous` (so it rises even when the previous table
+    was lost), so later steps redo only what is newer than what they saw.
     """
     resolution = time.time_ns() // 1000
     incremental = previous is not None and previous.height > 0
     if incremental:
         resolution = max(resolution, int(previous.get_column("resolution").max()) + 1)
-    kept = None
+    replaced = None
     with local_duckdb(duckdb_config) as con:
         con.register("identifiers", identifiers.to_arrow())
         con.register("records", records.to_arrow())
@@ -1098,19 +1180,15 @@ def link_records(
             "create temp table fingerprints as " + record_fingerprints(con, "identifiers", "records").sql_query()
         )
         if incremental and not resolve_all:
-            # Only what finding the records to resolve reads leaves the frame (not reasons and details).
-            columns = previous.select(*KEYS, "fingerprint", "neighbourhood").with_row_index("position")
-            con.register("previous", columns.to_arrow())
+            con.register("previous", previous.select(*KEYS, "fingerprint", "neighbourhood").to_arrow())
             con.execute(
                 "create temp table todo as "
                 + records_to_resolve(con, "fingerprints", "identifiers", "previous").sql_query()
             )
-            # Only the kept rows' positions leave DuckDB: the rows themselves are taken from the frame at hand.
-            kept_rows = con.sql(
-                "select position from previous semi join fingerprints using (source, record_id) "
-                "anti join todo using (source, record_id) order by position"
+            replaced = con.sql(
+                "select source, record_id from previous anti join fingerprints using (source, record_id) "
+                "union select source, record_id from todo"
             ).pl()
-            kept = previous[kept_rows.get_column("position")]
             identifiers = con.sql("select * from identifiers semi join todo using (source, record_id)").pl()
             records = con.sql("select * from records semi join todo using (source, record_id)").pl()
             fingerprints = con.sql("select * from fingerprints semi join todo using (source, record_id)").pl()
@@ -1122,8 +1200,7 @@ def link_records(
         .join(fingerprints, on=KEYS)
         .with_columns(resolution=pl.lit(resolution, pl.Int64))
     )
-    parts = [fresh] if kept is None else [kept, fresh]
-    return pl.concat([p.select(list(LINK_SCHEMA)).cast(LINK_SCHEMA) for p in parts])
+    return fresh.select(list(LINK_SCHEMA)).cast(LINK_SCHEMA), replaced
 
 
 # ------------------------------------------------------------------------------------------------ stable ids

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 
+import duckdb
 import polars as pl
 
 # Splink's own INFO lines are progress chatter; values never reach a log either way.
@@ -342,6 +343,26 @@ def candidate_entities(links: pl.DataFrame, records: pl.DataFrame, identifiers: 
         candidates,
         profiles(clusters, records.join(keys, on=KEYS, how="semi"), identifiers.join(keys, on=KEYS, how="semi")),
         use,
+    )
+
+
+def candidate_rows(
+    links: duckdb.DuckDBPyRelation, records: duckdb.DuckDBPyRelation, identifiers: duckdb.DuckDBPyRelation
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """(links, records, identifiers) of only the profiles the matcher can pair, read from DuckDB relations (a dbt
+    model's refs): the profiles carrying a value that does not link all its records (candidate_pairs), their link
+    rows, records and the identifiers profiles() reads. candidate_entities of these rows is that of all rows; the
+    rest of the history never leaves the warehouse."""
+    columns = "source, record_id, id_type, value, linked, profile_key, resolution"
+    unused = links.filter("not linked").project("id_type, value").distinct().set_alias("unused")
+    profiles = links.set_alias("l").join(unused, "id_type, value", how="semi").project("profile_key").distinct()
+    links = links.set_alias("l").join(profiles.set_alias("p"), "profile_key", how="semi").project(columns)
+    keys = links.project("source, record_id").distinct().set_alias("k")
+    identifiers = identifiers.filter("status = 'ok' and id_type in ('webshop_customer_id', 'email')")
+    return (
+        links.pl(),
+        records.set_alias("r").join(keys, "source, record_id", how="semi").pl(),
+        identifiers.set_alias("i").join(keys, "source, record_id", how="semi").pl(),
     )
 
 

@@ -179,7 +179,11 @@ def run_python_model(spark, manifest, node, memory_limit: str | None = None, tem
         namespace: dict[str, Any] = {}
         exec(compile(node.raw_code, node.original_file_path, "exec"), namespace)  # noqa: S102 (the project's code)
         result = namespace["model"](context, local)
-        table = result if isinstance(result, pa.Table) else result.to_arrow()
+        # a model returns an Arrow table, a polars frame, or a relation of the DuckDB it was given (kept in SQL)
+        if isinstance(result, duckdb.DuckDBPyRelation):
+            table = result.to_arrow_table()
+        else:
+            table = result if isinstance(result, pa.Table) else result.to_arrow()
         if config.get("materialized") == "incremental" and exists:
             table = _delete_insert(local, _This(schema, name), table, config)
         write_table(spark, schema, name, table)

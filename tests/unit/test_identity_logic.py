@@ -2,20 +2,16 @@
 
 from datetime import date
 
-import duckdb
 import polars as pl
 import pytest
 
-from pipeline.lib import messy_data
 from pipeline.lib.identity import (
     IdentityRules,
     assign_stable_ids,
     describe_changes,
-    extract_identifiers,
     mint_customer_ids,
     normalise_emails,
     normalise_identifiers,
-    read_staged,
     resolve_identities,
 )
 from pipeline.lib.phones import normalise_phones
@@ -480,16 +476,3 @@ def test_limit_windows_from_config_are_checked():
         IdentityRules.from_config({"default_region": "ID", "limit_windows": {"order_id": 30}})
     with pytest.raises(ValueError, match="at least 1"):
         IdentityRules.from_config({"default_region": "ID", "limit_windows": {"phone": 0}})
-
-
-def test_identity_reads_only_the_staged_columns_it_needs():
-    staged = messy_data.staged(messy_data.build(messy_data.MessyConfig(persons=60, seed=5)))
-    with duckdb.connect() as con:
-        relations = {}
-        for name, frame in staged.items():
-            con.register(name, frame.with_columns(amount_idr=pl.lit(125_000)).to_arrow())
-            relations[name] = con.table(name)
-        read = read_staged(relations)
-    assert all("amount_idr" not in frame.columns for frame in read.values())
-    by_all, by_read = extract_identifiers(staged), extract_identifiers(read)
-    assert all(a.equals(b) for a, b in zip(by_all, by_read, strict=True))

@@ -6,10 +6,10 @@ without any usable identifier has one row with a null identifier. `profile_key` 
 make (the matcher's unit, int_identity_matches); the persons are the connected components of the linking rows and
 the matcher's links (int_identity_components).
 
-Nightly runs resolve again only the neighbourhoods that new, changed or gone records touch (identity.link_records)
-and keep the other rows of the previous table; a full rebuild (`--vars '{identity_full_rebuild: true}'`), other
-rules or a first run resolve everything. `resolution` numbers the run that resolved a row, so the later steps redo
-only what is newer than what they saw.
+Nightly runs resolve again only the neighbourhoods that new, changed or gone records touch (identity.relink);
+the other rows of the previous table stay as they are and never leave the warehouse. A full rebuild
+(`--vars '{identity_full_rebuild: true}'`), other rules or a first run resolve everything. `resolution` numbers
+the run that resolved a row, so the later steps redo only what is newer than what they saw.
 """
 
 import json
@@ -17,33 +17,54 @@ import json
 import polars as pl
 
 
-def previous_links(session, this, rules_digest):
-    """The table as the last run left it, or None (none yet, or of an older layout); with whether its rules are
-    today's."""
+def previous_links(session, this, rules_digest, resolve_all):
+    """What identity.relink reads of the table as the last run left it (source, record_id, fingerprint,
+    neighbourhood, resolution: one row per record; only the newest row when everything is resolved again), or None
+    (none yet, or of an older layout); with whether its rules are today's."""
     from pipeline.lib.warehouse import table_exists
 
     if not table_exists(session, f"{this.schema}.{this.identifier}"):
         return None, False
-    previous = session.sql(f"select * from {this}").pl()
-    if "resolution" not in previous.columns:
+    if not {"resolution", "rules_digest"} <= set(session.sql(f"select * from {this} limit 0").columns):
         return None, False
-    same_rules = previous.height == 0 or set(previous.get_column("rules_digest").unique()) == {rules_digest}
-    return previous.drop("rules_digest"), same_rules
+    other_rules = session.execute(
+        f"select count(*) from {this} where rules_digest is distinct from ?", [rules_digest]
+    ).fetchone()[0]
+    newest_only = "order by resolution desc limit 1" if resolve_all or other_rules else ""
+    previous = session.sql(f"""
+        select source, record_id, any_value(fingerprint) as fingerprint, any_value(neighbourhood) as neighbourhood,
+               max(resolution) as resolution
+        from {this} group by source, record_id {newest_only}""").pl()
+    return previous, other_rules == 0
 
 
 def model(dbt, session):
     dbt.config(materialized="table")  # identity_full_rebuild comes from the YAML config (a dbt var)
-    from pipeline.lib.identity import IdentityRules, duckdb_limits, link_records
+    from pipeline.lib.identity import LINK_SCHEMA, IdentityRules, duckdb_limits, relink
 
     rules = IdentityRules.from_config(json.loads(dbt.config.get("identity_rules")))
     full_rebuild = str(dbt.config.get("identity_full_rebuild")).lower() in ("true", "1", "yes")
-    previous, same_rules = previous_links(session, dbt.this, rules.digest())
-    links = link_records(
-        dbt.ref("int_identifiers").pl(),
+    previous, same_rules = previous_links(session, dbt.this, rules.digest(), full_rebuild)
+    # What the rules read: a usable value's raw spelling is not (only rejected ones are listed with theirs).
+    identifiers = dbt.ref("int_identifiers").project(
+        "source, record_id, id_type, value, status, reason, case when status <> 'ok' then raw_value end as raw_value"
+    )
+    fresh, replaced = relink(
+        identifiers.pl(),
         dbt.ref("int_identity_records").pl(),
         rules,
         previous,
         resolve_all=full_rebuild or not same_rules,
         duckdb_config=duckdb_limits(dbt.config.get("duckdb_memory_limit"), dbt.config.get("duckdb_temp_directory")),
     )
-    return links.with_columns(rules_digest=pl.lit(rules.digest())).to_arrow()
+    fresh = fresh.with_columns(rules_digest=pl.lit(rules.digest()))
+    if replaced is None:
+        return fresh.to_arrow()
+    # A nightly run: the rows of the records left alone never leave the warehouse.
+    session.register("identity_fresh_links", fresh.to_arrow())
+    session.register("identity_replaced_records", replaced.to_arrow())
+    columns = ", ".join([*LINK_SCHEMA, "rules_digest"])
+    return session.sql(f"""
+        select {columns} from {dbt.this} anti join identity_replaced_records using (source, record_id)
+        union all
+        select {columns} from identity_fresh_links""")

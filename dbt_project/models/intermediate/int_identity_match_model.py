@@ -13,7 +13,7 @@ import polars as pl
 def model(dbt, session):
     dbt.config(materialized="table")  # identity_full_rebuild comes from the YAML config (a dbt var)
     from pipeline.lib.identity import duckdb_limits
-    from pipeline.lib.identity_matching import MODEL_VERSION, candidate_entities, train
+    from pipeline.lib.identity_matching import MODEL_VERSION, candidate_entities, candidate_rows, train
     from pipeline.lib.warehouse import table_exists
 
     full_rebuild = str(dbt.config.get("identity_full_rebuild")).lower() in ("true", "1", "yes")
@@ -21,8 +21,12 @@ def model(dbt, session):
         kept = session.sql(f"select * from {dbt.this}").pl()
         if kept.height and "version" in kept.columns and kept.get_column("version")[0] == MODEL_VERSION:
             return kept.to_arrow()
-    records = dbt.ref("int_identity_records").pl()
-    entities = candidate_entities(dbt.ref("int_identity_links").pl(), records, dbt.ref("int_identifiers").pl())
+    links, records, identifiers = (
+        dbt.ref("int_identity_links"),
+        dbt.ref("int_identity_records"),
+        dbt.ref("int_identifiers"),
+    )
+    entities = candidate_entities(*candidate_rows(links, records, identifiers))
     run_date = dbt.ref("int_run_date").pl().get_column("run_date")[0]
     limits = duckdb_limits(dbt.config.get("duckdb_memory_limit"), dbt.config.get("duckdb_temp_directory"))
     pairs = entities.group_by("shared").agg(k=pl.len()).select((pl.col("k") * (pl.col("k") - 1) // 2).sum()).item()

@@ -18,7 +18,7 @@ import polars as pl
 def model(dbt, session):
     dbt.config(materialized="table")  # identity_full_rebuild comes from the YAML config (a dbt var)
     from pipeline.lib.identity import IdentityRules, duckdb_limits
-    from pipeline.lib.identity_matching import match_profiles
+    from pipeline.lib.identity_matching import candidate_rows, match_profiles
     from pipeline.lib.warehouse import table_exists
 
     rules = IdentityRules.from_config(json.loads(dbt.config.get("identity_rules")))
@@ -35,25 +35,30 @@ def model(dbt, session):
         dbt.ref("int_identity_records"),
         dbt.ref("int_identifiers"),
     )
+    newest = links.aggregate("max(resolution)").fetchone()[0]
     settled = None
     if previous is not None and previous.height:
-        # Only link rows newer than the kept decisions, and their records, leave the warehouse.
+        # Only link rows newer than the kept decisions are matched again; of the older records, only those the kept
+        # decisions name leave the warehouse.
         seen = int(previous.get_column("resolution").max())
-        settled = links.filter(f"resolution <= {seen}").project("source, record_id").distinct().pl()
-        links = links.filter(f"resolution > {seen}")
-        keys = links.project("source, record_id").distinct()
-        records, identifiers = (
-            records.join(keys, "source, record_id", how="semi"),
-            identifiers.join(keys, "source, record_id", how="semi"),
+        named = session.sql(f"select distinct left_key from {dbt.this}").set_alias("named")
+        settled = (
+            links.filter(f"resolution <= {seen}")
+            .project("source, record_id, source || ':' || record_id as left_key")
+            .set_alias("settled")
+            .join(named, "left_key", how="semi")
+            .project("source, record_id")
+            .pl()
         )
+        links = links.filter(f"resolution > {seen}")
     decisions = match_profiles(
-        links.pl(),
-        records.pl(),
-        identifiers.pl(),
+        *candidate_rows(links, records, identifiers),
         json.loads(stored),
         rules.match_probability,
         previous,
         settled,
         duckdb_config=duckdb_limits(dbt.config.get("duckdb_memory_limit"), dbt.config.get("duckdb_temp_directory")),
     )
+    # The newest resolution seen, though the rows read were only the candidates'.
+    decisions = decisions.with_columns(resolution=pl.lit(newest, pl.Int64))
     return decisions.with_columns(model_digest=pl.lit(model_digest)).to_arrow()

@@ -1,0 +1,96 @@
+"""The warehouse-side steps the dbt models take give what the in-memory functions give: identifier rows extracted
+in DuckDB, the matcher's candidates read from relations, a nightly's replaced records."""
+
+import duckdb
+import polars as pl
+
+from pipeline.lib import messy_data
+from pipeline.lib.identity import (
+    KEYS,
+    extract_identifiers,
+    identifier_lookup,
+    identifier_rows,
+    link_records,
+    normalise_identifiers,
+    record_rows,
+    relink,
+)
+from pipeline.lib.identity_matching import candidate_entities, candidate_rows
+from tests.support.demo_shop import DEMO_RULES
+
+ORDER = [*KEYS, "id_type", "raw_value"]
+
+
+def staged_data():
+    return messy_data.staged(messy_data.build(messy_data.MessyConfig(persons=400, seed=5, mix="households")))
+
+
+def test_identifier_rows_in_duckdb_equal_the_extracted_frame_and_normalise_the_same():
+    staged = staged_data()
+    raw, _ = extract_identifiers(staged)
+    with duckdb.connect() as con:
+        relations = {}
+        for name, frame in staged.items():
+            con.register(f"{name}_frame", frame.to_arrow())
+            relations[name] = con.table(f"{name}_frame")
+        rows = identifier_rows(relations)
+        in_duckdb = rows.pl()
+        lookup = identifier_lookup(rows.project("id_type, raw_value").distinct().pl(), DEMO_RULES)
+    assert in_duckdb.sort(ORDER).equals(raw.sort(ORDER))
+    joined = in_duckdb.join(lookup, on=["id_type", "raw_value"], how="left")
+    assert joined.sort(ORDER).equals(normalise_identifiers(raw, DEMO_RULES).sort(ORDER))
+    assert set(joined.get_column("status").unique()) >= {"ok", "invalid", "blocklisted"}
+
+
+def test_candidate_rows_read_from_relations_give_the_same_candidates():
+    raw, records = extract_identifiers(staged_data())
+    identifiers = normalise_identifiers(raw, DEMO_RULES)
+    links = link_records(identifiers, records, DEMO_RULES)
+    with duckdb.connect() as con:
+        for name, frame in {"links": links, "records": records, "identifiers": identifiers}.items():
+            con.register(name, frame.to_arrow())
+        few_links, few_records, few_identifiers = candidate_rows(
+            con.table("links"), con.table("records"), con.table("identifiers")
+        )
+    assert few_records.height < records.height and few_identifiers.height < identifiers.height
+    expected = candidate_entities(links, records, identifiers)
+    assert expected.height > 0
+    assert candidate_entities(few_links, few_records, few_identifiers).equals(expected)
+
+
+def test_relink_names_the_records_whose_rows_a_nightly_replaces():
+    raw, records = extract_identifiers(staged_data())
+    identifiers = normalise_identifiers(raw, DEMO_RULES)
+    previous = link_records(identifiers, records, DEMO_RULES)
+    gone = records.head(3).select(KEYS)
+    new_day = records.join(gone, on=KEYS, how="anti")
+    fresh, replaced = relink(
+        identifiers.join(gone, on=KEYS, how="anti"),
+        new_day,
+        DEMO_RULES,
+        previous.select(*KEYS, "fingerprint", "neighbourhood", "resolution").unique(KEYS),
+    )
+    assert gone.join(replaced, on=KEYS, how="anti").is_empty()  # gone records' rows go
+    assert fresh.select(KEYS).unique().join(replaced, on=KEYS, how="anti").is_empty()  # resolved again: replaced
+    assert fresh.get_column("resolution").min() > previous.get_column("resolution").max()
+    kept = previous.join(replaced, on=KEYS, how="anti")
+    whole = link_records(identifiers.join(gone, on=KEYS, how="anti"), new_day, DEMO_RULES)
+    order = [*KEYS, "id_type", "value"]
+    assert pl.concat([kept, fresh]).drop("resolution").sort(order).equals(whole.drop("resolution").sort(order))
+    assert replaced.height < 0.5 * records.height
+    _, everything = relink(identifiers, records, DEMO_RULES, previous, resolve_all=True)
+    assert everything is None
+
+
+def test_record_rows_in_duckdb_equal_the_extracted_records():
+    staged = staged_data()
+    _, records = extract_identifiers(staged)
+    with duckdb.connect() as con:
+        relations = {}
+        for name, frame in staged.items():
+            con.register(f"{name}_frame", frame.to_arrow())
+            relations[name] = con.table(f"{name}_frame")
+        in_duckdb = record_rows(relations).pl()
+    assert in_duckdb.schema == records.schema
+    assert in_duckdb.sort(KEYS).equals(records.sort(KEYS))
+    assert in_duckdb.get_column("seen_on").null_count() < in_duckdb.height
