@@ -12,7 +12,6 @@ against the generator's truth are printed after the full build.
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import shutil
@@ -24,7 +23,7 @@ from pathlib import Path
 import duckdb
 import psutil
 
-from bench.identity_scale import messy_frames
+from bench.identity_scale import data_arguments, messy_frames
 from bench.run import DBT, DBT_DIR, MIB, _commit, measure
 from pipeline.lib import messy_data
 from pipeline.settings import load_settings
@@ -134,11 +133,7 @@ def report(label: str, measured, steps) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--persons", type=int, default=100_000)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--mix", choices=sorted(messy_data.MIXES), default="balanced")
-    parser.add_argument("--cache", type=Path, help="folder keeping the generated data as Parquet between runs")
+    parser = data_arguments(__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", type=Path, default=Path(".bench-identity-dbt"))
     parser.add_argument("--memory-limit", help="dbt's DuckDB memory_limit (default: the settings')")
     parser.add_argument("--no-nightly", action="store_true")

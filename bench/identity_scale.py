@@ -85,12 +85,18 @@ def messy_frames(cfg: messy_data.MessyConfig, cache: Path | None) -> tuple[dict[
     return staged, frames["truth"]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def data_arguments(description: str) -> argparse.ArgumentParser:
+    """A parser with the messy data set's options (persons, seed, mix, cache), which both identity benches take."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--persons", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--mix", choices=sorted(messy_data.MIXES), default="balanced")
     parser.add_argument("--cache", type=Path, help="folder keeping the generated data as Parquet between runs")
+    return parser
+
+
+def main() -> None:
+    parser = data_arguments(__doc__.split("\n\n")[0])
     parser.add_argument("--memory-limit", default="4GB", help="memory_limit of identity's in-memory DuckDB")
     args = parser.parse_args()
     duckdb_config = {"memory_limit": args.memory_limit}

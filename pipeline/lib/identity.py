@@ -1144,7 +1144,20 @@ def link_records(
     `previous`: the rows the last run returned. Records outside `records_to_resolve` keep them, unless
     `resolve_all` (a full rebuild, other rules). `duckdb_config` bounds the in-memory DuckDB connections.
     """
-    fresh, replaced = relink(identifiers, records, rules, previous, resolve_all, duckdb_config)
+    with local_duckdb(duckdb_config) as con:
+        con.register("identifiers", identifiers.to_arrow())
+        con.register("records", records.to_arrow())
+        if previous is not None:
+            con.register("previous", previous.select(*KEYS, "fingerprint", "neighbourhood", "resolution").to_arrow())
+        fresh, replaced = relink(
+            con,
+            "identifiers",
+            "records",
+            rules,
+            "previous" if previous is not None else None,
+            resolve_all,
+            duckdb_config,
+        )
     if replaced is None:
         return fresh
     kept = previous.join(replaced, on=KEYS, how="anti", maintain_order="left")
@@ -1152,49 +1165,51 @@ def link_records(
 
 
 def relink(
-    identifiers: pl.DataFrame,
-    records: pl.DataFrame,
+    con: duckdb.DuckDBPyConnection,
+    identifiers: str,
+    records: str,
     rules: IdentityRules,
-    previous: pl.DataFrame | None = None,
+    previous: str | None = None,
     resolve_all: bool = False,
     duckdb_config: DuckDBConfig | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame | None]:
     """(fresh, replaced): the link rows (LINK_SCHEMA) of the records this run resolves, and source, record_id of the
-    `previous` records whose rows these replace (resolved again, or gone from `records`); replaced is None when
-    every previous row goes (no previous rows, or `resolve_all`: a full rebuild, other rules).
+    previous records whose rows these replace (resolved again, or gone from `records`); replaced is None when every
+    previous row goes (no previous rows, or `resolve_all`: a full rebuild, other rules).
 
-    `previous` needs only source, record_id, fingerprint, neighbourhood and resolution: a caller keeping the link
-    table elsewhere (the dbt model, in the warehouse) passes those and keeps the other rows there. `resolution`
-    numbers this run: microseconds since 1970, above any in `previous` (so it rises even when the previous table
-    was lost), so later steps redo only what is newer than what they saw.
+    Relations `con` knows by these names: `identifiers` (normalise_identifiers rows), `records`
+    (extract_identifiers' records) and `previous` (the last run's link rows, or None; read are source, record_id,
+    fingerprint, neighbourhood, resolution). Finding what to resolve runs in `con` (the warehouse, for the dbt
+    model): only the rows of the records to resolve become frames. `resolution` numbers this run: microseconds
+    since 1970, above any in `previous` (so it rises even when the previous table was lost), so later steps redo
+    only what is newer than what they saw. `duckdb_config` bounds the rules' own in-memory DuckDB.
     """
     resolution = time.time_ns() // 1000
-    incremental = previous is not None and previous.height > 0
-    if incremental:
-        resolution = max(resolution, int(previous.get_column("resolution").max()) + 1)
-    replaced = None
-    with local_duckdb(duckdb_config) as con:
-        con.register("identifiers", identifiers.to_arrow())
-        con.register("records", records.to_arrow())
+    last = con.sql(f"select max(resolution) from {previous}").fetchone()[0] if previous is not None else None
+    if last is not None:
+        resolution = max(resolution, int(last) + 1)
+    fingerprints = record_fingerprints(con, identifiers, records)
+    if last is None or resolve_all:
+        replaced = None
+        identifiers_todo, records_todo = con.table(identifiers).pl(), con.table(records).pl()
+        fingerprints = fingerprints.pl()
+    else:
+        con.execute("create or replace temp table identity_fingerprints as " + fingerprints.sql_query())
         con.execute(
-            "create temp table fingerprints as " + record_fingerprints(con, "identifiers", "records").sql_query()
+            "create or replace temp table identity_todo as "
+            + records_to_resolve(con, "identity_fingerprints", identifiers, previous).sql_query()
         )
-        if incremental and not resolve_all:
-            con.register("previous", previous.select(*KEYS, "fingerprint", "neighbourhood").to_arrow())
-            con.execute(
-                "create temp table todo as "
-                + records_to_resolve(con, "fingerprints", "identifiers", "previous").sql_query()
-            )
-            replaced = con.sql(
-                "select source, record_id from previous anti join fingerprints using (source, record_id) "
-                "union select source, record_id from todo"
-            ).pl()
-            identifiers = con.sql("select * from identifiers semi join todo using (source, record_id)").pl()
-            records = con.sql("select * from records semi join todo using (source, record_id)").pl()
-            fingerprints = con.sql("select * from fingerprints semi join todo using (source, record_id)").pl()
-        else:
-            fingerprints = con.table("fingerprints").pl()
-    resolved = resolve_identities(identifiers, records, rules, duckdb_config)
+        replaced = con.sql(
+            f"select source, record_id from {previous} anti join identity_fingerprints using (source, record_id) "
+            "union select source, record_id from identity_todo"
+        ).pl()
+        identifiers_todo, records_todo, fingerprints = (
+            con.sql(f"select * from {name} semi join identity_todo using (source, record_id)").pl()
+            for name in (identifiers, records, "identity_fingerprints")
+        )
+        con.execute("drop table identity_todo")
+        con.execute("drop table identity_fingerprints")
+    resolved = resolve_identities(identifiers_todo, records_todo, rules, duckdb_config)
     fresh = (
         pl.concat([resolved.links, resolved.linkless], how="diagonal")
         .join(fingerprints, on=KEYS)

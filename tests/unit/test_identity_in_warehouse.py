@@ -25,15 +25,18 @@ def staged_data():
     return messy_data.staged(messy_data.build(messy_data.MessyConfig(persons=400, seed=5, mix="households")))
 
 
+def staged_relations(con, staged):
+    """The staged frames as relations of `con`, as a dbt model's refs are."""
+    for name, frame in staged.items():
+        con.register(f"{name}_frame", frame.to_arrow())
+    return {name: con.table(f"{name}_frame") for name in staged}
+
+
 def test_identifier_rows_in_duckdb_equal_the_extracted_frame_and_normalise_the_same():
     staged = staged_data()
     raw, _ = extract_identifiers(staged)
     with duckdb.connect() as con:
-        relations = {}
-        for name, frame in staged.items():
-            con.register(f"{name}_frame", frame.to_arrow())
-            relations[name] = con.table(f"{name}_frame")
-        rows = identifier_rows(relations)
+        rows = identifier_rows(staged_relations(con, staged))
         in_duckdb = rows.pl()
         lookup = identifier_lookup(rows.project("id_type, raw_value").distinct().pl(), DEMO_RULES)
     assert in_duckdb.sort(ORDER).equals(raw.sort(ORDER))
@@ -64,12 +67,12 @@ def test_relink_names_the_records_whose_rows_a_nightly_replaces():
     previous = link_records(identifiers, records, DEMO_RULES)
     gone = records.head(3).select(KEYS)
     new_day = records.join(gone, on=KEYS, how="anti")
-    fresh, replaced = relink(
-        identifiers.join(gone, on=KEYS, how="anti"),
-        new_day,
-        DEMO_RULES,
-        previous.select(*KEYS, "fingerprint", "neighbourhood", "resolution").unique(KEYS),
-    )
+    with duckdb.connect() as con:
+        con.register("identifiers", identifiers.join(gone, on=KEYS, how="anti").to_arrow())
+        con.register("records", new_day.to_arrow())
+        con.register("previous", previous.to_arrow())
+        fresh, replaced = relink(con, "identifiers", "records", DEMO_RULES, "previous")
+        _, everything = relink(con, "identifiers", "records", DEMO_RULES, "previous", resolve_all=True)
     assert gone.join(replaced, on=KEYS, how="anti").is_empty()  # gone records' rows go
     assert fresh.select(KEYS).unique().join(replaced, on=KEYS, how="anti").is_empty()  # resolved again: replaced
     assert fresh.get_column("resolution").min() > previous.get_column("resolution").max()
@@ -78,7 +81,6 @@ def test_relink_names_the_records_whose_rows_a_nightly_replaces():
     order = [*KEYS, "id_type", "value"]
     assert pl.concat([kept, fresh]).drop("resolution").sort(order).equals(whole.drop("resolution").sort(order))
     assert replaced.height < 0.5 * records.height
-    _, everything = relink(identifiers, records, DEMO_RULES, previous, resolve_all=True)
     assert everything is None
 
 
@@ -86,11 +88,7 @@ def test_record_rows_in_duckdb_equal_the_extracted_records():
     staged = staged_data()
     _, records = extract_identifiers(staged)
     with duckdb.connect() as con:
-        relations = {}
-        for name, frame in staged.items():
-            con.register(f"{name}_frame", frame.to_arrow())
-            relations[name] = con.table(f"{name}_frame")
-        in_duckdb = record_rows(relations).pl()
+        in_duckdb = record_rows(staged_relations(con, staged)).pl()
     assert in_duckdb.schema == records.schema
     assert in_duckdb.sort(KEYS).equals(records.sort(KEYS))
     assert in_duckdb.get_column("seen_on").null_count() < in_duckdb.height

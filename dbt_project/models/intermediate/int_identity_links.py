@@ -17,25 +17,19 @@ import json
 import polars as pl
 
 
-def previous_links(session, this, rules_digest, resolve_all):
-    """What identity.relink reads of the table as the last run left it (source, record_id, fingerprint,
-    neighbourhood, resolution: one row per record; only the newest row when everything is resolved again), or None
-    (none yet, or of an older layout); with whether its rules are today's."""
+def previous_links(session, this, rules_digest):
+    """Whether the table as the last run left it can be kept in part: (exists in today's layout, its rules are
+    today's)."""
     from pipeline.lib.warehouse import table_exists
 
     if not table_exists(session, f"{this.schema}.{this.identifier}"):
-        return None, False
+        return False, False
     if not {"resolution", "rules_digest"} <= set(session.sql(f"select * from {this} limit 0").columns):
-        return None, False
+        return False, False
     other_rules = session.execute(
         f"select count(*) from {this} where rules_digest is distinct from ?", [rules_digest]
     ).fetchone()[0]
-    newest_only = "order by resolution desc limit 1" if resolve_all or other_rules else ""
-    previous = session.sql(f"""
-        select source, record_id, any_value(fingerprint) as fingerprint, any_value(neighbourhood) as neighbourhood,
-               max(resolution) as resolution
-        from {this} group by source, record_id {newest_only}""").pl()
-    return previous, other_rules == 0
+    return True, other_rules == 0
 
 
 def model(dbt, session):
@@ -44,16 +38,20 @@ def model(dbt, session):
 
     rules = IdentityRules.from_config(json.loads(dbt.config.get("identity_rules")))
     full_rebuild = str(dbt.config.get("identity_full_rebuild")).lower() in ("true", "1", "yes")
-    previous, same_rules = previous_links(session, dbt.this, rules.digest(), full_rebuild)
-    # What the rules read: a usable value's raw spelling is not (only rejected ones are listed with theirs).
-    identifiers = dbt.ref("int_identifiers").project(
-        "source, record_id, id_type, value, status, reason, case when status <> 'ok' then raw_value end as raw_value"
-    )
+    exists, same_rules = previous_links(session, dbt.this, rules.digest())
+    # What the rules read, as views of this session: a usable value's raw spelling is not read (only rejected ones
+    # are listed with theirs).
+    identifiers = dbt.ref("int_identifiers")
+    records = dbt.ref("int_identity_records")
+    usable = "source, record_id, id_type, value, status, reason, if(status <> 'ok', raw_value, null) as raw_value"
+    session.execute("create or replace temp view identity_identifiers as " + identifiers.project(usable).sql_query())
+    session.execute("create or replace temp view identity_records as " + records.sql_query())
     fresh, replaced = relink(
-        identifiers.pl(),
-        dbt.ref("int_identity_records").pl(),
+        session,
+        "identity_identifiers",
+        "identity_records",
         rules,
-        previous,
+        str(dbt.this) if exists else None,
         resolve_all=full_rebuild or not same_rules,
         duckdb_config=duckdb_limits(dbt.config.get("duckdb_memory_limit"), dbt.config.get("duckdb_temp_directory")),
     )
