@@ -222,6 +222,49 @@ def normalise_identifiers(
     return rows.join(lookup, on=["id_type", "raw_value"], how="left", maintain_order="left")
 
 
+# A key (account, order, requester id) spelled with these characters only is its own canonical value: nothing to
+# trim, not empty.
+PLAIN_KEY = r"[A-Za-z0-9._:/@+\-]+"
+
+
+def normalised_rows(
+    con: duckdb.DuckDBPyConnection,
+    rows: duckdb.DuckDBPyRelation,
+    rules: IdentityRules,
+    known_phones: pl.DataFrame | None = None,
+) -> duckdb.DuckDBPyRelation:
+    """normalise_identifiers of `rows` (identifier_rows: a relation of `con`) as a relation of `con`: only the
+    distinct spellings of contacts and of keys that are not PLAIN_KEY leave DuckDB for identifier_lookup; the
+    lookup goes back as a temporary table (DuckDB's memory: bounded, spillable) and is joined there."""
+    contact_types = ", ".join(f"'{t}'" for t in CONTACT_TYPES)
+    distinct = (
+        rows.filter(f"id_type in ({contact_types}) or not regexp_full_match(raw_value, '{PLAIN_KEY}')")
+        .project("id_type, raw_value")
+        .distinct()
+        .pl()
+    )
+    unknown = set(rows.project("id_type").distinct().pl().get_column("id_type").to_list()) - set(IDENTIFIER_TYPES)
+    if unknown:
+        raise ValueError(f"unknown identifier types {sorted(unknown)}")
+    con.register("identity_lookup_frame", identifier_lookup(distinct, rules, known_phones).to_arrow())
+    con.execute("create or replace temp table identity_value_lookup as select * from identity_lookup_frame")
+    con.unregister("identity_lookup_frame")
+    plain = "lookup.id_type is null"  # a plain key
+    return (
+        rows.set_alias("row")
+        .join(
+            con.table("identity_value_lookup").set_alias("lookup"),
+            "row.id_type = lookup.id_type and row.raw_value = lookup.raw_value",
+            how="left",
+        )
+        .project(
+            "row.source, row.record_id, row.id_type, row.raw_value, "
+            f"if({plain}, row.raw_value, lookup.value) as value, if({plain}, 'ok', lookup.status) as status, "
+            "lookup.reason"
+        )
+    )
+
+
 def identifier_lookup(
     distinct: pl.DataFrame, rules: IdentityRules, known_phones: pl.DataFrame | None = None
 ) -> pl.DataFrame:

@@ -8,10 +8,10 @@ from pipeline.lib import messy_data
 from pipeline.lib.identity import (
     KEYS,
     extract_identifiers,
-    identifier_lookup,
     identifier_rows,
     link_records,
     normalise_identifiers,
+    normalised_rows,
     record_rows,
     relink,
 )
@@ -34,15 +34,19 @@ def staged_relations(con, staged):
 
 def test_identifier_rows_in_duckdb_equal_the_extracted_frame_and_normalise_the_same():
     staged = staged_data()
+    # keys that need trimming, and an empty one, beside the plain ones
+    odd = pl.DataFrame({"customer_id": [" K-1 ", "\u00a0", "K/2"], "email": [None, None, "X@Y.ID"]})
+    staged["stg_webshop__customers"] = pl.concat([staged["stg_webshop__customers"], odd], how="diagonal")
     raw, _ = extract_identifiers(staged)
     with duckdb.connect() as con:
         rows = identifier_rows(staged_relations(con, staged))
         in_duckdb = rows.pl()
-        lookup = identifier_lookup(rows.project("id_type, raw_value").distinct().pl(), DEMO_RULES)
+        normalised = normalised_rows(con, rows, DEMO_RULES).pl()
     assert in_duckdb.sort(ORDER).equals(raw.sort(ORDER))
-    joined = in_duckdb.join(lookup, on=["id_type", "raw_value"], how="left")
-    assert joined.sort(ORDER).equals(normalise_identifiers(raw, DEMO_RULES).sort(ORDER))
-    assert set(joined.get_column("status").unique()) >= {"ok", "invalid", "blocklisted"}
+    assert normalised.sort(ORDER).equals(normalise_identifiers(raw, DEMO_RULES).sort(ORDER))
+    assert set(normalised.get_column("status").unique()) >= {"ok", "invalid", "blocklisted"}
+    keys = normalised.filter(pl.col("raw_value").is_in([" K-1 ", "\u00a0", "K/2"]))
+    assert sorted(keys.get_column("value").to_list(), key=str) == sorted(["K-1", None, "K/2"], key=str)
 
 
 def test_candidate_rows_read_from_relations_give_the_same_candidates():

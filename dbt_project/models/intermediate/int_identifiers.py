@@ -3,7 +3,8 @@
 Rows whose value is junk or malformed stay with status 'invalid' or 'blocklisted', a null value and the reason, so
 identity_violations counts every rejected value; only status 'ok' rows can link records.
 
-The rows never leave the warehouse: only the distinct spellings are normalised in Python, then joined back here.
+The rows never leave the warehouse: only distinct spellings that need it are normalised in Python
+(identity.normalised_rows), then joined back there.
 """
 
 import json
@@ -11,7 +12,7 @@ import json
 
 def model(dbt, session):
     dbt.config(materialized="table")
-    from pipeline.lib.identity import IdentityRules, identifier_lookup, identifier_rows
+    from pipeline.lib.identity import IdentityRules, identifier_rows, normalised_rows
 
     # dbt only sees refs written as literals
     staged = {
@@ -20,24 +21,5 @@ def model(dbt, session):
         "stg_helpdesk__tickets": dbt.ref("stg_helpdesk__tickets"),
         "stg_survey__responses": dbt.ref("stg_survey__responses"),
     }
-    rows = identifier_rows(staged)
-    known_phones = dbt.ref("int_phone_numbers").pl()
-    lookup = identifier_lookup(
-        rows.project("id_type, raw_value").distinct().pl(),
-        IdentityRules.from_config(json.loads(dbt.config.get("identity_rules"))),
-        known_phones,
-    )
-    # A temporary table, so the lookup is DuckDB's memory (bounded, spillable) rather than a Python frame's.
-    session.register("identity_lookup_frame", lookup.to_arrow())
-    session.execute("create or replace temp table identity_value_lookup as select * from identity_lookup_frame")
-    session.unregister("identity_lookup_frame")
-    del lookup, known_phones
-    return (
-        rows.set_alias("row")
-        .join(
-            session.table("identity_value_lookup").set_alias("lookup"),
-            "row.id_type = lookup.id_type and row.raw_value = lookup.raw_value",
-            how="left",
-        )
-        .project("row.source, row.record_id, row.id_type, row.raw_value, lookup.value, lookup.status, lookup.reason")
-    )
+    rules = IdentityRules.from_config(json.loads(dbt.config.get("identity_rules")))
+    return normalised_rows(session, identifier_rows(staged), rules, dbt.ref("int_phone_numbers").pl())
