@@ -1,9 +1,10 @@
 {#-
     Connected components of a bipartite record-value graph, by label propagation in plain SQL.
 
-    `links`: a relation with columns record_key, value_key (one row per link). Records and values are numbered once
-    (records in key order), so the rounds join integers, not text. Every record starts labelled with its own number;
-    each round a value takes the smallest label of its records, then each record the smallest label of its values.
+    `links`: a relation with columns record_key, value_key (one row per link). Records and values are numbered once,
+    in key order (Spark numbers rows only in an order), so the rounds join integers, not text. Every record starts
+    labelled with its own number; each round a value takes the smallest label of its records, then each record the
+    smallest label of its values.
     When a round changes nothing the labels are the components, each named by its smallest record key. Rounds are
     bounded by the graph's diameter; `max_rounds` guards against a runaway (an error, never a partial answer).
     Returns the name of a table (record_key, component) that lives for the session.
@@ -21,7 +22,8 @@
             'select record_key, row_number() over (order by record_key) as r'
             ~ ' from (select distinct record_key from ' ~ links ~ ') as keys') -%}
         {%- do create_scratch_table(value_numbers,
-            'select value_key, row_number() over () as v from (select distinct value_key from ' ~ links ~ ') as keys') -%}
+            'select value_key, row_number() over (order by value_key) as v'
+            ~ ' from (select distinct value_key from ' ~ links ~ ') as keys') -%}
         {%- do create_scratch_table(edges,
             'select distinct records.r, vals.v from ' ~ links ~ ' as l'
             ~ ' join ' ~ record_numbers ~ ' as records on records.record_key = l.record_key'
