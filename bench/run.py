@@ -12,8 +12,8 @@
 5. times the fixed overheads (imports, dbt start-up/parse) in fresh processes.
 Every process is measured for wall time, CPU time and peak RSS of its whole process tree, and the peak RSS of each
 kind of process in it (the Dagster run process, which executes the steps in-process, and each dbt command it starts;
-RSS sampled every 0.2 s); per-step and per-dbt-node times come from the Dagster run's event log (DAGSTER_HOME is a
-temp dir).
+RSS sampled every 0.2 s); per-step and per-dbt-node times come from the Dagster run's event log (DAGSTER_HOME is the
+work directory's `dagster/`, with the shipped pipeline/config/dagster.yaml).
 Results go to bench/results/<scale>-<timestamp>.{md,json}; the Markdown is also printed.
 """
 
@@ -402,10 +402,11 @@ def main() -> int:
     cutoff = new_day - timedelta(days=1)
     work = Path(tempfile.mkdtemp(prefix=f"cdp-bench-{args.scale}-"))
     log = work / "bench.log"
-    # The Dagster instance (SQLite event log) lives on tmpfs when there is one: its per-event commits would otherwise
-    # measure the disk's fsync latency, not the pipeline (a full build writes events per asset and partition).
-    shm = Path("/dev/shm")
-    dagster_home = Path(tempfile.mkdtemp(prefix="cdp-bench-dagster-", dir=shm if shm.is_dir() else work))
+    # The Dagster instance as `make setup` makes it: the shipped settings (pool limits, the batched event log) in the
+    # work directory, on disk like a user's `.dagster/`.
+    dagster_home = work / "dagster"
+    dagster_home.mkdir()
+    shutil.copyfile(REPO_ROOT / "pipeline" / "config" / "dagster.yaml", dagster_home / "dagster.yaml")
     env = {k: v for k, v in os.environ.items() if k not in ("CDP_WAREHOUSE", "DAGSTER_HOME")}
     env.update(CDP_DATA_DIR=str(work), DAGSTER_HOME=str(dagster_home))
     env.update(item.split("=", 1) for item in args.env)
@@ -471,7 +472,6 @@ def main() -> int:
         stem.with_suffix(".json").write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-            shutil.rmtree(dagster_home, ignore_errors=True)
 
     table = markdown(record)
     stem.with_suffix(".md").write_text(table, encoding="utf-8")
