@@ -38,7 +38,7 @@ import psutil
 
 from pipeline.lib import demo_data
 from pipeline.lib.demo_data import DEFAULT_END, DemoConfig, generate
-from pipeline.lib.environment import REPO_ROOT
+from pipeline.lib.environment import REPO_ROOT, SHIPPED_INSTANCE
 
 SCALES = {"10k": 10_000, "100k": 100_000, "1M": 1_000_000, "3M": 3_000_000}
 # The memory bound of the whole run (issue 18: 8 GB, i.e. 8e9 bytes = 7.45 GiB): every process tree stays below it.
@@ -406,7 +406,7 @@ def main() -> int:
     # work directory, on disk like a user's `.dagster/`.
     dagster_home = work / "dagster"
     dagster_home.mkdir()
-    shutil.copyfile(REPO_ROOT / "pipeline" / "config" / "dagster.yaml", dagster_home / "dagster.yaml")
+    shutil.copyfile(SHIPPED_INSTANCE, dagster_home / "dagster.yaml")
     env = {k: v for k, v in os.environ.items() if k not in ("CDP_WAREHOUSE", "DAGSTER_HOME")}
     env.update(CDP_DATA_DIR=str(work), DAGSTER_HOME=str(dagster_home))
     env.update(item.split("=", 1) for item in args.env)

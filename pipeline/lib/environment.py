@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# The Dagster instance settings `make setup` copies to $DAGSTER_HOME (pool limits, run monitoring, batched event log).
+SHIPPED_INSTANCE = REPO_ROOT / "pipeline" / "config" / "dagster.yaml"
 
 
 def resolve_secret(value: Any) -> Any:

@@ -18,8 +18,8 @@ import dagster as dg
 from pipeline.cli import DAGSTER_ENVIRONMENT
 from pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
 from pipeline.defs.runs.event_log import BatchedSqliteEventLogStorage
+from pipeline.lib.environment import SHIPPED_INSTANCE
 
-REPO = Path(__file__).resolve().parents[2]
 DAYS = dg.DailyPartitionsDefinition(start_date="2026-01-01", end_date="2026-03-02")  # 60 days
 KEY = dg.AssetKey(["raw", "orders"])
 
@@ -99,7 +99,7 @@ def test_batched_storage_stores_what_the_stock_storage_stores(tmp_path, monkeypa
     stock_home.mkdir()
     batched_home.mkdir()
     (stock_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    shutil.copy(REPO / "pipeline" / "config" / "dagster.yaml", batched_home / "dagster.yaml")
+    shutil.copy(SHIPPED_INSTANCE, batched_home / "dagster.yaml")
     monkeypatch.delenv("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", raising=False)  # planned events per day too
 
     monkeypatch.delenv("DAGSTER_EVENT_BATCH_SIZE", raising=False)

@@ -21,6 +21,7 @@ import pytest
 
 from pipeline.defs.jobs import nightly_job
 from pipeline.lib.demo_data import DemoConfig, generate
+from pipeline.lib.environment import SHIPPED_INSTANCE
 from tests.support.pg_cluster import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -87,7 +88,7 @@ def loaded_history(tmp_path, monkeypatch):
     """Demo sources, and one in-process run that loaded all but the last 14 days (a shop before its backfills)."""
     data, home = tmp_path / "data", tmp_path / "dagster_home"
     home.mkdir()
-    shutil.copy(REPO / "pipeline" / "config" / "dagster.yaml", home / "dagster.yaml")
+    shutil.copy(SHIPPED_INSTANCE, home / "dagster.yaml")
     generate(DemoConfig(customers=150, start_date=DEMO_START, end_date=DEMO_END), data / "demo")
     monkeypatch.setenv("CDP_DATA_DIR", str(data))
     monkeypatch.setenv("DAGSTER_HOME", str(home))

@@ -17,10 +17,10 @@ import yaml
 
 from pipeline.cli import DAGSTER_ENVIRONMENT
 from pipeline.lib.demo_data import DemoConfig, generate
+from pipeline.lib.environment import SHIPPED_INSTANCE
 from pipeline.settings import DEFAULT_CONFIG
 
 REPO = Path(__file__).resolve().parents[2]
-SHIPPED_INSTANCE = REPO / "pipeline" / "config" / "dagster.yaml"
 README_WINDOW = ("2026-11-01", "2026-11-22")  # the README's example: three weeks, shorter than the CLV holdout
 RUN_README_WINDOW = [
     sys.executable,
