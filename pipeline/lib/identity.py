@@ -1262,52 +1262,132 @@ def relink(
 
 
 # ------------------------------------------------------------------------------------------------ stable ids
+#
+# Set-wise in DuckDB: the map's rows never leave the warehouse, and a nightly run decides ids only for the records
+# whose components were resolved again (int_identity_map).
+
+NO_IDS = "(select null::varchar as source, null::varchar as record_id, null::varchar as customer_id where false)"
 
 
-def _md5_hex(values: pl.Series, duckdb_config: DuckDBConfig | None = None) -> pl.Series:
-    """md5 as hex, computed by DuckDB (stable across versions, unlike polars' hash)."""
-    with local_duckdb(duckdb_config) as con:
-        con.register("hash_input", pl.DataFrame({"key": values}).to_arrow())
-        return con.execute("select md5(key) as h from hash_input").pl().get_column("h")
+def _minted_id(bits: str) -> str:
+    """SQL: 'C' + 10 base32 characters (ID_ALPHABET) of the low 50 bits of the integer expression `bits`."""
+    chars = [f"substr('{ID_ALPHABET}', (({bits} >> {5 * k}) & 31)::integer + 1, 1)" for k in range(9, -1, -1)]
+    return " || ".join(["'C'", *chars])
 
 
-def mint_customer_ids(
-    keys: pl.Series, taken: pl.Series | None = None, duckdb_config: DuckDBConfig | None = None
-) -> pl.Series:
-    """'C' + 10 base32 chars of md5(key): the same key always gets the same id.
+def mint_ids(con: duckdb.DuckDBPyConnection, keys: str, taken: str | None = None) -> duckdb.DuckDBPyRelation:
+    """pos, key, customer_id: 'C' + 10 base32 chars of md5(key) for each row of the relation `keys` (column key;
+    pos numbers its rows): the same key always gets the same id.
 
-    An id already in `taken` (or minted twice in one call) is re-hashed as md5(key '#' n) until it is free.
+    An id in the relation `taken` (column customer_id), or minted for a smaller key in this call, is re-hashed as
+    md5(key '#' n) until it is free. The result is a temporary table of `con`.
     """
-    frame = pl.DataFrame({"key": keys.cast(pl.Utf8)}).with_row_index("pos")
-    taken_ids = (taken if taken is not None else pl.Series([], dtype=pl.Utf8)).cast(pl.Utf8).unique()
-    result = frame.with_columns(customer_id=pl.lit(None, pl.Utf8))
+    taken_ids = f"(select customer_id from {taken})" if taken else NO_IDS
+    con.execute(
+        f"create or replace temp table identity_mint_pending as select row_number() over () as pos, key from {keys}"
+    )
+    con.execute("create or replace temp table identity_minted (pos bigint, key varchar, customer_id varchar)")
     salt = 0
-    while (pending := result.filter(pl.col("customer_id").is_null())).height:
-        salted = pending.get_column("key") if salt == 0 else pending.get_column("key") + f"#{salt}"
-        digest = _md5_hex(salted, duckdb_config)
-        bits = digest.str.slice(0, 13).str.to_integer(base=16)
-        chars = [(bits // 32**k) % 32 for k in range(9, -1, -1)]  # 50 of the 52 bits, 5 per character
-        candidate = pl.select(
-            pl.concat_str(
-                [pl.lit("C")]
-                + [c.replace_strict(list(range(32)), list(ID_ALPHABET), return_dtype=pl.Utf8) for c in chars]
-            )
-        ).to_series()
-        proposal = pending.select("pos", "key").with_columns(candidate=candidate)
-        used = pl.concat([taken_ids, result.get_column("customer_id").drop_nulls()])
-        # Keep a candidate when it is free and the first (by key) to claim it in this round.
-        accepted = (
-            proposal.filter(~pl.col("candidate").is_in(used.implode()))
-            .sort("key")
-            .unique("candidate", keep="first", maintain_order=True)
+    while con.execute("select count(*) from identity_mint_pending").fetchone()[0]:
+        # A candidate is kept when it is free and the first (by key) to claim it in this round.
+        con.execute(
+            f"""
+            insert into identity_minted
+            select pos, key, candidate from (
+                select pos, key, {_minted_id("bits")} as candidate from (
+                    select pos, key,
+                        ('0x' || left(md5(if($salt = 0, key, key || '#' || $salt::varchar)), 13))::ubigint as bits
+                    from identity_mint_pending
+                )
+            ) as proposal
+            where not exists (select 1 from {taken_ids} as t where t.customer_id = proposal.candidate)
+              and not exists (select 1 from identity_minted as m where m.customer_id = proposal.candidate)
+            qualify row_number() over (partition by candidate order by key, pos) = 1""",
+            {"salt": salt},
         )
-        result = (
-            result.join(accepted.select("pos", "candidate"), on="pos", how="left")
-            .with_columns(customer_id=pl.coalesce("customer_id", "candidate"))
-            .drop("candidate")
-        )
+        con.execute("delete from identity_mint_pending where pos in (select pos from identity_minted)")
         salt += 1
-    return result.sort("pos").get_column("customer_id")
+    con.execute("drop table identity_mint_pending")
+    return con.table("identity_minted")
+
+
+def stable_ids(
+    con: duckdb.DuckDBPyConnection, clusters: str, previous: str | None = None, taken: str | None = None
+) -> duckdb.DuckDBPyRelation:
+    """source, record_id, customer_id, previous_customer_id: a customer id for each cluster of the relation
+    `clusters` (source, record_id, cluster_key), keeping the ids of the relation `previous` (source, record_id,
+    customer_id).
+
+    An old id stays with the cluster holding most of its records (ties: smallest cluster key), so a split leaves
+    it on the largest part; a cluster that inherits several old ids is a merge and keeps the smallest one.
+    Clusters without an inherited id get a minted id (mint_ids), never one of `previous` or of the relation `taken`
+    (column customer_id). `previous=None` is a full rebuild. Works in temporary tables of `con`.
+    """
+    con.execute(f"""
+        create or replace temp table identity_assigned_records as
+        select c.source, c.record_id, c.cluster_key, p.customer_id as previous_customer_id
+        from {clusters} as c
+        left join {previous or NO_IDS} as p on c.source = p.source and c.record_id = p.record_id""")
+    con.execute("""
+        create or replace temp table identity_heirs as
+        with holdings as (
+            select cluster_key, previous_customer_id, count(*) as n from identity_assigned_records
+            where previous_customer_id is not null group by all
+        ),
+        heirs as (
+            select * from holdings
+            qualify row_number() over (partition by previous_customer_id order by n desc, cluster_key) = 1
+        )
+        select cluster_key, min(previous_customer_id) as customer_id from heirs group by cluster_key""")
+    con.execute("""
+        create or replace temp view identity_unnamed as
+        select distinct cluster_key as key from identity_assigned_records
+        anti join identity_heirs using (cluster_key)""")
+    taken_ids = f"select customer_id from {taken}" if taken else "select customer_id from " + NO_IDS
+    con.execute(f"""
+        create or replace temp view identity_taken as
+        select customer_id from {previous or NO_IDS} union all {taken_ids}""")
+    mint_ids(con, "identity_unnamed", "identity_taken")
+    return con.sql("""
+        select r.source, r.record_id, coalesce(h.customer_id, m.customer_id) as customer_id, r.previous_customer_id
+        from identity_assigned_records as r
+        left join identity_heirs as h using (cluster_key)
+        left join identity_minted as m on m.key = r.cluster_key""")
+
+
+def changes(con: duckdb.DuckDBPyConnection, assignments: str) -> duckdb.DuckDBPyRelation:
+    """change_type, old_customer_id, new_customer_id, records: identity_changes rows (without the run date) of the
+    relation `assignments` (stable_ids' columns): one row per (old id -> new id) move, plus new ids.
+
+    merge: the new id took records of two or more old ids (survivor = the new id);
+    split: part of an old id's records moved to an id that holds records of no other old id;
+    new:   an id none of whose records had an id before.
+    """
+    return con.sql(f"""
+        with assigned as (select * from {assignments} where customer_id is not null),
+        moves as (
+            select previous_customer_id, customer_id, count(*) as records from assigned
+            where previous_customer_id is not null group by all
+        ),
+        olds as (select customer_id, count(*) as n_old from moves group by all)
+        select if(olds.n_old > 1, 'merge', 'split') as change_type, moves.previous_customer_id as old_customer_id,
+            moves.customer_id as new_customer_id, moves.records
+        from moves join olds using (customer_id)
+        where moves.previous_customer_id <> moves.customer_id
+        union all
+        select 'new', null, customer_id, count(*) from assigned
+        group by customer_id having count(previous_customer_id) = 0
+        order by change_type, new_customer_id, old_customer_id nulls last""")
+
+
+def mint_customer_ids(keys: pl.Series, taken: pl.Series | None = None) -> pl.Series:
+    """mint_ids of `keys` in their order (frames in, frames out: the in-memory path and tests)."""
+    with local_duckdb() as con:
+        con.register("identity_keys", pl.DataFrame({"key": keys.cast(pl.Utf8)}).to_arrow())
+        con.register(
+            "identity_taken_ids", pl.DataFrame({"customer_id": taken}, schema={"customer_id": pl.Utf8}).to_arrow()
+        )
+        return mint_ids(con, "identity_keys", "identity_taken_ids").order("pos").pl().get_column("customer_id")
 
 
 def assign_stable_ids(
@@ -1316,86 +1396,23 @@ def assign_stable_ids(
     reserved_ids: pl.Series | None = None,
     duckdb_config: DuckDBConfig | None = None,
 ) -> pl.DataFrame:
-    """Give each cluster a customer id, keeping the ids of `previous` (source, record_id, customer_id).
-
-    An old id stays with the cluster holding most of its records (ties: smallest cluster key), so a split leaves
-    it on the largest part; a cluster that inherits several old ids is a merge and keeps the smallest one.
-    Clusters without an inherited id get a minted id (never one in `previous` or `reserved_ids`).
-    `previous=None` is a full rebuild. Returns source, record_id, customer_id, previous_customer_id.
-    """
-    if previous is None:
-        previous = pl.DataFrame(schema={"source": pl.Utf8, "record_id": pl.Utf8, "customer_id": pl.Utf8})
-    records = clusters.join(
-        previous.select("source", "record_id", previous_customer_id="customer_id"),
-        on=["source", "record_id"],
-        how="left",
-    )
-    holdings = (
-        records.filter(pl.col("previous_customer_id").is_not_null())
-        .group_by("cluster_key", "previous_customer_id")
-        .agg(n=pl.len())
-    )
-    heirs = holdings.sort(["previous_customer_id", "n", "cluster_key"], descending=[False, True, False]).unique(
-        "previous_customer_id", keep="first"
-    )
-    kept = heirs.group_by("cluster_key").agg(customer_id=pl.col("previous_customer_id").min())
-    cluster_ids = records.select("cluster_key").unique().join(kept, on="cluster_key", how="left")
-    unnamed = cluster_ids.filter(pl.col("customer_id").is_null()).sort("cluster_key")
-    taken = pl.concat(
-        [
-            previous.get_column("customer_id").cast(pl.Utf8),
-            (reserved_ids if reserved_ids is not None else pl.Series([], dtype=pl.Utf8)).cast(pl.Utf8),
-        ]
-    )
-    minted = unnamed.with_columns(
-        customer_id=mint_customer_ids(unnamed.get_column("cluster_key"), taken, duckdb_config)
-    )
-    cluster_ids = pl.concat([cluster_ids.filter(pl.col("customer_id").is_not_null()), minted])
-    return (
-        records.join(cluster_ids, on="cluster_key")
-        .select("source", "record_id", "customer_id", "previous_customer_id")
-        .sort("source", "record_id")
-    )
+    """stable_ids of frames (the in-memory path and tests), sorted by source, record_id."""
+    with local_duckdb(duckdb_config) as con:
+        con.register("identity_clusters", clusters.to_arrow())
+        if previous is not None:
+            con.register("identity_previous", previous.to_arrow())
+        con.register(
+            "identity_reserved", pl.DataFrame({"customer_id": reserved_ids}, schema={"customer_id": pl.Utf8}).to_arrow()
+        )
+        assigned = stable_ids(
+            con, "identity_clusters", "identity_previous" if previous is not None else None, "identity_reserved"
+        )
+        return assigned.order("source, record_id").pl()
 
 
 def describe_changes(assignments: pl.DataFrame, run_date: date) -> pl.DataFrame:
-    """identity_changes rows from `assign_stable_ids` output: one row per (old id -> new id) move, plus new ids.
-
-    merge: the new id took records of two or more old ids (survivor = the new id);
-    split: part of an old id's records moved to an id that holds records of no other old id;
-    new:   an id none of whose records had an id before.
-    """
-    assignments = assignments.filter(pl.col("customer_id").is_not_null())  # records of no person
-    moves = (
-        assignments.filter(pl.col("previous_customer_id").is_not_null())
-        .group_by("previous_customer_id", "customer_id")
-        .agg(records=pl.len())
-    )
-    sources_per_id = moves.group_by("customer_id").agg(n_old=pl.col("previous_customer_id").n_unique())
-    moved = (
-        moves.filter(pl.col("previous_customer_id") != pl.col("customer_id"))
-        .join(sources_per_id, on="customer_id")
-        .select(
-            change_type=pl.when(pl.col("n_old") > 1).then(pl.lit("merge")).otherwise(pl.lit("split")),
-            old_customer_id="previous_customer_id",
-            new_customer_id="customer_id",
-            records=pl.col("records").cast(pl.Int64),
-        )
-    )
-    new = (
-        assignments.group_by("customer_id")
-        .agg(records=pl.len(), had_id=pl.col("previous_customer_id").is_not_null().any())
-        .filter(~pl.col("had_id"))
-        .select(
-            change_type=pl.lit("new"),
-            old_customer_id=pl.lit(None, pl.Utf8),
-            new_customer_id="customer_id",
-            records=pl.col("records").cast(pl.Int64),
-        )
-    )
-    return (
-        pl.concat([moved, new])
-        .with_columns(run_date=pl.lit(run_date, pl.Date))
-        .select("run_date", "change_type", "old_customer_id", "new_customer_id", "records")
-        .sort("change_type", "new_customer_id", "old_customer_id", nulls_last=True)
-    )
+    """identity_changes rows (changes) of an assign_stable_ids frame on `run_date`."""
+    with local_duckdb() as con:
+        con.register("identity_assignments", assignments.to_arrow())
+        rows = changes(con, "identity_assignments").pl()
+    return rows.select(pl.lit(run_date, pl.Date).alias("run_date"), pl.all())

@@ -12,7 +12,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from pipeline.lib.identity import mint_customer_ids
+from pipeline.lib.identity import assign_stable_ids, mint_customer_ids
 from pipeline.settings import load_settings
 from tests.support.pipeline_run import run_on
 
@@ -183,6 +183,19 @@ def test_ids_stay_stable_when_a_day_is_appended(demo_run, tmp_path):
     assert new_ids == new_customer and new_customer[0] not in set(before.get_column("customer_id"))
     survey_id = after.filter(pl.col("record_id") == "S-NEW-1").get_column("customer_id").to_list()
     assert survey_id == [survivor]
+
+    # The nightly run decided ids only for the records it resolved again, and its map is what deciding every
+    # record's id from the ids before the day gives.
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+        clusters = con.execute("""
+            select source, record_id, cluster_key from intermediate.int_identity_components where is_person""").pl()
+        decided_again, mapped = con.execute("""
+            select count(*) filter (where resolution = (select max(resolution) from intermediate.int_identity_map)),
+                count(*)
+            from intermediate.int_identity_map""").fetchone()
+    assert 2 <= decided_again < 0.05 * mapped
+    everything = assign_stable_ids(clusters, before.drop_nulls("customer_id"), before.get_column("customer_id"))
+    assert after.drop_nulls("customer_id").sort("source", "record_id").equals(everything.drop("previous_customer_id"))
 
     # The nightly run resolved again only the neighbourhoods the day touched, and its persons are exactly what
     # resolving every record with the stored matcher model gives.

@@ -3,8 +3,15 @@
 
 def model(dbt, session):
     dbt.config(materialized="incremental", incremental_strategy="delete+insert", unique_key="run_date")
-    from pipeline.lib.identity import describe_changes
+    from pipeline.lib.identity import changes
 
-    mapped = dbt.ref("int_identity_map").pl()
-    run_date = dbt.ref("int_run_date").pl().get_column("run_date")[0]
-    return describe_changes(mapped, run_date).to_arrow()
+    # set-wise in the warehouse (identity.changes): the map's rows never leave it. dbt finds refs only as literal
+    # calls outside expressions.
+    mapped, run_date = dbt.ref("int_identity_map"), dbt.ref("int_run_date")
+    session.execute("create or replace temp view identity_assignments as " + mapped.sql_query())
+    session.execute("create or replace temp view identity_run as " + run_date.sql_query())
+    moves = changes(session, "identity_assignments").sql_query()
+    return session.sql(
+        "select run.run_date, moves.* from (" + moves + ") as moves cross join identity_run as run "
+        "order by moves.change_type, moves.new_customer_id, moves.old_customer_id nulls last"
+    )
