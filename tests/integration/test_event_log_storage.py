@@ -10,7 +10,9 @@ tags, check history, each run's log) must be the same.
 
 from __future__ import annotations
 
+import logging
 import shutil
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -125,3 +127,32 @@ def test_batched_storage_stores_what_the_stock_storage_stores(tmp_path, monkeypa
     assert len(expected["materializations"]) == 71 and len(expected["materialized"]) == 60
     for part in expected:
         assert got[part] == expected[part], part
+
+
+def test_a_watcher_sees_each_event_as_it_is_written(tmp_path):
+    """The webserver's live run log watches the run's file: every write must reach it while the writer's connection
+    stays open (the write sits in SQLite's write-ahead log, the storage touches the file)."""
+    shutil.copy(SHIPPED_INSTANCE, tmp_path / "dagster.yaml")
+    writer = dg.DagsterInstance.from_config(str(tmp_path)).event_log_storage  # the run's process
+    watcher = dg.DagsterInstance.from_config(str(tmp_path)).event_log_storage  # the webserver's
+    run_id = "0" * 8 + "-0000-0000-0000-" + "0" * 12
+
+    def message(text: str) -> dg.EventLogEntry:
+        return dg.EventLogEntry(
+            error_info=None, level=logging.INFO, user_message=text, run_id=run_id, timestamp=time.time()
+        )
+
+    writer.store_event(message("first"))  # the run's file exists before anyone watches it
+    seen: list[str] = []
+    watcher.watch(run_id, None, lambda entry, _cursor: seen.append(entry.user_message))
+    try:
+        for text in ("second", "third"):
+            writer.store_event(message(text))
+            deadline = time.monotonic() + 10
+            while text not in seen and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert text in seen, f"the watcher did not see {text!r}: {seen}"
+    finally:
+        watcher.dispose()
+        writer.dispose()
+    assert seen == ["first", "second", "third"]  # read from the start of the run, in order, once each

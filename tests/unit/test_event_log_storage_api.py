@@ -30,6 +30,12 @@ SIGNATURES = {
     "store_asset_check_event": ["self", "event", "event_id"],
     "_store_asset_event_tags": ["self", "conn", "events", "event_ids"],
     "_store_asset_event": ["self", "conn", "event", "event_id"],
+    # the shards' pooled connections: opened, initialised and closed as the stock storage does
+    "conn_string_for_shard": ["self", "shard_name"],
+    "path_for_shard": ["self", "run_id"],
+    "_initdb": ["self", "engine", "for_index_shard"],
+    "wipe": ["self"],
+    "dispose": ["self"],
 }
 
 # The per-event path a batch must reproduce, and the stock connection handling: SHA-256 of each method's source in
