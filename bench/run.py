@@ -13,7 +13,9 @@
 Every process is measured for wall time, CPU time and peak RSS of its whole process tree, and the peak RSS of each
 kind of process in it (the Dagster run process, which executes the steps in-process, and each dbt command it starts;
 RSS sampled every 0.2 s); per-step and per-dbt-node times come from the Dagster run's event log (DAGSTER_HOME is the
-work directory's `dagster/`, with the shipped pipeline/config/dagster.yaml).
+work directory's `dagster/`, with the shipped pipeline/config/dagster.yaml). Each dbt node's memory is the peak RSS
+of its dbt process between the node's start and end in that invocation's dbt.log, and its rise over the RSS at its
+start (what the node itself added; the buffer pool and the allocator keep what earlier nodes took).
 Results go to bench/results/<scale>-<timestamp>.{md,json}; the Markdown is also printed.
 """
 
@@ -67,6 +69,10 @@ class Measured:
     process_peak_rss_mib: dict[str, float] = field(default_factory=dict)
     load_average_1m: float = 0.0  # at the end: how busy the shared machine was
     peak_pss_mib: float = 0.0
+    # The tree's peak, process kind by process kind: which processes were alive together at that moment.
+    peak_breakdown_mib: dict[str, float] = field(default_factory=dict)
+    # [epoch, pid, RSS MiB] of every dbt process at every sample: mapped to dbt's nodes by node_memory().
+    dbt_rss_samples: list[list[float]] = field(default_factory=list)
 
 
 def process_label(cmdline: list[str]) -> str:
@@ -83,9 +89,13 @@ def process_label(cmdline: list[str]) -> str:
     return words[0] if words else "?"
 
 
-def _tree_rss(root: psutil.Process, peaks: dict[str, int]) -> tuple[int, list[psutil.Process]]:
-    """RSS of the tree now and its processes; raises each process kind's entry in `peaks` to its RSS now."""
+def _tree_rss(
+    root: psutil.Process, peaks: dict[str, int], now: dict[int, tuple[str, int]]
+) -> tuple[int, list[psutil.Process]]:
+    """RSS of the tree now and its processes; raises each process kind's entry in `peaks` to its RSS now and fills
+    `now` with pid -> (kind, RSS)."""
     total, alive = 0, []
+    now.clear()
     for proc in [root, *root.children(recursive=True)]:
         try:
             rss, cmdline = proc.memory_info().rss, proc.cmdline()
@@ -96,6 +106,7 @@ def _tree_rss(root: psutil.Process, peaks: dict[str, int]) -> tuple[int, list[ps
         label = process_label(cmdline)
         total += rss
         alive.append(proc)
+        now[proc.pid] = (label, rss)
         peaks[label] = max(peaks.get(label, 0), rss)
     return total, alive
 
@@ -119,12 +130,19 @@ def measure(cmd: list[str], env: dict[str, str], log: Path) -> Measured:
         usage_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started_at, began = time.time(), time.perf_counter()
         proc = subprocess.Popen(cmd, env=env, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT)
-        root, peak, peaks = psutil.Process(proc.pid), 0, {}
-        peak_pss, pss_read = 0, 0.0
+        root, peak, peaks, now, at_peak = psutil.Process(proc.pid), 0, {}, {}, {}
+        peak_pss, pss_read, dbt_samples = 0, 0.0, []
         while proc.poll() is None:
             try:
-                rss, alive = _tree_rss(root, peaks)
-                peak = max(peak, rss)
+                rss, alive = _tree_rss(root, peaks, now)
+                sampled_at = time.time()
+                dbt_samples += [
+                    [round(sampled_at, 2), pid, round(size / MIB, 1)]
+                    for pid, (label, size) in now.items()
+                    if label.startswith("dbt")
+                ]
+                if rss > peak:
+                    peak, at_peak = rss, dict(now)
                 # PSS <= RSS: only a sum of RSS above the PSS peak can raise it; read at most once a second.
                 if rss > peak_pss and time.perf_counter() - pss_read >= 1.0:
                     peak_pss, pss_read = max(peak_pss, _tree_pss(alive)), time.perf_counter()
@@ -136,6 +154,9 @@ def measure(cmd: list[str], env: dict[str, str], log: Path) -> Measured:
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = usage.ru_utime + usage.ru_stime - usage_before.ru_utime - usage_before.ru_stime
     by_process = {label: round(rss / MIB, 1) for label, rss in sorted(peaks.items(), key=lambda kv: -kv[1])}
+    breakdown: dict[str, float] = {}
+    for label, size in at_peak.values():
+        breakdown[label] = round(breakdown.get(label, 0) + size / MIB, 1)
     load = round(os.getloadavg()[0], 2)
     return Measured(
         round(seconds, 2),
@@ -147,7 +168,50 @@ def measure(cmd: list[str], env: dict[str, str], log: Path) -> Measured:
         by_process,
         load,
         round(peak_pss / MIB, 1),
+        breakdown,
+        dbt_samples,
     )
+
+
+def node_memory(samples: list[list[float]], since: float, logs: Path = DBT_DIR / "target") -> dict[str, dict]:
+    """dbt node -> peak RSS MiB of its dbt process while it ran, the rise over the RSS at its start, and its seconds.
+
+    Node start and end come from the NodeStart/NodeFinished events of the dbt.log in each invocation's target
+    directory written since `since` (matched to the sampled processes by pid); a node without an end (its process was
+    killed) runs to the process's last sample. Nodes shorter than a sample interval get the sample just after them."""
+    by_pid: dict[int, list[tuple[float, float]]] = {}
+    for at, pid, mib in samples:
+        by_pid.setdefault(int(pid), []).append((at, mib))
+    spans: dict[str, list[float]] = {}
+    for log in logs.glob("*/dbt.log"):
+        if log.stat().st_mtime < since:
+            continue
+        with open(log, encoding="utf-8") as lines:
+            for line in lines:
+                if '"NodeStart"' not in line and '"NodeFinished"' not in line:
+                    continue
+                info = json.loads(line)["info"]
+                if info["pid"] not in by_pid or info["name"] not in ("NodeStart", "NodeFinished"):
+                    continue
+                node = info["msg"].rsplit(" ", 1)[-1]
+                at = datetime.fromisoformat(info["ts"]).timestamp()
+                span = spans.setdefault(node, [info["pid"], at, by_pid[info["pid"]][-1][0]])
+                span[1 if info["name"] == "NodeStart" else 2] = at
+    result = {}
+    for node, (pid, start, end) in spans.items():
+        series = by_pid[pid]
+        during = [mib for at, mib in series if start <= at <= end]
+        before = [mib for at, mib in series if at < start]
+        after = [mib for at, mib in series if at > end]
+        if not during and not after:
+            continue
+        peak = max(during or after[:1])
+        result[node.split(".", 2)[-1]] = {
+            "peak_mib": peak,
+            "rise_mib": round(peak - (before[-1] if before else 0.0), 1),
+            "seconds": round(end - start, 2),
+        }
+    return dict(sorted(result.items(), key=lambda kv: -kv[1]["peak_mib"]))
 
 
 def demo_sources(cfg: DemoConfig, out: Path, cache: Path | None) -> tuple[dict[str, int], bool]:
@@ -247,6 +311,13 @@ def run_profile(dagster_home: Path, spawned: Measured) -> dict:
     }
 
 
+def _run_record(run: Measured, dagster_home: Path) -> dict:
+    """A pipeline run's measures, its Dagster run profile and its dbt nodes' memory (the raw samples are left out)."""
+    measured = asdict(run)
+    samples = measured.pop("dbt_rss_samples")
+    return {**measured, "profile": run_profile(dagster_home, run), "node_memory": node_memory(samples, run.started_at)}
+
+
 def overheads(env: dict[str, str], work: Path, log: Path) -> dict[str, dict]:
     """Fixed costs that every run pays, each timed in a fresh process."""
     dbt_args = ["--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR)]
@@ -310,6 +381,34 @@ def _process_rows(full: dict, nightly: dict) -> list[str]:
     return rows
 
 
+def _memory_rows(full: dict, nightly: dict, top: int = 12) -> list[str]:
+    """The tree's peak by process, and the dbt nodes that raised their dbt process's RSS most (node_memory)."""
+    rows = ["| at the tree's peak | full build MiB | nightly MiB |", "|---|---:|---:|"]
+    names = list(dict.fromkeys([*full.get("peak_breakdown_mib", {}), *nightly.get("peak_breakdown_mib", {})]))
+    rows += [
+        f"| {n} | {full['peak_breakdown_mib'].get(n, '')} | {nightly['peak_breakdown_mib'].get(n, '')} |" for n in names
+    ]
+    full_nodes, nightly_nodes = full.get("node_memory", {}), nightly.get("node_memory", {})
+    if not full_nodes and not nightly_nodes:
+        return rows
+    rows += [
+        "",
+        "| dbt node: peak RSS of its dbt process while it ran (rise over its start) | full build MiB | nightly MiB |",
+        "|---|---:|---:|",
+    ]
+    biggest = sorted(
+        set(full_nodes) | set(nightly_nodes),
+        key=lambda n: -max(full_nodes.get(n, {}).get("rise_mib", 0), nightly_nodes.get(n, {}).get("rise_mib", 0)),
+    )[:top]
+
+    def cell(nodes: dict, name: str) -> str:
+        node = nodes.get(name)
+        return f"{node['peak_mib']} ({node['rise_mib']:+})" if node else ""
+
+    rows += [f"| {n} | {cell(full_nodes, n)} | {cell(nightly_nodes, n)} |" for n in biggest]
+    return rows
+
+
 def _dbt_rows(full: dict, nightly: dict) -> list[str]:
     rows = ["| dbt | full build s | nightly s |", "|---|---:|---:|"]
     for label, key in (
@@ -368,6 +467,8 @@ def markdown(record: dict) -> str:
         f"{record['nightly_over_bound_cpu']}× | |",
         "",
         *_process_rows(full, nightly),
+        "",
+        *_memory_rows(full, nightly),
         "",
         *_step_rows(full["profile"], nightly["profile"]),
         "",
@@ -436,7 +537,7 @@ def main() -> int:
         print("full build ...", flush=True)
         # A failed run is still timed (its status is in the table): one broken asset should not void the numbers.
         full = measure([PYTHON, "-m", "pipeline.cli", "run", "--end", cutoff.isoformat()], env, log)
-        record["full_build"] = {**asdict(full), "profile": run_profile(dagster_home, full)}
+        record["full_build"] = _run_record(full, dagster_home)
 
         print("lower bound ...", flush=True)
         bound_out = work / "lower_bound.json"
@@ -459,7 +560,7 @@ def main() -> int:
             env,
             log,
         )
-        record["nightly"] = {**asdict(nightly), "profile": run_profile(dagster_home, nightly)}
+        record["nightly"] = _run_record(nightly, dagster_home)
         record["nightly_over_bound"] = round(nightly.seconds / bound.seconds, 1)
         record["nightly_over_bound_cpu"] = round(nightly.cpu_seconds / max(bound.cpu_seconds, 0.01), 1)
 

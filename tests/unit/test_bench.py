@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -231,6 +232,39 @@ def test_measure_reports_the_peak_rss_of_each_process_in_the_tree(tmp_path):
     assert measured.peak_rss_mib >= peaks["child.py"] + peaks["parent.py"] * 0.5
     assert process_label(["/x/.venv/bin/python", "/x/.venv/bin/dbt", "build", "--select", "m"]) == "dbt build"
     assert process_label(["/usr/bin/python3", "-m", "pipeline.cli", "run"]) == "python -m pipeline.cli"
+
+
+def test_node_memory_maps_the_dbt_process_samples_to_the_nodes_of_its_log(tmp_path):
+    """Each node gets the peak RSS of its own dbt process between its start and end in dbt.log, and the rise over
+    the sample before it started; a node the process never finished runs to the process's last sample."""
+    import json
+
+    from bench.run import node_memory
+
+    def event(name: str, node: str, at: float, pid: int = 41) -> str:
+        ts = datetime.fromtimestamp(at, tz=UTC).isoformat().replace("+00:00", "Z")
+        verb = "Began" if name == "NodeStart" else "Finished"
+        return json.dumps(
+            {"data": {}, "info": {"name": name, "msg": f"{verb} running node {node}", "pid": pid, "ts": ts}}
+        )
+
+    (tmp_path / "dbt_models-1").mkdir()
+    lines = [
+        event("NodeStart", "model.cdp.small", 1000.0),
+        event("NodeFinished", "model.cdp.small", 1001.0),
+        event("NodeStart", "model.cdp.big", 1001.1),
+        event("NodeFinished", "model.cdp.big", 1003.0),
+        event("NodeStart", "test.cdp.unique_big_id.abc", 1003.1),
+        event("NodeStart", "model.cdp.elsewhere", 1000.0, pid=99),  # another process: not sampled
+    ]
+    (tmp_path / "dbt_models-1" / "dbt.log").write_text("\n".join(lines) + "\n")
+    samples = [[999.9, 41, 300.0], [1000.5, 41, 350.0], [1002.0, 41, 2000.0], [1002.5, 41, 1800.0], [1003.5, 41, 900.0]]
+    nodes = node_memory(samples, since=0.0, logs=tmp_path)
+    assert list(nodes) == ["big", "unique_big_id.abc", "small"]  # largest first
+    assert nodes["big"] == {"peak_mib": 2000.0, "rise_mib": 1650.0, "seconds": 1.9}
+    assert nodes["small"] == {"peak_mib": 350.0, "rise_mib": 50.0, "seconds": 1.0}
+    assert nodes["unique_big_id.abc"]["peak_mib"] == 900.0  # killed: it ran to the last sample
+    assert node_memory(samples, since=2e9, logs=tmp_path) == {}  # logs older than the run are not read
 
 
 def test_demo_sources_are_generated_once_per_config_then_copied(tmp_path):
