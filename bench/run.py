@@ -176,9 +176,10 @@ def measure(cmd: list[str], env: dict[str, str], log: Path) -> Measured:
 def node_memory(samples: list[list[float]], since: float, logs: Path = DBT_DIR / "target") -> dict[str, dict]:
     """dbt node -> peak RSS MiB of its dbt process while it ran, the rise over the RSS at its start, and its seconds.
 
-    Node start and end come from the NodeStart/NodeFinished events of the dbt.log in each invocation's target
-    directory written since `since` (matched to the sampled processes by pid); a node without an end (its process was
-    killed) runs to the process's last sample. Nodes shorter than a sample interval get the sample just after them."""
+    A node runs from its first to its last event in the dbt.log of each invocation's target directory written since
+    `since` (its start and result lines at dbt's info level; matched to the sampled processes by pid); a node without
+    a result (its process was killed) runs to the process's last sample. Nodes shorter than a sample interval get the
+    sample just after them."""
     by_pid: dict[int, list[tuple[float, float]]] = {}
     for at, pid, mib in samples:
         by_pid.setdefault(int(pid), []).append((at, mib))
@@ -188,18 +189,20 @@ def node_memory(samples: list[list[float]], since: float, logs: Path = DBT_DIR /
             continue
         with open(log, encoding="utf-8") as lines:
             for line in lines:
-                if '"NodeStart"' not in line and '"NodeFinished"' not in line:
+                if '"unique_id"' not in line:
                     continue
-                info = json.loads(line)["info"]
-                if info["pid"] not in by_pid or info["name"] not in ("NodeStart", "NodeFinished"):
+                event = json.loads(line)
+                node, info = event["data"].get("node_info", {}).get("unique_id"), event["info"]
+                if not node or info["pid"] not in by_pid:
                     continue
-                node = info["msg"].rsplit(" ", 1)[-1]
                 at = datetime.fromisoformat(info["ts"]).timestamp()
-                span = spans.setdefault(node, [info["pid"], at, by_pid[info["pid"]][-1][0]])
-                span[1 if info["name"] == "NodeStart" else 2] = at
+                span = spans.setdefault(node, [info["pid"], at, None])
+                if event["data"]["node_info"].get("node_finished_at"):
+                    span[2] = at
     result = {}
     for node, (pid, start, end) in spans.items():
         series = by_pid[pid]
+        end = end or series[-1][0]
         during = [mib for at, mib in series if start <= at <= end]
         before = [mib for at, mib in series if at < start]
         after = [mib for at, mib in series if at > end]

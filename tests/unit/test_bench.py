@@ -242,20 +242,20 @@ def test_node_memory_maps_the_dbt_process_samples_to_the_nodes_of_its_log(tmp_pa
     from bench.run import node_memory
 
     def event(name: str, node: str, at: float, pid: int = 41) -> str:
+        """A line of dbt.log at info level: a node's start line or its result (which carries its end time)."""
         ts = datetime.fromtimestamp(at, tz=UTC).isoformat().replace("+00:00", "Z")
-        verb = "Began" if name == "NodeStart" else "Finished"
-        return json.dumps(
-            {"data": {}, "info": {"name": name, "msg": f"{verb} running node {node}", "pid": pid, "ts": ts}}
-        )
+        finished = "" if name == "LogStartLine" else ts[:-1]
+        info = {"name": name, "level": "info", "msg": "", "pid": pid, "ts": ts}
+        return json.dumps({"data": {"node_info": {"unique_id": node, "node_finished_at": finished}}, "info": info})
 
     (tmp_path / "dbt_models-1").mkdir()
     lines = [
-        event("NodeStart", "model.cdp.small", 1000.0),
-        event("NodeFinished", "model.cdp.small", 1001.0),
-        event("NodeStart", "model.cdp.big", 1001.1),
-        event("NodeFinished", "model.cdp.big", 1003.0),
-        event("NodeStart", "test.cdp.unique_big_id.abc", 1003.1),
-        event("NodeStart", "model.cdp.elsewhere", 1000.0, pid=99),  # another process: not sampled
+        event("LogStartLine", "model.cdp.small", 1000.0),
+        event("LogModelResult", "model.cdp.small", 1001.0),
+        event("LogStartLine", "model.cdp.big", 1001.1),
+        event("LogModelResult", "model.cdp.big", 1003.0),
+        event("LogStartLine", "test.cdp.unique_big_id.abc", 1003.1),
+        event("LogStartLine", "model.cdp.elsewhere", 1000.0, pid=99),  # another process: not sampled
     ]
     (tmp_path / "dbt_models-1" / "dbt.log").write_text("\n".join(lines) + "\n")
     samples = [[999.9, 41, 300.0], [1000.5, 41, 350.0], [1002.0, 41, 2000.0], [1002.5, 41, 1800.0], [1003.5, 41, 900.0]]

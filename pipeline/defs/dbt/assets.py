@@ -81,11 +81,12 @@ def _dbt_step(name: str, **selection: str) -> dg.AssetsDefinition:
         # dbt runs in its own process: the warehouse path, DuckDB limits, model settings and run date go in as vars.
         variables = dbt_vars(settings.get(), warehouse.file(), context.run.tags)
         # No JSON artifacts (manifest, semantic manifest, run results: several MB per step, seconds to write, and
-        # nothing reads them; the next step's partial_parse.msgpack is still written). dbt.log keeps warnings and
-        # errors only: at dbt's default (debug, as JSON) it was ~4 MB per step and ~1 CPU s of rendering, for what the
-        # run's events already hold (each model's and test's result, a failure's message) plus dbt's SQL statements.
+        # nothing reads them; the next step's partial_parse.msgpack is still written). dbt.log keeps dbt's info lines:
+        # at dbt's default (debug, as JSON) it was ~4 MB per step and ~1 CPU s of rendering, mostly dbt's SQL
+        # statements; at info it is a tenth of that, each node's start and result with their times (what the bench
+        # maps its memory samples to, bench.run.node_memory).
         args = ["build", "--vars", json.dumps(variables), "--exclude-resource-type", "unit_test", "--no-write-json"]
-        args += ["--log-level-file", "warn"]
+        args += ["--log-level-file", "info"]
         invocation = dbt.cli(args, context=context, raise_on_error=False)
         # Collected first: the dbt process holds the warehouse until it ends, then every built table gets its row
         # count and DuckDB's column types and descriptions in the UI.
