@@ -36,7 +36,7 @@ from email_validator import EmailNotValidError, validate_email
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from pipeline.lib.phones import normalise_phones
+from pipeline.lib.phones import PARSER, normalise_phones
 from pipeline.lib.sources.registry import person_records
 from pipeline.lib.warehouse import in_memory
 
@@ -227,28 +227,53 @@ def normalise_identifiers(
 PLAIN_KEY = r"[A-Za-z0-9._:/@+\-]+"
 
 
+# Bump when a spelling's canonical value or status changes (a new normalisation rule): lookups stored by earlier
+# runs (int_identifiers) are then made again instead of reused.
+NORMALISER_VERSION = 1
+
+
+def lookup_digest(rules: IdentityRules) -> str:
+    """md5 of what decides a spelling's value and status (blocklists, phone region and parser, NORMALISER_VERSION):
+    stored with the identifier rows, so a later run reuses their lookups only when it would make the same ones."""
+    deciding = [dict(rules.blocklists), rules.default_region, PARSER, NORMALISER_VERSION]
+    return hashlib.md5(json.dumps(deciding, sort_keys=True, default=list).encode()).hexdigest()
+
+
 def normalised_rows(
     con: duckdb.DuckDBPyConnection,
     rows: duckdb.DuckDBPyRelation,
     rules: IdentityRules,
     known_phones: pl.DataFrame | None = None,
+    known: str | None = None,
 ) -> duckdb.DuckDBPyRelation:
     """normalise_identifiers of `rows` (identifier_rows: a relation of `con`) as a relation of `con`: only the
-    distinct spellings of contacts and of keys that are not PLAIN_KEY leave DuckDB for identifier_lookup; the
-    lookup goes back as a temporary table (DuckDB's memory: bounded, spillable) and is joined there."""
+    distinct spellings of contacts and of keys that are not PLAIN_KEY, and not in `known`, leave DuckDB for
+    identifier_lookup; the lookup goes back as a temporary table (DuckDB's memory: bounded, spillable) and is joined
+    there. `known`: the name of a relation of `con` with earlier lookups' rows (id_type, raw_value, value, status,
+    reason) made under the same lookup_digest, e.g. the previous int_identifiers: a nightly run looks up only new
+    spellings."""
     contact_types = ", ".join(f"'{t}'" for t in CONTACT_TYPES)
-    distinct = (
-        rows.filter(f"id_type in ({contact_types}) or not regexp_full_match(raw_value, '{PLAIN_KEY}')")
-        .project("id_type, raw_value")
-        .distinct()
-        .pl()
-    )
+    needed = f"id_type in ({contact_types}) or not regexp_full_match(raw_value, '{PLAIN_KEY}')"
     unknown = set(rows.project("id_type").distinct().pl().get_column("id_type").to_list()) - set(IDENTIFIER_TYPES)
     if unknown:
         raise ValueError(f"unknown identifier types {sorted(unknown)}")
-    con.register("identity_lookup_frame", identifier_lookup(distinct, rules, known_phones).to_arrow())
+    distinct = rows.filter(needed).project("id_type, raw_value").distinct()
+    if known is not None:
+        con.execute(
+            "create or replace temp table identity_known_lookup as "
+            f"select distinct id_type, raw_value, value, status, reason from {known} where {needed}"
+        )
+        distinct = distinct.set_alias("spelling").join(
+            con.table("identity_known_lookup").set_alias("known"),
+            "spelling.id_type = known.id_type and spelling.raw_value = known.raw_value",
+            how="anti",
+        )
+    con.register("identity_lookup_frame", identifier_lookup(distinct.pl(), rules, known_phones).to_arrow())
     con.execute("create or replace temp table identity_value_lookup as select * from identity_lookup_frame")
     con.unregister("identity_lookup_frame")
+    if known is not None:
+        con.execute("insert into identity_value_lookup select * from identity_known_lookup")
+        con.execute("drop table identity_known_lookup")
     plain = "lookup.id_type is null"  # a plain key
     return (
         rows.set_alias("row")

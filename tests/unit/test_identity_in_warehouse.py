@@ -49,6 +49,26 @@ def test_identifier_rows_in_duckdb_equal_the_extracted_frame_and_normalise_the_s
     assert sorted(keys.get_column("value").to_list(), key=str) == sorted(["K-1", None, "K/2"], key=str)
 
 
+def test_normalised_rows_reuse_earlier_lookups_and_look_up_only_new_spellings():
+    staged = staged_data()
+    with duckdb.connect() as con:
+        rows = identifier_rows(staged_relations(con, staged))
+        con.execute("create table earlier as " + normalised_rows(con, rows, DEMO_RULES).sql_query())
+        # Earlier lookups of every email but those of records ending in 1, marked so that reuse shows.
+        con.execute("delete from earlier where id_type = 'email' and record_id like '%1'")
+        con.execute("update earlier set reason = 'looked up before' where id_type = 'email'")
+        known = con.table("earlier").pl().select("id_type", "raw_value").unique()
+        fresh = normalised_rows(con, rows, DEMO_RULES, known="earlier").pl()
+    expected = normalise_identifiers(extract_identifiers(staged)[0], DEMO_RULES)
+    assert fresh.drop("reason").sort(ORDER).equals(expected.drop("reason").sort(ORDER))
+    emails = pl.col("id_type") == "email"
+    reused = fresh.filter(emails).join(known, on=["id_type", "raw_value"], how="semi")
+    assert reused.height and set(reused.get_column("reason")) == {"looked up before"}
+    looked_up = fresh.filter(emails).join(known, on=["id_type", "raw_value"], how="anti").sort(ORDER)
+    assert looked_up.height
+    assert looked_up.equals(expected.filter(emails).join(known, on=["id_type", "raw_value"], how="anti").sort(ORDER))
+
+
 def test_candidate_rows_read_from_relations_give_the_same_candidates():
     raw, records = extract_identifiers(staged_data())
     identifiers = normalise_identifiers(raw, DEMO_RULES)
