@@ -1226,6 +1226,7 @@ def link_records(
             resolve_all,
             duckdb_config,
         )
+        fresh = fresh.pl()
     if replaced is None:
         return fresh
     kept = previous.join(replaced, on=KEYS, how="anti", maintain_order="left")
@@ -1240,10 +1241,11 @@ def relink(
     previous: str | None = None,
     resolve_all: bool = False,
     duckdb_config: DuckDBConfig | None = None,
-) -> tuple[pl.DataFrame, pl.DataFrame | None]:
-    """(fresh, replaced): the link rows (LINK_SCHEMA) of the records this run resolves, and source, record_id of the
-    previous records whose rows these replace (resolved again, or gone from `records`); replaced is None when every
-    previous row goes (no previous rows, or `resolve_all`: a full rebuild, other rules).
+) -> tuple[duckdb.DuckDBPyRelation, pl.DataFrame | None]:
+    """(fresh, replaced): the link rows (LINK_SCHEMA) of the records this run resolves, as a relation of `con`, and
+    source, record_id of the previous records whose rows these replace (resolved again, or gone from `records`);
+    replaced is None when every previous row goes (no previous rows, or `resolve_all`: a full rebuild, other rules:
+    resolve_in_batches).
 
     Relations `con` knows by these names: `identifiers` (normalise_identifiers rows), `records`
     (extract_identifiers' records) and `previous` (the last run's link rows, or None; read are source, record_id,
@@ -1257,33 +1259,125 @@ def relink(
     if last is not None:
         resolution = max(resolution, int(last) + 1)
     fingerprints = record_fingerprints(con, identifiers, records)
+    con.execute("create or replace temp table identity_fingerprints as " + fingerprints.sql_query())
     if last is None or resolve_all:
-        replaced = None
-        identifiers_todo, records_todo = con.table(identifiers).pl(), con.table(records).pl()
-        fingerprints = fingerprints.pl()
-    else:
-        con.execute("create or replace temp table identity_fingerprints as " + fingerprints.sql_query())
-        con.execute(
-            "create or replace temp table identity_todo as "
-            + records_to_resolve(con, "identity_fingerprints", identifiers, previous).sql_query()
-        )
-        replaced = con.sql(
-            f"select source, record_id from {previous} anti join identity_fingerprints using (source, record_id) "
-            "union select source, record_id from identity_todo"
-        ).pl()
-        identifiers_todo, records_todo, fingerprints = (
-            con.sql(f"select * from {name} semi join identity_todo using (source, record_id)").pl()
-            for name in (identifiers, records, "identity_fingerprints")
-        )
-        con.execute("drop table identity_todo")
+        fresh = resolve_in_batches(con, identifiers, records, "identity_fingerprints", rules, resolution, duckdb_config)
         con.execute("drop table identity_fingerprints")
-    resolved = resolve_identities(identifiers_todo, records_todo, rules, duckdb_config)
+        return con.table(fresh), None
+    con.execute(
+        "create or replace temp table identity_todo as "
+        + records_to_resolve(con, "identity_fingerprints", identifiers, previous).sql_query()
+    )
+    replaced = con.sql(
+        f"select source, record_id from {previous} anti join identity_fingerprints using (source, record_id) "
+        "union select source, record_id from identity_todo"
+    ).pl()
+    identifiers_todo, records_todo, fingerprints = (
+        con.sql(f"select * from {name} semi join identity_todo using (source, record_id)").pl()
+        for name in (identifiers, records, "identity_fingerprints")
+    )
+    con.execute("drop table identity_todo")
+    con.execute("drop table identity_fingerprints")
+    fresh = _link_rows(identifiers_todo, records_todo, fingerprints, rules, resolution, duckdb_config)
+    con.register("identity_fresh_links", fresh.to_arrow())
+    return con.table("identity_fresh_links"), replaced
+
+
+def _link_rows(
+    identifiers: pl.DataFrame,
+    records: pl.DataFrame,
+    fingerprints: pl.DataFrame,
+    rules: IdentityRules,
+    resolution: int,
+    duckdb_config: DuckDBConfig | None,
+) -> pl.DataFrame:
+    """The LINK_SCHEMA rows of whole neighbourhoods' records: resolve_identities' links and linkless records with
+    their fingerprints (source, record_id, fingerprint) and this run's `resolution`."""
+    resolved = resolve_identities(identifiers, records, rules, duckdb_config)
     fresh = (
         pl.concat([resolved.links, resolved.linkless], how="diagonal")
         .join(fingerprints, on=KEYS)
         .with_columns(resolution=pl.lit(resolution, pl.Int64))
     )
-    return fresh.select(list(LINK_SCHEMA)).cast(LINK_SCHEMA), replaced
+    return fresh.select(list(LINK_SCHEMA)).cast(LINK_SCHEMA)
+
+
+# Records resolved together in one batch of a full build: the rules' frames of one batch take about 1 GB per million
+# records, so this bounds the Python side of a full build whatever the history's size.
+BATCH_RECORDS = 500_000
+
+
+def resolve_in_batches(
+    con: duckdb.DuckDBPyConnection,
+    identifiers: str,
+    records: str,
+    fingerprints: str,
+    rules: IdentityRules,
+    resolution: int,
+    duckdb_config: DuckDBConfig | None = None,
+    batch_records: int = BATCH_RECORDS,
+) -> str:
+    """Every record's link rows (LINK_SCHEMA) in a temporary table of `con`, whose name is returned; a full build.
+
+    The rules decide within a neighbourhood (see the nightly section below), so whole neighbourhoods are resolved
+    in batches of about `batch_records` records (a bigger neighbourhood is a batch of its own), with the result
+    of resolving everything at once. Records and values are numbered in `con` and only the integer edges leave it
+    to find the neighbourhoods (scipy); then one batch's rows at a time become frames, and its link rows go back
+    into the table. Relations `con` knows by these names: `identifiers`, `records` (as for relink) and
+    `fingerprints` (record_fingerprints of them).
+    """
+    con.execute(f"""
+        create or replace temp table identity_record_numbers as
+        select source, record_id, (row_number() over () - 1)::bigint as r
+        from (select source, record_id from {identifiers} union select source, record_id from {records})""")
+    con.execute(f"""
+        create or replace temp table identity_edges as
+        with usable as (select distinct source, record_id, id_type, value from {identifiers} where status = 'ok'),
+        numbered_values as (select id_type, value, (row_number() over () - 1)::bigint as v
+                            from (select distinct id_type, value from usable))
+        select n.r, numbered_values.v from usable
+        join identity_record_numbers as n using (source, record_id)
+        join numbered_values using (id_type, value)""")
+    n = con.execute("select count(*) from identity_record_numbers").fetchone()[0]
+    edges = con.execute("select r, v from identity_edges").fetchnumpy()
+    con.execute("drop table identity_edges")
+    values = int(edges["v"].max()) + 1 if edges["v"].size else 0
+    neighbourhood = _components(n + values, edges["r"], n + edges["v"])[:n]
+    del edges
+    # Neighbourhoods in label order fill batches; one starting in a batch stays whole in it.
+    sizes = np.bincount(neighbourhood)
+    batch_of = (np.cumsum(sizes) - sizes) // max(batch_records, 1)
+    con.register("identity_batch_numbers", pl.DataFrame({"r": np.arange(n), "batch": batch_of[neighbourhood]}))
+    con.execute("""
+        create or replace temp table identity_record_batches as
+        select source, record_id, batch from identity_record_numbers join identity_batch_numbers using (r)""")
+    con.unregister("identity_batch_numbers")
+    con.execute("drop table identity_record_numbers")
+    # Each input once, ordered by batch, so a batch's rows are a range the scans find without reading the rest.
+    for name, relation in {
+        "identity_batch_identifiers": identifiers,
+        "identity_batch_records": records,
+        "identity_batch_fingerprints": fingerprints,
+    }.items():
+        con.execute(f"""
+            create or replace temp table {name} as
+            select rows.*, batches.batch from {relation} as rows
+            join identity_record_batches as batches using (source, record_id) order by batches.batch""")
+    con.execute("drop table identity_record_batches")
+    con.register("identity_link_schema", pl.DataFrame(schema=LINK_SCHEMA).to_arrow())
+    con.execute("create or replace temp table identity_all_links as select * from identity_link_schema")
+    con.unregister("identity_link_schema")
+    for batch in range(int(batch_of.max(initial=-1)) + 1):
+        ids, recs, prints = (
+            con.execute(f"select * exclude (batch) from {name} where batch = ?", [batch]).pl()
+            for name in ("identity_batch_identifiers", "identity_batch_records", "identity_batch_fingerprints")
+        )
+        con.register("identity_batch_links", _link_rows(ids, recs, prints, rules, resolution, duckdb_config))
+        con.execute("insert into identity_all_links select * from identity_batch_links")
+        con.unregister("identity_batch_links")
+    for name in ("identity_batch_identifiers", "identity_batch_records", "identity_batch_fingerprints"):
+        con.execute(f"drop table {name}")
+    return "identity_all_links"
 
 
 # ------------------------------------------------------------------------------------------------ stable ids

@@ -1,5 +1,6 @@
 """The warehouse-side steps the dbt models take give what the in-memory functions give: identifier rows extracted
-in DuckDB, the matcher's candidates read from relations, a nightly's replaced records."""
+in DuckDB, the matcher's candidates read from relations, a nightly's replaced records, a full build resolved in
+batches of neighbourhoods."""
 
 import duckdb
 import polars as pl
@@ -12,8 +13,11 @@ from pipeline.lib.identity import (
     link_records,
     normalise_identifiers,
     normalised_rows,
+    record_fingerprints,
     record_rows,
     relink,
+    resolve_identities,
+    resolve_in_batches,
 )
 from pipeline.lib.identity_matching import candidate_entities, candidate_rows
 from tests.support.demo_shop import DEMO_RULES
@@ -96,6 +100,7 @@ def test_relink_names_the_records_whose_rows_a_nightly_replaces():
         con.register("records", new_day.to_arrow())
         con.register("previous", previous.to_arrow())
         fresh, replaced = relink(con, "identifiers", "records", DEMO_RULES, "previous")
+        fresh = fresh.pl()
         _, everything = relink(con, "identifiers", "records", DEMO_RULES, "previous", resolve_all=True)
     assert gone.join(replaced, on=KEYS, how="anti").is_empty()  # gone records' rows go
     assert fresh.select(KEYS).unique().join(replaced, on=KEYS, how="anti").is_empty()  # resolved again: replaced
@@ -106,6 +111,25 @@ def test_relink_names_the_records_whose_rows_a_nightly_replaces():
     assert pl.concat([kept, fresh]).drop("resolution").sort(order).equals(whole.drop("resolution").sort(order))
     assert replaced.height < 0.5 * records.height
     assert everything is None
+
+
+def test_a_full_build_in_batches_of_neighbourhoods_resolves_as_all_at_once():
+    raw, records = extract_identifiers(staged_data())
+    identifiers = normalise_identifiers(raw, DEMO_RULES)
+    at_once = resolve_identities(identifiers, records, DEMO_RULES)
+    expected = pl.concat([at_once.links, at_once.linkless], how="diagonal")
+    order = [*KEYS, "id_type", "value"]
+    assert records.height > 3 * 300
+    with duckdb.connect() as con:
+        con.register("identifiers", identifiers.to_arrow())
+        con.register("records", records.to_arrow())
+        con.execute("create table prints as " + record_fingerprints(con, "identifiers", "records").sql_query())
+        for batch_records in (300, records.height):  # several batches, then all in one
+            table = resolve_in_batches(con, "identifiers", "records", "prints", DEMO_RULES, 7, None, batch_records)
+            batched = con.table(table).pl()
+            assert batched.get_column("resolution").unique().to_list() == [7]
+            assert batched.select(expected.columns).sort(order).equals(expected.sort(order))
+    assert expected.get_column("reason").drop_nulls().n_unique() >= 3  # shared values decided in the batches too
 
 
 def test_record_rows_in_duckdb_equal_the_extracted_records():

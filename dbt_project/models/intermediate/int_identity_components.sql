@@ -1,28 +1,29 @@
--- Persons as connected components of the linking identifiers and the matcher's linked pairs, computed in SQL
--- (macro connected_components). A component is a person when it holds a linking account, email, phone or requester
--- id; records joined by none (an order with no customer and no contact, a survey with only junk, a ticket whose
--- only contact is a household's phone and that no one matched) are kept out of profiles and counted.
+-- Persons: the profiles of int_identity_links (profile_key, the components of its linking rows, which the rules
+-- already found) joined by the linked pairs of int_identity_matches, as connected components computed in SQL (macro
+-- connected_components) over the profiles the matcher joins: a few, not every record. A component is a person when
+-- it holds a linking account, email, phone or requester id; records joined by none (an order with no customer and no
+-- contact, a survey with only junk, a ticket whose only contact is a household's phone and that no one matched) are
+-- kept out of profiles and counted.
 -- Only records int_identity_links resolved after this table was last built are propagated (their neighbourhoods
 -- are closed: no link leaves them); the others keep their rows.
 {%- set settled = settled_resolution(this) %}
-{%- set fresh_records -%}
-    (select source || ':' || record_id from {{ ref('int_identity_links') }} where resolution > {{ settled }})
+{%- set fresh_profiles -%}
+    (select profile_key from {{ ref('int_identity_links') }} where resolution > {{ settled }})
 {%- endset -%}
-{%- set links -%}
-    (select source || ':' || record_id as record_key, id_type || ':' || value as value_key
-     from {{ ref('int_identity_links') }} where linked and resolution > {{ settled }}
-     union all
-     select left_key, 'match:' || left_key || '|' || right_key from {{ ref('int_identity_matches') }}
-     where linked and left_key in {{ fresh_records }}
+{%- set matched -%}
+    (select left_key as record_key, 'match:' || left_key || '|' || right_key as value_key
+     from {{ ref('int_identity_matches') }}
+     where linked and left_key in {{ fresh_profiles }}
      union all
      select right_key, 'match:' || left_key || '|' || right_key from {{ ref('int_identity_matches') }}
-     where linked and left_key in {{ fresh_records }})
+     where linked and left_key in {{ fresh_profiles }})
 {%- endset -%}
-{%- set labels = connected_components(links) %}
+{%- set labels = connected_components(matched) %}
 
 with records as (
     select
-        source, record_id, source || ':' || record_id as record_key, max(resolution) as resolution,
+        source, record_id, max(resolution) as resolution,
+        coalesce(min(profile_key), source || ':' || record_id) as profile_key,
         coalesce(
             bool_or(linked and id_type in ('webshop_customer_id', 'email', 'phone', 'helpdesk_requester_id')),
             false
@@ -35,13 +36,13 @@ resolved as (
     select
         records.source,
         records.record_id,
-        coalesce(labels.component, records.record_key) as cluster_key,
+        coalesce(labels.component, records.profile_key) as cluster_key,
         bool_or(records.has_person_identifier) over (
-            partition by coalesce(labels.component, records.record_key)
+            partition by coalesce(labels.component, records.profile_key)
         ) as is_person,
         records.resolution
     from records
-    left join {{ labels }} as labels on records.record_key = labels.record_key
+    left join {{ labels }} as labels on records.profile_key = labels.record_key
     where records.resolution > {{ settled }}
 )
 

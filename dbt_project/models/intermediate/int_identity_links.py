@@ -8,13 +8,14 @@ the matcher's links (int_identity_components).
 
 Nightly runs resolve again only the neighbourhoods that new, changed or gone records touch (identity.relink);
 the other rows of the previous table stay as they are and never leave the warehouse. A full rebuild
-(`--vars '{identity_full_rebuild: true}'`), other rules or a first run resolve everything. `resolution` numbers
-the run that resolved a row, so the later steps redo only what is newer than what they saw.
+(`--vars '{identity_full_rebuild: true}'`), other rules or a first run resolve everything, a batch of whole
+neighbourhoods at a time (identity.resolve_in_batches), so their memory does not grow with the history.
+`resolution` numbers the run that resolved a row, so the later steps redo only what is newer than what they saw.
 """
 
 import json
 
-import polars as pl
+import duckdb
 
 
 def previous_links(session, this, rules_digest):
@@ -55,14 +56,14 @@ def model(dbt, session):
         resolve_all=full_rebuild or not same_rules,
         duckdb_config=duckdb_limits(dbt.config.get("duckdb_memory_limit"), dbt.config.get("duckdb_temp_directory")),
     )
-    fresh = fresh.with_columns(rules_digest=pl.lit(rules.digest()))
-    if replaced is None:
-        return fresh.to_arrow()
-    # A nightly run: the rows of the records left alone never leave the warehouse.
-    session.register("identity_fresh_links", fresh.to_arrow())
-    session.register("identity_replaced_records", replaced.to_arrow())
+    # A full build's rows (resolve_in_batches) stay in this session's DuckDB: dbt copies the table from there.
     columns = ", ".join([*LINK_SCHEMA, "rules_digest"])
+    fresh = fresh.select(duckdb.StarExpression(), duckdb.ConstantExpression(rules.digest()).alias("rules_digest"))
+    if replaced is None:
+        return fresh
+    # A nightly run: the rows of the records left alone never leave the warehouse.
+    session.register("identity_replaced_records", replaced.to_arrow())
     return session.sql(f"""
         select {columns} from {dbt.this} anti join identity_replaced_records using (source, record_id)
         union all
-        select {columns} from identity_fresh_links""")
+        select {columns} from ({fresh.sql_query()})""")
