@@ -70,7 +70,13 @@ def in_memory(memory_limit: str | None = None, temp_directory: Path | str | None
 
 
 def _limits(memory_limit: str | None, temp_directory: Path | str | None) -> dict[str, str]:
-    config = {"memory_limit": memory_limit} if memory_limit else {}
+    """The config bounding a DuckDB instance's memory. Besides the limit, the allocator's background thread: without
+    it DuckDB's allocator keeps the memory a finished query freed (1.5 of 2.7 GiB after a 20M-row sort in a 4 GB
+    instance, against 0.4 GiB with it, within 3 s), and a long process (dbt's, running model after model) grows by
+    what each large model freed, on top of what the next one takes."""
+    config = {"allocator_background_threads": "true"}
+    if memory_limit:
+        config["memory_limit"] = memory_limit
     if temp_directory:
         config["temp_directory"] = str(temp_directory)
     return config

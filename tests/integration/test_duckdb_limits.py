@@ -1,6 +1,7 @@
 """The DuckDB limits of the settings (duckdb.memory_limit, duckdb.temp_directory) bound both processes that open the
 warehouse: a Dagster step's connection (WarehouseResource) and dbt's (profiles.yml reads the vars a run passes).
-Each reports the configured values through DuckDB itself."""
+Each reports the configured values through DuckDB itself, and the allocator's background thread that hands freed
+memory back to the system (pipeline/lib/warehouse.py)."""
 
 import json
 from pathlib import Path
@@ -15,7 +16,8 @@ from pipeline.settings import DEFAULT_CONFIG, load_settings
 from tests.support.dbt_cli import run_dbt
 
 LIMITS_SQL = (
-    "select current_setting('memory_limit') as memory_limit, current_setting('temp_directory') as temp_directory"
+    "select current_setting('memory_limit') as memory_limit, current_setting('temp_directory') as temp_directory, "
+    "current_setting('allocator_background_threads') as allocator_background_threads"
 )
 
 
@@ -31,7 +33,7 @@ def _configured(tmp_path):
     with duckdb.connect() as con:
         default_limit = con.execute("select current_setting('memory_limit')").fetchone()[0]
     assert expected_limit != default_limit, "the test limit must differ from DuckDB's default to prove anything"
-    return path, {"memory_limit": expected_limit, "temp_directory": str(spill)}
+    return path, {"memory_limit": expected_limit, "temp_directory": str(spill), "allocator_background_threads": True}
 
 
 def test_dagster_and_dbt_connections_report_the_configured_limits(tmp_path):
@@ -41,8 +43,9 @@ def test_dagster_and_dbt_connections_report_the_configured_limits(tmp_path):
     @dg.asset
     def limits(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> None:
         with warehouse.connect() as con:
-            row = con.execute(LIMITS_SQL).fetchone()
-        context.add_output_metadata({"memory_limit": row[0], "temp_directory": row[1]})
+            reported = con.execute(LIMITS_SQL).fetchone()
+        names = ("memory_limit", "temp_directory", "allocator_background_threads")
+        context.add_output_metadata(dict(zip(names, reported, strict=True)))
 
     result = dg.materialize([limits], resources=resources_for(config_file=config, warehouse_file=warehouse))
     assert result.success
@@ -72,7 +75,7 @@ def test_in_memory_duckdb_is_bounded_and_spills_apart(tmp_path):
     first, second = settings.connect_memory(), settings.connect_memory()
     try:
         for con in (first, second):
-            assert con.execute("select current_setting('memory_limit')").fetchone()[0] == expected["memory_limit"]
+            assert con.execute(LIMITS_SQL).fetchone()[::2] == (expected["memory_limit"], True)
             con.execute("set memory_limit = '100MB'")  # small enough that both instances spill
             for sql in beyond_limit:
                 con.execute(sql)
