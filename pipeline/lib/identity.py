@@ -1324,46 +1324,49 @@ def resolve_in_batches(
     of resolving everything at once. Records and values are numbered in `con` and only the integer edges leave it
     to find the neighbourhoods (scipy); then one batch's rows at a time become frames, and its link rows go back
     into the table. Relations `con` knows by these names: `identifiers`, `records` (as for relink) and
-    `fingerprints` (record_fingerprints of them).
+    `fingerprints` (record_fingerprints of them: one row per record of either).
     """
+    # The fingerprints name every record once; identifiers are numbered once, by a join on the text keys.
     con.execute(f"""
         create or replace temp table identity_record_numbers as
-        select source, record_id, (row_number() over () - 1)::bigint as r
-        from (select source, record_id from {identifiers} union select source, record_id from {records})""")
+        select source, record_id, fingerprint, (row_number() over () - 1)::bigint as r from {fingerprints}""")
     con.execute(f"""
-        create or replace temp table identity_edges as
-        with usable as (select distinct source, record_id, id_type, value from {identifiers} where status = 'ok'),
+        create or replace temp table identity_numbered_identifiers as
+        select rows.*, numbers.r from {identifiers} as rows
+        join identity_record_numbers as numbers using (source, record_id)""")
+    n = con.execute("select count(*) from identity_record_numbers").fetchone()[0]
+    edges = con.execute("""
+        with usable as (select distinct r, id_type, value from identity_numbered_identifiers where status = 'ok'),
         numbered_values as (select id_type, value, (row_number() over () - 1)::bigint as v
                             from (select distinct id_type, value from usable))
-        select n.r, numbered_values.v from usable
-        join identity_record_numbers as n using (source, record_id)
-        join numbered_values using (id_type, value)""")
-    n = con.execute("select count(*) from identity_record_numbers").fetchone()[0]
-    edges = con.execute("select r, v from identity_edges").fetchnumpy()
-    con.execute("drop table identity_edges")
+        select usable.r, numbered_values.v from usable join numbered_values using (id_type, value)""").fetchnumpy()
     values = int(edges["v"].max()) + 1 if edges["v"].size else 0
     neighbourhood = _components(n + values, edges["r"], n + edges["v"])[:n]
     del edges
     # Neighbourhoods in label order fill batches; one starting in a batch stays whole in it.
     sizes = np.bincount(neighbourhood)
     batch_of = (np.cumsum(sizes) - sizes) // max(batch_records, 1)
-    con.register("identity_batch_numbers", pl.DataFrame({"r": np.arange(n), "batch": batch_of[neighbourhood]}))
+    con.register(
+        "identity_batch_numbers", pl.DataFrame({"r": np.arange(n), "batch": batch_of[neighbourhood]}).to_arrow()
+    )
+    # Each input once, ordered by batch, so a batch's rows are a range the scans find without reading the rest.
     con.execute("""
-        create or replace temp table identity_record_batches as
-        select source, record_id, batch from identity_record_numbers join identity_batch_numbers using (r)""")
+        create or replace temp table identity_batch_identifiers as
+        select rows.* exclude (r), batches.batch from identity_numbered_identifiers as rows
+        join identity_batch_numbers as batches using (r) order by batches.batch""")
+    con.execute("drop table identity_numbered_identifiers")
+    con.execute("""
+        create or replace temp table identity_batch_fingerprints as
+        select numbers.source, numbers.record_id, numbers.fingerprint, batches.batch
+        from identity_record_numbers as numbers
+        join identity_batch_numbers as batches using (r) order by batches.batch""")
+    con.execute(f"""
+        create or replace temp table identity_batch_records as
+        select rows.*, batches.batch from {records} as rows
+        join identity_record_numbers as numbers using (source, record_id)
+        join identity_batch_numbers as batches using (r) order by batches.batch""")
     con.unregister("identity_batch_numbers")
     con.execute("drop table identity_record_numbers")
-    # Each input once, ordered by batch, so a batch's rows are a range the scans find without reading the rest.
-    for name, relation in {
-        "identity_batch_identifiers": identifiers,
-        "identity_batch_records": records,
-        "identity_batch_fingerprints": fingerprints,
-    }.items():
-        con.execute(f"""
-            create or replace temp table {name} as
-            select rows.*, batches.batch from {relation} as rows
-            join identity_record_batches as batches using (source, record_id) order by batches.batch""")
-    con.execute("drop table identity_record_batches")
     con.register("identity_link_schema", pl.DataFrame(schema=LINK_SCHEMA).to_arrow())
     con.execute("create or replace temp table identity_all_links as select * from identity_link_schema")
     con.unregister("identity_link_schema")
