@@ -34,12 +34,17 @@ select
     f_score,
     m_score,
     concat(r_score, f_score, m_score) as rfm_code,
-    case
-    {%- for entry in grid or [] %}
-        when r_score between {{ entry.r[0] | int }} and {{ entry.r[1] | int }}
-            and f_score between {{ entry.f[0] | int }} and {{ entry.f[1] | int }}
-            then {{ sql_string(entry.name) }}
+    {#- The grid is none only while dbt parses (and sqlfluff lints): setting() needs the run's vars. #}
+    {%- if grid %}
+        case
+        {%- for entry in grid %}
+            when r_score between {{ entry.r[0] | int }} and {{ entry.r[1] | int }}
+                and f_score between {{ entry.f[0] | int }} and {{ entry.f[1] | int }}
+                then {{ sql_string(entry.name) }}
         {%- endfor %}
-    end as rfm_segment,
+        end
+    {%- else %}
+        cast(null as varchar)
+    {%- endif %} as rfm_segment,
     run_date as as_of_date
 from scored
