@@ -13,6 +13,9 @@ second webshop accounts, work emails used only at the helpdesk, households shari
 (test@test.com, 0000000000), duplicated records, and bad rows (negative amounts, unknown status, missing keys,
 unparseable dates, out-of-range scores, malformed JSON lines).
 Everything is drawn set-wise with numpy/polars from one seed, so the same arguments give byte-identical files.
+Persons are made and written in chunks of at most DemoConfig.chunk_persons (memory stays flat at any scale: 3M persons
+would take ~28 GiB at once); the first chunk draws from the seed's own stream, so up to chunk_persons persons the files
+are the ones an unchunked generator writes.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -95,6 +98,37 @@ class DemoConfig:
     cutoff: date | None = None
     tickets_per_customer: float = 2.0
     surveys_per_customer: float = 1.0
+    # Persons made and written at a time: ~2.5 GiB of frames at the peak, and the demo and the 10k/100k benches stay
+    # one chunk.
+    chunk_persons: int = 250_000
+
+
+@dataclass
+class _Numbering:
+    """Where the next chunk's record numbers start: ids run on across chunks (P, W, O, T, S and H numbers)."""
+
+    persons: int = 0
+    accounts: int = 0
+    orders: int = 0
+    tickets: int = 0
+    responses: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def _chunk_sizes(persons: int, chunk_persons: int) -> list[int]:
+    """Persons per chunk, as even as possible (no one-person tail chunk)."""
+    chunks = max(1, -(-persons // chunk_persons))
+    return [persons // chunks + (i < persons % chunks) for i in range(chunks)]
+
+
+def _chunk_rng(seed: int, index: int) -> np.random.Generator:
+    """The first chunk uses the seed's own stream (the files of small scales do not depend on chunking); later ones
+    an independent stream per chunk."""
+    return np.random.default_rng(seed if index == 0 else [seed, index])
+
+
+def _numbered(prefix: str, numbers: pl.Expr, width: int) -> pl.Expr:
+    return pl.concat_str([pl.lit(prefix), numbers.cast(pl.Utf8).str.zfill(width)])
 
 
 def _pick(rng: np.random.Generator, values, n: int) -> np.ndarray:
@@ -157,26 +191,25 @@ def _iso(ts: pl.Expr, with_offset: pl.Expr) -> pl.Expr:
     return pl.when(with_offset).then(pl.concat_str([text, pl.lit("+07:00")])).otherwise(text)
 
 
-def build_people(cfg: DemoConfig, rng: np.random.Generator) -> pl.DataFrame:
-    n = cfg.customers
-    first = _pick(rng, FIRST_NAMES, n)
-    last = _pick(rng, LAST_NAMES, n)
+def build_people(cfg: DemoConfig, rng: np.random.Generator, n: int | None = None, first: int = 0) -> pl.DataFrame:
+    """n persons (all of cfg's by default), numbered from first + 1."""
+    n = cfg.customers if n is None else n
+    first_names = _pick(rng, FIRST_NAMES, n)
+    last_names = _pick(rng, LAST_NAMES, n)
     city_idx = rng.integers(0, len(CITIES), n)
     kind = rng.choice(np.array(["account", "guest", "prospect"]), n, p=[0.72, 0.18, 0.10])
     ctype = rng.choice(np.array(["end_customer", "reseller", "agent"]), n, p=[0.90, 0.06, 0.04])
     span = (cfg.end_date - cfg.start_date).days
     people = pl.DataFrame(
         {
-            "person_id": [f"P{i:07d}" for i in range(1, n + 1)],
-            "first_name": first.astype(str),
-            "last_name": last.astype(str),
-            "city": [CITIES[i][0] for i in city_idx],
-            "province": [CITIES[i][1] for i in city_idx],
+            "first_name": first_names.astype(str),
+            "last_name": last_names.astype(str),
+            "city": np.array([city for city, _ in CITIES])[city_idx],
+            "province": np.array([province for _, province in CITIES])[city_idx],
             "kind": kind,
             "customer_type": ctype,
-            "phone_digits": [
-                p + f"{d:08d}" for p, d in zip(_pick(rng, PHONE_PREFIXES, n), rng.integers(0, 10**8, n), strict=True)
-            ],
+            "phone_prefix": _pick(rng, PHONE_PREFIXES, n).astype(str),
+            "phone_number": rng.integers(0, 10**8, n),
             "domain": _pick(rng, EMAIL_DOMAINS, n).astype(str),
             "work_domain": _pick(rng, WORK_DOMAINS, n).astype(str),
             "acquired_day": rng.integers(0, span, n),
@@ -188,8 +221,10 @@ def build_people(cfg: DemoConfig, rng: np.random.Generator) -> pl.DataFrame:
             "rate": rng.gamma(0.9, cfg.orders_per_buyer / 0.9 / 420.0, n),
             "lifetime": rng.exponential(600.0, n),
         }
-    ).with_row_index("n")
+    ).with_row_index("n", offset=first)
     people = people.with_columns(
+        person_id=_numbered("P", pl.col("n") + 1, 7),
+        phone_digits=pl.concat_str([pl.col("phone_prefix"), pl.col("phone_number").cast(pl.Utf8).str.zfill(8)]),
         email=pl.concat_str(
             [
                 pl.col("first_name").str.to_lowercase(),
@@ -208,12 +243,15 @@ def build_people(cfg: DemoConfig, rng: np.random.Generator) -> pl.DataFrame:
     # Households: ~3% of people share one phone with the next person (two real persons, one number).
     share = pl.Series(rng.random(n) < 0.03)
     shared_digits = people["phone_digits"].shift(1)
-    return people.with_columns(
+    return people.drop("phone_prefix", "phone_number").with_columns(
         phone_digits=pl.when(share & shared_digits.is_not_null()).then(shared_digits).otherwise(pl.col("phone_digits"))
     )
 
 
-def build_webshop_customers(people: pl.DataFrame, cfg: DemoConfig, rng: np.random.Generator) -> pl.DataFrame:
+def build_webshop_customers(
+    people: pl.DataFrame, cfg: DemoConfig, rng: np.random.Generator, first: int = 0
+) -> pl.DataFrame:
+    """The webshop accounts of people, numbered from first + 1."""
     holders = people.filter(pl.col("kind") == "account")
     second = holders.filter(pl.col("second_account"))
     accounts = pl.concat([holders.with_columns(is_second=pl.lit(False)), second.with_columns(is_second=pl.lit(True))])
@@ -226,7 +264,7 @@ def build_webshop_customers(people: pl.DataFrame, cfg: DemoConfig, rng: np.rando
     updated_day = np.minimum(created_day + rng.integers(0, 60, m), (cfg.end_date - cfg.start_date).days)
     updated = _timestamps(updated_day, rng.integers(0, 86400, m), cfg.start_date)
     frame = accounts.with_columns(
-        customer_id=pl.Series([f"W{i:07d}" for i in range(1, m + 1)]),
+        customer_id=_numbered("W", pl.int_range(first + 1, first + m + 1, dtype=pl.Int64), 7),
         email_style=pl.Series(rng.integers(0, 4, m)),
         phone_style=pl.Series(rng.integers(0, 5, m)),
         created=created,
@@ -256,8 +294,9 @@ def build_webshop_customers(people: pl.DataFrame, cfg: DemoConfig, rng: np.rando
 
 
 def build_orders(
-    people: pl.DataFrame, customers: pl.DataFrame, cfg: DemoConfig, rng: np.random.Generator
+    people: pl.DataFrame, customers: pl.DataFrame, cfg: DemoConfig, rng: np.random.Generator, numbering: _Numbering
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Orders and their lines for people's buyers; order ids and referrals run on from numbering."""
     span = (cfg.end_date - cfg.start_date).days
     buyers = people.filter(pl.col("kind") != "prospect")
     acq = buyers["acquired_day"].to_numpy()
@@ -291,13 +330,13 @@ def build_orders(
             shipping=pl.Series(rng.choice(np.array([0.0, 9000.0, 15000.0, 25000.0]), k)),
             promo_roll=pl.Series(rng.random(k)),
             referral_roll=pl.Series(rng.random(k)),
-            referrer=pl.Series(rng.integers(0, max(customers.height, 1), k)),
+            referrer=pl.Series(rng.integers(0, max(customers.height, 1), k)) + numbering.accounts,
             update_lag=pl.Series(rng.integers(0, 5 * 86400, k)),
         )
         .join(accounts, on="person_id", how="left")
     )
-    orders = orders.with_row_index("seq", offset=1).with_columns(
-        order_id=pl.format("O{}", pl.col("seq").cast(pl.Utf8).str.zfill(8))
+    orders = orders.with_row_index("seq", offset=numbering.orders + 1).with_columns(
+        order_id=_numbered("O", pl.col("seq"), 8)
     )
     is_guest = (pl.col("kind") == "guest") | (pl.col("guest_roll") < 0.12)
     junk = pl.col("guest_roll") > 0.9985
@@ -342,7 +381,7 @@ def build_orders(
         {
             "order_id": orders["order_id"].to_numpy()[li],
             "line_no": line_no,
-            "sku": [f"SKU-{s:05d}" for s in rng.integers(1, 5000, n_lines)],
+            "sku": pl.Series(rng.integers(1, 5000, n_lines)).cast(pl.Utf8).str.zfill(5).str.replace(r"^", "SKU-"),
             "category": _pick(rng, CATEGORIES, n_lines).astype(str),
             "quantity": rng.integers(1, 4, n_lines),
             "unit_price": unit_price,
@@ -365,8 +404,9 @@ def build_orders(
 
 
 def build_tickets(
-    people: pl.DataFrame, orders: pl.DataFrame, cfg: DemoConfig, rng: np.random.Generator
+    people: pl.DataFrame, orders: pl.DataFrame, cfg: DemoConfig, rng: np.random.Generator, first: int = 0
 ) -> pl.DataFrame:
+    """Helpdesk tickets of people, numbered from first + 1."""
     span = (cfg.end_date - cfg.start_date).days
     n = people.height
     counts = rng.poisson(cfg.tickets_per_customer * np.where(people["kind"].to_numpy() == "prospect", 0.6, 1.0), n)
@@ -399,14 +439,12 @@ def build_tickets(
     by_phone = pl.col("channel").is_in(["whatsapp", "phone"])
     solved = pl.col("status").is_in(["solved", "closed"])
     t = (
-        t.with_row_index("seq", offset=1)
+        t.with_row_index("seq", offset=first + 1)
         .with_columns(
-            id=pl.format("T{}", pl.col("seq").cast(pl.Utf8).str.zfill(8)),
+            id=_numbered("T", pl.col("seq"), 8),
             # One requester id per person and contact route (phone-based vs email-based), as helpdesks do.
-            requester_id=pl.format(
-                "H{}{}",
-                pl.col("n").cast(pl.Utf8).str.zfill(7),
-                pl.when(by_phone).then(pl.lit("p")).otherwise(pl.lit("e")),
+            requester_id=pl.concat_str(
+                [_numbered("H", pl.col("n"), 7), pl.when(by_phone).then(pl.lit("p")).otherwise(pl.lit("e"))]
             ),
             requester_email=pl.when(by_phone)
             .then(None)
@@ -438,8 +476,9 @@ def build_tickets(
 
 
 def build_surveys(
-    people: pl.DataFrame, orders: pl.DataFrame, cfg: DemoConfig, rng: np.random.Generator
+    people: pl.DataFrame, orders: pl.DataFrame, cfg: DemoConfig, rng: np.random.Generator, first: int = 0
 ) -> pl.DataFrame:
+    """Survey responses of people, numbered from first + 1."""
     span = (cfg.end_date - cfg.start_date).days
     n = people.height
     counts = rng.poisson(cfg.surveys_per_customer, n)
@@ -464,8 +503,8 @@ def build_surveys(
         comment=pl.Series(rng.choice(np.array(["Mantap", "Pengiriman lambat", "Harga oke", "", "Pelayanan ramah"]), k)),
     ).join(person_orders, on="person_id", how="left")
     junk = pl.col("route") > 0.997
-    return s.with_row_index("seq", offset=1).with_columns(
-        response_id=pl.format("S{}", pl.col("seq").cast(pl.Utf8).str.zfill(8)),
+    return s.with_row_index("seq", offset=first + 1).with_columns(
+        response_id=_numbered("S", pl.col("seq"), 8),
         # Routes: email (45%), phone (20%), order reference (20%, falls back to email), all three (13%), anonymous (2%).
         email=pl.when(junk)
         .then(pl.lit(JUNK_EMAIL))
@@ -482,35 +521,45 @@ def build_surveys(
     )
 
 
-def write_sqlite(path: Path, tables: dict[str, pl.DataFrame]) -> None:
-    """Write the webshop database set-wise through DuckDB's SQLite scanner (no per-row inserts)."""
+def write_sqlite(path: Path, tables: dict[str, pl.DataFrame], append: bool = False) -> None:
+    """Write the webshop database set-wise through DuckDB's SQLite scanner (no per-row inserts); with append, add
+    the rows to the tables an earlier call created (a later chunk of persons)."""
     import duckdb
 
-    path.unlink(missing_ok=True)
-    sqlite3.connect(path).close()
+    if not append:
+        path.unlink(missing_ok=True)
+        sqlite3.connect(path).close()
     con = duckdb.connect()
     load_extension(con, "sqlite_scanner")
     con.execute(f"attach '{path}' as shop (type sqlite)")
     for name, frame in tables.items():
         con.register("_frame", frame.to_arrow())
-        con.execute(f"create table shop.{name} as select * from _frame")
+        table = f"shop.{name}"
+        con.execute(
+            f"insert into {table} select * from _frame" if append else f"create table {table} as select * from _frame"
+        )
         con.unregister("_frame")
     con.close()
 
 
-def write_daily(frame: pl.DataFrame, day_col: str, folder: Path, stem: str, fmt_for_day) -> int:
+def write_daily(frame: pl.DataFrame, day_col: str, folder: Path, stem: str, fmt_for_day, append: bool = False) -> int:
+    """One file per day of day_col; with append, a day's rows go after those an earlier call wrote for that day (a
+    later chunk of persons: jsonl and csv are appended to, a day's parquet file is rewritten with both)."""
     folder.mkdir(parents=True, exist_ok=True)
     files = 0
     for (day,), part in frame.sort(day_col, "_order").group_by(day_col, maintain_order=True):
         fmt = fmt_for_day(day)
         target = folder / f"{stem}-{day.isoformat()}.{fmt}"
         body = part.drop(day_col, "_order")
-        if fmt == "csv":
-            body.write_csv(target)
-        elif fmt == "parquet":
-            body.write_parquet(target)
+        earlier = append and target.exists()
+        if fmt == "parquet":
+            (pl.concat([pl.read_parquet(target), body]) if earlier else body).write_parquet(target)
         else:
-            body.write_ndjson(target)
+            with open(target, "ab" if earlier else "wb") as fh:
+                if fmt == "csv":
+                    body.write_csv(fh, include_header=not earlier)
+                else:
+                    body.write_ndjson(fh)
         files += 1
     return files
 
@@ -520,16 +569,37 @@ def _survey_format(day: date) -> str:
 
 
 def generate(cfg: DemoConfig, out: Path) -> dict[str, int]:
-    """Write the three sources and the ground truth into `out`; returns record counts."""
-    rng = np.random.default_rng(cfg.seed)
+    """Write the three sources and the ground truth into `out`, chunk by chunk of persons; returns record counts."""
     for stale in ("helpdesk", "survey"):
         shutil.rmtree(out / stale, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
-    people = build_people(cfg, rng)
-    customers = build_webshop_customers(people, cfg, rng)
-    orders, items = build_orders(people, customers, cfg, rng)
-    tickets = build_tickets(people, orders, cfg, rng)
-    surveys = build_surveys(people, orders, cfg, rng)
+    numbering = _Numbering()
+    for index, persons in enumerate(_chunk_sizes(cfg.customers, cfg.chunk_persons)):
+        _generate_chunk(cfg, _chunk_rng(cfg.seed, index), persons, numbering, out)
+    # A truncated JSON line in one export, as an interrupted download leaves it.
+    last_file = sorted((out / "helpdesk").glob("tickets-*.jsonl"))[-1]
+    with open(last_file, "a", encoding="utf-8") as fh:
+        fh.write('{"id": "T-BROKEN", "requester": {"id": "H9", "email": "x@y.id"\n')
+    return {
+        **numbering.counts,
+        "ticket_files": sum(1 for _ in (out / "helpdesk").iterdir()),
+        "survey_files": sum(1 for _ in (out / "survey").iterdir()),
+    }
+
+
+def _generate_chunk(cfg: DemoConfig, rng: np.random.Generator, persons: int, numbering: _Numbering, out: Path) -> None:
+    """Make `persons` persons and their records, numbered on from `numbering`, and add them to the files in out."""
+    append = numbering.persons > 0
+    people = build_people(cfg, rng, persons, numbering.persons)
+    customers = build_webshop_customers(people, cfg, rng, numbering.accounts)
+    orders, items = build_orders(people, customers, cfg, rng, numbering)
+    tickets = build_tickets(people, orders, cfg, rng, numbering.tickets)
+    surveys = build_surveys(people, orders, cfg, rng, numbering.responses)
+    numbering.persons += people.height
+    numbering.accounts += customers.height
+    numbering.orders += orders.height
+    numbering.tickets += tickets.height
+    numbering.responses += surveys.height
     if cfg.cutoff is not None:
         customers = customers.filter(pl.col("updated").dt.date() <= cfg.cutoff)
         orders = orders.filter(pl.col("updated").dt.date() <= cfg.cutoff)
@@ -570,6 +640,7 @@ def generate(cfg: DemoConfig, out: Path) -> dict[str, int]:
             "orders": pl.concat([shop_orders, missing_key]),
             "order_items": items,
         },
+        append,
     )
 
     ticket_rows = tickets.select(
@@ -592,13 +663,14 @@ def generate(cfg: DemoConfig, out: Path) -> dict[str, int]:
     bad_dates = ticket_rows.filter(pl.col("_order") % 499 == 0).with_columns(
         id=pl.format("{}-X", pl.col("id")), created_at=pl.lit("kemarin sore")
     )
-    n_ticket_files = write_daily(
-        pl.concat([ticket_rows, dup_tickets, bad_dates]), "_day", out / "helpdesk", "tickets", lambda _day: "jsonl"
+    write_daily(
+        pl.concat([ticket_rows, dup_tickets, bad_dates]),
+        "_day",
+        out / "helpdesk",
+        "tickets",
+        lambda _day: "jsonl",
+        append,
     )
-    # A truncated JSON line in one export, as an interrupted download leaves it.
-    last_file = sorted((out / "helpdesk").glob("tickets-*.jsonl"))[-1]
-    with open(last_file, "a", encoding="utf-8") as fh:
-        fh.write('{"id": "T-BROKEN", "requester": {"id": "H9", "email": "x@y.id"\n')
 
     survey_rows = surveys.select(
         "response_id",
@@ -618,8 +690,8 @@ def generate(cfg: DemoConfig, out: Path) -> dict[str, int]:
         score=pl.when(pl.col("survey") == "nps").then(pl.lit("11")).otherwise(pl.lit("sangat puas")),
     )
     dup_surveys = survey_rows.filter(pl.col("_order") % 89 == 0)
-    n_survey_files = write_daily(
-        pl.concat([survey_rows, out_of_range, dup_surveys]), "_day", out / "survey", "responses", _survey_format
+    write_daily(
+        pl.concat([survey_rows, out_of_range, dup_surveys]), "_day", out / "survey", "responses", _survey_format, append
     )
 
     truth = pl.concat(
@@ -630,17 +702,17 @@ def generate(cfg: DemoConfig, out: Path) -> dict[str, int]:
             surveys.select(source=pl.lit("survey_response"), record_id="response_id", person_id="person_id"),
         ]
     )
-    truth.write_csv(out / "truth.csv")
-    return {
-        "persons": people.height,
-        "webshop_customers": customers.height,
-        "orders": orders.height,
-        "order_items": items.height,
-        "tickets": tickets.height,
-        "survey_responses": surveys.height,
-        "ticket_files": n_ticket_files,
-        "survey_files": n_survey_files,
-    }
+    with open(out / "truth.csv", "ab" if append else "wb") as fh:
+        truth.write_csv(fh, include_header=not append)
+    for name, frame in (
+        ("persons", people),
+        ("webshop_customers", customers),
+        ("orders", orders),
+        ("order_items", items),
+        ("tickets", tickets),
+        ("survey_responses", surveys),
+    ):
+        numbering.counts[name] = numbering.counts.get(name, 0) + frame.height
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -110,3 +110,40 @@ def test_cutoff_holds_back_later_deliveries(small, tmp_path):
     assert 0 < full.height - earlier.height < full.height * 0.05
     assert earlier.join(full, on=["source", "record_id", "person_id"], how="anti").height == 0
     assert not list((tmp_path / "helpdesk").glob("tickets-2026-11-2[12].jsonl"))
+
+
+def test_chunks_number_on_and_add_to_the_same_files(tmp_path):
+    """Persons made in chunks (as at 3M) give one set of sources: ids unique across chunks, every record written once
+    to the database, the daily files (appended csv/jsonl, rewritten parquet) and the truth; the first chunk is the
+    unchunked generator's output, so small scales do not change."""
+    chunked = tmp_path / "chunked"
+    chunked_counts = generate(DemoConfig(customers=400, chunk_persons=150), chunked)
+    assert chunked_counts["persons"] == 400
+    truth = pl.read_csv(chunked / "truth.csv")
+    records = ("webshop_customers", "orders", "tickets", "survey_responses")
+    assert truth.height == sum(chunked_counts[k] for k in records)
+    assert truth.select("source", "record_id").is_unique().all()
+    assert truth["person_id"].str.slice(1).cast(pl.Int64).max() <= 400
+    con = _shop(chunked)
+    customers, orders = con.execute(
+        "select (select count(distinct customer_id) from shop.customers), "
+        "(select count(distinct order_id) from shop.orders)"
+    ).fetchone()
+    assert (customers, orders) == (chunked_counts["webshop_customers"], chunked_counts["orders"])
+    assert con.execute("select count(*) from shop.order_items").fetchone()[0] == chunked_counts["order_items"]
+    survey = con.execute(
+        "select count(distinct response_id) filter (where not ends_with(response_id, '-X')) from ("
+        f"select response_id from read_csv('{chunked}/survey/*.csv', all_varchar=true) union all "
+        f"select response_id from read_json('{chunked}/survey/*.jsonl') union all "
+        f"select response_id from read_parquet('{chunked}/survey/*.parquet'))"
+    ).fetchone()[0]
+    assert survey == chunked_counts["survey_responses"]
+    tickets = con.execute(
+        f"select count(distinct id) filter (where id like 'T%' and not ends_with(id, '-X')) "
+        f"from read_json('{chunked}/helpdesk/*.jsonl', ignore_errors=true)"
+    ).fetchone()[0]
+    assert tickets == chunked_counts["tickets"]
+    # The first chunk (134 of 400 persons) is what the unchunked generator makes of 134 persons, record for record.
+    generate(DemoConfig(customers=134), tmp_path / "unchunked")
+    first_chunk = truth.filter(pl.col("person_id") <= "P0000134")
+    assert first_chunk.equals(pl.read_csv(tmp_path / "unchunked" / "truth.csv"))
