@@ -52,8 +52,8 @@ NAME_DEPENDENT = {
 NAME_DEPENDENT_ROWS = {"clv_backtest": pl.col("grouping") != "decile"}
 # Counts of what changed since the previous run.
 BETWEEN_RUNS_COLUMNS = {"identity_summary": pl.all().exclude("merges", "splits")}
-# When a fit ran and when a record was staged (the watermark of the incremental fact tables).
-VOLATILE_COLUMNS = {"fitted_at", "_loaded_at"}
+# When a fit ran, when a record was staged (the watermark of the incremental fact tables) and by which dbt run.
+VOLATILE_COLUMNS = {"fitted_at", "_loaded_at", "_invocation_id"}
 
 
 def _identity_names(full: Path, nightly: Path) -> dict[str, str]:

@@ -17,7 +17,8 @@ select
         when orders.cost_amount is not null
             then orders.net_amount - coalesce(orders.shipping_amount, 0) - orders.cost_amount
         else orders.net_amount * {{ setting('clv.default_gross_margin') | float }}
-    end as margin
+    end as margin,
+    orders._invocation_id
 from {{ ref('fct_orders') }} as orders
 cross join {{ ref('int_run_date') }} as run
 where orders.is_purchase and orders.customer_id is not null and orders.order_date <= run.run_date

@@ -56,7 +56,8 @@ select
     orders.referral_code,
     coalesce(orders.discount_amount, 0) > 0 or orders.promo_code is not null as is_discounted,
     orders.status in ('paid', 'shipped', 'completed') as is_purchase,
-    greatest(orders._loaded_at, order_costs.loaded_at) as _loaded_at
+    greatest(orders._loaded_at, order_costs.loaded_at) as _loaded_at,
+    {{ this_build() }} as _invocation_id
 from orders
 left join {{ ref('int_identity_map') }} as identity_map
     on identity_map.source = 'webshop_order' and identity_map.record_id = orders.order_id

@@ -1,4 +1,7 @@
-{{ config(pre_hook="{{ remove_lines_of_redelivered_orders() }}", **incremental_by_key('order_id')) }}
+{{ config(
+    pre_hook="{{ remove_lines_of_redelivered_orders() }}", on_schema_change='append_new_columns',
+    **incremental_by_key('order_id')
+) }}
 
 -- The lines of the latest delivered version of each order: lines travel with their order's version (same partition
 -- day). Keyed by order: a re-delivered order replaces its whole set of lines, so a line removed from the order
@@ -22,7 +25,8 @@ select
     candidate.unit_price,
     candidate.unit_cost,
     candidate._partition_date as delivered_on,
-    candidate._loaded_at
+    candidate._loaded_at,
+    {{ this_build() }} as _invocation_id
 from candidate
 inner join latest_versions
     on

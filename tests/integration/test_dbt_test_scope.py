@@ -1,0 +1,70 @@
+"""A `dbt build` tests the rows it wrote (macro this_build): a nightly run checks the night's orders, not every
+order again, while `dbt test` on its own still checks the whole table. Real dbt on a real DuckDB file."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import duckdb
+import polars as pl
+
+from tests.support.dbt_cli import plant_tables, run_dbt
+
+UNIQUE_ORDER = "unique_stg_webshop__orders_order_id"
+
+
+def _orders(ids: list[str], loaded_at: datetime) -> pl.DataFrame:
+    """Raw webshop orders, one version each, landed at `loaded_at`."""
+    ordered_at = datetime(2026, 1, 5, 10, 0)
+    return pl.DataFrame(
+        {
+            "order_id": ids,
+            "customer_id": ["C1"] * len(ids),
+            "guest_email": [None] * len(ids),
+            "guest_phone": [None] * len(ids),
+            "ordered_at": [ordered_at] * len(ids),
+            "status": ["paid"] * len(ids),
+            "channel": ["web"] * len(ids),
+            "currency": ["IDR"] * len(ids),
+            "gross_amount": [100.0] * len(ids),
+            "discount_amount": [0.0] * len(ids),
+            "shipping_amount": [0.0] * len(ids),
+            "net_amount": [100.0] * len(ids),
+            "promo_code": [None] * len(ids),
+            "referral_code": [None] * len(ids),
+            "updated_at": [ordered_at] * len(ids),
+            "_loaded_at": [loaded_at] * len(ids),
+        },
+        schema_overrides={name: pl.String for name in ("guest_email", "guest_phone", "promo_code", "referral_code")},
+    )
+
+
+def _build(warehouse):
+    """Stage the orders and run their uniqueness test in one `dbt build`, as the pipeline does."""
+    return run_dbt(warehouse, "build", "--select", "stg_webshop__orders", UNIQUE_ORDER, "--indirect-selection", "empty")
+
+
+def test_a_build_checks_the_rows_it_wrote_and_dbt_test_every_row(tmp_path):
+    warehouse = tmp_path / "warehouse.duckdb"
+    plant_tables(warehouse, {"raw.webshop_orders": _orders(["O1", "O2"], datetime(2026, 1, 5, 23, 0))})
+    first = _build(warehouse)
+    assert first.returncode == 0, first.stdout[-2000:]
+    # Damage outside any build: a second row for O1 among the rows the first build wrote.
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("insert into staging.stg_webshop__orders from staging.stg_webshop__orders where order_id = 'O1'")
+        # The next night lands O3.
+        con.register("next_night", _orders(["O3"], datetime(2026, 1, 6, 23, 0)).to_arrow())
+        con.execute("insert into raw.webshop_orders select * from next_night")
+
+    nightly = _build(warehouse)
+    assert nightly.returncode == 0, nightly.stdout[-2000:]
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        written = con.execute(
+            "select order_id, count(distinct _invocation_id) over () from staging.stg_webshop__orders order by 1"
+        ).fetchall()
+    # O3 is the night's: the build checked it alone (and passed); the old duplicate was not its to check.
+    assert [order_id for order_id, _ in written] == ["O1", "O1", "O2", "O3"] and written[0][1] == 2
+    assert "PASS=2" in nightly.stdout
+
+    whole = run_dbt(warehouse, "test", "--select", UNIQUE_ORDER)
+    assert whole.returncode == 1 and "Got 1 result" in whole.stdout, whole.stdout[-2000:]
