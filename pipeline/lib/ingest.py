@@ -34,7 +34,7 @@ import duckdb
 
 from pipeline.lib.erasure import drop_suppressed
 from pipeline.lib.identity import IdentityRules
-from pipeline.lib.sources.registry import Column, RawTable
+from pipeline.lib.sources.registry import TABLES, Column, RawTable
 from pipeline.lib.sources.registry import table as registry_table
 from pipeline.lib.warehouse import (
     ensure_table,
@@ -101,9 +101,23 @@ TYPING = {
 }
 
 
-def _delivered(column: str) -> str:
-    """The source sent a non-empty value for the column (`_orig` is the delivered row)."""
+# Delivered types whose every non-NULL value has a non-empty text form: for them "sent a value" is "not NULL", which
+# spares formatting each number or timestamp as text to look at it.
+_NEVER_BLANK = re.compile(
+    r"(U?(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT)|FLOAT|DOUBLE|DECIMAL.*|DATE|TIME.*|TIMESTAMP.*|BOOLEAN|INTERVAL|UUID)"
+)
+
+
+def _sent(column: str, delivered_type: str) -> str:
+    """SQL: the source sent a non-empty value for the column (`_orig` is the delivered row)."""
+    if _NEVER_BLANK.fullmatch(delivered_type):
+        return f"_orig.{column} is not null"
     return f"nullif(trim(cast(_orig.{column} as varchar)), '') is not null"
+
+
+def _delivered(column: str) -> str:
+    """The source sent a non-empty value for the column: `land` works it out once per row and column (`_sent`)."""
+    return f"_sent.{column}"
 
 
 def _column_rules(col: Column, limits: Limits) -> list[tuple[str, str]]:
@@ -115,7 +129,9 @@ def _column_rules(col: Column, limits: Limits) -> list[tuple[str, str]]:
         rules.append((f"unparseable {col.name}", f"{c} is null and {_delivered(c)}"))
     if col.kind in ("number", "money", "integer"):
         numeric = f"isfinite(try_cast(_orig.{c} as double))"
-        rules.append((f"non-numeric {col.name}", f"{_delivered(c)} and not coalesce({numeric}, false)"))
+        # A number or money value is typed exactly when it is a finite number: the typed value says it.
+        parsed = numeric if col.kind == "integer" else f"{c} is not null"
+        rules.append((f"non-numeric {col.name}", f"{_delivered(c)} and not coalesce({parsed}, false)"))
         if col.kind == "integer":
             rules.append((f"non-integer {col.name}", f"{c} is null and {numeric}"))
     if col.accepted:
@@ -227,6 +243,9 @@ def spec(name: str, limits: Limits = Limits()) -> TableSpec:
     return TableSpec(registry_table(name), limits)
 
 
+# Tables whose rows other tables' rows follow (`RawTable.parent`).
+_PARENTS = frozenset(t.parent for t in TABLES.values() if t.parent)
+
 WEBSHOP_CUSTOMERS = spec("webshop_customers")
 WEBSHOP_ORDERS = spec("webshop_orders")
 WEBSHOP_ORDER_ITEMS = spec("webshop_order_items")
@@ -273,8 +292,13 @@ def prepare_session(con: duckdb.DuckDBPyConnection, timezone: str) -> None:
 PAYLOAD = "to_json(_delivered_row)::varchar"
 
 
+def column_types(con: duckdb.DuckDBPyConnection, relation: str) -> dict[str, str]:
+    """Column name -> DuckDB type name, in the relation's order."""
+    return dict((row[0], row[1]) for row in con.execute(f"describe select * from {relation}").fetchall())
+
+
 def columns_of(con: duckdb.DuckDBPyConnection, relation: str) -> list[str]:
-    return [row[0] for row in con.execute(f"describe select * from {relation}").fetchall()]
+    return list(column_types(con, relation))
 
 
 def as_of(window: tuple[date, date]) -> datetime:
@@ -303,7 +327,8 @@ def land(
     the suppression list of erased persons.
     """
     start, end = window
-    delivered = columns_of(con, staged)
+    delivered_types = column_types(con, staged)
+    delivered = list(delivered_types)
     source_columns = [c for c in delivered if not c.startswith("_")]
     missing_required = [c for c in spec.required if c not in delivered]
     if missing_required:
@@ -332,29 +357,37 @@ def land(
     future = "(" + (" or ".join(f"{c} > ?::timestamp" for c in timestamps) or "false") + f") and {future_scope}"
     rules = [*spec.rules, (FUTURE_DATE, future)]
     reasons = ", ".join(f"case when coalesce({cond}, false) then {quote_literal(reason)} end" for reason, cond in rules)
+    # Whether a value was sent, worked out once for each column a rule asks it of.
+    sent = ", ".join(
+        f"{q(col)} := {_sent(q(col), delivered_types.get(col, 'VARCHAR'))}"
+        for col in spec.columns
+        if _delivered(q(col)) in reasons
+    )
     con.execute(
         f"""
         create or replace temp table _typed_all as
         with typed as (
             select {typed}, {extras}{problem} as _problem, _orig._partition_date as _delivered_date, _orig,
-                   hash({content("_orig")}) as _content_hash
+                   {f"struct_pack({sent})" if sent else "null"} as _sent, hash({content("_orig")}) as _content_hash
             from (select *{" exclude (_file)" if "_file" in delivered else ""}{absent} from {staged}) as _orig
         ),
         dated as (
             select * exclude (_delivered_date), coalesce(_delivered_date, {event_date}) as _partition_date from typed
         )
-        select * exclude (_problem, _orig), _orig as _delivered_row,
+        select * exclude (_problem, _orig, _sent), _orig as _delivered_row,
                coalesce(_problem, concat_ws('; ', {reasons})) as _reason
         from dated
     """,
         [*([future_after] * len(timestamps)), *([] if frontier else [start, end])],
     )
     result = LoadResult(table=spec.name, window=window)
-    # Every typed version delivered, in the window or not (order lines follow their order: `stage_order_items`).
-    con.execute(
-        f"create or replace temp table _delivered_versions as select {', '.join(map(q, spec.table.key))}, "
-        "_partition_date, _reason from _typed_all"
-    )
+    # Every typed version delivered, in the window or not, of a table whose rows others follow (order lines follow
+    # their order: `stage_order_items`).
+    if spec.name in _PARENTS:
+        con.execute(
+            f"create or replace temp table _delivered_versions as select {', '.join(map(q, spec.table.key))}, "
+            "_partition_date, _reason from _typed_all"
+        )
     # A row dated outside the window belongs to another day's run (a source may deliver more than asked), unless
     # it is in the future: that goes to quarantine whatever its day.
     result.outside_window = con.execute(
@@ -437,6 +470,7 @@ def land(
     result.reasons = dict(
         con.execute("select _reason, count(*) from _typed where _reason <> '' group by 1 order by 1").fetchall()
     )
+    con.execute("drop table _typed")  # the batch can be the whole history: free it before the next table lands
     return result
 
 
@@ -447,13 +481,18 @@ def _resolve_conflicts(con: duckdb.DuckDBPyConnection, table: RawTable, content:
         map(quote_identifier, [*table.key, *([table.event_column] if table.versioned and table.event_column else [])])
     )
     latest = f"{quote_identifier(table.event_column)} desc nulls last, " if table.event_column else ""
+    # The versions are counted over the key columns only; just the rows of keys delivered more than once are read
+    # whole, to order them.
     con.execute(
         f"""
         update _typed_all set _reason = ? where rowid in (
-            select rowid from (
-                select rowid, *, count(*) over (partition by {version}) as _versions from _typed_all where _reason = ''
+            select rowid from _typed_all
+            where rowid in (
+                select rowid from (
+                    select rowid, count(*) over (partition by {version}) as _versions from _typed_all where _reason = ''
+                )
+                where _versions > 1
             )
-            where _versions > 1
             qualify row_number() over (partition by {version}
                                        order by {latest}_partition_date desc nulls last, md5(to_json({content}))) > 1)
     """,

@@ -110,6 +110,50 @@ def test_decimal_score_and_absurd_amount_are_quarantined(con, tmp_path):
     ]
 
 
+def test_typed_source_columns_get_the_verdicts_of_the_same_values_as_text(con):
+    """A PostgreSQL or SQLite source delivers numbers and timestamps typed; landing decides "was a value sent" from
+    the type (not NULL) instead of the text, so both deliveries must end the same way, row for row."""
+    text_rows = """select * from (values
+        ('O1', '2026-11-20 10:00:00', 'paid', '150000', '2026-11-20 10:00:00', 1),
+        ('O2', '2026-11-20 10:00:00', 'paid', null, '2026-11-20 10:00:00', 2),
+        ('O3', '2026-11-20 10:00:00', 'paid', 'NaN', '2026-11-20 10:00:00', 3),
+        ('O4', '2026-11-20 10:00:00', 'paid', 'Infinity', '2026-11-20 10:00:00', 4),
+        ('O5', '2026-11-20 10:00:00', 'paid', '-5', '2026-11-20 10:00:00', 5),
+        ('O6', null, 'paid', '7', '2026-11-20 10:00:00', 6),
+        ('O7', '2026-11-20 10:00:00', 'paid', '0', '2026-11-20 10:00:00', null),
+        ('O8', '2026-11-20 10:00:00', 'paid', '  ', '2026-11-20 10:00:00', 8))
+        t(order_id, ordered_at, status, net_amount, updated_at, line_count)"""
+    columns = "order_id, null as customer_id, {at} as ordered_at, status, 'web' as channel, {amount} as net_amount, "
+    columns += "{updated} as updated_at, {count} as line_count, null::date as _partition_date"
+    as_text = columns.format(at="ordered_at", amount="net_amount", updated="updated_at", count="line_count::varchar")
+    as_typed = columns.format(
+        at="ordered_at::timestamp",
+        amount="try_cast(net_amount as double)",
+        updated="updated_at::timestamptz",
+        count="line_count::bigint",
+    )
+    verdicts = []
+    for select in (as_text, as_typed):
+        con.execute(f"create or replace temp table delivered as select {select} from ({text_rows})")
+        result = ingest.land(con, ingest.WEBSHOP_ORDERS, "delivered", WINDOW, "sqlite", DEMO_RULES, frontier=True)
+        verdicts.append(
+            (result.loaded, result.reasons, _raw_ids(con, "webshop_orders", "order_id"), _reasons_by_order(con))
+        )
+    assert verdicts[0] == verdicts[1]
+    assert verdicts[1][3] == {
+        "O2": "missing net_amount",
+        "O3": "non-numeric net_amount",
+        "O4": "non-numeric net_amount",
+        "O5": "negative net_amount",
+        "O6": "missing ordered_at",
+        "O8": "missing net_amount",
+    }
+
+
+def _reasons_by_order(con) -> dict[str, str]:
+    return dict(con.execute("select _payload::json->>'order_id', _reason from quarantine.webshop_orders").fetchall())
+
+
 def test_conflicting_duplicates_resolve_to_the_latest_and_are_counted(con, tmp_path):
     export = tmp_path / "responses-2026-11-20.csv"
     export.write_text(

@@ -85,6 +85,7 @@ def webshop(context: dg.AssetExecutionContext, settings: SettingsResource, wareh
                     identity_rules=rules,
                 )
             )
+            con.execute(f"drop table {extract.relation}")  # landed: free the pulled copy before the next table
         sql_orders.save_marks(con, source, pulled)
         older = doctor.unloaded_history(con, source, window[0])
         tables = {result.table: table_metadata(con, dg.AssetKey(["raw", result.table])) for result in results}
