@@ -4,7 +4,6 @@ against a copy of the demo warehouse, which gives dbt the column types of every 
 import json
 import shutil
 
-from pipeline.defs.dbt.assets import dbt_vars
 from pipeline.settings import load_settings
 from tests.support.dbt_cli import run_dbt
 
@@ -13,7 +12,7 @@ def test_dbt_unit_tests_pass(demo_run, tmp_path):
     warehouse = tmp_path / "warehouse.duckdb"
     shutil.copy(demo_run.warehouse, warehouse)
     result = run_dbt(
-        warehouse, "test", "--select", "test_type:unit", "--vars", json.dumps(dbt_vars(load_settings(), warehouse, {}))
+        warehouse, "test", "--select", "test_type:unit", "--vars", json.dumps(load_settings().dbt_vars(warehouse))
     )
     assert result.returncode == 0, result.stdout[-4000:]
     outcomes = {

@@ -10,7 +10,6 @@ import dagster as dg
 import duckdb
 import yaml
 
-from pipeline.defs.dbt.assets import dbt_vars
 from pipeline.defs.resources import WarehouseResource, resources_for
 from pipeline.settings import DEFAULT_CONFIG, load_settings
 from tests.support.dbt_cli import run_dbt
@@ -54,7 +53,7 @@ def test_dagster_and_dbt_connections_report_the_configured_limits(tmp_path):
     assert {name: reported[name].value for name in expected} == expected
 
     # dbt in its own process, with the vars a Dagster run hands it.
-    variables = dbt_vars(load_settings(config), warehouse, {})
+    variables = load_settings(config).dbt_vars(warehouse)
     shown = run_dbt(warehouse, "show", "--inline", LIMITS_SQL, "--output", "json", "--vars", json.dumps(variables))
     assert shown.returncode == 0, shown.stdout + shown.stderr
     payload = shown.stdout[shown.stdout.index("{") : shown.stdout.rindex("}") + 1]
@@ -96,7 +95,7 @@ def test_dbt_python_models_get_the_limits(tmp_path):
     """A dbt Python model reads the limits for its own in-memory DuckDB from its config (dbt.config.get)."""
     config, expected = _configured(tmp_path)
     warehouse = tmp_path / "warehouse.duckdb"
-    variables = dbt_vars(load_settings(config), warehouse, {})
+    variables = load_settings(config).dbt_vars(warehouse)
     listed = run_dbt(
         warehouse,
         "ls",
@@ -131,7 +130,7 @@ def test_dbt_keeps_running_nodes_after_duckdb_spilled(tmp_path):
                 true as consent, timestamp '2026-02-01' as _loaded_at, date '2026-01-01' as _partition_date
             from range(1500000) t(i)
         """)
-    variables = dbt_vars(load_settings(config), warehouse, {}) | {"duckdb_memory_limit": "150MB"}
+    variables = load_settings(config).dbt_vars(warehouse) | {"duckdb_memory_limit": "150MB"}
     built = run_dbt(warehouse, "build", "--select", "stg_survey__responses", "--vars", json.dumps(variables))
     assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-2000:]
     assert "PASS=" in built.stdout and "ERROR=0" in built.stdout

@@ -29,7 +29,6 @@ import duckdb
 import polars as pl
 from polars.testing import assert_frame_equal
 
-from pipeline.defs.dbt.assets import dbt_vars
 from pipeline.lib.demo_data import DemoConfig, generate
 from pipeline.settings import load_settings
 from tests.support.dbt_cli import run_dbt
@@ -154,7 +153,7 @@ def test_traits_written_by_another_version_of_the_model_are_recomputed(demo_run,
     rows of the old one behind: a nightly run recomputes every row another version wrote, nothing else."""
     warehouse = tmp_path / "warehouse.duckdb"
     shutil.copy(demo_run.warehouse, warehouse)
-    variables = json.dumps({**dbt_vars(load_settings(), warehouse, {}), "run_date": demo_run.end.isoformat()})
+    variables = json.dumps({**load_settings().dbt_vars(warehouse), "run_date": demo_run.end.isoformat()})
     count_sql = """select count(*) filter (where order_count = -1), count(*) filter (where _model_checksum = 'old'),
         count(*) from intermediate.int_customer_traits"""
 

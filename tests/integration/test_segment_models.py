@@ -14,7 +14,6 @@ import duckdb
 import polars as pl
 import pytest
 
-from pipeline.defs.dbt.assets import dbt_vars
 from pipeline.settings import load_settings
 from tests.support.dbt_cli import plant_tables, run_dbt
 
@@ -259,9 +258,7 @@ def dbt_build(
 ) -> subprocess.CompletedProcess:
     """`dbt build` of the models with the vars a Dagster run passes (segments overridden); the run date is the
     planted int_run_date."""
-    variables = copy.deepcopy(
-        dbt_vars(load_settings(), warehouse, {})
-    )  # the vars share the loaded settings: change a copy
+    variables = copy.deepcopy(load_settings().dbt_vars(warehouse))  # the vars share the loaded settings: change a copy
     deep_update(variables["segments"], segments or {})
     # dbt's unit tests have their own test.
     return run_dbt(
@@ -395,7 +392,7 @@ def test_history_keeps_one_snapshot_per_run_date_and_transitions_follow(tmp_path
     incremental = table(warehouse, query)
     assert set(incremental.select("from_date", "to_date").rows()) == {(AS_OF, between), (between, later)}
     assert incremental.group_by("from_date").agg(pl.col("customers").sum())["customers"].to_list() == [customers] * 2
-    variables = dbt_vars(load_settings(), warehouse, {})
+    variables = load_settings().dbt_vars(warehouse)
     rebuilt = run_dbt(
         warehouse, "run", "--select", "segment_transitions", "--full-refresh", "--vars", json.dumps(variables)
     )

@@ -1,9 +1,10 @@
-"""The dbt vars a Dagster run hands to dbt: the run date is the run's last partition, config sections ride along."""
+"""The dbt vars a Dagster run hands to dbt: config sections ride along, the run date (the run's last partition) does
+not: it goes in the run-context table, so the vars stay the same from night to night and dbt reuses its parse."""
 
 from datetime import date
 from pathlib import Path
 
-from pipeline.defs.dbt.assets import PARTITION_TAG, dbt_vars, last_partition
+from pipeline.defs.dbt.assets import PARTITION_TAG, RUN_CONTEXT, dbt_vars, last_partition
 from pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
 from pipeline.settings import load_settings
 
@@ -15,14 +16,16 @@ def test_run_date_is_the_last_partition_of_the_run():
     assert last_partition(backfill) == date(2026, 11, 22)
     assert last_partition({PARTITION_TAG: "2026-11-20"}) == date(2026, 11, 20)
     assert last_partition({}) is None
-    assert dbt_vars(load_settings(), WAREHOUSE, backfill)["run_date"] == "2026-11-22"
-    # outside the partitions dbt falls back to the latest staged day
-    assert "run_date" not in dbt_vars(load_settings(), WAREHOUSE, {})
+
+
+def test_vars_are_the_same_on_every_run():
+    values = dbt_vars(load_settings(), WAREHOUSE)
+    assert "run_date" not in values and values["run_context"] == RUN_CONTEXT
 
 
 def test_config_sections_reach_dbt_as_vars():
     settings = load_settings()
-    values = dbt_vars(settings, WAREHOUSE, {})
+    values = dbt_vars(settings, WAREHOUSE)
     assert values["warehouse_path"] == str(WAREHOUSE)
     for name in ("segments", "clv", "equity"):
         assert values[name] == settings.section(name)

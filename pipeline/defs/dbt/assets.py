@@ -5,8 +5,10 @@ the profile (segments, CLV, value, equity). Two steps, so the blocking quality c
 holds the customer marts back when the profile is bad, and the previous tables stay.
 
 The models are not partitioned: staging models are incremental on the raw load time (macro `newly_loaded`), so a
-run stages exactly what its ingest steps landed, one night or a backfilled range alike. dbt gets the run date (the
-run's last partition) and the configuration sections it needs as vars.
+run stages exactly what its ingest steps landed, one night or a backfilled range alike. dbt gets the configuration
+sections it needs as vars, and the run date (the run's last partition) in a one-row table each step writes before dbt
+starts (RUN_CONTEXT): vars that differ from the last parse's make dbt parse the whole project again (~3 s of every
+run on a quiet machine, 15 s and more on a busy one), and a run-date var differed every night.
 """
 
 import json
@@ -16,6 +18,7 @@ from datetime import date
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 from dagster_dbt import DbtCliResource, dbt_assets
 
 from pipeline.defs.dbt.resources import dbt_project
@@ -30,6 +33,8 @@ CUSTOMER_MARTS = "tag:customer_marts"
 # Run tag of a run over one partition (the schedule); a range (backfill, `pipeline.cli run`) has RANGE_END_TAG.
 PARTITION_TAG = "dagster/partition"
 PARTIAL_PARSE = "partial_parse.msgpack"
+# The table int_run_date reads the run date from when dbt gets it as the var `run_context` (a run by hand does not).
+RUN_CONTEXT = "raw.run_context"
 
 
 def last_partition(tags: dict[str, str]) -> date | None:
@@ -38,14 +43,19 @@ def last_partition(tags: dict[str, str]) -> date | None:
     return date.fromisoformat(key) if key else None
 
 
-def dbt_vars(settings: Settings, warehouse: Path, tags: dict[str, str]) -> dict:
-    """The dbt vars of a run: the settings (Settings.dbt_vars: warehouse, DuckDB limits, model settings) and, in a
-    partitioned run, `run_date`."""
-    values = settings.dbt_vars(warehouse)
-    run_date = last_partition(tags)
-    if run_date:
-        values["run_date"] = run_date.isoformat()
-    return values
+def dbt_vars(settings: Settings, warehouse: Path) -> dict:
+    """The dbt vars of a run: the settings (Settings.dbt_vars: warehouse, DuckDB limits, model settings) and
+    `run_context`, the table of the run date (record_run_date). The same for every run of the same settings, so a
+    run's first dbt step starts from the last run's parse (share_parse)."""
+    return {**settings.dbt_vars(warehouse), "run_context": RUN_CONTEXT}
+
+
+def record_run_date(con: duckdb.DuckDBPyConnection, run_date: date | None) -> None:
+    """Write the run date for int_run_date: the run's last partition, or null outside the partitions (dbt then takes
+    the latest staged day). Written by the dbt step itself, under the warehouse pool, so no other run's step can
+    change it before its dbt has read it."""
+    con.execute(f"create schema if not exists {RUN_CONTEXT.split('.')[0]}")
+    con.execute(f"create or replace table {RUN_CONTEXT} as select cast(? as date) as run_date", [run_date])
 
 
 def share_parse(invocation_target: Path, project_target: Path) -> None:
@@ -78,8 +88,11 @@ def _dbt_step(name: str, **selection: str) -> dg.AssetsDefinition:
         settings: SettingsResource,
         warehouse: WarehouseResource,
     ):
-        # dbt runs in its own process: the warehouse path, DuckDB limits, model settings and run date go in as vars.
-        variables = dbt_vars(settings.get(), warehouse.file(), context.run.tags)
+        # dbt runs in its own process: the warehouse path, DuckDB limits and model settings go in as vars, the run
+        # date in the run-context table.
+        with warehouse.connect() as con:
+            record_run_date(con, last_partition(context.run.tags))
+        variables = dbt_vars(settings.get(), warehouse.file())
         # No JSON artifacts (manifest, semantic manifest, run results: several MB per step, seconds to write, and
         # nothing reads them; the next step's partial_parse.msgpack is still written). dbt.log keeps dbt's info lines:
         # at dbt's default (debug, as JSON) it was ~4 MB per step and ~1 CPU s of rendering, mostly dbt's SQL
