@@ -12,11 +12,12 @@ files of dead processes) are removed by the next publish.
 
 The data is written once, as Parquet (DuckDB tables in the serving file would write it a second time), and only what
 changed: every served table carries a change marker in the manifest (a hash of its served rows, taken in one scan,
-plus its column list and descriptions). Parquet files of tables whose marker did not move are hard links into the new
-version directory. A dated history table (a `snapshot_date` column, the one history mechanism) has a marker per
-snapshot date and one Parquet file per date: a nightly run adds one date, so a publish writes that date's file,
-whatever the length of the history. An erasure (`keep_previous_parquet=False`) builds everything afresh and keeps
-no older version, so no copy of the erased person survives.
+plus its column list and descriptions; the consent joined from the profile enters as one hash of all consents).
+Parquet files of tables whose marker did not move are hard links into the new version directory. A dated history
+table (a `snapshot_date` column, the one history mechanism) has a marker per snapshot date and one Parquet file per
+date: a nightly run adds one date, so a publish writes that date's file, whatever the length of the history. An
+erasure (`keep_previous_parquet=False`) builds everything afresh and keeps no older version, so no copy of the erased
+person survives.
 
 Made for BI clients: every table and column keeps the description dbt documented (table and column comments in the
 DuckDB file, field and schema metadata `description` in the Parquet files); each table is one folder
@@ -86,6 +87,10 @@ SERVED_FORM_VERSION = 2
 # How long a superseded Parquet version stays on disk for readers that still hold an older serving file (its views
 # name that version's files); the version just before the current one stays regardless, unless an erasure publishes.
 SUPERSEDED_KEPT_SECONDS = 24 * 3600
+# Parquet dictionaries only for columns with few distinct values per row group: a high-cardinality column (ids,
+# amounts) builds a dictionary and then throws it away. Measured at 1M: 10-20 % less CPU and 15-45 % smaller files than
+# DuckDB's default limit (fct_orders 4.96 -> 4.02 CPU s, 63.7 -> 39.9 MB).
+PARQUET_DICTIONARY_LIMIT = 1000
 CONSENT_DESCRIPTION = (
     "Whether the customer agreed to marketing (from marts.customer_profile; no profile counts as no consent)."
 )
@@ -225,7 +230,8 @@ def _write_parquet(
     path.parent.mkdir(parents=True, exist_ok=True)
     return con.execute(
         f"copy (select * from {source}) to {_sql_string(str(path))} "
-        f"(format parquet, compression zstd, kv_metadata {{{options}}})",
+        f"(format parquet, compression zstd, dictionary_size_limit {PARQUET_DICTIONARY_LIMIT}, "
+        f"kv_metadata {{{options}}})",
         params or {},
     ).fetchone()[0]
 
@@ -357,11 +363,14 @@ def change_marker(
     description: str | None,
     comments: Mapping,
     dated: bool = False,
+    consent: str | None = None,
 ) -> tuple[str, dict[str, tuple[str, int]]]:
     """What a served table is, as one hash: its served rows (summed row hashes, one scan, independent of row order
     and of parallelism), its columns (the SELECT) and its descriptions. A dated table also gets one such hash per
-    snapshot date, from the same scan: (table marker, {snapshot date: (marker, rows)})."""
-    form = [SERVED_FORM_VERSION, select, description, sorted(comments.items())]
+    snapshot date, from the same scan: (table marker, {snapshot date: (marker, rows)}).
+
+    `consent` (consent_marker) stands in for the profile's consent when `select` leaves the join out."""
+    form = [SERVED_FORM_VERSION, select, description, sorted(comments.items()), consent]
     if not dated:
         rows, rows_hash = con.execute(
             f"select count(*), coalesce(sum(hash(s)), 0) from ({select}) as s", params
@@ -376,6 +385,18 @@ def change_marker(
     }
     marker = hashlib.sha256(json.dumps([*form, sorted(snapshots.items())]).encode()).hexdigest()
     return marker, snapshots
+
+
+def consent_marker(con: duckdb.DuckDBPyConnection, consent_source: str | None) -> str | None:
+    """One hash of every customer's marketing consent (None without a profile): a table's marker includes it instead
+    of hashing the table joined to the profile, which at 1M costs more than the hash itself (fct_orders 1.8 -> 0.7
+    CPU s). The price: a consent change rewrites every undated table joined to the profile."""
+    if consent_source is None:
+        return None
+    rows, rows_hash = con.execute(
+        f"select count(*), coalesce(sum(hash(customer_id, marketing_consent)), 0) from {consent_source}"
+    ).fetchone()
+    return hashlib.sha256(json.dumps([rows, str(rows_hash)]).encode()).hexdigest()
 
 
 def _previous_markers(con: duckdb.DuckDBPyConnection, database: str) -> dict[str, tuple[str, int]]:
@@ -560,6 +581,7 @@ def publish(
                 con.execute("detach serving_last")
             tables = _published_tables(con, options.schemas)
             consent_source = '"marts"."customer_profile"' if ("marts", "customer_profile") in tables else None
+            consent = consent_marker(con, consent_source)
             planned = []
             for schema, table in tables:
                 columns = _columns(con, schema, table)
@@ -570,7 +592,15 @@ def publish(
                     comments["marketing_consent"] = CONSENT_DESCRIPTION
                 # Dated: a history table without list columns (those get bridge tables, written whole).
                 dated = SNAPSHOT_COLUMN in dict(columns) and not any(t.endswith("[]") for _, t in columns)
-                marker, snapshots = change_marker(con, select, select_params, description, comments, dated)
+                # Undated tables hash their rows without the consent join (the consent marker stands for it); a dated
+                # one keeps it, so that a consent change does not rewrite every date of the history.
+                unjoined = published_select(schema, table, columns, options, None)
+                if dated or unjoined == select:
+                    marker, snapshots = change_marker(con, select, select_params, description, comments, dated)
+                else:
+                    marker, snapshots = change_marker(
+                        con, unjoined, select_params, description, comments, False, consent
+                    )
                 item = _ServedTable(
                     schema, table, select, select_params, description, comments, columns, marker, snapshots
                 )
