@@ -220,7 +220,8 @@ def node_memory(samples: list[list[float]], since: float, logs: Path = DBT_DIR /
 def demo_sources(cfg: DemoConfig, out: Path, cache: Path | None) -> tuple[dict[str, int], bool]:
     """(record counts, whether they came from the cache): the demo sources of cfg written to `out`, replacing what is
     there. With a cache directory, they are generated once per generator source and config (at 1M, a minute or two
-    and ~2.6 GiB of RSS, chunked) and copied from there afterwards."""
+    and ~2.6 GiB of RSS, chunked) and copied from there afterwards, as hard links: the pipeline opens its sources
+    read-only, and a real copy would cost the disk twice (8 GB at 3M)."""
     if cache is None:
         return generate(cfg, out), False
     key = hashlib.sha256(Path(demo_data.__file__).read_bytes() + repr(cfg).encode()).hexdigest()[:16]
@@ -231,7 +232,7 @@ def demo_sources(cfg: DemoConfig, out: Path, cache: Path | None) -> tuple[dict[s
         counts = generate(cfg, entry / "demo")
         (entry / "sources.json").write_text(json.dumps(counts), encoding="utf-8")  # written last: the entry is whole
     shutil.rmtree(out, ignore_errors=True)
-    shutil.copytree(entry / "demo", out)
+    shutil.copytree(entry / "demo", out, copy_function=os.link)
     return json.loads((entry / "sources.json").read_text(encoding="utf-8")), hit
 
 
