@@ -347,23 +347,33 @@ def candidate_entities(links: pl.DataFrame, records: pl.DataFrame, identifiers: 
 
 
 def candidate_rows(
-    links: duckdb.DuckDBPyRelation, records: duckdb.DuckDBPyRelation, identifiers: duckdb.DuckDBPyRelation
+    con: duckdb.DuckDBPyConnection,
+    links: duckdb.DuckDBPyRelation,
+    records: duckdb.DuckDBPyRelation,
+    identifiers: duckdb.DuckDBPyRelation,
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """(links, records, identifiers) of only the profiles the matcher can pair, read from DuckDB relations (a dbt
-    model's refs): the profiles carrying a value that does not link all its records (candidate_pairs), their link
-    rows, records and the identifiers profiles() reads. candidate_entities of these rows is that of all rows; the
-    rest of the history never leaves the warehouse."""
+    """(links, records, identifiers) of only the profiles the matcher can pair, read from DuckDB relations of `con`
+    (a dbt model's refs and session): the profiles carrying a value that does not link all its records
+    (candidate_pairs), their link rows, records and the identifiers profiles() reads. candidate_entities of these
+    rows is that of all rows; the rest of the history never leaves the warehouse."""
+    from pipeline.lib.identity import KEYS
+
     columns = "source, record_id, id_type, value, linked, profile_key, resolution"
     unused = links.filter("not linked").project("id_type, value").distinct().set_alias("unused")
     profiles = links.set_alias("l").join(unused, "id_type, value", how="semi").project("profile_key").distinct()
-    links = links.set_alias("l").join(profiles.set_alias("p"), "profile_key", how="semi").project(columns)
-    keys = links.project("source, record_id").distinct().set_alias("k")
-    identifiers = identifiers.filter("status = 'ok' and id_type in ('webshop_customer_id', 'email')")
-    return (
-        links.pl(),
-        records.set_alias("r").join(keys, "source, record_id", how="semi").pl(),
-        identifiers.set_alias("i").join(keys, "source, record_id", how="semi").pl(),
-    )
+    links = links.set_alias("l").join(profiles.set_alias("p"), "profile_key", how="semi").project(columns).pl()
+    # The candidates' records, found once: the two reads below join this small table, not the links query again.
+    con.register("identity_candidate_keys", links.select(KEYS).unique().to_arrow())
+    try:
+        keys = con.table("identity_candidate_keys").set_alias("k")
+        identifiers = identifiers.filter("status = 'ok' and id_type in ('webshop_customer_id', 'email')")
+        return (
+            links,
+            records.set_alias("r").join(keys, "source, record_id", how="semi").pl(),
+            identifiers.set_alias("i").join(keys, "source, record_id", how="semi").pl(),
+        )
+    finally:
+        con.unregister("identity_candidate_keys")
 
 
 def match_profiles(

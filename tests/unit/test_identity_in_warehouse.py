@@ -81,7 +81,7 @@ def test_candidate_rows_read_from_relations_give_the_same_candidates():
         for name, frame in {"links": links, "records": records, "identifiers": identifiers}.items():
             con.register(name, frame.to_arrow())
         few_links, few_records, few_identifiers = candidate_rows(
-            con.table("links"), con.table("records"), con.table("identifiers")
+            con, con.table("links"), con.table("records"), con.table("identifiers")
         )
     assert few_records.height < records.height and few_identifiers.height < identifiers.height
     expected = candidate_entities(links, records, identifiers)

@@ -26,7 +26,7 @@ def model(dbt, session):
         dbt.ref("int_identity_records"),
         dbt.ref("int_identifiers"),
     )
-    entities = candidate_entities(*candidate_rows(links, records, identifiers))
+    entities = candidate_entities(*candidate_rows(session, links, records, identifiers))
     run_date = dbt.ref("int_run_date").pl().get_column("run_date")[0]
     limits = duckdb_limits(dbt.config.get("duckdb_memory_limit"), dbt.config.get("duckdb_temp_directory"))
     pairs = entities.group_by("shared").agg(k=pl.len()).select((pl.col("k") * (pl.col("k") - 1) // 2).sum()).item()

@@ -52,7 +52,7 @@ def model(dbt, session):
         )
         links = links.filter(f"resolution > {seen}")
     decisions = match_profiles(
-        *candidate_rows(links, records, identifiers),
+        *candidate_rows(session, links, records, identifiers),
         json.loads(stored),
         rules.match_probability,
         previous,
