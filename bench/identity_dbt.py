@@ -41,26 +41,30 @@ MODELS = (
 )
 # Staging columns int_run_date reads that the messy generator's staged frames lack.
 MISSING = {"stg_helpdesk__tickets": {"solved_at": "varchar"}}
+LOADED = datetime(2026, 1, 1)  # the staged rows' load time (_loaded_at, as landing stamps it) before the nightly
 
 
 def stage(warehouse: Path, staged: dict) -> None:
-    """A warehouse holding only the staging tables, from the generator's staged frames."""
+    """A warehouse holding only the staging tables, from the generator's staged frames, loaded at LOADED."""
     warehouse.unlink(missing_ok=True)
     with duckdb.connect(str(warehouse)) as con:
         con.execute("create schema staging")
         for name, frame in staged.items():
             extra = "".join(f", cast(null as {kind}) as {column}" for column, kind in MISSING.get(name, {}).items())
             con.register("frame", frame.to_arrow())
-            con.execute(f"create table staging.{name} as select *{extra} from frame")
+            con.execute(
+                f"create table staging.{name} as select *{extra}, ?::timestamp as _loaded_at from frame", [LOADED]
+            )
             con.unregister("frame")
 
 
 def add_orders(warehouse: Path, fraction: float, seed: int) -> int:
-    """Appends `fraction` of the staged orders again under new ids (a day of existing guests' orders), the same
-    ones on every run with the same seed."""
+    """Appends `fraction` of the staged orders again under new ids (a day of existing guests' orders, loaded now),
+    the same ones on every run with the same seed."""
     with duckdb.connect(str(warehouse)) as con:
         con.execute(
-            "create temp table extra as select * replace ('N' || order_id as order_id) "
+            "create temp table extra as select * replace ('N' || order_id as order_id, "
+            "current_timestamp::timestamp as _loaded_at) "
             "from staging.stg_webshop__orders where hash(order_id, ?) % ? = 0",
             [seed, round(1 / fraction)],
         )

@@ -26,7 +26,7 @@ import json
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import duckdb
@@ -259,10 +259,14 @@ def normalised_rows(
         raise ValueError(f"unknown identifier types {sorted(unknown)}")
     distinct = rows.filter(needed).project("id_type, raw_value").distinct()
     if known is not None:
+        # only the earlier lookups of these spellings: a nightly's few, not the history's
+        con.execute("create or replace temp table identity_spellings as " + distinct.sql_query())
         con.execute(
             "create or replace temp table identity_known_lookup as "
-            f"select distinct id_type, raw_value, value, status, reason from {known} where {needed}"
+            f"select distinct id_type, raw_value, value, status, reason from {known} "
+            "semi join identity_spellings using (id_type, raw_value)"
         )
+        con.execute("drop table identity_spellings")
         distinct = distinct.set_alias("spelling").join(
             con.table("identity_known_lookup").set_alias("known"),
             "spelling.id_type = known.id_type and spelling.raw_value = known.raw_value",
@@ -1150,18 +1154,24 @@ def record_fingerprints(con: duckdb.DuckDBPyConnection, identifiers: str, record
 
 
 def records_to_resolve(
-    con: duckdb.DuckDBPyConnection, fingerprints: str, identifiers: str, previous: str
+    con: duckdb.DuckDBPyConnection, fingerprints: str, identifiers: str, previous: str, candidates: str | None = None
 ) -> duckdb.DuckDBPyRelation:
     """source, record_id: the records a nightly run resolves again.
 
-    Relations `con` knows: `fingerprints` (record_fingerprints of today's records), `identifiers` (today's) and
-    `previous` (source, record_id, fingerprint, neighbourhood as the last run left them). New and changed records,
-    and every record of a previous neighbourhood that holds a changed or gone record or a record sharing a usable
-    value with a new or changed one. The set is closed: each of its records' values is carried by its records only,
-    so its neighbourhoods are today's.
+    Relations `con` knows: `fingerprints` (record_fingerprints of today's records, or of the `candidates` only),
+    `identifiers` (today's), `previous` (source, record_id, fingerprint, neighbourhood as the last run left them)
+    and `candidates` (source, record_id of the records that may have changed or gone; None: every record). New and
+    changed records, and every record of a previous neighbourhood that holds a changed or gone record or a record
+    sharing a usable value with a new or changed one. The set is closed: each of its records' values is carried by
+    its records only, so its neighbourhoods are today's.
     """
+    compared = (
+        previous
+        if candidates is None
+        else f"(select * from {previous} semi join {candidates} using (source, record_id))"
+    )
     return con.sql(f"""
-        with before as (select distinct source, record_id, fingerprint, neighbourhood from {previous}),
+        with before as (select distinct source, record_id, fingerprint from {compared}),
         changed as (
             select source, record_id from {fingerprints}
             anti join before using (source, record_id, fingerprint)
@@ -1171,15 +1181,71 @@ def records_to_resolve(
         touched_values as (select distinct id_type, value from usable semi join changed using (source, record_id)),
         sharers as (select source, record_id from usable semi join touched_values using (id_type, value)),
         dirty as (
-            select distinct neighbourhood from before
+            select distinct neighbourhood from {previous}
             semi join (select * from changed union all select * from gone union all select * from sharers)
                 using (source, record_id)
         )
         select source, record_id from changed
         union
-        select source, record_id from before
+        select source, record_id from {previous}
         semi join dirty using (neighbourhood)
-        semi join {fingerprints} using (source, record_id)""")
+        anti join gone using (source, record_id)""")
+
+
+LOAD_STAMP = "_loaded_at"  # staging's load time of a row (pipeline/lib/ingest.py); load times only grow
+STAGED_UNTIL = "staged_until"  # column of an identity table: the newest load time in staging when its rows were built
+
+
+def staged_until(relations: Mapping[str, duckdb.DuckDBPyRelation]) -> datetime | None:
+    """The newest load time of the staged relations (staging model name -> relation): what a table built from them
+    now has seen. None when none of them has load times."""
+    newest = [
+        relation.aggregate(f"max({LOAD_STAMP})").fetchone()[0]
+        for relation in relations.values()
+        if LOAD_STAMP in relation.columns
+    ]
+    return max((stamp for stamp in newest if stamp is not None), default=None)
+
+
+def restage(
+    con: duckdb.DuckDBPyConnection,
+    table: str | None,
+    relations: Mapping[str, duckdb.DuckDBPyRelation],
+    rebuild: bool = False,
+) -> tuple[dict[str, duckdb.DuckDBPyRelation], duckdb.DuckDBPyRelation | None]:
+    """(relations, stale): the staged relations cut to the rows an identity table built from them by record
+    (int_identity_records, int_identifiers: keyed source, record_id) builds again, and source, record_id of the
+    records whose rows in `table` go (None: nothing goes), for tombstones (macro delete_identity_tombstones).
+
+    `table` (None: it does not exist) holds STAGED_UNTIL; the rows built again are those loaded after its newest
+    one: new records and new versions of old ones (staging replaces a record's row); the records built again are
+    stale (a new version may yield no rows). A staged relation without load times is read whole. With `rebuild`,
+    or a table of an older layout, every row is built again and every record of the table is stale. Records leave
+    staging only through erasure (pipeline/forget.py), which deletes their rows here too.
+    """
+    since = None
+    if table is not None and not rebuild and STAGED_UNTIL in con.table(table).columns:
+        since = con.execute(f"select max({STAGED_UNTIL}) from {table}").fetchone()[0]
+    if since is None:
+        return dict(relations), None if table is None else con.table(table).project("source, record_id").distinct()
+    cut = {
+        name: relation.filter(duckdb.ColumnExpression(LOAD_STAMP) > duckdb.ConstantExpression(since))
+        if LOAD_STAMP in relation.columns
+        else relation
+        for name, relation in relations.items()
+    }
+    return cut, record_rows(cut).project("source, record_id")
+
+
+def with_tombstones(
+    con: duckdb.DuckDBPyConnection, rows: duckdb.DuckDBPyRelation, stale: duckdb.DuckDBPyRelation | None
+) -> duckdb.DuckDBPyRelation:
+    """`rows` and one tombstone row per `stale` record (its key, every other column null; see restage)."""
+    if stale is None:
+        return rows
+    return con.sql(
+        f"select * from ({rows.sql_query()}) union all by name select source, record_id from ({stale.sql_query()})"
+    )
 
 
 LINK_SCHEMA = {
@@ -1241,6 +1307,7 @@ def relink(
     previous: str | None = None,
     resolve_all: bool = False,
     duckdb_config: DuckDBConfig | None = None,
+    candidates: str | None = None,
 ) -> tuple[duckdb.DuckDBPyRelation, pl.DataFrame | None]:
     """(fresh, replaced): the link rows (LINK_SCHEMA) of the records this run resolves, as a relation of `con`, and
     source, record_id of the previous records whose rows these replace (resolved again, or gone from `records`);
@@ -1252,32 +1319,55 @@ def relink(
     fingerprint, neighbourhood, resolution). Finding what to resolve runs in `con` (the warehouse, for the dbt
     model): only the rows of the records to resolve become frames. `resolution` numbers this run: microseconds
     since 1970, above any in `previous` (so it rises even when the previous table was lost), so later steps redo
-    only what is newer than what they saw. `duckdb_config` bounds the rules' own in-memory DuckDB.
+    only what is newer than what they saw. `duckdb_config` bounds the rules' own in-memory DuckDB. `candidates`
+    (a relation of `con`: source, record_id) names the records that may have changed or gone since `previous`
+    (new or restaged ones, neighbours of erased ones): only their fingerprints are computed and compared; None
+    compares every record's.
     """
     resolution = time.time_ns() // 1000
     last = con.sql(f"select max(resolution) from {previous}").fetchone()[0] if previous is not None else None
     if last is not None:
         resolution = max(resolution, int(last) + 1)
-    fingerprints = record_fingerprints(con, identifiers, records)
-    con.execute("create or replace temp table identity_fingerprints as " + fingerprints.sql_query())
     if last is None or resolve_all:
+        fingerprints = record_fingerprints(con, identifiers, records)
+        con.execute("create or replace temp table identity_fingerprints as " + fingerprints.sql_query())
         fresh = resolve_in_batches(con, identifiers, records, "identity_fingerprints", rules, resolution, duckdb_config)
         con.execute("drop table identity_fingerprints")
         return con.table(fresh), None
+    # Only the candidates' fingerprints (all records' when there are none) are compared with the previous ones.
+    if candidates is None:
+        fingerprints = record_fingerprints(con, identifiers, records)
+    else:
+        for name, relation in (("identifiers", identifiers), ("records", records)):
+            con.execute(
+                f"create or replace temp view identity_candidate_{name} as "
+                f"select * from {relation} semi join {candidates} using (source, record_id)"
+            )
+        fingerprints = record_fingerprints(con, "identity_candidate_identifiers", "identity_candidate_records")
+    con.execute("create or replace temp table identity_fingerprints as " + fingerprints.sql_query())
     con.execute(
         "create or replace temp table identity_todo as "
-        + records_to_resolve(con, "identity_fingerprints", identifiers, previous).sql_query()
+        + records_to_resolve(con, "identity_fingerprints", identifiers, previous, candidates).sql_query()
+    )
+    compared = (
+        previous
+        if candidates is None
+        else f"(select * from {previous} semi join {candidates} using (source, record_id))"
     )
     replaced = con.sql(
-        f"select source, record_id from {previous} anti join identity_fingerprints using (source, record_id) "
+        f"select source, record_id from {compared} anti join identity_fingerprints using (source, record_id) "
         "union select source, record_id from identity_todo"
     ).pl()
-    identifiers_todo, records_todo, fingerprints = (
-        con.sql(f"select * from {name} semi join identity_todo using (source, record_id)").pl()
-        for name in (identifiers, records, "identity_fingerprints")
-    )
-    con.execute("drop table identity_todo")
-    con.execute("drop table identity_fingerprints")
+    for name, relation in (("identifiers", identifiers), ("records", records)):
+        con.execute(
+            f"create or replace temp table identity_todo_{name} as "
+            f"select * from {relation} semi join identity_todo using (source, record_id)"
+        )
+    # the fingerprints of the records resolved again: the candidates' and their neighbours'
+    fingerprints = record_fingerprints(con, "identity_todo_identifiers", "identity_todo_records").pl()
+    identifiers_todo, records_todo = (con.table(f"identity_todo_{name}").pl() for name in ("identifiers", "records"))
+    for name in ("identity_todo", "identity_fingerprints", "identity_todo_identifiers", "identity_todo_records"):
+        con.execute(f"drop table {name}")
     fresh = _link_rows(identifiers_todo, records_todo, fingerprints, rules, resolution, duckdb_config)
     con.register("identity_fresh_links", fresh.to_arrow())
     return con.table("identity_fresh_links"), replaced

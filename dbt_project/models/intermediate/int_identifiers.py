@@ -4,9 +4,11 @@ Rows whose value is junk or malformed stay with status 'invalid' or 'blocklisted
 identity_violations counts every rejected value; only status 'ok' rows can link records.
 
 The rows never leave the warehouse: only distinct spellings that need it are normalised in Python
-(identity.normalised_rows), then joined back there. Spellings the previous version of this table already looked up,
-with the same lookup rules (`normaliser`: identity.lookup_digest), are reused, so a nightly run normalises only new
-spellings.
+(identity.normalised_rows), then joined back there. Incremental: a nightly run builds again only the records
+staged since the table was last built (identity.restage; delete+insert by record, a tombstone per record that no
+longer yields a row: macro delete_identity_tombstones), and spellings the table already looked up with the same
+lookup rules (`normaliser`: identity.lookup_digest) are reused, so it normalises only new spellings. Other lookup
+rules or a full rebuild (`--vars '{identity_full_rebuild: true}'`) build every record again.
 """
 
 import json
@@ -14,19 +16,30 @@ import json
 
 def earlier_lookups(session, this, digest):
     """Whether the table as the last run left it holds lookups made as this run would make them."""
-    from pipeline.lib.warehouse import table_exists
-
-    if not table_exists(session, f"{this.schema}.{this.identifier}"):
-        return False
-    if "normaliser" not in session.sql(f"select * from {this} limit 0").columns:
+    if "normaliser" not in session.table(this).columns:
         return False
     other = session.execute(f"select count(*) from {this} where normaliser is distinct from ?", [digest]).fetchone()
     return other[0] == 0
 
 
 def model(dbt, session):
-    dbt.config(materialized="table")
-    from pipeline.lib.identity import IdentityRules, identifier_rows, lookup_digest, normalised_rows
+    dbt.config(
+        materialized="incremental",
+        incremental_strategy="delete+insert",
+        unique_key=["source", "record_id"],
+        on_schema_change="sync_all_columns",
+    )
+    from pipeline.lib.identity import (
+        STAGED_UNTIL,
+        IdentityRules,
+        identifier_rows,
+        lookup_digest,
+        normalised_rows,
+        restage,
+        staged_until,
+        with_tombstones,
+    )
+    from pipeline.lib.warehouse import table_exists
 
     # dbt only sees refs written as literals
     staged = {
@@ -38,7 +51,15 @@ def model(dbt, session):
     phones = dbt.ref("int_phone_numbers")
     rules = IdentityRules.from_config(json.loads(dbt.config.get("identity_rules")))
     digest = lookup_digest(rules)
-    known = str(dbt.this) if earlier_lookups(session, dbt.this, digest) else None
-    rows = normalised_rows(session, identifier_rows(staged), rules, phones.pl(), known)
-    session.execute("create or replace temp table identity_lookup_rules as select ? as normaliser", [digest])
-    return rows.cross(session.table("identity_lookup_rules"))
+    full_rebuild = str(dbt.config.get("identity_full_rebuild")).lower() in ("true", "1", "yes")
+    this = f"{dbt.this.schema}.{dbt.this.identifier}"
+    exists = table_exists(session, this)
+    reuse = exists and not full_rebuild and earlier_lookups(session, this, digest)
+    until = staged_until(staged)
+    changed, stale = restage(session, this if exists else None, staged, rebuild=not reuse)
+    rows = normalised_rows(session, identifier_rows(changed), rules, phones.pl(), this if reuse else None)
+    session.execute(
+        f"create or replace temp table identity_lookup_rules as select ? as normaliser, ?::timestamp as {STAGED_UNTIL}",
+        [digest, until],
+    )
+    return with_tombstones(session, rows.cross(session.table("identity_lookup_rules")), stale)

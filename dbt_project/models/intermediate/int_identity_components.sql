@@ -5,7 +5,10 @@
 -- contact, a survey with only junk, a ticket whose only contact is a household's phone and that no one matched) are
 -- kept out of profiles and counted.
 -- Only records int_identity_links resolved after this table was last built are propagated (their neighbourhoods
--- are closed: no link leaves them); the others keep their rows.
+-- are closed: no link leaves them); the others keep their rows. Incremental by record (delete+insert): a nightly
+-- run reads and writes only the records resolved again; where tables are rebuilt (Spark) the kept rows are copied.
+-- Erasure deletes an erased record's row here itself.
+{{ config(**incremental_by_key(['source', 'record_id'])) }}
 {%- set settled = settled_resolution(this) %}
 {%- set fresh_profiles -%}
     (select profile_key from {{ ref('int_identity_links') }} where resolution > {{ settled }})
@@ -29,6 +32,9 @@ with records as (
             false
         ) as has_person_identifier
     from {{ ref('int_identity_links') }}
+    {%- if is_incremental() %}
+        where resolution > {{ settled }} -- a record is resolved whole: all its rows or none
+    {%- endif %}
     group by source, record_id
 ),
 
@@ -47,7 +53,7 @@ resolved as (
 )
 
 select source, record_id, cluster_key, is_person, resolution from resolved
-{%- if settled %}
+{%- if settled and not is_incremental() %}
     union all
     select kept.source, kept.record_id, kept.cluster_key, kept.is_person, records.resolution
     from {{ previous_rows(this) }} as kept

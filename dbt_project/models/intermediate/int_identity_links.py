@@ -6,11 +6,14 @@ without any usable identifier has one row with a null identifier. `profile_key` 
 make (the matcher's unit, int_identity_matches); the persons are the connected components of the linking rows and
 the matcher's links (int_identity_components).
 
-Nightly runs resolve again only the neighbourhoods that new, changed or gone records touch (identity.relink);
-the other rows of the previous table stay as they are and never leave the warehouse. A full rebuild
-(`--vars '{identity_full_rebuild: true}'`), other rules or a first run resolve everything, a batch of whole
-neighbourhoods at a time (identity.resolve_in_batches), so their memory does not grow with the history.
-`resolution` numbers the run that resolved a row, so the later steps redo only what is newer than what they saw.
+Incremental: a nightly run resolves again only the neighbourhoods that new, changed or gone records touch
+(identity.relink). The candidates are the records int_identity_records or int_identifiers built again since this
+table was (`staged_until`) and those erasure marked (fingerprint 0); only their fingerprints are compared. dbt
+replaces the rows of the records resolved again (delete+insert by record; a record gone has a tombstone: macro
+delete_identity_tombstones); the other rows never leave the warehouse. A full rebuild (`--vars
+'{identity_full_rebuild: true}'`), other rules or a first run resolve everything, a batch of whole neighbourhoods
+at a time (identity.resolve_in_batches), so their memory does not grow with the history. `resolution` numbers the
+run that resolved a row, so the later steps redo only what is newer than what they saw.
 """
 
 import json
@@ -23,9 +26,9 @@ def previous_links(session, this, rules_digest):
     today's)."""
     from pipeline.lib.warehouse import table_exists
 
-    if not table_exists(session, f"{this.schema}.{this.identifier}"):
+    if not table_exists(session, this):
         return False, False
-    if not {"resolution", "rules_digest"} <= set(session.sql(f"select * from {this} limit 0").columns):
+    if not {"resolution", "rules_digest"} <= set(session.table(this).columns):
         return False, False
     other_rules = session.execute(
         f"select count(*) from {this} where rules_digest is distinct from ?", [rules_digest]
@@ -34,36 +37,62 @@ def previous_links(session, this, rules_digest):
 
 
 def model(dbt, session):
-    dbt.config(materialized="table")  # identity_full_rebuild comes from the YAML config (a dbt var)
-    from pipeline.lib.identity import LINK_SCHEMA, IdentityRules, duckdb_limits, relink
+    dbt.config(
+        materialized="incremental",
+        incremental_strategy="delete+insert",
+        unique_key=["source", "record_id"],
+        on_schema_change="sync_all_columns",
+    )
+    from pipeline.lib.identity import LINK_SCHEMA, STAGED_UNTIL, IdentityRules, duckdb_limits, relink, with_tombstones
 
     rules = IdentityRules.from_config(json.loads(dbt.config.get("identity_rules")))
     full_rebuild = str(dbt.config.get("identity_full_rebuild")).lower() in ("true", "1", "yes")
-    exists, same_rules = previous_links(session, dbt.this, rules.digest())
+    this = f"{dbt.this.schema}.{dbt.this.identifier}"
+    exists, same_rules = previous_links(session, this, rules.digest())
     # What the rules read, as views of this session: a usable value's raw spelling is not read (only rejected ones
     # are listed with theirs).
     identifiers = dbt.ref("int_identifiers")
     records = dbt.ref("int_identity_records")
     usable = "source, record_id, id_type, value, status, reason, if(status <> 'ok', raw_value, null) as raw_value"
     session.execute("create or replace temp view identity_identifiers as " + identifiers.project(usable).sql_query())
-    session.execute("create or replace temp view identity_records as " + records.sql_query())
+    session.execute(
+        "create or replace temp view identity_records as " + records.project(f"* exclude ({STAGED_UNTIL})").sql_query()
+    )
+    # the newest staging load time the two inputs have seen, stored with the rows (the next run's watermark)
+    stamps = [relation.aggregate(f"max({STAGED_UNTIL})").fetchone()[0] for relation in (identifiers, records)]
+    until = max((stamp for stamp in stamps if stamp is not None), default=None)
+    candidates = None
+    if exists and STAGED_UNTIL in session.table(this).columns:
+        seen = session.execute(f"select max({STAGED_UNTIL}) from {this}").fetchone()[0]
+        if seen is not None:
+            session.execute(
+                "create or replace temp table identity_candidates as "
+                f"select source, record_id from ({identifiers.sql_query()}) where {STAGED_UNTIL} > $seen "
+                f"union select source, record_id from ({records.sql_query()}) where {STAGED_UNTIL} > $seen "
+                f"union select source, record_id from {this} where fingerprint = 0",
+                {"seen": seen},
+            )
+            candidates = "identity_candidates"
     fresh, replaced = relink(
         session,
         "identity_identifiers",
         "identity_records",
         rules,
-        str(dbt.this) if exists else None,
+        this if exists else None,
         resolve_all=full_rebuild or not same_rules,
         duckdb_config=duckdb_limits(dbt.config.get("duckdb_memory_limit"), dbt.config.get("duckdb_temp_directory")),
+        candidates=candidates,
     )
-    # A full build's rows (resolve_in_batches) stay in this session's DuckDB: dbt copies the table from there.
-    columns = ", ".join([*LINK_SCHEMA, "rules_digest"])
-    fresh = fresh.select(duckdb.StarExpression(), duckdb.ConstantExpression(rules.digest()).alias("rules_digest"))
-    if replaced is None:
-        return fresh
-    # A nightly run: the rows of the records left alone never leave the warehouse.
-    session.register("identity_replaced_records", replaced.to_arrow())
-    return session.sql(f"""
-        select {columns} from {dbt.this} anti join identity_replaced_records using (source, record_id)
-        union all
-        select {columns} from ({fresh.sql_query()})""")
+    rows = fresh.select(
+        *(duckdb.ColumnExpression(column) for column in LINK_SCHEMA),
+        duckdb.ConstantExpression(rules.digest()).alias("rules_digest"),
+        duckdb.ConstantExpression(until).cast(duckdb.sqltypes.TIMESTAMP).alias(STAGED_UNTIL),
+    )
+    # Every old record is stale on a rebuild; on a nightly the ones resolved again or gone.
+    stale = None
+    if replaced is not None:
+        session.register("identity_replaced_records", replaced.to_arrow())
+        stale = session.table("identity_replaced_records")
+    elif exists:
+        stale = session.table(this).project("source, record_id").distinct()
+    return with_tombstones(session, rows, stale)
