@@ -1,9 +1,12 @@
-{#- The latest landed version of each order among `order_ids` (a query returning order_id): its partition day (the
-    day its lines were landed with) and load time. Latest as in stg_webshop__orders: updated_at, then load time. -#}
+{#- The latest landed version of each order among `order_ids` (a query returning order_id; none = every order): its
+    partition day (the day its lines were landed with) and load time. Latest as in stg_webshop__orders: updated_at,
+    then load time. -#}
 {% macro latest_order_versions(order_ids) -%}
     select order_id, _partition_date, _loaded_at
     from {{ source('raw', 'webshop_orders') }}
+    {% if order_ids is not none -%}
     where order_id in ({{ order_ids }})
+    {% endif -%}
     qualify row_number() over (partition by order_id order by updated_at desc, _loaded_at desc) = 1
 {%- endmacro %}
 

@@ -11,8 +11,20 @@ with candidate as (
     where {{ newly_loaded() }}
 ),
 
+-- A full build stages every line: the versions of every order, without matching each against the lines first.
 latest_versions as (
-    {{ latest_order_versions('select order_id from candidate') }}
+    {{ latest_order_versions('select order_id from candidate' if is_incremental() else none) }}
+),
+
+-- The lines of one order version come from one landing (a re-landed day replaces its lines): the latest load of it.
+-- An aggregate over three columns, not a window carrying every column of every line.
+latest_loads as (
+    select
+        order_id,
+        _partition_date,
+        max(_loaded_at) as _loaded_at
+    from candidate
+    group by order_id, _partition_date
 )
 
 select
@@ -32,4 +44,8 @@ inner join latest_versions
     on
         candidate.order_id = latest_versions.order_id
         and candidate._partition_date = latest_versions._partition_date
-qualify dense_rank() over (partition by candidate.order_id order by candidate._loaded_at desc) = 1
+inner join latest_loads
+    on
+        candidate.order_id = latest_loads.order_id
+        and candidate._partition_date = latest_loads._partition_date
+        and candidate._loaded_at = latest_loads._loaded_at
