@@ -153,7 +153,8 @@ def _linker(frame: pl.DataFrame, settings, duckdb_config: Mapping[str, str] | No
     from pipeline.lib.identity import local_duckdb
 
     db_api = DuckDBAPI(connection=local_duckdb(duckdb_config))
-    return Linker(db_api.register(frame.to_pandas()), settings, log_level=None)
+    # Arrow, not pandas: DuckDB scans it in place, where a pandas copy held every string as a Python object.
+    return Linker(db_api.register(frame.to_arrow()), settings, log_level=None)
 
 
 def train(frame: pl.DataFrame, seed: int = 1, duckdb_config: Mapping[str, str] | None = None) -> dict:
