@@ -148,7 +148,7 @@ def make_marts(n_buyers: int, rng: np.random.Generator, *, one_purchase_each: bo
 def write_marts(path, orders, profile, segments, tickets, run_date: date = AS_OF) -> None:
     """The tables the value models read, and the run date they measure against."""
     tables = {
-        "marts.fct_orders": orders,
+        "marts.fct_orders": orders.with_columns(_invocation_id=pl.lit("planted")),  # the dbt build that wrote a row
         "marts.customer_profile": profile,
         "marts.customer_segments": segments,
         "marts.fct_tickets": tickets,

@@ -9,8 +9,19 @@ import duckdb
 
 OUTPUT_SCHEMAS = ("raw", "quarantine", "staging", "intermediate", "marts")
 # Load-time stamps: they differ between any two runs by design and say nothing about the data.
+# Stamps of when (and by which dbt invocation) a row was written, not of what was computed.
 VOLATILE_COLUMNS = frozenset(
-    {"_loaded_at", "_loaded_through", "loaded_at", "computed_at", "published_at", "run_started_at", "fitted_at"}
+    {
+        "_loaded_at",
+        "_loaded_through",
+        "loaded_at",
+        "computed_at",
+        "published_at",
+        "run_started_at",
+        "fitted_at",
+        "staged_until",
+        "_invocation_id",
+    }
 )
 VOLATILE_TABLE_COLUMNS = {"raw._extract_state": frozenset({"updated_at"})}  # when a high-water mark was saved
 
