@@ -72,10 +72,14 @@ def _spark_column(column: pa.ChunkedArray) -> pa.ChunkedArray:
     return column
 
 
+def _spark_types(table: pa.Table) -> pa.Table:
+    """The Arrow table with the column types Spark stores (_spark_column)."""
+    return pa.Table.from_arrays([_spark_column(column) for column in table.itercolumns()], names=table.column_names)
+
+
 def _spark_frame(spark, table: pa.Table):
     """A Spark DataFrame of an Arrow table (columns as _spark_column makes them)."""
-    columns = [_spark_column(column) for column in table.itercolumns()]
-    return spark.createDataFrame(pa.Table.from_arrays(columns, names=table.column_names))
+    return spark.createDataFrame(_spark_types(table))
 
 
 def write_table(spark, schema: str, name: str, table: pa.Table) -> None:
@@ -198,7 +202,7 @@ def _delete_insert(local: duckdb.DuckDBPyConnection, this: _This, new_rows: pa.T
         raise ValueError(f"{this}: only the delete+insert strategy runs for Python models on Spark")
     keys = config["unique_key"]
     keys = [keys] if isinstance(keys, str) else list(keys)
-    local.register("__new_rows", new_rows)
+    local.register("__new_rows", _spark_types(new_rows))  # as the previous rows came back from Spark
     matches = " and ".join(f"previous.{quote_identifier(k)} = __new_rows.{quote_identifier(k)}" for k in keys)
     local.execute(f"delete from {this} as previous where exists (select 1 from __new_rows where {matches})")
     local.execute(f"insert into {this} by name select * from __new_rows")
