@@ -276,3 +276,59 @@ def test_missing_sqlite_file_is_a_clear_error(tmp_path):
     with pytest.raises(sql_orders.SourceUnavailable, match="does not exist"):
         sql_orders.extract(con, source)
     assert con.execute("select count(*) from duckdb_tables() where schema_name = 'raw'").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("layout", ["table", "without rowid"])
+def test_sqlite_rows_fetched_by_rowid_are_the_rows_the_scanner_reads(tmp_path, layout):
+    """An incremental SQLite pull picks rows on the cursor (and lines on their order id) and fetches them by rowid:
+    every value, extreme doubles and integers included, must equal what the scanner reads from the whole table; a
+    table without rowids is read by the scanner."""
+    db = tmp_path / "webshop.sqlite"
+    suffix = " without rowid" if layout == "without rowid" else ""
+    key = ", primary key (order_id)" if suffix else ""
+    # Tiny doubles SQLite's quote() renders inexactly, the largest, infinity, a sum that needs 17 digits.
+    doubles = [0.1 + 0.2, 5e-324, -3.0759906210417096e-305, 1.1090946904133901e-302, 1.7976931348623157e308]
+    doubles += [float("inf"), -0.5, 1e16 + 2]
+    with sqlite3.connect(db) as lite:
+        lite.execute("create table customers (customer_id varchar, email varchar, updated_at varchar)")
+        lite.execute(
+            "create table orders (order_id varchar, customer_id varchar, status varchar, channel varchar, "
+            f"net_amount double, gross_amount double, ordered_at varchar, updated_at varchar{key}){suffix}"
+        )
+        lite.execute("create table order_items (order_id varchar, line_no bigint, quantity bigint, unit_price double)")
+        lite.executemany(
+            "insert into orders values (?, 'C1', 'paid', 'web', ?, ?, '2026-11-01', ?)",
+            [
+                (f"O{n}", value, n, f"2026-11-{20 - n}T09:00:00+07:00" if n % 2 else f"2026-11-{20 - n} 09:00")
+                for n, value in enumerate(doubles)
+            ]
+            + [("O-NULL", None, None, "not a date"), ("O-INT", 7, -(2**53) - 1, "2026-11-20T01:00:00Z")]
+            + [("O-OLD", 1.5, 1e-310, "2026-11-02T09:00:00")],
+        )
+        lite.executemany(
+            "insert into order_items values (?, ?, ?, ?)",
+            [(f"O{n}", n, 2**63 - 1 - n, value) for n, value in enumerate(doubles)]
+            + [("GONE", -(2**63), None, 1.5), (None, 1, 1, None), ("O-OLD", 1, 1, 2.5)],
+        )
+        lite.execute("insert into customers values ('C1', 'a@b.id', '2026-11-15T08:00:00')")
+    source = sql_orders.SqlSource.from_config("webshop", {"kind": "sqlite", "location": str(db)})
+    con = duckdb.connect()
+    ingest.prepare_session(con, "Asia/Jakarta")
+
+    def pulled(**kwargs) -> dict[str, list[tuple]]:
+        extracts = sql_orders.extract(con, source, **kwargs)
+        rows = {t: con.execute(f"select * from {e.relation} order by all").fetchall() for t, e in extracts.items()}
+        types = {t: con.execute(f"describe {e.relation}").fetchall() for t, e in extracts.items()}
+        return rows, types
+
+    whole, whole_types = pulled(full_refresh=True)  # the scanner, every row
+    window, window_types = pulled(window=(date(2026, 11, 13), date(2026, 11, 21)))
+    assert window_types == whole_types
+    # From the 13th: all but O-OLD (dated earlier), the undated order included, and the orphan lines (GONE, none).
+    expected_orders = [r for r in whole["orders"] if r[0] != "O-OLD"]
+    assert window["orders"] == expected_orders
+    net_amount = [name for name, *_ in window_types["orders"]].index("net_amount")
+    assert [r[net_amount] for r in window["orders"] if r[0] in ("O1", "O5")] == [5e-324, float("inf")]
+    expected_lines = [r for r in whole["order_items"] if r[0] != "O-OLD"]
+    assert window["order_items"] == expected_lines and any(r[0] == "GONE" for r in expected_lines)
+    assert window["customers"] == whole["customers"]
