@@ -332,3 +332,31 @@ def test_sqlite_rows_fetched_by_rowid_are_the_rows_the_scanner_reads(tmp_path, l
     expected_lines = [r for r in whole["order_items"] if r[0] != "O-OLD"]
     assert window["order_items"] == expected_lines and any(r[0] == "GONE" for r in expected_lines)
     assert window["customers"] == whole["customers"]
+
+
+def test_unloaded_history_finds_the_first_day_without_parsing_every_order(tmp_path):
+    """The nightly look at history left out parses only the orders that may be dated before the loaded history: an
+    offset of 99 hours puts an order dated the 26th on the 22nd, and a non-ISO text is parsed whatever it says."""
+    from pipeline.lib import doctor
+
+    db = tmp_path / "webshop.sqlite"
+    with sqlite3.connect(db) as lite:
+        lite.execute("create table orders (order_id text, updated_at text)")
+        lite.executemany(
+            "insert into orders values (?, ?)",
+            [("O1", "2026-11-23T09:00:00"), ("O2", "kemarin"), ("O3", None), ("O4", "2026-11-30T09:00:00+07:00")],
+        )
+    source = sql_orders.SqlSource.from_config("webshop", {"kind": "sqlite", "location": str(db)})
+    con = duckdb.connect()
+    ingest.prepare_session(con, "Asia/Jakarta")
+    assert doctor.unloaded_history(con, source, date(2026, 11, 23)) is None
+    with sqlite3.connect(db) as lite:
+        lite.execute("insert into orders values ('O5', '2026-11-26T01:00:00+99:00')")
+    assert doctor.unloaded_history(con, source, date(2026, 11, 23)) == date(2026, 11, 22)
+    assert doctor.earliest_webshop_date(con, source) == date(2026, 11, 22)
+    with sqlite3.connect(db) as lite:
+        lite.execute("insert into orders values ('O6', ' 2026-11-02 10:00:00')")  # not ISO-first: parsed anyway
+    assert doctor.unloaded_history(con, source, date(2026, 11, 23)) == date(2026, 11, 2)
+    # A warehouse holding orders from the 1st has that history.
+    con.execute("create table raw.webshop_orders as select date '2026-11-01' as _partition_date")
+    assert doctor.unloaded_history(con, source, date(2026, 11, 23)) is None

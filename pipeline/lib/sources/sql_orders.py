@@ -220,12 +220,13 @@ def _between_filter(cursor_column: str, cursor_type: str, start: datetime, end: 
         if end is not None:
             bounds.append(f"{column} < {kind} '{end.isoformat(sep=' ')}'")
         return [" and ".join(bounds), f"{column} is null"]
-    # Text timestamps (SQLite, ISO 8601 with offset or naive shop time): parsed here, the file is local anyway.
+    # Text timestamps (SQLite, ISO 8601 with offset or naive shop time): parsed here, the file is local anyway, and
+    # once per row (an unparseable value makes the bounds NULL: delivered).
     parsed = local_timestamp_sql(column)
     bounds = [f"{parsed} >= timestamp '{start.isoformat(sep=' ')}'"]
     if end is not None:
         bounds.append(f"{parsed} < timestamp '{end.isoformat(sep=' ')}'")
-    return [f"(({' and '.join(bounds)}) or {parsed} is null)"]
+    return [f"coalesce({' and '.join(bounds)}, true)"]
 
 
 def _rebuilt(column: str, dtype: str) -> tuple[str, str]:
