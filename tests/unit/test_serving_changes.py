@@ -152,3 +152,26 @@ def test_a_history_table_publishes_only_its_changed_snapshot_dates(warehouse, tm
     with duckdb.connect() as con:
         folder = out / "parquet" / "customer_history"
         assert con.execute(f"select count(*) from read_parquet('{folder}/*.parquet')").fetchone() == (3,)
+
+
+def test_a_log_by_run_date_publishes_only_the_new_run_date(warehouse, tmp_path):
+    """A log table (identity_changes: one run date of rows a night) is served one file per run date, like a history:
+    a night writes its run date's file and keeps the others."""
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("create table marts.identity_changes (run_date date, old_customer_id varchar, records bigint)")
+        con.execute("insert into marts.identity_changes values ('2026-01-01', 'C7', 3), ('2026-01-01', 'C8', 1)")
+    out = tmp_path / "serving"
+    serving.publish(warehouse, out)
+    folder = out / "parquet" / "identity_changes"
+    first = {p.name: p.stat().st_ino for p in folder.glob("*.parquet")}
+    assert sorted(first) == ["identity_changes-2026-01-01.parquet"]
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("insert into marts.identity_changes values ('2026-01-02', 'C9', 2)")
+    night = serving.publish(warehouse, out)
+    assert night.rewritten == ["marts.identity_changes"] and night.tables["marts.identity_changes"] == 3
+    files = {p.name: p.stat().st_ino for p in folder.glob("*.parquet")}
+    assert files["identity_changes-2026-01-01.parquet"] == first["identity_changes-2026-01-01.parquet"]
+    assert _served(out, "select run_date::varchar, sum(records) from marts.identity_changes group by 1 order by 1") == [
+        ("2026-01-01", 4),
+        ("2026-01-02", 2),
+    ]
