@@ -280,7 +280,7 @@ def test_missing_sqlite_file_is_a_clear_error(tmp_path):
 
 @pytest.mark.parametrize("layout", ["table", "without rowid"])
 def test_sqlite_rows_fetched_by_rowid_are_the_rows_the_scanner_reads(tmp_path, layout):
-    """An incremental SQLite pull picks rows on the cursor (and lines on their order id) and fetches them by rowid:
+    """A SQLite pull from the mark picks rows on the cursor (and lines on their order id) and fetches them by rowid:
     every value, extreme doubles and integers included, must equal what the scanner reads from the whole table; a
     table without rowids is read by the scanner."""
     db = tmp_path / "webshop.sqlite"
@@ -321,8 +321,10 @@ def test_sqlite_rows_fetched_by_rowid_are_the_rows_the_scanner_reads(tmp_path, l
         types = {t: con.execute(f"describe {e.relation}").fetchall() for t, e in extracts.items()}
         return rows, types
 
-    whole, whole_types = pulled(full_refresh=True)  # the scanner, every row
-    window, window_types = pulled(window=(date(2026, 11, 13), date(2026, 11, 21)))
+    whole, whole_types = pulled()  # the first pull: the scanner, every row
+    sql_orders.save_marks(con, source, sql_orders.extract(con, source))
+    # The nightly run: from the mark (2026-11-20 09:00) less the week of lookback.
+    window, window_types = pulled(window=(date(2026, 11, 21), date(2026, 11, 22)), frontier=True)
     assert window_types == whole_types
     # From the 13th: all but O-OLD (dated earlier), the undated order included, and the orphan lines (GONE, none).
     expected_orders = [r for r in whole["orders"] if r[0] != "O-OLD"]

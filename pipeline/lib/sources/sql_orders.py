@@ -23,7 +23,7 @@ onto the contract names; extra columns are kept, missing ones are NULL. Values k
 (raw = as sent; typing and quarantine are `ingest.land`'s job).
 
 SQLite and a pull of a few rows: the scanner pushes no filter into SQLite, so reading whole rows to keep a day's worth
-costs the whole table (7.7M orders and 15M lines at 1M customers, every night). An incremental SQLite pull therefore
+costs the whole table (7.7M orders and 15M lines at 1M customers, every night). A SQLite pull from the mark therefore
 picks its rows on a narrow projection (`rowid` and the filter's columns, which the scanner does push down) and fetches
 only those rows whole by rowid, through `sqlite_query` with the rowid list bound as a parameter (`_fetch_by_rowid`).
 """
@@ -317,6 +317,7 @@ def extract(
     with attached(con, source) as alias:
         try:
             bodies: dict[str, str] = {}
+            by_rowid: dict[str, bool] = {}  # tables whose rows were fetched by rowid (`_fetch_by_rowid`)
             for table in (t for t in CONTRACT if t in tables or t == "orders" and "order_items" in tables):
                 contract = CONTRACT[table]
                 cursor = contract.event_column
@@ -336,7 +337,11 @@ def extract(
                     incremental = start is not None
                     clauses = _between_filter(source_cursor, cursor_type, start, end) if incremental else ["true"]
                     picked = " union all ".join(f"select rowid from {qualified} where {c}" for c in clauses)
-                    fetched = _fetch_by_rowid(con, alias, source, table, picked) if incremental else None
+                    # From the mark (the nightly run): a few days of rows. A first load or a backfill reads its
+                    # window through the scanner: most of the table, where fetching by rowid would cost more.
+                    from_mark = incremental and mark is not None
+                    fetched = _fetch_by_rowid(con, alias, source, table, picked) if from_mark else None
+                    by_rowid[table] = fetched is not None
                     if fetched is not None:  # the rows picked on the cursor column alone, fetched whole
                         body = f"select {select}{partition} from {fetched}"
                     con.execute(
@@ -362,7 +367,7 @@ def extract(
                         "where order_id is not null)"
                     )
                     picked = f"select rowid from (select rowid, {select} from {qualified}) where {pulled} or {orphan}"
-                    fetched = _fetch_by_rowid(con, alias, source, table, picked) if parent.incremental else None
+                    fetched = _fetch_by_rowid(con, alias, source, table, picked) if by_rowid["orders"] else None
                     if fetched is not None:  # the lines picked on their order ids alone, fetched whole
                         con.execute(f"create or replace temporary table {relation} as select {select} from {fetched}")
                         con.execute(f"drop table {fetched}")
