@@ -36,6 +36,10 @@ VOLATILE_COLUMNS = {
     ("fct_orders", "_invocation_id"),
     ("fct_tickets", "_loaded_at"),
     ("fct_survey_responses", "_loaded_at"),
+    # the identity resolution that decided a record's customer (a time stamp): the nightly watermark of identity
+    ("fct_orders", "_resolution"),
+    ("fct_tickets", "_resolution"),
+    ("fct_survey_responses", "_resolution"),
 }
 SIGNIFICANT_DIGITS = 6
 FLOAT_TYPES = ("FLOAT", "DOUBLE", "REAL", "DECIMAL")

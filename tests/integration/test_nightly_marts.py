@@ -51,8 +51,9 @@ NAME_DEPENDENT = {
 NAME_DEPENDENT_ROWS = {"clv_backtest": pl.col("grouping") != "decile"}
 # Counts of what changed since the previous run.
 BETWEEN_RUNS_COLUMNS = {"identity_summary": pl.all().exclude("merges", "splits")}
-# When a fit ran, when a record was staged (the watermark of the incremental fact tables) and by which dbt run.
-VOLATILE_COLUMNS = {"fitted_at", "_loaded_at", "_invocation_id"}
+# When a fit ran, when a record was staged and resolved (the watermarks of the incremental fact tables) and by which
+# dbt run.
+VOLATILE_COLUMNS = {"fitted_at", "_loaded_at", "_resolution", "_invocation_id"}
 
 
 def _identity_names(full: Path, nightly: Path) -> dict[str, str]:

@@ -21,6 +21,7 @@ VOLATILE_COLUMNS = frozenset(
         "fitted_at",
         "staged_until",
         "_invocation_id",
+        "_resolution",
     }
 )
 VOLATILE_TABLE_COLUMNS = {"raw._extract_state": frozenset({"updated_at"})}  # when a high-water mark was saved

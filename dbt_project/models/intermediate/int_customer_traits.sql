@@ -15,13 +15,11 @@
 {%- set columns = adapter.get_columns_in_relation(this) | map(attribute='name') | list if is_incremental() else [] %}
 {%- set incremental = '_model_checksum' in columns %}
 
--- Each customer's source records, fingerprinted: a merge, split or erasure changes the fingerprint of every customer
--- it affects, whatever records the run loaded.
-with memberships as (
-    select customer_id, count(*) as member_records, bit_xor(hash(source, record_id)) as members_hash
-    from {{ ref('int_identity_map') }}
-    where customer_id is not null
-    group by customer_id
+-- The newest identity resolution: int_identity_map gives every record whose customer may have changed (a merge,
+-- split or erasure re-resolves the whole component, the records that stay with a customer included) a newer one,
+-- so the next run finds the customers identity changed among the records resolved after it, not in the whole map.
+with identity as (
+    select max(resolution) as resolved_through from {{ ref('int_identity_map') }}
 ),
 
 -- The newest load time staged: the watermark the next run compares against.
@@ -63,23 +61,20 @@ loaded as (
         {%- endfor %}
     ),
 
-    -- The customers this run touched: those with a newly staged record, those whose records changed (merge, split,
-    -- erasure; customers gone altogether are deleted by the post-hook), those whose row another version of this
-    -- file wrote and the owners of referral codes on new orders.
+    -- The customers this run touched: those with a newly staged record, those whose records identity resolved
+    -- again (merge, split, erasure; customers gone altogether are deleted by the post-hook), those whose row another
+    -- version of this file wrote and the owners of referral codes on new orders.
     touched_customers as (
         select identity_map.customer_id
         from new_records
         inner join {{ ref('int_identity_map') }} as identity_map
             on identity_map.source = new_records.source and identity_map.record_id = new_records.record_id
-        where identity_map.customer_id is not null
         union
-        select memberships.customer_id
-        from memberships
-        left join {{ this }} as known on known.customer_id = memberships.customer_id
-        where
-            known._members_hash is distinct from memberships.members_hash
-            or known._member_records is distinct from memberships.member_records
-            or known._model_checksum is distinct from {{ sql_string(checksum) }}
+        select customer_id from {{ ref('int_identity_map') }}
+        where resolution > {{ settled_resolution(this, '_resolution') }}
+        union
+        select customer_id from {{ this }}
+        where _model_checksum is distinct from {{ sql_string(checksum) }}
         union
         select identity_map.customer_id
         from {{ ref('stg_webshop__orders') }} as orders
@@ -89,21 +84,22 @@ loaded as (
         where orders._loaded_at > previous.loaded_through
     ),
 
-    customers as (
-        select customer_id from touched_customers
+    -- The source records of those customers.
+    customer_records as (
+        select source, record_id, customer_id from {{ ref('int_identity_map') }}
+        where customer_id in (select touched_customers.customer_id from touched_customers)
     ),
 {%- else %}
 
-    customers as (
-        select customer_id from memberships
+    customer_records as (
+        select source, record_id, customer_id from {{ ref('int_identity_map') }}
+        where customer_id is not null
     ),
 {%- endif %}
 
--- The source records of those customers.
-customer_records as (
-    select identity_map.source, identity_map.record_id, identity_map.customer_id
-    from {{ ref('int_identity_map') }} as identity_map
-    inner join customers on customers.customer_id = identity_map.customer_id
+-- The customers of those records (a touched customer gone from the map gets no row).
+customers as (
+    select distinct customer_id from customer_records
 ),
 
 -- Normalised email (trimmed, lower-case) and phone (E.164) per source record, from identity resolution;
@@ -352,13 +348,12 @@ select
     coalesce(referrals.referral_count, 0) as referral_count,
     activity_span.first_seen_at,
     activity_span.last_activity_at,
-    memberships.member_records as _member_records,
-    memberships.members_hash as _members_hash,
+    identity.resolved_through as _resolution,
     loaded.loaded_through as _loaded_through,
     {{ sql_string(checksum) }} as _model_checksum
 from customers
 cross join loaded
-inner join memberships on memberships.customer_id = customers.customer_id
+cross join identity
 left join attributes on attributes.customer_id = customers.customer_id
 left join customer_types on customer_types.customer_id = customers.customer_id
 left join consents on consents.customer_id = customers.customer_id

@@ -57,6 +57,7 @@ select
     coalesce(orders.discount_amount, 0) > 0 or orders.promo_code is not null as is_discounted,
     orders.status in ('paid', 'shipped', 'completed') as is_purchase,
     greatest(orders._loaded_at, order_costs.loaded_at) as _loaded_at,
+    identity_map.resolution as _resolution,
     {{ this_build() }} as _invocation_id
 from orders
 left join {{ ref('int_identity_map') }} as identity_map

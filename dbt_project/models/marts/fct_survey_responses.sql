@@ -9,7 +9,8 @@ select
     responses.survey,
     responses.score,
     responses.consent,
-    responses._loaded_at
+    responses._loaded_at,
+    identity_map.resolution as _resolution
 from {{ ref('stg_survey__responses') }} as responses
 left join {{ ref('int_identity_map') }} as identity_map
     on identity_map.source = 'survey_response' and identity_map.record_id = responses.response_id

@@ -14,7 +14,8 @@ select
         as resolution_hours,
     tickets.satisfaction,
     tickets.order_ref,
-    tickets._loaded_at
+    tickets._loaded_at,
+    identity_map.resolution as _resolution
 from {{ ref('stg_helpdesk__tickets') }} as tickets
 left join {{ ref('int_identity_map') }} as identity_map
     on identity_map.source = 'helpdesk_ticket' and identity_map.record_id = tickets.ticket_id
