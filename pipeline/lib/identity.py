@@ -593,23 +593,39 @@ class _Graph:
         )[: self.n]
 
 
-def _numbered(frame: pl.DataFrame, columns: list[str], name: str) -> tuple[pl.DataFrame, np.ndarray]:
+def _numbered(
+    frame: pl.DataFrame, columns: list[str], name: str, order: str | None = None
+) -> tuple[pl.DataFrame, np.ndarray]:
     """(the distinct rows of `frame[columns]` in sort order, numbered from 0 in column `name`; each row's number):
-    one sort of the text keys instead of a unique, a sort and a join on them."""
-    ordered = frame.select(columns).with_row_index("pos").sort(columns)
-    starts = pl.any_horizontal([pl.col(c).ne_missing(pl.col(c).shift()) for c in columns]) | (
-        pl.int_range(pl.len()) == 0
-    )
+    one sort of the text keys instead of a unique, a sort and a join on them. `order`: a column of `frame` that
+    numbers the keys in their sort order already (resolve_in_batches numbers them set-wise in DuckDB), so the sort
+    is of integers."""
+    by = [order] if order else columns
+    ordered = frame.select(*columns, *([order] if order else [])).with_row_index("pos").sort(by)
+    starts = pl.any_horizontal([pl.col(c).ne_missing(pl.col(c).shift()) for c in by]) | (pl.int_range(pl.len()) == 0)
     ordered = ordered.with_columns((starts.cum_sum() - 1).cast(pl.UInt32).alias(name))
     numbers = np.empty(frame.height, dtype=np.uint32)
     numbers[ordered.get_column("pos").to_numpy()] = ordered.get_column(name).to_numpy()
     return ordered.filter(starts).select(name, *columns), numbers
 
 
+# Columns resolve_in_batches adds to the rules' frames: each record's and each usable value's number in the sort
+# order of (source, record_id) and of (id_type, value), over the whole build.
+RECORD_ORDER, VALUE_ORDER = "record_order", "value_order"
+
+
 def _build_graph(identifiers: pl.DataFrame, records: pl.DataFrame) -> _Graph:
-    ok = identifiers.filter(pl.col("status") == "ok").select("source", "record_id", "id_type", "value")
-    record_table, r = _numbered(pl.concat([ok.select(KEYS), records.select(KEYS), identifiers.select(KEYS)]), KEYS, "r")
-    value_table, i = _numbered(ok, ["id_type", "value"], "i")
+    ordered = RECORD_ORDER in records.columns  # numbered by resolve_in_batches: the sorts are of integers
+    record_keys = [*KEYS, RECORD_ORDER] if ordered else KEYS
+    value_keys = ["id_type", "value", VALUE_ORDER] if ordered else ["id_type", "value"]
+    ok = identifiers.filter(pl.col("status") == "ok").select(*record_keys, *value_keys)
+    record_table, r = _numbered(
+        pl.concat([ok.select(record_keys), records.select(record_keys), identifiers.select(record_keys)]),
+        KEYS,
+        "r",
+        RECORD_ORDER if ordered else None,
+    )
+    value_table, i = _numbered(ok, ["id_type", "value"], "i", VALUE_ORDER if ordered else None)
     edges = (
         pl.DataFrame({"r": r[: ok.height], "i": i, "id_type": ok.get_column("id_type")})
         .unique(["r", "i"])
@@ -986,11 +1002,11 @@ def _resolve(
             # Limits, link by link: profiles whose names all agree join in order of age (oldest record first) until
             # the next would break a limit; it and the later ones stay apart. Without names to vouch for one person
             # (a courier's number on guests' orders), or when not even two can join, the value is shared.
-            oldest = pl.DataFrame({"label": labels, "r": np.arange(n)}).group_by("label").agg(first_r=pl.col("r").min())
-            ranked = (
-                merging.filter(~pl.Series(refused[merging.get_column("i").to_numpy()]))
-                .join(oldest, on="label")
-                .with_columns(rank=pl.col("first_r").rank("ordinal").over("i") - 1)
+            oldest = np.full(int(labels.max(initial=0)) + 1, n, dtype=np.int64)
+            np.minimum.at(oldest, labels, np.arange(n))  # each profile's first record
+            ranked = merging.filter(~pl.Series(refused[merging.get_column("i").to_numpy()]))
+            ranked = ranked.with_columns(first_r=pl.Series(oldest[ranked.get_column("label").to_numpy()])).with_columns(
+                rank=pl.col("first_r").rank("ordinal").over("i") - 1
             )
             breaks = _first_break(con, ranked, held, limit_of, windows)
             shared = breaks.filter((pl.col("rank") <= 1) | ~pl.Series(all_named[breaks.get_column("i").to_numpy()]))
@@ -1416,21 +1432,26 @@ def resolve_in_batches(
     into the table. Relations `con` knows by these names: `identifiers`, `records` (as for relink) and
     `fingerprints` (record_fingerprints of them: one row per record of either).
     """
-    # The fingerprints name every record once; identifiers are numbered once, by a join on the text keys.
+    # The fingerprints name every record once; records and usable values are numbered once, in key order (the
+    # rules' frames then carry the numbers: RECORD_ORDER, VALUE_ORDER), and identifiers get them by joins (only
+    # usable rows have a value).
     con.execute(f"""
         create or replace temp table identity_record_numbers as
-        select source, record_id, fingerprint, (row_number() over () - 1)::bigint as r from {fingerprints}""")
+        select source, record_id, fingerprint, (row_number() over (order by source, record_id) - 1)::bigint as r
+        from {fingerprints}""")
+    con.execute(f"""
+        create or replace temp table identity_value_numbers as
+        select id_type, value, (row_number() over (order by id_type, value) - 1)::bigint as v
+        from (select distinct id_type, value from {identifiers} where status = 'ok')""")
     con.execute(f"""
         create or replace temp table identity_numbered_identifiers as
-        select rows.*, numbers.r from {identifiers} as rows
-        join identity_record_numbers as numbers using (source, record_id)""")
+        select rows.*, numbers.r, value_numbers.v from {identifiers} as rows
+        join identity_record_numbers as numbers using (source, record_id)
+        left join identity_value_numbers as value_numbers using (id_type, value)""")
     n = con.execute("select count(*) from identity_record_numbers").fetchone()[0]
-    edges = con.execute("""
-        with usable as (select distinct r, id_type, value from identity_numbered_identifiers where status = 'ok'),
-        numbered_values as (select id_type, value, (row_number() over () - 1)::bigint as v
-                            from (select distinct id_type, value from usable))
-        select usable.r, numbered_values.v from usable join numbered_values using (id_type, value)""").fetchnumpy()
-    values = int(edges["v"].max()) + 1 if edges["v"].size else 0
+    values = con.execute("select count(*) from identity_value_numbers").fetchone()[0]
+    con.execute("drop table identity_value_numbers")
+    edges = con.execute("select distinct r, v from identity_numbered_identifiers where v is not null").fetchnumpy()
     neighbourhood = _components(n + values, edges["r"], n + edges["v"])[:n]
     del edges
     # Neighbourhoods in label order fill batches; one starting in a batch stays whole in it.
@@ -1440,9 +1461,10 @@ def resolve_in_batches(
         "identity_batch_numbers", pl.DataFrame({"r": np.arange(n), "batch": batch_of[neighbourhood]}).to_arrow()
     )
     # Each input once, ordered by batch, so a batch's rows are a range the scans find without reading the rest.
-    con.execute("""
+    con.execute(f"""
         create or replace temp table identity_batch_identifiers as
-        select rows.* exclude (r), batches.batch from identity_numbered_identifiers as rows
+        select rows.* exclude (r, v), r as {RECORD_ORDER}, v as {VALUE_ORDER}, batches.batch
+        from identity_numbered_identifiers as rows
         join identity_batch_numbers as batches using (r) order by batches.batch""")
     con.execute("drop table identity_numbered_identifiers")
     con.execute("""
@@ -1452,7 +1474,7 @@ def resolve_in_batches(
         join identity_batch_numbers as batches using (r) order by batches.batch""")
     con.execute(f"""
         create or replace temp table identity_batch_records as
-        select rows.*, batches.batch from {records} as rows
+        select rows.*, r as {RECORD_ORDER}, batches.batch from {records} as rows
         join identity_record_numbers as numbers using (source, record_id)
         join identity_batch_numbers as batches using (r) order by batches.batch""")
     con.unregister("identity_batch_numbers")
