@@ -34,6 +34,7 @@ VOLATILE_COLUMNS = {
     ("fct_orders", "_loaded_at"),
     # the dbt invocation that wrote the order (what its tests check)
     ("fct_orders", "_invocation_id"),
+    ("customer_segment_history", "_invocation_id"),
     ("fct_tickets", "_loaded_at"),
     ("fct_survey_responses", "_loaded_at"),
     # the identity resolution that decided a record's customer (a time stamp): the nightly watermark of identity

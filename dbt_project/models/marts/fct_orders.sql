@@ -18,6 +18,12 @@ with
         select * from {{ ref('stg_webshop__order_items') }}
         where order_id in (select refreshed.order_id from refreshed)
     ),
+
+    -- (only the refreshed orders' rows: joined whole, the map would be hashed whole every night)
+    identity_map as (
+        select record_id, customer_id, resolution from {{ ref('int_identity_map') }}
+        where source = 'webshop_order' and record_id in (select refreshed.order_id from refreshed)
+    ),
 {%- else %}
     orders as (
         select * from {{ ref('stg_webshop__orders') }}
@@ -25,6 +31,11 @@ with
 
     items as (
         select * from {{ ref('stg_webshop__order_items') }}
+    ),
+
+    identity_map as (
+        select record_id, customer_id, resolution from {{ ref('int_identity_map') }}
+        where source = 'webshop_order'
     ),
 {%- endif %}
 
@@ -60,6 +71,5 @@ select
     identity_map.resolution as _resolution,
     {{ this_build() }} as _invocation_id
 from orders
-left join {{ ref('int_identity_map') }} as identity_map
-    on identity_map.source = 'webshop_order' and identity_map.record_id = orders.order_id
+left join identity_map on identity_map.record_id = orders.order_id
 left join order_costs on order_costs.order_id = orders.order_id

@@ -2,6 +2,33 @@
 -- run rebuilds only the tickets staged since the last run or resolved to another customer (refreshed_records).
 {{ config(on_schema_change='append_new_columns', **incremental_by_key('ticket_id')) }}
 
+with
+{%- if is_incremental() %}
+    refreshed as (
+        {{ refreshed_records('helpdesk_ticket', 'ticket_id', ['stg_helpdesk__tickets']) }}
+    ),
+
+    tickets as (
+        select * from {{ ref('stg_helpdesk__tickets') }}
+        where ticket_id in (select refreshed.ticket_id from refreshed)
+    ),
+
+    -- (only the refreshed records' rows: joined whole, the map would be hashed whole every night)
+    identity_map as (
+        select record_id, customer_id, resolution from {{ ref('int_identity_map') }}
+        where source = 'helpdesk_ticket' and record_id in (select refreshed.ticket_id from refreshed)
+    )
+{%- else %}
+    tickets as (
+        select * from {{ ref('stg_helpdesk__tickets') }}
+    ),
+
+    identity_map as (
+        select record_id, customer_id, resolution from {{ ref('int_identity_map') }}
+        where source = 'helpdesk_ticket'
+    )
+{%- endif %}
+
 select
     tickets.ticket_id,
     identity_map.customer_id,
@@ -16,11 +43,5 @@ select
     tickets.order_ref,
     tickets._loaded_at,
     identity_map.resolution as _resolution
-from {{ ref('stg_helpdesk__tickets') }} as tickets
-left join {{ ref('int_identity_map') }} as identity_map
-    on identity_map.source = 'helpdesk_ticket' and identity_map.record_id = tickets.ticket_id
-{%- if is_incremental() %}
-    where tickets.ticket_id in (
-        {{ refreshed_records('helpdesk_ticket', 'ticket_id', ['stg_helpdesk__tickets']) }}
-    )
-{%- endif %}
+from tickets
+left join identity_map on identity_map.record_id = tickets.ticket_id
