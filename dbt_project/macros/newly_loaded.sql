@@ -22,3 +22,14 @@
         true
     {%- endif %}
 {%- endmacro %}
+
+{#- The newest load time a model's table holds, as a timestamp literal (a model that has loaded nothing yet: the
+    earliest timestamp). A literal, not a subquery: a scan of a table landed in load order then skips the row groups
+    loaded before it, and the planner sees the few rows after it as few. -#}
+{% macro loaded_through(relation, column) -%}
+    {%- if not execute -%}
+        {{ return(earliest_timestamp()) }}
+    {%- endif -%}
+    {%- set newest = run_query('select max(' ~ adapter.quote(column) ~ ') from ' ~ relation).columns[0].values()[0] -%}
+    {{ return(earliest_timestamp() if newest is none else 'cast(' ~ sql_string(newest) ~ ' as timestamp)') }}
+{%- endmacro %}

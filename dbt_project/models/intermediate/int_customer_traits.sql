@@ -39,36 +39,25 @@ loaded as (
 ),
 
 {% if incremental -%}
-    -- Records staged since this model last ran, as (source, record_id) of int_identity_map.
-    previous as (
-        select coalesce(max(_loaded_through), {{ earliest_timestamp() }}) as loaded_through from {{ this }}
-    ),
-
-    -- (an order line counts for its order: a late line changes the order's cost)
-    new_records as (
-        {%- for source, staged_model, key in [
-            ('webshop_customer', 'stg_webshop__customers', 'customer_id'),
-            ('webshop_order', 'stg_webshop__orders', 'order_id'),
-            ('webshop_order', 'stg_webshop__order_items', 'order_id'),
-            ('helpdesk_ticket', 'stg_helpdesk__tickets', 'ticket_id'),
-            ('survey_response', 'stg_survey__responses', 'response_id'),
-        ] %}
-            select '{{ source }}' as source, staged.{{ key }} as record_id
-            from {{ ref(staged_model) }} as staged
-            cross join previous
-            where staged._loaded_at > previous.loaded_through
-            {{ "union all" if not loop.last }}
-        {%- endfor %}
-    ),
-
-    -- The customers this run touched: those with a newly staged record, those whose records identity resolved
-    -- again (merge, split, erasure; customers gone altogether are deleted by the post-hook), those whose row another
-    -- version of this file wrote and the owners of referral codes on new orders.
+    {%- set previous = loaded_through(this, '_loaded_through') %}
+    -- The customers this run touched: those with a record staged since this model last ran (an order line counts for
+    -- its order: a late line changes the order's cost; the fact tables hold the day's records with their customer),
+    -- those whose records identity resolved again (merge, split, erasure; customers gone altogether are deleted by
+    -- the post-hook), those whose row another version of this file wrote and the owners of referral codes on new
+    -- orders. The map is probed with the day's few keys, never joined whole.
     touched_customers as (
-        select identity_map.customer_id
-        from new_records
-        inner join {{ ref('int_identity_map') }} as identity_map
-            on identity_map.source = new_records.source and identity_map.record_id = new_records.record_id
+        {%- for fact in ['fct_orders', 'fct_tickets', 'fct_survey_responses'] %}
+            select customer_id from {{ ref(fact) }}
+            where _loaded_at > {{ previous }}
+            union
+        {%- endfor %}
+        select customer_id from {{ ref('int_identity_map') }}
+        where
+            source = 'webshop_customer'
+            and record_id in (
+                select accounts.customer_id from {{ ref('stg_webshop__customers') }} as accounts
+                where accounts._loaded_at > {{ previous }}
+            )
         union
         select customer_id from {{ ref('int_identity_map') }}
         where resolution > {{ settled_resolution(this, '_resolution') }}
@@ -76,12 +65,13 @@ loaded as (
         select customer_id from {{ this }}
         where _model_checksum is distinct from {{ sql_string(checksum) }}
         union
-        select identity_map.customer_id
-        from {{ ref('stg_webshop__orders') }} as orders
-        inner join {{ ref('int_identity_map') }} as identity_map
-            on identity_map.source = 'webshop_customer' and 'REF-' || identity_map.record_id = orders.referral_code
-        cross join previous
-        where orders._loaded_at > previous.loaded_through
+        select customer_id from {{ ref('int_identity_map') }}
+        where
+            source = 'webshop_customer'
+            and 'REF-' || record_id in (
+                select orders.referral_code from {{ ref('stg_webshop__orders') }} as orders
+                where orders._loaded_at > {{ previous }}
+            )
     ),
 
     -- The source records of those customers.
@@ -117,40 +107,48 @@ record_contacts as (
     group by identifiers.source, identifiers.record_id
 ),
 
--- Every source record that says something about who a customer is, ranked by how much we trust its source:
+-- Every record of those customers that says something about who they are, ranked by how much we trust its source:
 -- 1 webshop account (self-maintained) > 2 guest checkout data > 3 helpdesk requester > 4 survey answer.
 observations as (
     select
-        'webshop_customer' as source, accounts.customer_id as record_id, 1 as source_rank,
+        identity_map.customer_id, 'webshop_customer' as source, accounts.customer_id as record_id, 1 as source_rank,
         accounts.updated_at as observed_at,
         nullif(trim(concat_ws(' ', trim(accounts.first_name), trim(accounts.last_name))), '') as full_name,
         nullif(trim(accounts.city), '') as city, nullif(trim(accounts.province), '') as province,
         accounts.customer_type
     from {{ ref('stg_webshop__customers') }} as accounts
+    inner join customer_records as identity_map
+        on identity_map.source = 'webshop_customer' and identity_map.record_id = accounts.customer_id
     union all
     -- Only guest checkouts carry contact data; account orders point at the account instead.
     select
-        'webshop_order' as source, order_id as record_id, 2 as source_rank, ordered_at as observed_at,
-        null as full_name, null as city, null as province, null as customer_type
-    from {{ ref('stg_webshop__orders') }}
-    where customer_id is null
+        identity_map.customer_id, 'webshop_order' as source, orders.order_id as record_id, 2 as source_rank,
+        orders.ordered_at as observed_at, null as full_name, null as city, null as province, null as customer_type
+    from {{ ref('stg_webshop__orders') }} as orders
+    inner join customer_records as identity_map
+        on identity_map.source = 'webshop_order' and identity_map.record_id = orders.order_id
+    where orders.customer_id is null
     union all
     select
-        'helpdesk_ticket' as source, ticket_id as record_id, 3 as source_rank, created_at as observed_at,
-        nullif(trim(requester_name), '') as full_name, null as city, null as province, null as customer_type
-    from {{ ref('stg_helpdesk__tickets') }}
+        identity_map.customer_id, 'helpdesk_ticket' as source, tickets.ticket_id as record_id, 3 as source_rank,
+        tickets.created_at as observed_at, nullif(trim(tickets.requester_name), '') as full_name, null as city,
+        null as province, null as customer_type
+    from {{ ref('stg_helpdesk__tickets') }} as tickets
+    inner join customer_records as identity_map
+        on identity_map.source = 'helpdesk_ticket' and identity_map.record_id = tickets.ticket_id
     union all
     select
-        'survey_response' as source, response_id as record_id, 4 as source_rank, submitted_at as observed_at,
-        null as full_name, null as city, null as province, null as customer_type
-    from {{ ref('stg_survey__responses') }}
+        identity_map.customer_id, 'survey_response' as source, responses.response_id as record_id, 4 as source_rank,
+        responses.submitted_at as observed_at, null as full_name, null as city, null as province,
+        null as customer_type
+    from {{ ref('stg_survey__responses') }} as responses
+    inner join customer_records as identity_map
+        on identity_map.source = 'survey_response' and identity_map.record_id = responses.response_id
 ),
 
 resolved_observations as (
-    select identity_map.customer_id, observations.*, record_contacts.email, record_contacts.phone
+    select observations.*, record_contacts.email, record_contacts.phone
     from observations
-    inner join customer_records as identity_map
-        on identity_map.source = observations.source and identity_map.record_id = observations.record_id
     left join record_contacts
         on record_contacts.source = observations.source and record_contacts.record_id = observations.record_id
 ),
