@@ -601,10 +601,25 @@ def _generate_chunk(cfg: DemoConfig, rng: np.random.Generator, persons: int, num
     numbering.tickets += tickets.height
     numbering.responses += surveys.height
     if cfg.cutoff is not None:
-        customers = customers.filter(pl.col("updated").dt.date() <= cfg.cutoff)
-        orders = orders.filter(pl.col("updated").dt.date() <= cfg.cutoff)
+        # The sources as they stood that night: a record made by then and changed later is there as first made
+        # (the next night brings the change as an update of a known record, as a real source does), a later one is
+        # not there.
+        later = pl.col("updated").dt.date() > cfg.cutoff
+        customers = customers.filter(pl.col("created_at").str.slice(0, 10) <= cfg.cutoff.isoformat())
+        customers = customers.with_columns(
+            updated_at=pl.when(later).then(pl.col("created_at")).otherwise(pl.col("updated_at"))
+        )
+        orders = orders.filter(pl.col("ordered").dt.date() <= cfg.cutoff).with_columns(
+            status=pl.when(later).then(pl.lit("pending")).otherwise(pl.col("status")),
+            updated=pl.when(later).then(pl.col("ordered")).otherwise(pl.col("updated")),
+        )
         items = items.filter(pl.col("order_id").is_in(orders["order_id"].implode()))
-        tickets = tickets.filter(pl.col("updated").dt.date() <= cfg.cutoff)
+        tickets = tickets.filter(pl.col("created").dt.date() <= cfg.cutoff).with_columns(
+            status=pl.when(later).then(pl.lit("new")).otherwise(pl.col("status")),
+            solved_at=pl.when(later).then(None).otherwise(pl.col("solved_at")),
+            satisfaction=pl.when(later).then(None).otherwise(pl.col("satisfaction")),
+            updated=pl.when(later).then(pl.col("created")).otherwise(pl.col("updated")),
+        )
         surveys = surveys.filter(pl.col("submitted").dt.date() <= cfg.cutoff)
 
     # Bad rows, one small batch of each kind (they must land in quarantine with a reason, not vanish).

@@ -112,6 +112,35 @@ def test_cutoff_holds_back_later_deliveries(small, tmp_path):
     assert not list((tmp_path / "helpdesk").glob("tickets-2026-11-2[12].jsonl"))
 
 
+def test_cutoff_keeps_records_changed_later_in_their_first_version(small, tmp_path):
+    """A record made by the cutoff and changed after it is in the cutoff's sources as first made, so the next night
+    brings it as an update of a known record (as a real source does), not as a new one."""
+    out, _ = small
+    cutoff = date(2026, 11, 20)
+    generate(DemoConfig(customers=400, cutoff=cutoff), tmp_path)
+    night, earlier = _shop(out), _shop(tmp_path)
+    for table, made in (("customers", "created_at"), ("orders", "ordered_at")):
+        key = "customer_id" if table == "customers" else "order_id"
+        made_by_cutoff = f"select {key} from shop.{table} where {key} is not null and left({made}, 10) <= ?"
+        present = set(earlier.execute(f"select {key} from shop.{table}").fetchall())
+        assert set(night.execute(made_by_cutoff, [cutoff.isoformat()]).fetchall()) <= present
+        changed_later = night.execute(
+            made_by_cutoff + " and left(updated_at, 10) > ?", [cutoff.isoformat(), cutoff.isoformat()]
+        ).fetchall()
+        assert changed_later
+        first_versions = earlier.execute(
+            f"select {key}, updated_at = {made} from shop.{table} where {key} in (select unnest(?))",
+            [[k for (k,) in changed_later]],
+        ).fetchall()
+        assert len(first_versions) == len(changed_later) and all(first for _, first in first_versions)
+    later_tickets = earlier.execute(
+        f"select count(*) from read_json('{tmp_path}/helpdesk/*.jsonl', ignore_errors=true) "
+        "where left(updated_at, 10) > ? or left(solved_at, 10) > ?",
+        [cutoff.isoformat(), cutoff.isoformat()],
+    ).fetchone()[0]
+    assert later_tickets == 0
+
+
 def test_chunks_number_on_and_add_to_the_same_files(tmp_path):
     """Persons made in chunks (as at 3M) give one set of sources: ids unique across chunks, every record written once
     to the database, the daily files (appended csv/jsonl, rewritten parquet) and the truth; the first chunk is the
