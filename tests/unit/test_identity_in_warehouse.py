@@ -177,6 +177,37 @@ def test_a_full_build_in_batches_of_neighbourhoods_resolves_as_all_at_once():
     assert expected.get_column("reason").drop_nulls().n_unique() >= 3  # shared values decided in the batches too
 
 
+def test_batches_take_the_oldest_records_first_in_the_rules_key_order():
+    # Four accounts of one person on one email, each with its own phone: the three oldest join, the fourth would
+    # break the phone limit of 3. "Oldest" is the sort order of the keys, which the batches number in DuckDB; these
+    # keys sort differently by bytes (C a b \u00c1) than case- or accent-blind (a \u00c1 b C).
+    keys = ["b", "C", "a", "\u00c1"]
+    rows = [
+        row
+        for key, phone in zip(
+            keys, ("0812-0000-1111", "0812-0000-2222", "0812-0000-3333", "0812-0000-4444"), strict=True
+        )
+        for row in (
+            ("webshop_customer", key, "webshop_customer_id", key),
+            ("webshop_customer", key, "email", "rina@gmail.com"),
+            ("webshop_customer", key, "phone", phone),
+        )
+    ]
+    raw = pl.DataFrame(rows, schema=["source", "record_id", "id_type", "raw_value"], orient="row")
+    identifiers = normalise_identifiers(raw, DEMO_RULES)
+    records = pl.DataFrame({"source": "webshop_customer", "record_id": keys, "name": "Rina Wijaya", "name_rank": 0})
+    at_once = resolve_identities(identifiers, records, DEMO_RULES)
+    profiles = at_once.clusters.group_by("cluster_key").agg(pl.col("record_id").sort()).get_column("record_id")
+    assert sorted(profiles.to_list()) == [["C", "a", "b"], ["\u00c1"]]  # the last by bytes stays apart
+    order = [*KEYS, "id_type", "value"]
+    with duckdb.connect() as con:
+        con.register("identifiers", identifiers.to_arrow())
+        con.register("records", records.to_arrow())
+        con.execute("create table prints as " + record_fingerprints(con, "identifiers", "records").sql_query())
+        batched = con.table(resolve_in_batches(con, "identifiers", "records", "prints", DEMO_RULES, 7)).pl()
+    assert batched.select(at_once.links.columns).sort(order).equals(at_once.links.sort(order))
+
+
 def test_record_rows_in_duckdb_equal_the_extracted_records():
     staged = staged_data()
     _, records = extract_identifiers(staged)
