@@ -4,8 +4,9 @@
 -- costs what the day brings; a full build computes everyone. The leading-underscore columns are the model's state.
 {{ config(
     on_schema_change='append_new_columns',
-    post_hook="{% if is_incremental() %}delete from {{ this }} where customer_id not in (
-        select customer_id from {{ ref('int_identity_map') }} where customer_id is not null){% endif %}",
+    post_hook="{% if is_incremental() %}delete from {{ this }} as kept where not exists (
+        select 1 from {{ ref('int_identity_map') }} as records where records.customer_id = kept.customer_id)
+        {% endif %}",
     **incremental_by_key('customer_id')
 ) }}
 
