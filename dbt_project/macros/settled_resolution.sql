@@ -12,5 +12,6 @@
     {%- if column not in columns -%}
         {{ return(0) }}
     {%- endif -%}
-    {{ return(run_query('select coalesce(max(' ~ adapter.quote(column) ~ '), 0) from ' ~ existing).columns[0].values()[0]) }}
+    {%- set newest = run_query('select coalesce(max(' ~ adapter.quote(column) ~ '), 0) from ' ~ existing) -%}
+    {{ return(newest.columns[0].values()[0]) }}
 {% endmacro %}
