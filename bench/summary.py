@@ -68,6 +68,11 @@ def _ratios(run: dict, bound: dict) -> str:
     return f"{wall} / {run['cpu_seconds'] / bound['cpu_seconds']:.0f}×"
 
 
+def _seconds(run: dict) -> str:
+    """A run's wall seconds, marked when the run failed (its time and ratios then stop at the failure)."""
+    return f"{run['seconds']}" if run.get("returncode", 0) == 0 else f"{run['seconds']} (failed)"
+
+
 def summary_rows(results: dict[str, dict]) -> list[str]:
     rows = [
         "| scale | orders | full build s | nightly s | full peak RSS GiB | nightly peak RSS GiB | largest process "
@@ -78,7 +83,7 @@ def summary_rows(results: dict[str, dict]) -> list[str]:
     for scale, r in results.items():
         full, nightly, bound = r["full_build"], r["nightly"], r["lower_bound"]
         rows.append(
-            f"| {scale} | {r['sources'].get('orders', 0):,} | {full['seconds']} | {nightly['seconds']} | "
+            f"| {scale} | {r['sources'].get('orders', 0):,} | {_seconds(full)} | {_seconds(nightly)} | "
             f"{full['peak_rss_mib'] / 1024:.2f} | {nightly['peak_rss_mib'] / 1024:.2f} | {_largest_process(full)} | "
             f"{bound['seconds']} | {_ratios(full, bound)} | {_ratios(nightly, bound)} | "
             f"{r.get('machine', {}).get('load_average_1m', '')} | {r['file']} |"
@@ -91,6 +96,9 @@ def nightly_ratio_rows(results: dict[str, dict]) -> list[str]:
     scales = list(results)
     rows = []
     for smaller, larger in zip(scales, scales[1:], strict=False):
+        if any(results[scale]["nightly"].get("returncode", 0) != 0 for scale in (smaller, larger)):
+            rows.append(f"- nightly {larger} ÷ nightly {smaller}: not comparable (a nightly run failed)")
+            continue
         ratio = results[larger]["nightly"]["seconds"] / results[smaller]["nightly"]["seconds"]
         data = SCALES[larger] / SCALES[smaller]
         days = {results[scale]["timestamp"][:8] for scale in (smaller, larger)}

@@ -200,6 +200,10 @@ def test_summary_takes_the_newest_complete_result_per_scale_and_judges_the_targe
     # The bound is 8 GB (8e9 bytes), not 8 GiB: 7,800 MiB is 8.18 GB.
     results["3M"]["nightly"]["peak_rss_mib"] = 7800
     assert target_rows(results)[6] == "- 3M: completed, peak 8.18 GB (7.62 GiB) (bound 8 GB): missed"
+    # A failed run's times stop at the failure: marked in the table, no nightly ratio from it.
+    results["3M"]["full_build"]["returncode"] = results["3M"]["nightly"]["returncode"] = 1
+    assert "| 3M | 10 | 900 (failed) | 90 (failed) |" in summary_rows(results)[4]
+    assert nightly_ratio_rows(results)[1] == "- nightly 3M ÷ nightly 1M: not comparable (a nightly run failed)"
 
 
 def test_summary_replaces_only_the_readme_block():
