@@ -228,9 +228,17 @@ def demo_sources(cfg: DemoConfig, out: Path, cache: Path | None) -> tuple[dict[s
     entry = cache / f"{cfg.customers}-{key}"
     hit = (entry / "sources.json").exists()
     if not hit:
-        shutil.rmtree(entry, ignore_errors=True)
-        counts = generate(cfg, entry / "demo")
-        (entry / "sources.json").write_text(json.dumps(counts), encoding="utf-8")  # written last: the entry is whole
+        # Generated beside the entry and renamed into place whole: benches started together (helpers on one
+        # machine) each generate their own, and none deletes or reads another's half-written entry.
+        shutil.rmtree(entry, ignore_errors=True)  # an entry without sources.json is a killed bench's leftover
+        cache.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=f".{entry.name}-", dir=cache))
+        counts = generate(cfg, scratch / "demo")
+        (scratch / "sources.json").write_text(json.dumps(counts), encoding="utf-8")
+        try:
+            scratch.rename(entry)
+        except OSError:  # another bench's entry landed first: the same config and generator, so the same data
+            shutil.rmtree(scratch)
     shutil.rmtree(out, ignore_errors=True)
     shutil.copytree(entry / "demo", out, copy_function=os.link)
     return json.loads((entry / "sources.json").read_text(encoding="utf-8")), hit

@@ -293,6 +293,31 @@ def test_demo_sources_are_generated_once_per_config_then_copied(tmp_path):
     assert not cached and len(list(cache.iterdir())) == 2
 
 
+def test_benches_started_together_each_get_whole_sources(tmp_path):
+    """Two benches missing the same cache entry at once (helpers on one machine): each gets every source file.
+    When both generated into the entry itself, one deleted the other's half-written files."""
+    import subprocess
+    import sys
+
+    from pipeline.lib.environment import REPO_ROOT
+
+    script = (
+        "import sys\nfrom datetime import date\nfrom pathlib import Path\nfrom bench.run import demo_sources\n"
+        "from pipeline.lib.demo_data import DemoConfig\n"
+        "cfg = DemoConfig(customers=200, start_date=date(2026, 9, 1), end_date=date(2026, 11, 22))\n"
+        "demo_sources(cfg, Path(sys.argv[1]), Path(sys.argv[2]))\n"
+    )
+    cache = tmp_path / "cache"
+    benches = [
+        subprocess.Popen([sys.executable, "-c", script, str(tmp_path / f"work{i}"), str(cache)], cwd=REPO_ROOT)
+        for i in range(3)
+    ]
+    assert [bench.wait(timeout=300) for bench in benches] == [0, 0, 0]
+    files = [sorted(p.relative_to(tmp_path / f"work{i}") for p in (tmp_path / f"work{i}").rglob("*")) for i in range(3)]
+    assert Path("webshop.sqlite") in files[0] and files[1] == files[0] and files[2] == files[0]
+    assert [entry.name for entry in cache.iterdir() if not (entry / "sources.json").exists()] == []
+
+
 def test_forked_workers_shared_pages_count_once_in_the_pss_peak(tmp_path):
     """A parent touching 300 MiB, then forking a worker that shares them: the sum of RSS counts them twice, PSS once."""
     import sys
