@@ -1150,27 +1150,102 @@ KEYS = ["source", "record_id"]
 
 
 def record_fingerprints(con: duckdb.DuckDBPyConnection, identifiers: str, records: str) -> duckdb.DuckDBPyRelation:
-    """source, record_id, fingerprint: a 64-bit hash of what identity reads of each record (its usable identifiers
-    and RECORD_ATTRIBUTES), for every record of the two relations `con` knows by these names. DuckDB's hash is not
-    promised stable across versions: after an upgrade every record counts as changed once (one nightly run
-    resolves everything)."""
-    present = [c for c in RECORD_ATTRIBUTES if c in con.table(records).columns]
+    """source, record_id, fingerprint, seen_on: a 64-bit hash of what identity reads of each record (its usable
+    identifiers and RECORD_ATTRIBUTES) and the record's day, for every record of the two relations `con` knows by
+    these names. DuckDB's hash is not promised stable across versions: after an upgrade every record counts as
+    changed once (one nightly run resolves everything)."""
+    columns = con.table(records).columns
+    present = [c for c in RECORD_ATTRIBUTES if c in columns]
     attributes = f"hash({', '.join(present)})" if present else "0::ubigint"
+    day = "seen_on" if "seen_on" in columns else "null::date"
     # One pass: per record the xor of its distinct usable values' hashes and of its attributes' hash (0 for a
     # record whose identifiers were all rejected).
     return con.sql(f"""
-        select source, record_id, bit_xor(h) as fingerprint from (
-            select distinct source, record_id, hash(id_type, value) as h from {identifiers} where status = 'ok'
+        select source, record_id, bit_xor(h) as fingerprint, max(day) as seen_on from (
+            select distinct source, record_id, hash(id_type, value) as h, null::date as day
+            from {identifiers} where status = 'ok'
             union all
-            select source, record_id, any_value({attributes}) from {records} group by all
+            select source, record_id, any_value({attributes}), any_value({day}) from {records} group by all
             union all
-            select source, record_id, 0::ubigint from {identifiers} where status <> 'ok'
+            select source, record_id, 0::ubigint, null::date from {identifiers} where status <> 'ok'
         )
         group by all""")
 
 
+def redated_records(
+    con: duckdb.DuckDBPyConnection,
+    fingerprints: str,
+    identifiers: str,
+    records: str,
+    previous: str,
+    rules: IdentityRules,
+) -> duckdb.DuckDBPyRelation:
+    """source, record_id: the records of `fingerprints` whose only change since `previous` is their day (seen_on: an
+    order's status or an account's update moves it) where neither the rules nor the matcher read that day, so their
+    neighbourhoods need not be resolved again.
+
+    Without limit windows, the rules read a record's day only to find recycled numbers: for the phone-grade values
+    it carries that another record carries too. The matcher reads it as its profile's activity period when the
+    profile holds a value that does not link all its records (the neighbourhood then has an unlinked row).
+    Relations `con` knows: `fingerprints` (record_fingerprints of the records compared), `identifiers` (today's),
+    `records` (the compared records: their fingerprints are taken again with the previous day) and `previous`
+    (source, record_id, fingerprint, seen_on, neighbourhood, linked as the last run left them).
+    """
+    if rules.limit_windows:  # a windowed limit reads every day
+        return con.sql("select null::varchar as source, null::varchar as record_id where false")
+    con.execute(f"""
+        create or replace temp view identity_previous_days as
+        select r.* replace (b.seen_on as seen_on) from {records} as r
+        join (select distinct source, record_id, seen_on from {previous} semi join {records} using (source, record_id))
+            as b using (source, record_id)""")
+    con.execute(
+        "create or replace temp view identity_compared_identifiers as "
+        f"select * from {identifiers} semi join {records} using (source, record_id)"
+    )
+    as_before = record_fingerprints(con, "identity_compared_identifiers", "identity_previous_days")
+    phone_grade = ", ".join(f"'{t}'" for t in PHONE_GRADE)  # constants of this module, not data
+    recycling = (
+        ""
+        if rules.recycle_days is None
+        else """
+        union all
+        select source, record_id from usable semi join redated using (source, record_id)
+        semi join (
+            select id_type, value from usable semi join (
+                select id_type, value from usable semi join redated using (source, record_id)
+            ) using (id_type, value)
+            group by all having count(distinct (source, record_id)) > 1
+        ) using (id_type, value)"""
+    )
+    return con.sql(f"""
+        with before as (
+            select distinct source, record_id, fingerprint from {previous}
+            semi join {fingerprints} using (source, record_id)
+        ),
+        redated as (
+            select source, record_id from {fingerprints} as today
+            join before using (source, record_id) join ({as_before.sql_query()}) as dated using (source, record_id)
+            where today.fingerprint <> before.fingerprint and dated.fingerprint = before.fingerprint
+        ),
+        usable as (
+            select source, record_id, id_type, value from {identifiers}
+            where status = 'ok' and id_type in ({phone_grade})
+        ),
+        read_day as (
+            select source, record_id from {previous} semi join redated using (source, record_id)
+            semi join (select neighbourhood from {previous} where not linked) using (neighbourhood)
+            {recycling}
+        )
+        select source, record_id from redated except select source, record_id from read_day""")
+
+
 def records_to_resolve(
-    con: duckdb.DuckDBPyConnection, fingerprints: str, identifiers: str, previous: str, candidates: str | None = None
+    con: duckdb.DuckDBPyConnection,
+    fingerprints: str,
+    identifiers: str,
+    previous: str,
+    candidates: str | None = None,
+    redated: str | None = None,
 ) -> duckdb.DuckDBPyRelation:
     """source, record_id: the records a nightly run resolves again.
 
@@ -1179,7 +1254,8 @@ def records_to_resolve(
     and `candidates` (source, record_id of the records that may have changed or gone; None: every record). New and
     changed records, and every record of a previous neighbourhood that holds a changed or gone record or a record
     sharing a usable value with a new or changed one. The set is closed: each of its records' values is carried by
-    its records only, so its neighbourhoods are today's.
+    its records only, so its neighbourhoods are today's. `redated` (source, record_id; redated_records) names
+    changed records whose change no decision reads: they count as unchanged.
     """
     compared = (
         previous
@@ -1191,6 +1267,7 @@ def records_to_resolve(
         changed as (
             select source, record_id from {fingerprints}
             anti join before using (source, record_id, fingerprint)
+            {f"anti join {redated} using (source, record_id)" if redated else ""}
         ),
         gone as (select source, record_id from before anti join {fingerprints} using (source, record_id)),
         usable as (select source, record_id, id_type, value from {identifiers} where status = 'ok'),
@@ -1275,6 +1352,7 @@ LINK_SCHEMA = {
     "profile_key": pl.Utf8,
     "neighbourhood": pl.Utf8,
     "fingerprint": pl.UInt64,
+    "seen_on": pl.Date,  # the record's day the fingerprint was taken with (redated_records)
     "resolution": pl.Int64,
 }
 
@@ -1298,7 +1376,7 @@ def link_records(
         con.register("identifiers", identifiers.to_arrow())
         con.register("records", records.to_arrow())
         if previous is not None:
-            con.register("previous", previous.select(*KEYS, "fingerprint", "neighbourhood", "resolution").to_arrow())
+            con.register("previous", previous.select(list(LINK_SCHEMA)).to_arrow())
         fresh, replaced = relink(
             con,
             "identifiers",
@@ -1361,19 +1439,45 @@ def relink(
             )
         fingerprints = record_fingerprints(con, "identity_candidate_identifiers", "identity_candidate_records")
     con.execute("create or replace temp table identity_fingerprints as " + fingerprints.sql_query())
+    # Records whose only change is a day no decision reads keep their rows, with today's fingerprint and day.
+    redated = None
+    if "seen_on" in con.table(previous).columns and "seen_on" in con.table(records).columns:
+        compared_records = records if candidates is None else "identity_candidate_records"
+        redated = redated_records(con, "identity_fingerprints", identifiers, compared_records, previous, rules)
+        con.execute("create or replace temp table identity_redated as " + redated.sql_query())
+        redated = "identity_redated"
     con.execute(
         "create or replace temp table identity_todo as "
-        + records_to_resolve(con, "identity_fingerprints", identifiers, previous, candidates).sql_query()
+        + records_to_resolve(con, "identity_fingerprints", identifiers, previous, candidates, redated).sql_query()
     )
     compared = (
         previous
         if candidates is None
         else f"(select * from {previous} semi join {candidates} using (source, record_id))"
     )
-    replaced = con.sql(
-        f"select source, record_id from {compared} anti join identity_fingerprints using (source, record_id) "
-        "union select source, record_id from identity_todo"
-    ).pl()
+    redated_rows = pl.DataFrame(schema=LINK_SCHEMA)
+    if redated is not None:
+        columns = ", ".join(f"p.{c}" for c in LINK_SCHEMA if c not in ("fingerprint", "seen_on"))
+        redated_rows = (
+            con.sql(f"""
+                select {columns}, f.fingerprint, f.seen_on from {previous} as p
+                join identity_fingerprints as f using (source, record_id)
+                semi join (select * from identity_redated anti join identity_todo using (source, record_id))
+                    using (source, record_id)""")
+            .pl()
+            .select(list(LINK_SCHEMA))
+            .cast(LINK_SCHEMA)
+        )
+        con.execute("drop table identity_redated")
+    replaced = pl.concat(
+        [
+            con.sql(
+                f"select source, record_id from {compared} anti join identity_fingerprints using (source, record_id) "
+                "union select source, record_id from identity_todo"
+            ).pl(),
+            redated_rows.select(KEYS).unique(),
+        ]
+    )
     for name, relation in (("identifiers", identifiers), ("records", records)):
         con.execute(
             f"create or replace temp table identity_todo_{name} as "
@@ -1385,7 +1489,7 @@ def relink(
     for name in ("identity_todo", "identity_fingerprints", "identity_todo_identifiers", "identity_todo_records"):
         con.execute(f"drop table {name}")
     fresh = _link_rows(identifiers_todo, records_todo, fingerprints, rules, resolution, duckdb_config)
-    con.register("identity_fresh_links", fresh.to_arrow())
+    con.register("identity_fresh_links", pl.concat([fresh, redated_rows]).to_arrow())
     return con.table("identity_fresh_links"), replaced
 
 
@@ -1437,7 +1541,8 @@ def resolve_in_batches(
     # usable rows have a value).
     con.execute(f"""
         create or replace temp table identity_record_numbers as
-        select source, record_id, fingerprint, (row_number() over (order by source, record_id) - 1)::bigint as r
+        select source, record_id, fingerprint, seen_on,
+            (row_number() over (order by source, record_id) - 1)::bigint as r
         from {fingerprints}""")
     con.execute(f"""
         create or replace temp table identity_value_numbers as
@@ -1469,7 +1574,7 @@ def resolve_in_batches(
     con.execute("drop table identity_numbered_identifiers")
     con.execute("""
         create or replace temp table identity_batch_fingerprints as
-        select numbers.source, numbers.record_id, numbers.fingerprint, batches.batch
+        select numbers.source, numbers.record_id, numbers.fingerprint, numbers.seen_on, batches.batch
         from identity_record_numbers as numbers
         join identity_batch_numbers as batches using (r) order by batches.batch""")
     con.execute(f"""

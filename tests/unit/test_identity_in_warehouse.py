@@ -216,3 +216,47 @@ def test_record_rows_in_duckdb_equal_the_extracted_records():
     assert in_duckdb.schema == records.schema
     assert in_duckdb.sort(KEYS).equals(records.sort(KEYS))
     assert in_duckdb.get_column("seen_on").null_count() < in_duckdb.height
+
+
+def test_a_record_whose_only_change_is_a_day_no_decision_reads_keeps_its_rows():
+    """The demo's nights move the day of thousands of orders and accounts (a status change, an account update):
+    only the records whose day the recycled-number rule or the matcher reads are resolved again with their
+    neighbourhoods; the others keep their decisions and get today's fingerprint and day. Either way the table is
+    what resolving everything gives, even where the move makes a number recycled."""
+    raw, records = extract_identifiers(staged_data())
+    identifiers = normalise_identifiers(raw, DEMO_RULES)
+    previous = link_records(identifiers, records, DEMO_RULES)
+    later = pl.int_range(pl.len()).over("source") % 7 == 0
+    moved = records.filter(later & pl.col("seen_on").is_not_null()).with_columns(
+        seen_on=pl.col("seen_on") + pl.duration(days=400)
+    )
+    today = pl.concat([records.join(moved, on=KEYS, how="anti"), moved])
+    order = [*KEYS, "id_type", "value"]
+    with duckdb.connect() as con:
+        con.register("identifiers", identifiers.to_arrow())
+        con.register("records", today.to_arrow())
+        con.register("previous", previous.to_arrow())
+        con.register("candidates", moved.select(KEYS).to_arrow())
+        every, every_replaced = relink(con, "identifiers", "records", DEMO_RULES, "previous")
+        every = every.pl()
+        fresh, replaced = relink(con, "identifiers", "records", DEMO_RULES, "previous", candidates="candidates")
+        fresh = fresh.pl()
+        # a table of the older layout, without the day: every moved record counts as changed
+        con.register("undated", previous.drop("seen_on").to_arrow())
+        _, undated_replaced = relink(con, "identifiers", "records", DEMO_RULES, "undated", candidates="candidates")
+    assert replaced.sort(KEYS).equals(every_replaced.sort(KEYS))
+    assert fresh.drop("resolution").sort(order).equals(every.drop("resolution").sort(order))
+    whole = link_records(identifiers, today, DEMO_RULES)
+    kept = previous.join(replaced, on=KEYS, how="anti")
+    assert pl.concat([kept, fresh]).drop("resolution").sort(order).equals(whole.drop("resolution").sort(order))
+    # Moved records both ways: kept with their decisions and old resolution, and resolved again (a shared
+    # phone's day, a matcher candidate's activity) with their whole neighbourhoods.
+    newest = fresh.get_column("resolution").max()
+    resolved = fresh.filter(pl.col("resolution") == newest).select(KEYS).unique()
+    kept_moved = fresh.filter(pl.col("resolution") < newest).select(KEYS).unique()
+    assert kept_moved.join(moved, on=KEYS, how="anti").is_empty()
+    assert kept_moved.height > 0.2 * moved.height
+    assert resolved.join(moved, on=KEYS, how="semi").height > 0.2 * moved.height
+    assert resolved.height < 0.8 * undated_replaced.height
+    # the move made numbers recycled: decisions it reaches changed, and were resolved again
+    assert not whole.filter(pl.col("reason") == "recycled").equals(previous.filter(pl.col("reason") == "recycled"))

@@ -8,9 +8,11 @@ the matcher's links (int_identity_components).
 
 Incremental: a nightly run resolves again only the neighbourhoods that new, changed or gone records touch
 (identity.relink). The candidates are the records int_identity_records or int_identifiers built again since this
-table was (`staged_until`) and those erasure marked (fingerprint 0); only their fingerprints are compared. dbt
-replaces the rows of the records resolved again (delete+insert by record; a record gone has a tombstone: macro
-delete_identity_tombstones); the other rows never leave the warehouse. A full rebuild (`--vars
+table was (`staged_until`) and those erasure marked (fingerprint 0); only their fingerprints are compared. A
+record whose only change is a day no decision reads (an order's status, an account's update: identity.redated_records)
+keeps its rows with the new fingerprint and day (`seen_on`). dbt replaces the rows of the records resolved again or
+redated (delete+insert by record; a record gone has a tombstone: macro delete_identity_tombstones); the other rows
+never leave the warehouse. A full rebuild (`--vars
 '{identity_full_rebuild: true}'`), other rules or a first run resolve everything, a batch of whole neighbourhoods
 at a time (identity.resolve_in_batches), so their memory does not grow with the history. `resolution` numbers the
 run that resolved a row, so the later steps redo only what is newer than what they saw.
