@@ -340,12 +340,24 @@ def monthly_expected_purchases(params: BGNBDParams, frequency, recency, T, horiz
 
     The costly hypergeometric part is computed once per distinct (frequency, T), far fewer than customers.
     """
+    _, monthly = expected_purchases_by_history(params, frequency, recency, T, [], horizon_months)
+    return monthly
+
+
+def expected_purchases_by_history(
+    params: BGNBDParams, frequency, recency, T, windows, horizon_months: int
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """`expected_purchases` over each window (periods) and `monthly_expected_purchases`, with the costly
+    hypergeometric part once per distinct (frequency, T) for all of them: a few tens of thousands at any number of
+    customers (frequency and age in days are bounded), so scoring millions costs little more than the grouping."""
     x, t_x, T = _as_float(frequency, recency, T)
     (ux, uT), inverse = _group_rows(x, T)
+    alive = probability_alive(params, x, t_x, T)
+    in_windows = [_purchases_if_alive(params, ux, uT, np.float64(t))[inverse] * alive for t in windows]
     month_ends = np.arange(1, horizon_months + 1) * PERIODS_PER_MONTH[params.period]
     cumulative = _purchases_if_alive(params, ux[:, None], uT[:, None], month_ends[None, :])
     monthly_if_alive = np.diff(cumulative, axis=1, prepend=0.0)[inverse]
-    return monthly_if_alive * probability_alive(params, x, t_x, T)[:, None]
+    return in_windows, monthly_if_alive * alive[:, None]
 
 
 def _discounted_value(monthly_purchases, order_value, monthly_discount_rate, margin, cost_per_purchase) -> np.ndarray:

@@ -22,11 +22,13 @@ import time
 from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta
 
+import duckdb
 import numpy as np
 import polars as pl
 import polars.selectors as cs
 
 from pipeline.lib import clv
+from pipeline.lib.warehouse import quote_identifier
 
 # customer_clv scores this many customers at a time (score_clv).
 SCORE_CHUNK_ROWS = 200_000
@@ -171,11 +173,10 @@ def score_clv(
     def score(part: pl.DataFrame) -> pl.DataFrame:
         x, t_x, T, zbar = (part[c].to_numpy() for c in ("frequency", "recency", "T", "monetary_value"))
         days_per_period = clv.DAYS_PER_PERIOD[fit.bgnbd.period]
-        windows = {
-            f"expected_purchases_{days}d": clv.expected_purchases(fit.bgnbd, x, t_x, T, days / days_per_period)
-            for days in windows_days
-        }
-        monthly = clv.monthly_expected_purchases(fit.bgnbd, x, t_x, T, horizon_months)
+        in_windows, monthly = clv.expected_purchases_by_history(
+            fit.bgnbd, x, t_x, T, [days / days_per_period for days in windows_days], horizon_months
+        )
+        windows = {f"expected_purchases_{days}d": n for days, n in zip(windows_days, in_windows, strict=True)}
         order_value = (
             clv.expected_order_value(fit.gamma_gamma, x, zbar)
             if fit.gamma_gamma_usable
@@ -206,21 +207,26 @@ def score_clv(
     return pl.concat([score(part) for part in slices])
 
 
-def customer_clv_frame(profile: pl.DataFrame, scored: pl.DataFrame, as_of: date) -> pl.DataFrame:
-    """Every profile customer with their scores; customers without a purchase get clv = net_clv = 0 and nulls."""
-    has_purchase = pl.col("frequency").is_not_null()
+def customer_clv_relation(
+    profile: duckdb.DuckDBPyRelation, run: duckdb.DuckDBPyRelation, scored: duckdb.DuckDBPyRelation
+) -> duckdb.DuckDBPyRelation:
+    """Every profile customer (`profile`) with their scores (`scored`: `score_clv`'s rows in the same DuckDB) as of
+    the run date (`run`: int_run_date); customers without a purchase get clv = net_clv = 0 and nulls. Joined in
+    DuckDB, so the million-row join and the write never go through Python."""
+    zeroed = ("clv", "expected_cost_to_serve", "net_clv")
+    columns = [
+        f"case when frequency is not null then {quote_identifier(c)} else 0.0 end as {quote_identifier(c)}"
+        if c in zeroed
+        else quote_identifier(c)
+        for c in scored.columns
+        if c != "customer_id"
+    ]
+    columns += ["frequency is not null as has_purchase", "run_date as as_of_date"]
     return (
-        profile.select("customer_id")
-        .join(scored, on="customer_id", how="left")
-        .with_columns(
-            *(
-                pl.when(has_purchase).then(pl.col(c)).otherwise(0.0).alias(c)
-                for c in ("clv", "expected_cost_to_serve", "net_clv")
-            ),
-            has_purchase=has_purchase,
-            as_of_date=pl.lit(as_of, dtype=pl.Date),
-        )
-        .sort("customer_id")
+        profile.project("customer_id")
+        .join(scored, "customer_id", how="left")
+        .cross(run.project("run_date"))
+        .project(", ".join(["customer_id", *columns]))
     )
 
 

@@ -22,6 +22,7 @@ def test_dbt_unit_tests_pass(demo_run, tmp_path):
     assert {
         "profile_survivorship_rules",
         "primary_segment_follows_the_precedence",
+        "value_percentile_averages_ties",
         "base_shape_of_a_known_distribution",
         "customer_value_parts_and_dimensions",
         "equity_rolls_up_every_dimension",

@@ -237,6 +237,19 @@ def test_expected_order_value_shrinks_towards_the_population_mean():
     assert values[4] == pytest.approx(80.0, rel=1e-3)
 
 
+def test_scoring_by_history_gives_each_customer_its_own_prediction(cdnow_summary, cdnow_bgnbd):
+    """customer_clv scores every window and month on the distinct (frequency, T) once: the same numbers, bit for
+    bit, as each customer scored alone; CDNOW shares many histories (one purchase, the same cohort day)."""
+    x, t_x, T = (cdnow_summary[c].to_numpy() for c in ("frequency", "recency", "T"))
+    assert len(np.unique(np.column_stack([x, T]), axis=0)) < len(x) / 2
+    windows, monthly = clv.expected_purchases_by_history(cdnow_bgnbd, x, t_x, T, [4.0, 13.0], 12)
+    for window, t in zip(windows, (4.0, 13.0), strict=True):
+        np.testing.assert_array_equal(window, clv.expected_purchases(cdnow_bgnbd, x, t_x, T, t))
+    month_ends = np.arange(1, 13) * clv.PERIODS_PER_MONTH["weeks"]
+    cumulative = np.column_stack([clv.expected_purchases(cdnow_bgnbd, x, t_x, T, t) for t in month_ends])
+    np.testing.assert_allclose(monthly, np.diff(cumulative, axis=1, prepend=0.0), rtol=1e-9, atol=1e-15)
+
+
 def test_clv_is_discounted_expected_margin(cdnow_summary, cdnow_bgnbd):
     spend = clv.GammaGammaParams(6.25, 3.74, 15.44, 0.0, True, 0, 946, False)
     summary = cdnow_summary.rename({"ID": "customer_id"}).with_columns(

@@ -4,6 +4,7 @@ value and equity roll-ups are dbt models, unit-tested in dbt_project/models/mart
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 
+import duckdb
 import numpy as np
 import polars as pl
 import pytest
@@ -145,6 +146,31 @@ def test_score_clv_matches_the_model_library(monkeypatch):
         inputs, no_gamma_gamma, horizon_months=12, monthly_discount_rate=0.01, cost_per_ticket=TICKET, windows_days=[30]
     )
     assert (fallback["expected_order_value"] == 50_000.0).all()
+
+
+def test_customer_clv_relation_joins_every_profile_customer_in_duckdb():
+    """Every profile customer once; a non-buyer gets clv = cost = net = 0 and null predictions, a buyer whose
+    prediction is undefined (a degenerate fit) keeps its nulls; every row carries the run date."""
+    con = duckdb.connect()
+    profile = con.sql("select * from (values ('A', 'x'), ('B', 'y'), ('C', 'z')) as profile (customer_id, city)")
+    run = con.sql("select date '2026-06-30' as run_date")
+    scored = pl.DataFrame(
+        {
+            "customer_id": ["A", "C"],
+            "frequency": [2, 0],
+            "p_alive": [0.5, None],
+            "clv": [100.0, None],
+            "expected_cost_to_serve": [10.0, None],
+            "net_clv": [90.0, None],
+        }
+    )
+    table = equity.customer_clv_relation(profile, run, con.from_arrow(scored.to_arrow())).pl().sort("customer_id")
+    assert table.columns == [*scored.columns, "has_purchase", "as_of_date"]
+    assert table.rows() == [
+        ("A", 2, 0.5, 100.0, 10.0, 90.0, True, AS_OF),
+        ("B", None, None, 0.0, 0.0, 0.0, False, AS_OF),
+        ("C", 0, None, None, None, None, True, AS_OF),
+    ]
 
 
 def test_backtest_as_of_is_the_latest_schedule_date():

@@ -2,10 +2,10 @@
 to serve and net CLV, scored with this run's fitted parameters (clv_model_params).
 
 Every customer is scored on every run: T grows every night, so every score moves. The scoring is vectorised (the
-costly hypergeometric terms once per distinct (frequency, T)) on the histories dbt computed set-wise
-(int_clv_inputs). Numeric work stays in Python (pipeline.lib.equity / pipeline.lib.clv); the settings are the `clv`
-and `equity` sections of cdp.yaml, handed in by the Dagster run as dbt vars (configs `clv_settings`,
-`equity_settings`, JSON).
+costly hypergeometric terms once per distinct (frequency, T), for every window and month at once) on the histories
+dbt computed set-wise (int_clv_inputs); the join to the profile stays in DuckDB. Numeric work stays in Python
+(pipeline.lib.equity / pipeline.lib.clv); the settings are the `clv` and `equity` sections of cdp.yaml, handed in by
+the Dagster run as dbt vars (configs `clv_settings`, `equity_settings`, JSON).
 """
 
 import json
@@ -17,8 +17,6 @@ def model(dbt, session):
     dbt.config(materialized="table")
     settings = json.loads(dbt.config.get("clv_settings"))
     equity_settings = json.loads(dbt.config.get("equity_settings"))
-    run_date = dbt.ref("int_run_date").pl().get_column("run_date")[0]
-    profile = dbt.ref("customer_profile").project("customer_id").pl()
     inputs = equity.in_periods(dbt.ref("int_clv_inputs").pl(), settings["period"])
     scored = equity.score_clv(
         inputs,
@@ -28,4 +26,6 @@ def model(dbt, session):
         cost_per_ticket=settings["cost_per_ticket"],
         windows_days=equity_settings["expected_purchase_days"],
     )
-    return equity.customer_clv_frame(profile, scored, run_date).to_arrow()
+    return equity.customer_clv_relation(
+        dbt.ref("customer_profile"), dbt.ref("int_run_date"), session.from_arrow(scored.to_arrow())
+    )
