@@ -1176,10 +1176,12 @@ def redated_records(
     con: duckdb.DuckDBPyConnection,
     fingerprints: str,
     identifiers: str,
+    compared_identifiers: str,
     records: str,
+    compared: str,
     previous: str,
     rules: IdentityRules,
-) -> duckdb.DuckDBPyRelation:
+) -> pl.DataFrame:
     """source, record_id: the records of `fingerprints` whose only change since `previous` is their day (seen_on: an
     order's status or an account's update moves it) where neither the rules nor the matcher read that day, so their
     neighbourhoods need not be resolved again.
@@ -1188,55 +1190,56 @@ def redated_records(
     it carries that another record carries too. The matcher reads it as its profile's activity period when the
     profile holds a value that does not link all its records (the neighbourhood then has an unlinked row).
     Relations `con` knows: `fingerprints` (record_fingerprints of the records compared), `identifiers` (today's),
-    `records` (the compared records: their fingerprints are taken again with the previous day) and `previous`
-    (source, record_id, fingerprint, seen_on, neighbourhood, linked as the last run left them).
+    `records` and `compared_identifiers` (the compared records and their identifiers: their fingerprints are taken
+    again with the previous day), `previous` (source,
+    record_id, fingerprint, seen_on, neighbourhood, linked as the last run left them) and `compared` (the rows of
+    `previous` of the compared records).
     """
     if rules.limit_windows:  # a windowed limit reads every day
-        return con.sql("select null::varchar as source, null::varchar as record_id where false")
+        return pl.DataFrame(schema={"source": pl.Utf8, "record_id": pl.Utf8})
     con.execute(f"""
         create or replace temp view identity_previous_days as
         select r.* replace (b.seen_on as seen_on) from {records} as r
-        join (select distinct source, record_id, seen_on from {previous} semi join {records} using (source, record_id))
-            as b using (source, record_id)""")
-    con.execute(
-        "create or replace temp view identity_compared_identifiers as "
-        f"select * from {identifiers} semi join {records} using (source, record_id)"
-    )
-    as_before = record_fingerprints(con, "identity_compared_identifiers", "identity_previous_days")
+        join (select distinct source, record_id, seen_on from {compared}) as b using (source, record_id)""")
+    as_before = record_fingerprints(con, compared_identifiers, "identity_previous_days")
+    con.execute(f"""
+        create or replace temp table identity_redated_all as
+        select source, record_id from {fingerprints} as today
+        join (select distinct source, record_id, fingerprint from {compared}) as before using (source, record_id)
+        join ({as_before.sql_query()}) as dated using (source, record_id)
+        where today.fingerprint <> before.fingerprint and dated.fingerprint = before.fingerprint""")
     phone_grade = ", ".join(f"'{t}'" for t in PHONE_GRADE)  # constants of this module, not data
+    # the phone-grade values of redated records that another record carries too: one pass over the identifiers
     recycling = (
         ""
         if rules.recycle_days is None
-        else """
+        else f"""
         union all
-        select source, record_id from usable semi join redated using (source, record_id)
-        semi join (
-            select id_type, value from usable semi join (
-                select id_type, value from usable semi join redated using (source, record_id)
-            ) using (id_type, value)
-            group by all having count(distinct (source, record_id)) > 1
+        select source, record_id from dated_values semi join (
+            select id_type, value from {identifiers} semi join dated_values using (id_type, value)
+            where status = 'ok' group by all having count(distinct (source, record_id)) > 1
         ) using (id_type, value)"""
     )
-    return con.sql(f"""
-        with before as (
-            select distinct source, record_id, fingerprint from {previous}
-            semi join {fingerprints} using (source, record_id)
-        ),
-        redated as (
-            select source, record_id from {fingerprints} as today
-            join before using (source, record_id) join ({as_before.sql_query()}) as dated using (source, record_id)
-            where today.fingerprint <> before.fingerprint and dated.fingerprint = before.fingerprint
-        ),
-        usable as (
-            select source, record_id, id_type, value from {identifiers}
+    result = con.sql(f"""
+        with dated_values as (
+            select source, record_id, id_type, value from {compared_identifiers}
+            semi join identity_redated_all using (source, record_id)
             where status = 'ok' and id_type in ({phone_grade})
         ),
+        redated_neighbourhoods as (
+            select distinct neighbourhood from {compared} semi join identity_redated_all using (source, record_id)
+        ),
         read_day as (
-            select source, record_id from {previous} semi join redated using (source, record_id)
-            semi join (select neighbourhood from {previous} where not linked) using (neighbourhood)
+            select source, record_id from {compared} semi join identity_redated_all using (source, record_id)
+            semi join (
+                select neighbourhood from {previous} semi join redated_neighbourhoods using (neighbourhood)
+                where not linked
+            ) using (neighbourhood)
             {recycling}
         )
-        select source, record_id from redated except select source, record_id from read_day""")
+        select source, record_id from identity_redated_all except select source, record_id from read_day""").pl()
+    con.execute("drop table identity_redated_all")
+    return result
 
 
 def records_to_resolve(
@@ -1244,26 +1247,21 @@ def records_to_resolve(
     fingerprints: str,
     identifiers: str,
     previous: str,
-    candidates: str | None = None,
+    compared: str | None = None,
     redated: str | None = None,
 ) -> duckdb.DuckDBPyRelation:
     """source, record_id: the records a nightly run resolves again.
 
-    Relations `con` knows: `fingerprints` (record_fingerprints of today's records, or of the `candidates` only),
+    Relations `con` knows: `fingerprints` (record_fingerprints of today's records, or of the candidates only),
     `identifiers` (today's), `previous` (source, record_id, fingerprint, neighbourhood as the last run left them)
-    and `candidates` (source, record_id of the records that may have changed or gone; None: every record). New and
+    and `compared` (the rows of `previous` of the records that may have changed or gone; None: every record). New and
     changed records, and every record of a previous neighbourhood that holds a changed or gone record or a record
     sharing a usable value with a new or changed one. The set is closed: each of its records' values is carried by
     its records only, so its neighbourhoods are today's. `redated` (source, record_id; redated_records) names
     changed records whose change no decision reads: they count as unchanged.
     """
-    compared = (
-        previous
-        if candidates is None
-        else f"(select * from {previous} semi join {candidates} using (source, record_id))"
-    )
     return con.sql(f"""
-        with before as (select distinct source, record_id, fingerprint from {compared}),
+        with before as (select distinct source, record_id, fingerprint from {compared or previous}),
         changed as (
             select source, record_id from {fingerprints}
             anti join before using (source, record_id, fingerprint)
@@ -1434,33 +1432,49 @@ def relink(
     else:
         for name, relation in (("identifiers", identifiers), ("records", records)):
             con.execute(
-                f"create or replace temp view identity_candidate_{name} as "
+                f"create or replace temp table identity_candidate_{name} as "
                 f"select * from {relation} semi join {candidates} using (source, record_id)"
             )
         fingerprints = record_fingerprints(con, "identity_candidate_identifiers", "identity_candidate_records")
     con.execute("create or replace temp table identity_fingerprints as " + fingerprints.sql_query())
+    # The previous rows of the records compared, read from the history once.
+    compared = previous
+    if candidates is not None:
+        con.execute(
+            "create or replace temp table identity_compared as "
+            f"select * from {previous} semi join {candidates} using (source, record_id)"
+        )
+        compared = "identity_compared"
     # Records whose only change is a day no decision reads keep their rows, with today's fingerprint and day.
     redated = None
     if "seen_on" in con.table(previous).columns and "seen_on" in con.table(records).columns:
-        compared_records = records if candidates is None else "identity_candidate_records"
-        redated = redated_records(con, "identity_fingerprints", identifiers, compared_records, previous, rules)
-        con.execute("create or replace temp table identity_redated as " + redated.sql_query())
+        found = redated_records(
+            con,
+            "identity_fingerprints",
+            identifiers,
+            *(
+                (identifiers, records)
+                if candidates is None
+                else ("identity_candidate_identifiers", "identity_candidate_records")
+            ),
+            compared,
+            previous,
+            rules,
+        )
+        con.register("identity_redated_frame", found.to_arrow())
+        con.execute("create or replace temp table identity_redated as select * from identity_redated_frame")
+        con.unregister("identity_redated_frame")
         redated = "identity_redated"
     con.execute(
         "create or replace temp table identity_todo as "
-        + records_to_resolve(con, "identity_fingerprints", identifiers, previous, candidates, redated).sql_query()
-    )
-    compared = (
-        previous
-        if candidates is None
-        else f"(select * from {previous} semi join {candidates} using (source, record_id))"
+        + records_to_resolve(con, "identity_fingerprints", identifiers, previous, compared, redated).sql_query()
     )
     redated_rows = pl.DataFrame(schema=LINK_SCHEMA)
     if redated is not None:
         columns = ", ".join(f"p.{c}" for c in LINK_SCHEMA if c not in ("fingerprint", "seen_on"))
         redated_rows = (
             con.sql(f"""
-                select {columns}, f.fingerprint, f.seen_on from {previous} as p
+                select {columns}, f.fingerprint, f.seen_on from {compared} as p
                 join identity_fingerprints as f using (source, record_id)
                 semi join (select * from identity_redated anti join identity_todo using (source, record_id))
                     using (source, record_id)""")
@@ -1478,6 +1492,9 @@ def relink(
             redated_rows.select(KEYS).unique(),
         ]
     )
+    if candidates is not None:
+        for name in ("identity_compared", "identity_candidate_identifiers", "identity_candidate_records"):
+            con.execute(f"drop table {name}")
     for name, relation in (("identifiers", identifiers), ("records", records)):
         con.execute(
             f"create or replace temp table identity_todo_{name} as "
