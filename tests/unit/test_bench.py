@@ -318,6 +318,20 @@ def test_benches_started_together_each_get_whole_sources(tmp_path):
     assert [entry.name for entry in cache.iterdir() if not (entry / "sources.json").exists()] == []
 
 
+def test_query_memory_reports_the_hash_table_of_a_large_aggregate(tmp_path):
+    from bench.query_memory import peak_memory
+
+    warehouse = str(tmp_path / "w.duckdb")
+    with duckdb.connect(warehouse) as con:
+        con.execute("create table t as select range as k, range::varchar as v from range(3000000)")
+    seconds, peaks = peak_memory(warehouse, "select k, max(v) from t group by k", memory_limit="1GB")
+    assert seconds > 0
+    assert peaks["HASH_TABLE"] > 20 * 2**20  # three million groups
+    assert peaks["TOTAL"] >= peaks["HASH_TABLE"]
+    with pytest.raises(ValueError, match="expected a size"):
+        peak_memory(warehouse, "select 1", memory_limit="1GB'; drop table t; --")
+
+
 def test_forked_workers_shared_pages_count_once_in_the_pss_peak(tmp_path):
     """A parent touching 300 MiB, then forking a worker that shares them: the sum of RSS counts them twice, PSS once."""
     import sys

@@ -5,8 +5,10 @@
     {{ return(adapter.dispatch('sorted_distinct_list', 'cdp')(expression)) }}
 {%- endmacro %}
 
+{#- DuckDB: list(distinct ...) keeps each group's distinct values, where list() kept every row's (every order's
+    channel per customer); list_distinct then drops a null. -#}
 {% macro default__sorted_distinct_list(expression) -%}
-    list_sort(list_distinct(list({{ expression }})))
+    list_sort(list_distinct(list(distinct {{ expression }})))
 {%- endmacro %}
 
 {% macro spark__sorted_distinct_list(expression) -%}

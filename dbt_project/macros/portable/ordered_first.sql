@@ -1,15 +1,19 @@
 {#- The value of the first row of each group in an order (an ordered first()), among the rows where `where` holds;
     null when no row does. order_by: (expression, 'asc' | 'desc') pairs; nulls sort last, as DuckDB's default.
-    DuckDB has first(... order by ...). Spark has no ordered aggregate (and max_by/min_by take one key in one
-    direction), so it sorts each group's rows with a comparator and takes the first. -#}
+    On DuckDB: the value of the row with the smallest sort key (arg_min_null, which keeps a null value, over
+    create_sort_key), which holds one row per group where first(... order by ...) buffers all the group's rows.
+    Spark has no ordered aggregate (and max_by/min_by take one key in one direction), so it sorts each group's rows
+    with a comparator and takes the first. -#}
 {% macro ordered_first(value, order_by, where=none) -%}
     {{ return(adapter.dispatch('ordered_first', 'cdp')(value, order_by, where)) }}
 {%- endmacro %}
 
 {% macro default__ordered_first(value, order_by, where) -%}
-    first({{ value }} order by
-    {%- for expression, direction in order_by %} {{ expression }} {{ direction }}{{ "," if not loop.last }}{% endfor -%}
-    ){% if where %} filter (where {{ where }}){% endif %}
+    {%- set keys = [] -%}
+    {%- for expression, direction in order_by -%}
+        {%- do keys.append(expression ~ ", '" ~ direction | upper ~ " NULLS LAST'") -%}
+    {%- endfor -%}
+    arg_min_null({{ value }}, create_sort_key({{ keys | join(', ') }})){% if where %} filter (where {{ where }}){% endif %}
 {%- endmacro %}
 
 {% macro spark__ordered_first(value, order_by, where) -%}
