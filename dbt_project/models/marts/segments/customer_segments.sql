@@ -82,21 +82,24 @@ inputs as (
 ),
 
 -- Percentile rank of the value among buyers: average rank over ties / buyers with a value. The average rank of a
--- tie is the mean of its first rank and its last (the count of values up to it): three windows over one sort.
+-- tie is the mean of its first rank and its last (the count of values up to it). The windows are written out: Spark
+-- cannot add a frame to a named window.
 ranked as (
     select
         *,
         case
             when is_buyer and value_basis is not null then
                 (
-                    rank() over ranking
-                    + count(*) over (ranking range between unbounded preceding and current row)
+                    rank() over (partition by is_buyer and value_basis is not null order by value_basis)
+                    + count(*) over (
+                        partition by is_buyer and value_basis is not null order by value_basis
+                        range between unbounded preceding and current row
+                    )
                 )
                 / 2
                 / count(*) over (partition by is_buyer and value_basis is not null)
         end as value_percentile
     from inputs
-    window ranking as (partition by is_buyer and value_basis is not null order by value_basis)
 ),
 
 flagged as (
