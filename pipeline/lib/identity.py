@@ -1181,8 +1181,9 @@ def redated_records(
     compared: str,
     previous: str,
     rules: IdentityRules,
-) -> pl.DataFrame:
-    """source, record_id: the records of `fingerprints` whose only change since `previous` is their day (seen_on: an
+) -> str | None:
+    """Temp table `identity_redated` (its name is returned; None with limit windows, where every day is read):
+    source, record_id of the records of `fingerprints` whose only change since `previous` is their day (seen_on: an
     order's status or an account's update moves it) where neither the rules nor the matcher read that day, so their
     neighbourhoods need not be resolved again.
 
@@ -1196,7 +1197,7 @@ def redated_records(
     `previous` of the compared records).
     """
     if rules.limit_windows:  # a windowed limit reads every day
-        return pl.DataFrame(schema={"source": pl.Utf8, "record_id": pl.Utf8})
+        return None
     con.execute(f"""
         create or replace temp view identity_previous_days as
         select r.* replace (b.seen_on as seen_on) from {records} as r
@@ -1220,7 +1221,8 @@ def redated_records(
             where status = 'ok' group by all having count(distinct (source, record_id)) > 1
         ) using (id_type, value)"""
     )
-    result = con.sql(f"""
+    con.execute(f"""
+        create or replace temp table identity_redated as
         with dated_values as (
             select source, record_id, id_type, value from {compared_identifiers}
             semi join identity_redated_all using (source, record_id)
@@ -1237,9 +1239,9 @@ def redated_records(
             ) using (neighbourhood)
             {recycling}
         )
-        select source, record_id from identity_redated_all except select source, record_id from read_day""").pl()
+        select source, record_id from identity_redated_all except select source, record_id from read_day""")
     con.execute("drop table identity_redated_all")
-    return result
+    return "identity_redated"
 
 
 def records_to_resolve(
@@ -1448,7 +1450,7 @@ def relink(
     # Records whose only change is a day no decision reads keep their rows, with today's fingerprint and day.
     redated = None
     if "seen_on" in con.table(previous).columns and "seen_on" in con.table(records).columns:
-        found = redated_records(
+        redated = redated_records(
             con,
             "identity_fingerprints",
             identifiers,
@@ -1461,10 +1463,6 @@ def relink(
             previous,
             rules,
         )
-        con.register("identity_redated_frame", found.to_arrow())
-        con.execute("create or replace temp table identity_redated as select * from identity_redated_frame")
-        con.unregister("identity_redated_frame")
-        redated = "identity_redated"
     con.execute(
         "create or replace temp table identity_todo as "
         + records_to_resolve(con, "identity_fingerprints", identifiers, previous, compared, redated).sql_query()
@@ -1476,13 +1474,13 @@ def relink(
             con.sql(f"""
                 select {columns}, f.fingerprint, f.seen_on from {compared} as p
                 join identity_fingerprints as f using (source, record_id)
-                semi join (select * from identity_redated anti join identity_todo using (source, record_id))
+                semi join (select * from {redated} anti join identity_todo using (source, record_id))
                     using (source, record_id)""")
             .pl()
             .select(list(LINK_SCHEMA))
             .cast(LINK_SCHEMA)
         )
-        con.execute("drop table identity_redated")
+        con.execute(f"drop table {redated}")
     replaced = pl.concat(
         [
             con.sql(
