@@ -2,11 +2,13 @@
 -- rules below, behavioural traits computed from the fact tables. customer_profile adds the fields that move with the
 -- run date. Incremental: a nightly run recomputes only the customers the run touched (see touched_customers), so it
 -- costs what the day brings; a full build computes everyone. The leading-underscore columns are the model's state.
+-- Each CTE is a build step: on DuckDB its own statement, so no query holds every per-customer result at once (a full
+-- build at 3M customers ran out of memory as one query).
 {{ config(
     on_schema_change='append_new_columns',
-    post_hook="{% if is_incremental() %}delete from {{ this }} as kept where not exists (
+    post_hook=["{% if is_incremental() %}delete from {{ this }} as kept where not exists (
         select 1 from {{ ref('int_identity_map') }} as records where records.customer_id = kept.customer_id)
-        {% endif %}",
+        {% endif %}", "{{ drop_build_steps() }}"],
     **incremental_by_key('customer_id')
 ) }}
 
@@ -15,16 +17,17 @@
 {%- set checksum = model.checksum.checksum if execute else '' %}
 {%- set columns = adapter.get_columns_in_relation(this) | map(attribute='name') | list if is_incremental() else [] %}
 {%- set incremental = '_model_checksum' in columns %}
+{%- set steps = [] %}
 
 -- The newest identity resolution: int_identity_map gives every record whose customer may have changed (a merge,
 -- split or erasure re-resolves the whole component, the records that stay with a customer included) a newer one,
 -- so the next run finds the customers identity changed among the records resolved after it, not in the whole map.
-with identity as (
+with {% call build_step('identity', steps) %}
     select max(resolution) as resolved_through from {{ ref('int_identity_map') }}
-),
+{% endcall %},
 
 -- The newest load time staged: the watermark the next run compares against.
-loaded as (
+{% call build_step('loaded', steps) %}
     select max(loaded_at) as loaded_through
     from (
         select max(_loaded_at) as loaded_at from {{ ref('stg_webshop__customers') }}
@@ -37,66 +40,66 @@ loaded as (
         union all
         select max(_loaded_at) from {{ ref('stg_survey__responses') }}
     ) as per_source
-),
+{% endcall %},
 
 {% if incremental -%}
-    {%- set previous = loaded_through(this, '_loaded_through') %}
-    -- The customers this run touched: those with a record staged since this model last ran (an order line counts for
-    -- its order: a late line changes the order's cost; the fact tables hold the day's records with their customer),
-    -- those whose records identity resolved again (merge, split, erasure; customers gone altogether are deleted by
-    -- the post-hook), those whose row another version of this file wrote and the owners of referral codes on new
-    -- orders. The map is probed with the day's few keys, never joined whole.
-    touched_customers as (
-        {%- for fact in ['fct_orders', 'fct_tickets', 'fct_survey_responses'] %}
-            select customer_id from {{ ref(fact) }}
-            where _loaded_at > {{ previous }}
-            union
-        {%- endfor %}
-        select customer_id from {{ ref('int_identity_map') }}
-        where
-            source = 'webshop_customer'
-            and record_id in (
-                select accounts.customer_id from {{ ref('stg_webshop__customers') }} as accounts
-                where accounts._loaded_at > {{ previous }}
-            )
+{%- set previous = loaded_through(this, '_loaded_through') %}
+-- The customers this run touched: those with a record staged since this model last ran (an order line counts for
+-- its order: a late line changes the order's cost; the fact tables hold the day's records with their customer),
+-- those whose records identity resolved again (merge, split, erasure; customers gone altogether are deleted by
+-- the post-hook), those whose row another version of this file wrote and the owners of referral codes on new
+-- orders. The map is probed with the day's few keys, never joined whole.
+{% call build_step('touched_customers', steps) %}
+    {%- for fact in ['fct_orders', 'fct_tickets', 'fct_survey_responses'] %}
+        select customer_id from {{ ref(fact) }}
+        where _loaded_at > {{ previous }}
         union
-        select customer_id from {{ ref('int_identity_map') }}
-        where resolution > {{ settled_resolution(this, '_resolution') }}
-        union
-        select customer_id from {{ this }}
-        where _model_checksum is distinct from {{ sql_string(checksum) }}
-        union
-        select customer_id from {{ ref('int_identity_map') }}
-        where
-            source = 'webshop_customer'
-            and 'REF-' || record_id in (
-                select orders.referral_code from {{ ref('stg_webshop__orders') }} as orders
-                where orders._loaded_at > {{ previous }}
-            )
-    ),
+    {%- endfor %}
+    select customer_id from {{ ref('int_identity_map') }}
+    where
+        source = 'webshop_customer'
+        and record_id in (
+            select accounts.customer_id from {{ ref('stg_webshop__customers') }} as accounts
+            where accounts._loaded_at > {{ previous }}
+        )
+    union
+    select customer_id from {{ ref('int_identity_map') }}
+    where resolution > {{ settled_resolution(this, '_resolution') }}
+    union
+    select customer_id from {{ this }}
+    where _model_checksum is distinct from {{ sql_string(checksum) }}
+    union
+    select customer_id from {{ ref('int_identity_map') }}
+    where
+        source = 'webshop_customer'
+        and 'REF-' || record_id in (
+            select orders.referral_code from {{ ref('stg_webshop__orders') }} as orders
+            where orders._loaded_at > {{ previous }}
+        )
+{% endcall %},
 
-    -- The source records of those customers.
-    customer_records as (
-        select source, record_id, customer_id from {{ ref('int_identity_map') }}
-        where customer_id in (select touched_customers.customer_id from touched_customers)
-    ),
+-- The source records of those customers.
+{% call build_step('customer_records', steps) %}
+    select source, record_id, customer_id from {{ ref('int_identity_map') }}
+    where customer_id in (select touched_customers.customer_id from touched_customers)
+{% endcall %},
 {%- else %}
 
-    -- Every record with a customer: read again where it is used rather than held (at 3M customers, 32M rows).
-    customer_records as {{ not_materialized() }} (
-        select source, record_id, customer_id from {{ ref('int_identity_map') }}
-        where customer_id is not null
-    ),
+-- Every record with a customer: read again where it is used rather than held (at 3M customers, 32M rows).
+{% call build_step('customer_records', steps, view=true) %}
+    select source, record_id, customer_id from {{ ref('int_identity_map') }}
+    where customer_id is not null
+{% endcall %},
 {%- endif %}
 
 -- The customers of those records (a touched customer gone from the map gets no row).
-customers as (
+{% call build_step('customers', steps) %}
     select distinct customer_id from customer_records
-),
+{% endcall %},
 
 -- Normalised email (trimmed, lower-case) and phone (E.164) per source record, from identity resolution;
 -- blocklisted and invalid values are null there, so junk never survives into the profile.
-record_contacts as (
+{% call build_step('record_contacts', steps) %}
     select
         identifiers.source,
         identifiers.record_id,
@@ -107,11 +110,11 @@ record_contacts as (
         on customer_records.source = identifiers.source and customer_records.record_id = identifiers.record_id
     where identifiers.status = 'ok' and identifiers.id_type in ('email', 'phone')
     group by identifiers.source, identifiers.record_id
-),
+{% endcall %},
 
 -- Every record of those customers that says something about who they are, ranked by how much we trust its source:
 -- 1 webshop account (self-maintained) > 2 guest checkout data > 3 helpdesk requester > 4 survey answer.
-observations as (
+{% call build_step('observations', steps, view=true) %}
     select
         identity_map.customer_id, 'webshop_customer' as source, accounts.customer_id as record_id, 1 as source_rank,
         accounts.updated_at as observed_at,
@@ -146,17 +149,17 @@ observations as (
     from {{ ref('stg_survey__responses') }} as responses
     inner join customer_records as identity_map
         on identity_map.source = 'survey_response' and identity_map.record_id = responses.response_id
-),
+{% endcall %},
 
-resolved_observations as (
+{% call build_step('resolved_observations', steps) %}
     select observations.*, record_contacts.email, record_contacts.phone
     from observations
     left join record_contacts
         on record_contacts.source = observations.source and record_contacts.record_id = observations.record_id
-),
+{% endcall %},
 
-attributes as (
-    {%- set survivorship = [('source_rank', 'asc'), ('observed_at', 'desc'), ('record_id', 'asc')] %}
+{% call build_step('attributes', steps) %}
+{%- set survivorship = [('source_rank', 'asc'), ('observed_at', 'desc'), ('record_id', 'asc')] %}
     select
         customer_id,
         -- Rule 1 (name, email, phone): best-ranked source first, then the most recent non-null value;
@@ -170,14 +173,13 @@ attributes as (
         bool_or(source = 'webshop_customer') as has_account
     from resolved_observations
     group by customer_id
-),
+{% endcall %},
 
 -- Rule 3 (customer_type): only webshop accounts declare a type. The most frequent type across the customer's
 -- accounts wins, except that a business type (agent/reseller) on any account beats end_customer: a trader who
 -- also shops privately must still get trade treatment. Ties go to the most recently updated account.
 -- Customers without an account are end customers.
--- From the accounts themselves, not resolved_observations: a CTE read twice is materialised whole by DuckDB.
-account_types as (
+{% call build_step('account_types', steps) %}
     select
         identity_map.customer_id,
         accounts.customer_type,
@@ -188,9 +190,9 @@ account_types as (
         on identity_map.source = 'webshop_customer' and identity_map.record_id = accounts.customer_id
     where accounts.customer_type is not null
     group by identity_map.customer_id, accounts.customer_type
-),
+{% endcall %},
 
-customer_types as (
+{% call build_step('customer_types', steps) %}
     select
         customer_id,
         {{ ordered_first('customer_type', [
@@ -198,11 +200,11 @@ customer_types as (
             ('customer_type', 'asc')]) }} as customer_type
     from account_types
     group by customer_id
-),
+{% endcall %},
 
 -- Rule 4 (marketing consent): the most recent explicit signal wins, whether an account opt-in flag (as of the
 -- account's last update) or a survey consent answer. No signal at all means no consent.
-consent_signals as (
+{% call build_step('consent_signals', steps) %}
     select
         identity_map.customer_id, accounts.updated_at as signalled_at, accounts.marketing_opt_in as consent,
         1 as source_rank
@@ -214,17 +216,17 @@ consent_signals as (
     select customer_id, submitted_at, consent, 4 as source_rank
     from {{ ref('fct_survey_responses') }}
     where consent is not null and customer_id in (select customers.customer_id from customers)
-),
+{% endcall %},
 
-consents as (
+{% call build_step('consents', steps) %}
     select
         customer_id,
         {{ ordered_first('consent', [('signalled_at', 'desc'), ('source_rank', 'asc')]) }} as marketing_consent
     from consent_signals
     group by customer_id
-),
+{% endcall %},
 
-purchases as (
+{% call build_step('purchases', steps) %}
     select
         customer_id,
         min(ordered_at) as first_order_at,
@@ -239,10 +241,10 @@ purchases as (
     from {{ ref('fct_orders') }}
     where is_purchase and customer_id in (select customers.customer_id from customers)
     group by customer_id
-),
+{% endcall %},
 
 -- Tickets and survey answers before the first purchase (customer_segments' impulsive rule).
-contacts_before_purchase as (
+{% call build_step('contacts_before_purchase', steps) %}
     select purchases.customer_id, count(*) as contacts
     from (
         select customer_id, created_at as contacted_at from {{ ref('fct_tickets') }}
@@ -252,31 +254,31 @@ contacts_before_purchase as (
     inner join purchases
         on purchases.customer_id = contacts.customer_id and contacts.contacted_at < purchases.first_order_at
     group by purchases.customer_id
-),
+{% endcall %},
 
-refunds as (
+{% call build_step('refunds', steps) %}
     select customer_id, sum(refund_amount) as refund_total
     from {{ ref('fct_orders') }}
     where customer_id in (select customers.customer_id from customers)
     group by customer_id
-),
+{% endcall %},
 
 -- A referral counts when someone else's purchase carries one of this customer's account codes.
-referral_codes as (
+{% call build_step('referral_codes', steps, view=true) %}
     select identity_map.customer_id, 'REF-' || identity_map.record_id as referral_code
     from customer_records as identity_map
     where identity_map.source = 'webshop_customer'
-),
+{% endcall %},
 
-referrals as (
+{% call build_step('referrals', steps) %}
     select referral_codes.customer_id, count(*) as referral_count
     from {{ ref('fct_orders') }} as orders
     inner join referral_codes on referral_codes.referral_code = orders.referral_code
     where orders.is_purchase and orders.customer_id is distinct from referral_codes.customer_id
     group by referral_codes.customer_id
-),
+{% endcall %},
 
-support as (
+{% call build_step('support', steps) %}
     select
         customer_id,
         count(*) as ticket_count,
@@ -285,9 +287,9 @@ support as (
     from {{ ref('fct_tickets') }}
     where customer_id in (select customers.customer_id from customers)
     group by customer_id
-),
+{% endcall %},
 
-survey_scores as (
+{% call build_step('survey_scores', steps) %}
     select
         customer_id,
         avg(score) filter (where survey = 'csat') as csat_avg,
@@ -296,10 +298,10 @@ survey_scores as (
     from {{ ref('fct_survey_responses') }}
     where customer_id in (select customers.customer_id from customers)
     group by customer_id
-),
+{% endcall %},
 
 -- Activity = something the customer did: opened an account, placed any order, opened a ticket, answered a survey.
-activity as (
+{% call build_step('activity', steps, view=true) %}
     select identity_map.customer_id, accounts.created_at as happened_at
     from {{ ref('stg_webshop__customers') }} as accounts
     inner join customer_records as identity_map
@@ -310,14 +312,14 @@ activity as (
     select customer_id, created_at from {{ ref('fct_tickets') }}
     union all
     select customer_id, submitted_at from {{ ref('fct_survey_responses') }}
-),
+{% endcall %},
 
-activity_span as (
+{% call build_step('activity_span', steps) %}
     select customer_id, min(happened_at) as first_seen_at, max(happened_at) as last_activity_at
     from activity
     where customer_id in (select customers.customer_id from customers)
     group by customer_id
-)
+{% endcall %}
 
 select
     customers.customer_id,
