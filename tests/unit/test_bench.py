@@ -332,6 +332,19 @@ def test_query_memory_reports_the_hash_table_of_a_large_aggregate(tmp_path):
         peak_memory(warehouse, "select 1", memory_limit="1GB'; drop table t; --")
 
 
+def test_query_memory_computes_every_column_of_the_query(tmp_path):
+    """Counting the rows instead would let DuckDB drop the aggregates nobody reads, and with them their memory."""
+    from bench.query_memory import peak_memory
+
+    warehouse = str(tmp_path / "w.duckdb")
+    with duckdb.connect(warehouse) as con:
+        con.execute("create table t as select range as k, repeat('x', 100) || range as v from range(1000000)")
+    _, keys_only = peak_memory(warehouse, "select k from t group by k", memory_limit="1GB")
+    _, with_values = peak_memory(warehouse, "select k, max(v) from t group by k", memory_limit="1GB")
+    # A million strings of over 100 bytes held as the aggregate's states: more than twice the hash table of the keys.
+    assert with_values["HASH_TABLE"] > 2 * keys_only["HASH_TABLE"]
+
+
 def test_forked_workers_shared_pages_count_once_in_the_pss_peak(tmp_path):
     """A parent touching 300 MiB, then forking a worker that shares them: the sum of RSS counts them twice, PSS once."""
     import sys
