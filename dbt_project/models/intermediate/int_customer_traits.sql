@@ -50,7 +50,7 @@ with {% call build_step('identity', steps) %}
 -- the post-hook), those whose row another version of this file wrote and the owners of referral codes on new
 -- orders. The map is probed with the day's few keys, never joined whole.
 {% call build_step('touched_customers', steps) %}
-    {%- for fact in ['fct_orders', 'fct_tickets', 'fct_survey_responses'] %}
+{%- for fact in ['fct_orders', 'fct_tickets', 'fct_survey_responses'] %}
         select customer_id from {{ ref(fact) }}
         where _loaded_at > {{ previous }}
         union
