@@ -38,7 +38,7 @@ from scipy.sparse.csgraph import connected_components
 
 from pipeline.lib.phones import PARSER, normalise_phones
 from pipeline.lib.sources.registry import person_records
-from pipeline.lib.warehouse import in_memory
+from pipeline.lib.warehouse import in_memory, memory_share
 
 IDENTIFIER_TYPES = ("webshop_customer_id", "order_id", "email", "phone", "helpdesk_requester_id")
 CONTACT_TYPES = ("email", "phone")
@@ -239,19 +239,28 @@ def lookup_digest(rules: IdentityRules) -> str:
     return hashlib.md5(json.dumps(deciding, sort_keys=True, default=list).encode()).hexdigest()
 
 
+# Distinct spellings looked up together (identifier_lookup): the frames of one chunk, not of every spelling in the
+# history, are alive at once.
+LOOKUP_CHUNK = 500_000
+
+
 def normalised_rows(
     con: duckdb.DuckDBPyConnection,
     rows: duckdb.DuckDBPyRelation,
     rules: IdentityRules,
     known_phones: pl.DataFrame | None = None,
     known: str | None = None,
+    duckdb_config: DuckDBConfig | None = None,
+    chunk: int = LOOKUP_CHUNK,
 ) -> duckdb.DuckDBPyRelation:
     """normalise_identifiers of `rows` (identifier_rows: a relation of `con`) as a relation of `con`: only the
     distinct spellings of contacts and of keys that are not PLAIN_KEY, and not in `known`, leave DuckDB for
-    identifier_lookup; the lookup goes back as a temporary table (DuckDB's memory: bounded, spillable) and is joined
-    there. `known`: the name of a relation of `con` with earlier lookups' rows (id_type, raw_value, value, status,
-    reason) made under the same lookup_digest, e.g. the previous int_identifiers: a nightly run looks up only new
-    spellings."""
+    identifier_lookup, `chunk` of them at a time (a spelling's lookup does not depend on the others); the lookups go
+    back into a temporary table (DuckDB's memory: bounded, spillable), which is joined there. `known`: the name of a
+    relation of `con` with earlier lookups' rows (id_type, raw_value, value, status, reason) made under the same
+    lookup_digest, e.g. the previous int_identifiers: a nightly run looks up only new spellings. While the chunks
+    are looked up, `con`'s DuckDB keeps DUCKDB_SHARE_BESIDE_FRAMES of `duckdb_config`'s memory_limit (see
+    resolve_in_batches)."""
     contact_types = ", ".join(f"'{t}'" for t in CONTACT_TYPES)
     needed = f"id_type in ({contact_types}) or not regexp_full_match(raw_value, '{PLAIN_KEY}')"
     unknown = set(rows.project("id_type").distinct().pl().get_column("id_type").to_list()) - set(IDENTIFIER_TYPES)
@@ -272,9 +281,26 @@ def normalised_rows(
             "spelling.id_type = known.id_type and spelling.raw_value = known.raw_value",
             how="anti",
         )
-    con.register("identity_lookup_frame", identifier_lookup(distinct.pl(), rules, known_phones).to_arrow())
-    con.execute("create or replace temp table identity_value_lookup as select * from identity_lookup_frame")
-    con.unregister("identity_lookup_frame")
+    # numbered, so that each chunk is a range of them
+    con.execute(
+        "create or replace temp table identity_spellings as "
+        f"select id_type, raw_value, row_number() over () as n from ({distinct.sql_query()})"
+    )
+    con.execute(
+        "create or replace temp table identity_value_lookup "
+        "(id_type varchar, raw_value varchar, value varchar, status varchar, reason varchar)"
+    )
+    spellings = con.execute("select count(*) from identity_spellings").fetchone()[0]
+    with memory_share(con, (duckdb_config or {}).get("memory_limit"), DUCKDB_SHARE_BESIDE_FRAMES):
+        for start in range(0, spellings, chunk):
+            part = con.execute(
+                "select id_type, raw_value from identity_spellings where n > ? and n <= ?", [start, start + chunk]
+            ).pl()
+            con.register("identity_lookup_frame", identifier_lookup(part, rules, known_phones).to_arrow())
+            del part
+            con.execute("insert into identity_value_lookup select * from identity_lookup_frame")
+            con.unregister("identity_lookup_frame")
+    con.execute("drop table identity_spellings")
     if known is not None:
         con.execute("insert into identity_value_lookup select * from identity_known_lookup")
         con.execute("drop table identity_known_lookup")
@@ -1530,6 +1556,10 @@ def _link_rows(
 # Records resolved together in one batch of a full build: the rules' frames of one batch take about 1 GB per million
 # records, so this bounds the Python side of a full build whatever the history's size.
 BATCH_RECORDS = 500_000
+# While the rules' frames are alive, the warehouse's DuckDB keeps this share of its memory_limit: the batch tables
+# and the links written so far (the history's size) spill beyond it, so the process holds at most the share plus
+# one batch's frames (at 1M, 5.2 GiB with DuckDB at its full 4GB limit beside them).
+DUCKDB_SHARE_BESIDE_FRAMES = 0.5
 
 
 def resolve_in_batches(
@@ -1549,7 +1579,9 @@ def resolve_in_batches(
     of resolving everything at once. Records and values are numbered in `con` and only the integer edges leave it
     to find the neighbourhoods (scipy); then one batch's rows at a time become frames, and its link rows go back
     into the table. Relations `con` knows by these names: `identifiers`, `records` (as for relink) and
-    `fingerprints` (record_fingerprints of them: one row per record of either).
+    `fingerprints` (record_fingerprints of them: one row per record of either). `duckdb_config` bounds the rules'
+    in-memory DuckDB; its memory_limit is taken to be `con`'s too (dbt's profile and the models' configs set both
+    from one var), which DUCKDB_SHARE_BESIDE_FRAMES of it is kept while frames are alive.
     """
     # The fingerprints name every record once; records and usable values are numbered once, in key order (the
     # rules' frames then carry the numbers: RECORD_ORDER, VALUE_ORDER), and identifiers get them by joins (only
@@ -1571,9 +1603,11 @@ def resolve_in_batches(
     n = con.execute("select count(*) from identity_record_numbers").fetchone()[0]
     values = con.execute("select count(*) from identity_value_numbers").fetchone()[0]
     con.execute("drop table identity_value_numbers")
-    edges = con.execute("select distinct r, v from identity_numbered_identifiers where v is not null").fetchnumpy()
-    neighbourhood = _components(n + values, edges["r"], n + edges["v"])[:n]
-    del edges
+    limit = (duckdb_config or {}).get("memory_limit")
+    with memory_share(con, limit, DUCKDB_SHARE_BESIDE_FRAMES):  # the whole graph's edges are in numpy
+        edges = con.execute("select distinct r, v from identity_numbered_identifiers where v is not null").fetchnumpy()
+        neighbourhood = _components(n + values, edges["r"], n + edges["v"])[:n]
+        del edges
     # Neighbourhoods in label order fill batches; one starting in a batch stays whole in it.
     sizes = np.bincount(neighbourhood)
     batch_of = (np.cumsum(sizes) - sizes) // max(batch_records, 1)
@@ -1602,14 +1636,16 @@ def resolve_in_batches(
     con.register("identity_link_schema", pl.DataFrame(schema=LINK_SCHEMA).to_arrow())
     con.execute("create or replace temp table identity_all_links as select * from identity_link_schema")
     con.unregister("identity_link_schema")
-    for batch in range(int(batch_of.max(initial=-1)) + 1):
-        ids, recs, prints = (
-            con.execute(f"select * exclude (batch) from {name} where batch = ?", [batch]).pl()
-            for name in ("identity_batch_identifiers", "identity_batch_records", "identity_batch_fingerprints")
-        )
-        con.register("identity_batch_links", _link_rows(ids, recs, prints, rules, resolution, duckdb_config))
-        con.execute("insert into identity_all_links select * from identity_batch_links")
-        con.unregister("identity_batch_links")
+    with memory_share(con, limit, DUCKDB_SHARE_BESIDE_FRAMES):
+        for batch in range(int(batch_of.max(initial=-1)) + 1):
+            ids, recs, prints = (
+                con.execute(f"select * exclude (batch) from {name} where batch = ?", [batch]).pl()
+                for name in ("identity_batch_identifiers", "identity_batch_records", "identity_batch_fingerprints")
+            )
+            con.register("identity_batch_links", _link_rows(ids, recs, prints, rules, resolution, duckdb_config))
+            del ids, recs, prints
+            con.execute("insert into identity_all_links select * from identity_batch_links")
+            con.unregister("identity_batch_links")
     for name in ("identity_batch_identifiers", "identity_batch_records", "identity_batch_fingerprints"):
         con.execute(f"drop table {name}")
     return "identity_all_links"

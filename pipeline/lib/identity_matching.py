@@ -14,7 +14,7 @@ runs score with the same model. Splink runs in an in-memory DuckDB; it logs no v
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
 
@@ -347,6 +347,11 @@ def candidate_entities(links: pl.DataFrame, records: pl.DataFrame, identifiers: 
     )
 
 
+# Link rows of candidate profiles read into frames at once in a full build (candidate_chunks): the matcher's frames
+# are those of whole neighbourhoods holding about this many rows, not of every candidate in the history.
+CANDIDATE_CHUNK = 1_000_000
+
+
 def candidate_rows(
     con: duckdb.DuckDBPyConnection,
     links: duckdb.DuckDBPyRelation,
@@ -357,24 +362,70 @@ def candidate_rows(
     (a dbt model's refs and session): the profiles carrying a value that does not link all its records
     (candidate_pairs), their link rows, records and the identifiers profiles() reads. candidate_entities of these
     rows is that of all rows; the rest of the history never leaves the warehouse."""
+    return next(candidate_chunks(con, links, records, identifiers, None))
+
+
+def candidate_chunks(
+    con: duckdb.DuckDBPyConnection,
+    links: duckdb.DuckDBPyRelation,
+    records: duckdb.DuckDBPyRelation,
+    identifiers: duckdb.DuckDBPyRelation,
+    chunk_rows: int | None = CANDIDATE_CHUNK,
+) -> Iterator[tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]]:
+    """candidate_rows' frames a group of whole neighbourhoods (`links`' column neighbourhood) at a time, each group
+    about `chunk_rows` link rows (a bigger neighbourhood is a group of its own; None: one group). A candidate pair
+    and a profile never leave a neighbourhood, so candidate_entities of each group are those rows of the whole's
+    (one per profile and value). At least one group is yielded, empty when there are no candidates."""
     from pipeline.lib.identity import KEYS
 
     columns = "source, record_id, id_type, value, linked, profile_key, resolution"
     unused = links.filter("not linked").project("id_type, value").distinct().set_alias("unused")
     profiles = links.set_alias("l").join(unused, "id_type, value", how="semi").project("profile_key").distinct()
-    links = links.set_alias("l").join(profiles.set_alias("p"), "profile_key", how="semi").project(columns).pl()
-    # The candidates' records, found once: the two reads below join this small table, not the links query again.
-    con.register("identity_candidate_keys", links.select(KEYS).unique().to_arrow())
-    try:
-        keys = con.table("identity_candidate_keys").set_alias("k")
-        identifiers = identifiers.filter("status = 'ok' and id_type in ('webshop_customer_id', 'email')")
-        return (
-            links,
-            records.set_alias("r").join(keys, "source, record_id", how="semi").pl(),
-            identifiers.set_alias("i").join(keys, "source, record_id", how="semi").pl(),
+    candidates = links.set_alias("l").join(profiles.set_alias("p"), "profile_key", how="semi")
+    if chunk_rows is None:
+        parts = [candidates.project(columns)]
+    else:
+        con.execute(
+            "create or replace temp table identity_candidate_links as "
+            f"select {columns}, neighbourhood from ({candidates.sql_query()})"
         )
-    finally:
-        con.unregister("identity_candidate_keys")
+        # Neighbourhoods in order fill groups: one starting in a group stays whole in it.
+        con.execute(
+            """
+            create or replace temp table identity_candidate_groups as
+            select neighbourhood,
+                coalesce(sum(n) over (order by neighbourhood rows between unbounded preceding and 1 preceding), 0)
+                    // $chunk as chunk
+            from (select neighbourhood, count(*) as n from identity_candidate_links group by neighbourhood)""",
+            {"chunk": max(chunk_rows, 1)},
+        )
+        groups = con.execute("select coalesce(max(chunk) + 1, 1) from identity_candidate_groups").fetchone()[0]
+        parts = (
+            con.sql(
+                f"select {columns} from identity_candidate_links as l semi join "
+                f"(select neighbourhood from identity_candidate_groups where chunk = {int(group)}) as g "
+                "on l.neighbourhood is not distinct from g.neighbourhood"
+            )
+            for group in range(groups)
+        )
+    for part in parts:
+        frame = part.pl()
+        # The group's records, found once: the two reads below join this small table, not the links query again.
+        con.register("identity_candidate_keys", frame.select(KEYS).unique().to_arrow())
+        try:
+            keys = con.table("identity_candidate_keys").set_alias("k")
+            usable = identifiers.filter("status = 'ok' and id_type in ('webshop_customer_id', 'email')")
+            chunk = (
+                frame,
+                records.set_alias("r").join(keys, "source, record_id", how="semi").pl(),
+                usable.set_alias("i").join(keys, "source, record_id", how="semi").pl(),
+            )
+        finally:
+            con.unregister("identity_candidate_keys")
+        yield chunk
+    if chunk_rows is not None:
+        for name in ("identity_candidate_links", "identity_candidate_groups"):
+            con.execute(f"drop table {name}")
 
 
 def match_profiles(
@@ -408,7 +459,7 @@ def match_profiles(
             records.join(keys, on=KEYS, how="semi"),
             identifiers.join(keys, on=KEYS, how="semi"),
         )
-    decisions = decisions_table(accept(score(entities, model, duckdb_config), threshold))
+    decisions = decide(entities, model, threshold, duckdb_config)
     if seen is not None:
         if settled is None:
             settled = links.filter(pl.col("resolution") <= seen)
@@ -417,6 +468,14 @@ def match_profiles(
         decisions = pl.concat([kept, decisions], how="vertical_relaxed")
     newest = todo.get_column("resolution").max() if todo.height else seen
     return decisions.with_columns(resolution=pl.lit(newest, pl.Int64)).sort("left_key", "right_key")
+
+
+def decide(
+    entities: pl.DataFrame, model: dict, threshold: float, duckdb_config: Mapping[str, str] | None = None
+) -> pl.DataFrame:
+    """The decisions (decisions_table) on every candidate pair of `entities` (candidate_entities), by left_key,
+    right_key."""
+    return decisions_table(accept(score(entities, model, duckdb_config), threshold)).sort("left_key", "right_key")
 
 
 def decisions_table(decisions: pl.DataFrame) -> pl.DataFrame:

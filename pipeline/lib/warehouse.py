@@ -9,6 +9,7 @@ frames, reading sources) goes through `in_memory()`, bounded the same way.
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -80,6 +81,37 @@ def _limits(memory_limit: str | None, temp_directory: Path | str | None) -> dict
     if temp_directory:
         config["temp_directory"] = str(temp_directory)
     return config
+
+
+# the units of a memory size in cdp.yaml (pipeline.settings.MEMORY_SIZE), as DuckDB reads them
+SIZE_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30}
+SIZE_UNITS["tib"] = 2**40
+
+
+def size_bytes(text: str) -> int:
+    """Bytes of a memory size as configured ('4GB', '3.5 GiB', '512MB')."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]*)\s*", text)
+    if not match or match.group(2).lower() not in SIZE_UNITS:
+        raise ValueError(f"not a memory size: {text!r}")
+    return int(float(match.group(1)) * SIZE_UNITS[match.group(2).lower()])
+
+
+@contextmanager
+def memory_share(con: duckdb.DuckDBPyConnection, memory_limit: str | None, share: float) -> Iterator[None]:
+    """Within the block, the DuckDB database of `con` keeps `share` of its `memory_limit` (the limit it was opened
+    with, e.g. dbt's from the profile); it is set back to `memory_limit` on exit. For Python work holding large frames
+    beside the database: lowering the limit moves what the buffer pool holds over it (temporary tables, cached
+    blocks) to its temp_directory or out, so the process holds at most the share plus the frames, not the full limit
+    plus the frames. memory_limit is one setting of the whole database (every cursor of it). Without a
+    `memory_limit` (DuckDB's default of 80 % of RAM) nothing changes."""
+    if not memory_limit:
+        yield
+        return
+    con.execute(f"set memory_limit = {quote_literal(f'{int(size_bytes(memory_limit) * share)}B')}")
+    try:
+        yield
+    finally:
+        con.execute(f"set memory_limit = {quote_literal(memory_limit)}")
 
 
 def quote_identifier(name: str) -> str:

@@ -19,7 +19,14 @@ from pipeline.lib.identity import (
     resolve_identities,
     resolve_in_batches,
 )
-from pipeline.lib.identity_matching import candidate_entities, candidate_rows
+from pipeline.lib.identity_matching import (
+    candidate_chunks,
+    candidate_entities,
+    candidate_rows,
+    decide,
+    match_profiles,
+    train,
+)
 from tests.support.demo_shop import DEMO_RULES
 
 ORDER = [*KEYS, "id_type", "raw_value"]
@@ -53,6 +60,19 @@ def test_identifier_rows_in_duckdb_equal_the_extracted_frame_and_normalise_the_s
     assert sorted(keys.get_column("value").to_list(), key=str) == sorted(["K-1", None, "K/2"], key=str)
 
 
+def test_normalised_rows_looked_up_a_chunk_at_a_time_equal_one_lookup_of_every_spelling():
+    staged = staged_data()
+    with duckdb.connect(config={"memory_limit": "1GB"}) as con:
+        rows = identifier_rows(staged_relations(con, staged))
+        spellings = rows.filter("id_type in ('email', 'phone')").project("id_type, raw_value").distinct().count("*")
+        assert spellings.fetchone()[0] > 5 * 97
+        at_once = normalised_rows(con, rows, DEMO_RULES).pl()
+        chunked = normalised_rows(con, rows, DEMO_RULES, duckdb_config={"memory_limit": "1GB"}, chunk=97).pl()
+        limit = con.execute("select current_setting('memory_limit')").fetchone()[0]
+    assert chunked.sort(ORDER).equals(at_once.sort(ORDER))
+    assert limit == "953.6 MiB"  # the share is given back after the lookups
+
+
 def test_normalised_rows_reuse_earlier_lookups_and_look_up_only_new_spellings():
     staged = staged_data()
     with duckdb.connect() as con:
@@ -62,7 +82,7 @@ def test_normalised_rows_reuse_earlier_lookups_and_look_up_only_new_spellings():
         con.execute("delete from earlier where id_type = 'email' and record_id like '%1'")
         con.execute("update earlier set reason = 'looked up before' where id_type = 'email'")
         known = con.table("earlier").pl().select("id_type", "raw_value").unique()
-        fresh = normalised_rows(con, rows, DEMO_RULES, known="earlier").pl()
+        fresh = normalised_rows(con, rows, DEMO_RULES, known="earlier", chunk=97).pl()
     expected = normalise_identifiers(extract_identifiers(staged)[0], DEMO_RULES)
     assert fresh.drop("reason").sort(ORDER).equals(expected.drop("reason").sort(ORDER))
     emails = pl.col("id_type") == "email"
@@ -87,6 +107,26 @@ def test_candidate_rows_read_from_relations_give_the_same_candidates():
     expected = candidate_entities(links, records, identifiers)
     assert expected.height > 0
     assert candidate_entities(few_links, few_records, few_identifiers).equals(expected)
+
+
+def test_candidates_in_groups_of_neighbourhoods_give_the_entities_and_decisions_of_all_at_once():
+    raw, records = extract_identifiers(staged_data())
+    identifiers = normalise_identifiers(raw, DEMO_RULES)
+    links = link_records(identifiers, records, DEMO_RULES)
+    expected = candidate_entities(links, records, identifiers)
+    model = train(expected)
+    at_once = match_profiles(links, records, identifiers, model, DEMO_RULES.match_probability)
+    with duckdb.connect() as con:
+        for name, frame in {"links": links, "records": records, "identifiers": identifiers}.items():
+            con.register(name, frame.to_arrow())
+        groups = list(candidate_chunks(con, con.table("links"), con.table("records"), con.table("identifiers"), 40))
+        left = con.execute("select count(*) from duckdb_tables() where table_name like 'identity_candidate%'")
+        assert left.fetchone()[0] == 0
+    assert len(groups) >= 5
+    entities = pl.concat([candidate_entities(*group) for group in groups]).sort("unique_id")
+    assert entities.equals(expected)
+    assert at_once.get_column("linked").sum() > 0
+    assert decide(entities, model, DEMO_RULES.match_probability).equals(at_once.drop("resolution"))
 
 
 def test_relink_names_the_records_whose_rows_a_nightly_replaces():
@@ -165,15 +205,17 @@ def test_a_full_build_in_batches_of_neighbourhoods_resolves_as_all_at_once():
     expected = pl.concat([at_once.links, at_once.linkless], how="diagonal")
     order = [*KEYS, "id_type", "value"]
     assert records.height > 3 * 300
-    with duckdb.connect() as con:
+    limits = {"memory_limit": "1GB", "temp_directory": None}  # the connection's: it keeps a share beside the frames
+    with duckdb.connect(config={"memory_limit": "1GB"}) as con:
         con.register("identifiers", identifiers.to_arrow())
         con.register("records", records.to_arrow())
         con.execute("create table prints as " + record_fingerprints(con, "identifiers", "records").sql_query())
         for batch_records in (300, records.height):  # several batches, then all in one
-            table = resolve_in_batches(con, "identifiers", "records", "prints", DEMO_RULES, 7, None, batch_records)
+            table = resolve_in_batches(con, "identifiers", "records", "prints", DEMO_RULES, 7, limits, batch_records)
             batched = con.table(table).pl()
             assert batched.get_column("resolution").unique().to_list() == [7]
             assert batched.select(expected.columns).sort(order).equals(expected.sort(order))
+        assert con.execute("select current_setting('memory_limit')").fetchone()[0] == "953.6 MiB"  # 1GB again
     assert expected.get_column("reason").drop_nulls().n_unique() >= 3  # shared values decided in the batches too
 
 

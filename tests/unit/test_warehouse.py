@@ -6,6 +6,7 @@ import time
 
 import duckdb
 import polars as pl
+import pytest
 
 from pipeline.lib import warehouse
 
@@ -42,3 +43,36 @@ def test_replace_table_swaps_whole_tables(tmp_path):
         warehouse.replace_table(con, "marts.t", pl.DataFrame({"x": [3]}))
         assert con.execute("select list(x) from marts.t").fetchone() == ([3],)
         assert warehouse.table_exists(con, "marts.t") and not warehouse.table_exists(con, "marts.nope")
+
+
+def test_memory_share_spills_what_the_database_holds_over_the_share_and_restores_the_limit(tmp_path):
+    limit = "400MB"
+    spill = tmp_path / "spill"
+    with duckdb.connect(config={"memory_limit": limit, "temp_directory": str(spill)}) as con:
+        con.execute("create temp table t as select i, md5(i::varchar) as s from range(3000000) as r(i)")
+
+        def held():
+            return con.execute(
+                "select sum(memory_usage_bytes), sum(temporary_storage_bytes) from duckdb_memory()"
+            ).fetchone()
+
+        in_memory, spilled = held()
+        assert in_memory > 120e6 and spilled == 0
+        with warehouse.memory_share(con, limit, 0.25):
+            assert con.execute("select current_setting('memory_limit')").fetchone()[0] == "95.3 MiB"
+            in_memory, spilled = held()
+            assert in_memory <= 100e6 and spilled > 20e6
+            assert con.execute("select count(distinct s) from t").fetchone()[0] == 3000000
+        assert con.execute("select current_setting('memory_limit')").fetchone()[0] == "381.4 MiB"  # 400MB again
+        with warehouse.memory_share(con, None, 0.25):  # no configured limit: nothing to share
+            assert con.execute("select current_setting('memory_limit')").fetchone()[0] == "381.4 MiB"
+
+
+def test_size_bytes_reads_the_sizes_cdp_yaml_takes():
+    assert warehouse.size_bytes("4GB") == 4_000_000_000
+    assert warehouse.size_bytes(" 3.5 GiB") == 3.5 * 2**30
+    assert warehouse.size_bytes("512mb") == 512_000_000
+    assert warehouse.size_bytes("100B") == 100
+    for wrong in ("4", "4 GX", "lots"):
+        with pytest.raises(ValueError, match="not a memory size"):
+            warehouse.size_bytes(wrong)

@@ -3,8 +3,8 @@
 Rows whose value is junk or malformed stay with status 'invalid' or 'blocklisted', a null value and the reason, so
 identity_violations counts every rejected value; only status 'ok' rows can link records.
 
-The rows never leave the warehouse: only distinct spellings that need it are normalised in Python
-(identity.normalised_rows), then joined back there. Incremental: a nightly run builds again only the records
+The rows never leave the warehouse: only distinct spellings that need it are normalised in Python, a chunk at a
+time (identity.normalised_rows), then joined back there. Incremental: a nightly run builds again only the records
 staged since the table was last built (identity.restage; delete+insert by record, a tombstone per record that no
 longer yields a row: macro delete_identity_tombstones), and spellings the table already looked up with the same
 lookup rules (`normaliser`: identity.lookup_digest) are reused, so it normalises only new spellings. Other lookup
@@ -32,6 +32,7 @@ def model(dbt, session):
     from pipeline.lib.identity import (
         STAGED_UNTIL,
         IdentityRules,
+        duckdb_limits,
         identifier_rows,
         lookup_digest,
         normalised_rows,
@@ -57,7 +58,8 @@ def model(dbt, session):
     reuse = exists and not full_rebuild and earlier_lookups(session, this, digest)
     until = staged_until(staged)
     changed, stale = restage(session, this if exists else None, staged, rebuild=not reuse)
-    rows = normalised_rows(session, identifier_rows(changed), rules, phones.pl(), this if reuse else None)
+    limits = duckdb_limits(dbt.config.get("duckdb_memory_limit"), dbt.config.get("duckdb_temp_directory"))
+    rows = normalised_rows(session, identifier_rows(changed), rules, phones.pl(), this if reuse else None, limits)
     session.execute(
         f"create or replace temp table identity_lookup_rules as select ? as normaliser, ?::timestamp as {STAGED_UNTIL}",
         [digest, until],

@@ -12,9 +12,9 @@ import polars as pl
 
 def model(dbt, session):
     dbt.config(materialized="table")  # identity_full_rebuild comes from the YAML config (a dbt var)
-    from pipeline.lib.identity import duckdb_limits
-    from pipeline.lib.identity_matching import MODEL_VERSION, candidate_entities, candidate_rows, train
-    from pipeline.lib.warehouse import table_exists
+    from pipeline.lib.identity import DUCKDB_SHARE_BESIDE_FRAMES, duckdb_limits
+    from pipeline.lib.identity_matching import MODEL_VERSION, candidate_chunks, candidate_entities, train
+    from pipeline.lib.warehouse import memory_share, table_exists
 
     full_rebuild = str(dbt.config.get("identity_full_rebuild")).lower() in ("true", "1", "yes")
     if not full_rebuild and table_exists(session, f"{dbt.this.schema}.{dbt.this.identifier}"):
@@ -26,9 +26,14 @@ def model(dbt, session):
         dbt.ref("int_identity_records"),
         dbt.ref("int_identifiers"),
     )
-    entities = candidate_entities(*candidate_rows(session, links, records, identifiers))
     run_date = dbt.ref("int_run_date").pl().get_column("run_date")[0]
     limits = duckdb_limits(dbt.config.get("duckdb_memory_limit"), dbt.config.get("duckdb_temp_directory"))
+    # The entities of a group of whole neighbourhoods at a time (candidate_chunks), with the warehouse's DuckDB at
+    # a share of its memory beside the frames; each row is one profile's and value's, so they add up to the whole.
+    with memory_share(session, limits["memory_limit"], DUCKDB_SHARE_BESIDE_FRAMES):
+        entities = pl.concat(
+            [candidate_entities(*rows) for rows in candidate_chunks(session, links, records, identifiers)]
+        ).sort("unique_id")
     pairs = entities.group_by("shared").agg(k=pl.len()).select((pl.col("k") * (pl.col("k") - 1) // 2).sum()).item()
     return pl.DataFrame(
         {

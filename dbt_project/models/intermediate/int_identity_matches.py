@@ -17,9 +17,15 @@ import polars as pl
 
 def model(dbt, session):
     dbt.config(materialized="table")  # identity_full_rebuild comes from the YAML config (a dbt var)
-    from pipeline.lib.identity import IdentityRules, duckdb_limits
-    from pipeline.lib.identity_matching import candidate_rows, match_profiles
-    from pipeline.lib.warehouse import table_exists
+    from pipeline.lib.identity import DUCKDB_SHARE_BESIDE_FRAMES, IdentityRules, duckdb_limits
+    from pipeline.lib.identity_matching import (
+        candidate_chunks,
+        candidate_entities,
+        candidate_rows,
+        decide,
+        match_profiles,
+    )
+    from pipeline.lib.warehouse import memory_share, table_exists
 
     rules = IdentityRules.from_config(json.loads(dbt.config.get("identity_rules")))
     stored = dbt.ref("int_identity_match_model").pl().get_column("model")[0]
@@ -51,14 +57,24 @@ def model(dbt, session):
             .pl()
         )
         links = links.filter(f"resolution > {seen}")
-    decisions = match_profiles(
-        *candidate_rows(session, links, records, identifiers),
-        json.loads(stored),
-        rules.match_probability,
-        previous,
-        settled,
-        duckdb_config=duckdb_limits(dbt.config.get("duckdb_memory_limit"), dbt.config.get("duckdb_temp_directory")),
-    )
+    limits = duckdb_limits(dbt.config.get("duckdb_memory_limit"), dbt.config.get("duckdb_temp_directory"))
+    if settled is None:
+        # Every pair is scored: the entities are built a group of whole neighbourhoods at a time (candidate_chunks),
+        # with the warehouse's DuckDB at a share of its memory beside the frames.
+        with memory_share(session, limits["memory_limit"], DUCKDB_SHARE_BESIDE_FRAMES):
+            entities = pl.concat(
+                [candidate_entities(*rows) for rows in candidate_chunks(session, links, records, identifiers)]
+            ).sort("unique_id")
+            decisions = decide(entities, json.loads(stored), rules.match_probability, limits)
+    else:
+        decisions = match_profiles(
+            *candidate_rows(session, links, records, identifiers),
+            json.loads(stored),
+            rules.match_probability,
+            previous,
+            settled,
+            duckdb_config=limits,
+        )
     # The newest resolution seen, though the rows read were only the candidates'.
     decisions = decisions.with_columns(resolution=pl.lit(newest, pl.Int64))
     return decisions.with_columns(model_digest=pl.lit(model_digest)).to_arrow()
