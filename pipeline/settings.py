@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from pydantic.dataclasses import dataclass
 
 from pipeline.lib.environment import REPO_ROOT
+from pipeline.lib.warehouse import MEMORY_SIZE
 
 if TYPE_CHECKING:
     from pipeline.lib.identity import IdentityRules
@@ -33,7 +34,6 @@ DEFAULT_CONFIG = REPO_ROOT / "pipeline" / "config" / "cdp.yaml"
 
 # Keys that were renamed: (section, old key) -> new key. A file still using the old name is refused with the new one.
 RENAMED_KEYS = {("clv", "cost_per_ticket_idr"): "clv.cost_per_ticket (in calendar.currency)"}
-MEMORY_SIZE = re.compile(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)

@@ -428,6 +428,20 @@ def candidate_chunks(
             con.execute(f"drop table {name}")
 
 
+def chunked_candidate_entities(
+    con: duckdb.DuckDBPyConnection,
+    links: duckdb.DuckDBPyRelation,
+    records: duckdb.DuckDBPyRelation,
+    identifiers: duckdb.DuckDBPyRelation,
+    chunk_rows: int = CANDIDATE_CHUNK,
+) -> pl.DataFrame:
+    """candidate_entities of every candidate in `links` (as candidate_rows), built a group of whole neighbourhoods at
+    a time (candidate_chunks): each row is one profile's and value's, so the groups add up to the whole, in
+    unique_id order."""
+    groups = candidate_chunks(con, links, records, identifiers, chunk_rows)
+    return pl.concat([candidate_entities(*rows) for rows in groups]).sort("unique_id")
+
+
 def match_profiles(
     links: pl.DataFrame,
     records: pl.DataFrame,

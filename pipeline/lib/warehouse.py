@@ -83,15 +83,18 @@ def _limits(memory_limit: str | None, temp_directory: Path | str | None) -> dict
     return config
 
 
-# the units of a memory size in cdp.yaml (pipeline.settings.MEMORY_SIZE), as DuckDB reads them
-SIZE_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30}
-SIZE_UNITS["tib"] = 2**40
+# The units of a memory size (cdp.yaml's duckdb.memory_limit), as DuckDB reads them.
+SIZE_UNITS = {
+    "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+    "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40,
+}  # fmt: skip
+MEMORY_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(" + "|".join(SIZE_UNITS) + ")", re.IGNORECASE)
 
 
 def size_bytes(text: str) -> int:
     """Bytes of a memory size as configured ('4GB', '3.5 GiB', '512MB')."""
-    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]*)\s*", text)
-    if not match or match.group(2).lower() not in SIZE_UNITS:
+    match = MEMORY_SIZE.fullmatch(text.strip())
+    if not match:
         raise ValueError(f"not a memory size: {text!r}")
     return int(float(match.group(1)) * SIZE_UNITS[match.group(2).lower()])
 

@@ -23,6 +23,7 @@ from pipeline.lib.identity_matching import (
     candidate_chunks,
     candidate_entities,
     candidate_rows,
+    chunked_candidate_entities,
     decide,
     match_profiles,
     train,
@@ -119,11 +120,12 @@ def test_candidates_in_groups_of_neighbourhoods_give_the_entities_and_decisions_
     with duckdb.connect() as con:
         for name, frame in {"links": links, "records": records, "identifiers": identifiers}.items():
             con.register(name, frame.to_arrow())
-        groups = list(candidate_chunks(con, con.table("links"), con.table("records"), con.table("identifiers"), 40))
+        tables = con.table("links"), con.table("records"), con.table("identifiers")
+        groups = list(candidate_chunks(con, *tables, 40))
+        entities = chunked_candidate_entities(con, *tables, 40)
         left = con.execute("select count(*) from duckdb_tables() where table_name like 'identity_candidate%'")
         assert left.fetchone()[0] == 0
     assert len(groups) >= 5
-    entities = pl.concat([candidate_entities(*group) for group in groups]).sort("unique_id")
     assert entities.equals(expected)
     assert at_once.get_column("linked").sum() > 0
     assert decide(entities, model, DEMO_RULES.match_probability).equals(at_once.drop("resolution"))

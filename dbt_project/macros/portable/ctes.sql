@@ -21,7 +21,7 @@
     {%- if not (execute and model.resource_type == 'model') -%}
         {{ return(default__build_step(name, steps, sql, view)) }}
     {%- endif -%}
-    {%- set relation = '__step_' ~ model.name ~ '__' ~ name -%}
+    {%- set relation = build_step_prefix() ~ name -%}
     {%- set earlier = [] -%}
     {%- for step in steps -%}
         {%- do earlier.append(step.name ~ ' as (select * from ' ~ step.relation ~ ')') -%}
@@ -30,6 +30,11 @@
         ~ ('with ' ~ earlier | join(', ') ~ ' ' if earlier else '') ~ sql) -%}
     {%- do steps.append({'name': name, 'relation': relation}) -%}
     {{ return(name ~ ' as (select * from ' ~ relation ~ ')') }}
+{%- endmacro %}
+
+{#- The names of the running model's steps start with this: the post-hook finds them by it. -#}
+{% macro build_step_prefix() -%}
+    {{ return('__step_' ~ model.name ~ '__') }}
 {%- endmacro %}
 
 {#- A post-hook: drops the temporary tables and views of a model's steps, which would otherwise hold their memory (or
@@ -46,7 +51,7 @@
     {%- if not execute -%}
         {{ return('') }}
     {%- endif -%}
-    {%- set prefix = '__step_' ~ model.name ~ '__' -%}
+    {%- set prefix = build_step_prefix() -%}
     {%- set steps = run_query(
         "select 'view', view_name from duckdb_views() where temporary and starts_with(view_name, '" ~ prefix ~ "')"
         ~ " union all select 'table', table_name from duckdb_tables() where temporary"

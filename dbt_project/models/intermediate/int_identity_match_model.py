@@ -13,7 +13,7 @@ import polars as pl
 def model(dbt, session):
     dbt.config(materialized="table")  # identity_full_rebuild comes from the YAML config (a dbt var)
     from pipeline.lib.identity import DUCKDB_SHARE_BESIDE_FRAMES, duckdb_limits
-    from pipeline.lib.identity_matching import MODEL_VERSION, candidate_chunks, candidate_entities, train
+    from pipeline.lib.identity_matching import MODEL_VERSION, chunked_candidate_entities, train
     from pipeline.lib.warehouse import memory_share, table_exists
 
     full_rebuild = str(dbt.config.get("identity_full_rebuild")).lower() in ("true", "1", "yes")
@@ -28,12 +28,10 @@ def model(dbt, session):
     )
     run_date = dbt.ref("int_run_date").pl().get_column("run_date")[0]
     limits = duckdb_limits(dbt.config.get("duckdb_memory_limit"), dbt.config.get("duckdb_temp_directory"))
-    # The entities of a group of whole neighbourhoods at a time (candidate_chunks), with the warehouse's DuckDB at
-    # a share of its memory beside the frames; each row is one profile's and value's, so they add up to the whole.
+    # The entities a group of whole neighbourhoods at a time, with the warehouse's DuckDB at a share of its memory
+    # beside the frames.
     with memory_share(session, limits["memory_limit"], DUCKDB_SHARE_BESIDE_FRAMES):
-        entities = pl.concat(
-            [candidate_entities(*rows) for rows in candidate_chunks(session, links, records, identifiers)]
-        ).sort("unique_id")
+        entities = chunked_candidate_entities(session, links, records, identifiers)
     pairs = entities.group_by("shared").agg(k=pl.len()).select((pl.col("k") * (pl.col("k") - 1) // 2).sum()).item()
     return pl.DataFrame(
         {

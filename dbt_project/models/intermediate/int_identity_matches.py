@@ -18,13 +18,7 @@ import polars as pl
 def model(dbt, session):
     dbt.config(materialized="table")  # identity_full_rebuild comes from the YAML config (a dbt var)
     from pipeline.lib.identity import DUCKDB_SHARE_BESIDE_FRAMES, IdentityRules, duckdb_limits
-    from pipeline.lib.identity_matching import (
-        candidate_chunks,
-        candidate_entities,
-        candidate_rows,
-        decide,
-        match_profiles,
-    )
+    from pipeline.lib.identity_matching import candidate_rows, chunked_candidate_entities, decide, match_profiles
     from pipeline.lib.warehouse import memory_share, table_exists
 
     rules = IdentityRules.from_config(json.loads(dbt.config.get("identity_rules")))
@@ -59,12 +53,10 @@ def model(dbt, session):
         links = links.filter(f"resolution > {seen}")
     limits = duckdb_limits(dbt.config.get("duckdb_memory_limit"), dbt.config.get("duckdb_temp_directory"))
     if settled is None:
-        # Every pair is scored: the entities are built a group of whole neighbourhoods at a time (candidate_chunks),
-        # with the warehouse's DuckDB at a share of its memory beside the frames.
+        # Every pair is scored: the entities are built a group of whole neighbourhoods at a time, with the
+        # warehouse's DuckDB at a share of its memory beside the frames.
         with memory_share(session, limits["memory_limit"], DUCKDB_SHARE_BESIDE_FRAMES):
-            entities = pl.concat(
-                [candidate_entities(*rows) for rows in candidate_chunks(session, links, records, identifiers)]
-            ).sort("unique_id")
+            entities = chunked_candidate_entities(session, links, records, identifiers)
             decisions = decide(entities, json.loads(stored), rules.match_probability, limits)
     else:
         decisions = match_profiles(
