@@ -1281,28 +1281,35 @@ def records_to_resolve(
     """source, record_id: the records a nightly run resolves again.
 
     Relations `con` knows: `fingerprints` (record_fingerprints of today's records, or of the candidates only),
-    `identifiers` (today's), `previous` (source, record_id, fingerprint, neighbourhood as the last run left them)
-    and `compared` (the rows of `previous` of the records that may have changed or gone; None: every record). New and
-    changed records, and every record of a previous neighbourhood that holds a changed or gone record or a record
-    sharing a usable value with a new or changed one. The set is closed: each of its records' values is carried by
-    its records only, so its neighbourhoods are today's. `redated` (source, record_id; redated_records) names
-    changed records whose change no decision reads: they count as unchanged.
+    `identifiers` (today's rows of at least the records of `fingerprints`), `previous` (source, record_id,
+    fingerprint, neighbourhood, id_type, value as the last run left them) and `compared` (the rows of `previous` of
+    the records that may have changed or gone; None: every record). New and changed records, and every record of a
+    previous neighbourhood that holds a changed or gone record or a record sharing a usable value with a new or
+    changed one. The set is closed: each of its records' values is carried by its records only, so its
+    neighbourhoods are today's. `redated` (source, record_id; redated_records) names changed records whose change no
+    decision reads: they count as unchanged.
+    An unchanged record carries today the usable values its rows in `previous` hold (one row per usable value), so
+    the records sharing a value with a changed one are found there, in the scan that finds their neighbourhoods.
     """
+    before = compared or previous
     return con.sql(f"""
-        with before as (select distinct source, record_id, fingerprint from {compared or previous}),
+        with before as (select distinct source, record_id, fingerprint from {before}),
         changed as (
             select source, record_id from {fingerprints}
             anti join before using (source, record_id, fingerprint)
             {f"anti join {redated} using (source, record_id)" if redated else ""}
         ),
         gone as (select source, record_id from before anti join {fingerprints} using (source, record_id)),
-        usable as (select source, record_id, id_type, value from {identifiers} where status = 'ok'),
-        touched_values as (select distinct id_type, value from usable semi join changed using (source, record_id)),
-        sharers as (select source, record_id from usable semi join touched_values using (id_type, value)),
+        touched_values as (
+            select distinct id_type, value from {identifiers}
+            semi join changed using (source, record_id)
+            where status = 'ok'
+        ),
         dirty as (
-            select distinct neighbourhood from {previous}
-            semi join (select * from changed union all select * from gone union all select * from sharers)
-                using (source, record_id)
+            select neighbourhood from {before}
+            semi join (select * from changed union all select * from gone) using (source, record_id)
+            union
+            select neighbourhood from {previous} semi join touched_values using (id_type, value)
         )
         select source, record_id from changed
         union
@@ -1347,13 +1354,21 @@ def restage(
         since = con.execute(f"select max({STAGED_UNTIL}) from {table}").fetchone()[0]
     if since is None:
         return dict(relations), None if table is None else con.table(table).project("source, record_id").distinct()
-    cut = {
+    cut = staged_since(relations, since)
+    return cut, record_rows(cut).project("source, record_id")
+
+
+def staged_since(
+    relations: Mapping[str, duckdb.DuckDBPyRelation], since: datetime
+) -> dict[str, duckdb.DuckDBPyRelation]:
+    """The staged relations cut to the rows loaded after `since` (a table's newest STAGED_UNTIL); a relation without
+    load times is read whole."""
+    return {
         name: relation.filter(duckdb.ColumnExpression(LOAD_STAMP) > duckdb.ConstantExpression(since))
         if LOAD_STAMP in relation.columns
         else relation
         for name, relation in relations.items()
     }
-    return cut, record_rows(cut).project("source, record_id")
 
 
 def with_tombstones(
@@ -1428,6 +1443,7 @@ def relink(
     resolve_all: bool = False,
     duckdb_config: DuckDBConfig | None = None,
     candidates: str | None = None,
+    candidate_rows: Mapping[str, str] | None = None,
 ) -> tuple[duckdb.DuckDBPyRelation, pl.DataFrame | None]:
     """(fresh, replaced): the link rows (LINK_SCHEMA) of the records this run resolves, as a relation of `con`, and
     source, record_id of the previous records whose rows these replace (resolved again, or gone from `records`);
@@ -1442,7 +1458,9 @@ def relink(
     only what is newer than what they saw. `duckdb_config` bounds the rules' own in-memory DuckDB. `candidates`
     (a relation of `con`: source, record_id) names the records that may have changed or gone since `previous`
     (new or restaged ones, neighbours of erased ones): only their fingerprints are computed and compared; None
-    compares every record's.
+    compares every record's. `candidate_rows` ("identifiers", "records": relations of `con`) hold at least the
+    candidates' rows of `identifiers` and `records`, in fewer rows than those (e.g. the rows staged since the last
+    run): the candidates' rows are taken from them.
     """
     resolution = time.time_ns() // 1000
     last = con.sql(f"select max(resolution) from {previous}").fetchone()[0] if previous is not None else None
@@ -1461,7 +1479,8 @@ def relink(
         for name, relation in (("identifiers", identifiers), ("records", records)):
             con.execute(
                 f"create or replace temp table identity_candidate_{name} as "
-                f"select * from {relation} semi join {candidates} using (source, record_id)"
+                f"select * from {(candidate_rows or {}).get(name, relation)} semi join {candidates} "
+                "using (source, record_id)"
             )
         fingerprints = record_fingerprints(con, "identity_candidate_identifiers", "identity_candidate_records")
     con.execute("create or replace temp table identity_fingerprints as " + fingerprints.sql_query())
@@ -1491,7 +1510,14 @@ def relink(
         )
     con.execute(
         "create or replace temp table identity_todo as "
-        + records_to_resolve(con, "identity_fingerprints", identifiers, previous, compared, redated).sql_query()
+        + records_to_resolve(
+            con,
+            "identity_fingerprints",
+            identifiers if candidates is None else "identity_candidate_identifiers",
+            previous,
+            compared,
+            redated,
+        ).sql_query()
     )
     redated_rows = pl.DataFrame(schema=LINK_SCHEMA)
     if redated is not None:

@@ -192,8 +192,19 @@ def test_relink_given_the_candidates_replaces_what_comparing_every_record_does()
         every = every.pl()
         fresh, replaced = relink(con, "identifiers", "records", DEMO_RULES, "previous", candidates="candidates")
         fresh = fresh.pl()
+        # the candidates' rows given apart, among others' (as the rows staged since the last run hold them)
+        staged = pl.concat([candidates, today.select(KEYS).sample(fraction=0.1, seed=3)]).unique()
+        con.register("staged_identifiers", today_identifiers.join(staged, on=KEYS, how="semi").to_arrow())
+        con.register("staged_records", today.join(staged, on=KEYS, how="semi").to_arrow())
+        given = {"identifiers": "staged_identifiers", "records": "staged_records"}
+        from_staged, staged_replaced = relink(
+            con, "identifiers", "records", DEMO_RULES, "previous", candidates="candidates", candidate_rows=given
+        )
+        from_staged = from_staged.pl()
     assert replaced.sort(KEYS).equals(every_replaced.sort(KEYS))
     assert fresh.drop("resolution").sort(order).equals(every.drop("resolution").sort(order))
+    assert staged_replaced.sort(KEYS).equals(replaced.sort(KEYS))
+    assert from_staged.drop("resolution").sort(order).equals(fresh.drop("resolution").sort(order))
     assert replaced.height < 0.5 * today.height
     kept = previous.join(replaced, on=KEYS, how="anti")
     whole = link_records(today_identifiers, today, DEMO_RULES)

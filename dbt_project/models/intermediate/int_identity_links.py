@@ -8,7 +8,8 @@ the matcher's links (int_identity_components).
 
 Incremental: a nightly run resolves again only the neighbourhoods that new, changed or gone records touch
 (identity.relink). The candidates are the records int_identity_records or int_identifiers built again since this
-table was (`staged_until`) and those erasure marked (fingerprint 0); only their fingerprints are compared. A
+table was (`staged_until`) and those erasure marked (fingerprint 0); only their fingerprints are compared, and their
+rows are read from the rows staged since then (restaged_rows), not searched for in the history. A
 record whose only change is a day no decision reads (an order's status, an account's update: identity.redated_records)
 keeps its rows with the new fingerprint and day (`seen_on`). dbt replaces the rows of the records resolved again or
 redated (delete+insert by record; a record gone has a tombstone: macro delete_identity_tombstones); the other rows
@@ -38,6 +39,24 @@ def previous_links(session, this, rules_digest):
     return True, other_rules == 0
 
 
+def restaged_rows(session, this, seen, views):
+    """The rows of the views (name -> (relation, select list), as identity_<name> reads them) staged since `seen`
+    (the table's watermark), as temp tables: every candidate's rows, found without searching the history (a record
+    staged since then was built again, all its rows stamped later), unless erasure marked records (fingerprint 0),
+    whose rows are older: None then."""
+    from pipeline.lib.identity import STAGED_UNTIL
+
+    if session.execute(f"select count(*) from {this} where fingerprint = 0").fetchone()[0]:
+        return None
+    for name, (relation, columns) in views.items():
+        session.execute(
+            f"create or replace temp table identity_restaged_{name} as "
+            f"select {columns} from ({relation.sql_query()}) where {STAGED_UNTIL} > $seen",
+            {"seen": seen},
+        )
+    return {name: f"identity_restaged_{name}" for name in views}
+
+
 def model(dbt, session):
     dbt.config(
         materialized="incremental",
@@ -55,15 +74,20 @@ def model(dbt, session):
     # are listed with theirs).
     identifiers = dbt.ref("int_identifiers")
     records = dbt.ref("int_identity_records")
-    usable = "source, record_id, id_type, value, status, reason, if(status <> 'ok', raw_value, null) as raw_value"
-    session.execute("create or replace temp view identity_identifiers as " + identifiers.project(usable).sql_query())
-    session.execute(
-        "create or replace temp view identity_records as " + records.project(f"* exclude ({STAGED_UNTIL})").sql_query()
-    )
+    views = {
+        "identifiers": (
+            identifiers,
+            "source, record_id, id_type, value, status, reason, if(status <> 'ok', raw_value, null) as raw_value",
+        ),
+        "records": (records, f"* exclude ({STAGED_UNTIL})"),
+    }
+    for name, (relation, columns) in views.items():
+        view = f"create or replace temp view identity_{name} as select {columns} from ({relation.sql_query()})"
+        session.execute(view)
     # the newest staging load time the two inputs have seen, stored with the rows (the next run's watermark)
     stamps = [relation.aggregate(f"max({STAGED_UNTIL})").fetchone()[0] for relation in (identifiers, records)]
     until = max((stamp for stamp in stamps if stamp is not None), default=None)
-    candidates = None
+    candidates = candidate_rows = None
     if exists and STAGED_UNTIL in session.table(this).columns:
         seen = session.execute(f"select max({STAGED_UNTIL}) from {this}").fetchone()[0]
         if seen is not None:
@@ -75,6 +99,7 @@ def model(dbt, session):
                 {"seen": seen},
             )
             candidates = "identity_candidates"
+            candidate_rows = restaged_rows(session, this, seen, views)
     fresh, replaced = relink(
         session,
         "identity_identifiers",
@@ -84,7 +109,10 @@ def model(dbt, session):
         resolve_all=full_rebuild or not same_rules,
         duckdb_config=duckdb_limits(dbt.config.get("duckdb_memory_limit"), dbt.config.get("duckdb_temp_directory")),
         candidates=candidates,
+        candidate_rows=candidate_rows,
     )
+    for name in (candidate_rows or {}).values():
+        session.execute(f"drop table {name}")
     rows = fresh.select(
         *(duckdb.ColumnExpression(column) for column in LINK_SCHEMA),
         duckdb.ConstantExpression(rules.digest()).alias("rules_digest"),
