@@ -11,12 +11,19 @@
     {{ sql_string(invocation_id) }}
 {%- endmacro %}
 
-{#- dbt's test filter (`where` config), with the placeholder __this_build__ resolved when the test runs: configs are
-    rendered when dbt parses, and the parse is reused by later invocations (pipeline/defs/dbt/assets.py). -#}
+{#- dbt's test filter (`where` config), with the placeholders resolved when the test runs: configs are rendered
+    when dbt parses, and the parse is reused by later invocations (pipeline/defs/dbt/assets.py). `__this_build__` is
+    this invocation, `__tested__` the tested relation: a Python model cannot stamp the invocation, but its rows can
+    carry a stamp no older row exceeds, e.g. `staged_until = (select max(staged_until) from __tested__)`: at least
+    the rows this build wrote. A filter with either holds under `dbt build` only. -#}
 {% macro get_where_subquery(relation) -%}
     {%- set where = config.get('where', '') %}
-    {%- if where and '__this_build__' in where %}
-        {%- set where = where | replace('__this_build__', this_build()) if flags.WHICH == 'build' else '' %}
+    {%- if where and ('__this_build__' in where or '__tested__' in where) %}
+        {%- if flags.WHICH == 'build' %}
+            {%- set where = where | replace('__this_build__', this_build()) | replace('__tested__', relation) %}
+        {%- else %}
+            {%- set where = '' %}
+        {%- endif %}
     {%- endif %}
     {%- if where %}
         {%- do return('(select * from ' ~ relation ~ ' where ' ~ where ~ ') as dbt_subquery') %}

@@ -8,6 +8,7 @@ from datetime import datetime
 import duckdb
 import polars as pl
 
+from pipeline.lib.identity import record_sources
 from tests.support.dbt_cli import plant_tables, run_dbt
 
 UNIQUE_ORDER = "unique_stg_webshop__orders_order_id"
@@ -68,3 +69,41 @@ def test_a_build_checks_the_rows_it_wrote_and_dbt_test_every_row(tmp_path):
 
     whole = run_dbt(warehouse, "test", "--select", UNIQUE_ORDER)
     assert whole.returncode == 1 and "Got 1 result" in whole.stdout, whole.stdout[-2000:]
+
+
+def _person_records(loaded: dict[str, datetime]) -> dict[str, pl.DataFrame]:
+    """The staged person records int_identity_records reads: one account per key (loaded at its time), no other
+    records."""
+    tables = {}
+    for number, source in enumerate(record_sources()):
+        keys = list(loaded) if number == 0 else []
+        columns = dict.fromkeys([source.key, *source.names, *filter(None, (source.city, source.seen_at))], pl.String)
+        frame = {column: [f"{column}-{key}" if column != source.key else key for key in keys] for column in columns}
+        frame["_loaded_at"] = [loaded[key] for key in keys]
+        tables[f"staging.{source.model}"] = pl.DataFrame(frame, schema={**columns, "_loaded_at": pl.Datetime("us")})
+    return tables
+
+
+def test_a_python_model_build_checks_the_rows_of_its_newest_stamp(tmp_path):
+    """int_identity_records cannot stamp the invocation; its rows carry staged_until, which no older row exceeds."""
+    warehouse = tmp_path / "warehouse.duckdb"
+    first, night = datetime(2026, 1, 5, 23, 0), datetime(2026, 1, 6, 23, 0)
+    build = ("build", "--select", "int_identity_records", "--vars", '{"identity_rules": {"default_region": "ID"}}')
+    plant_tables(warehouse, _person_records({"W1": first, "W2": first}))
+    assert run_dbt(warehouse, *build).returncode == 0
+    with duckdb.connect(str(warehouse)) as con:  # damage outside any build: a second row for W1
+        con.execute("insert into intermediate.int_identity_records from intermediate.int_identity_records limit 1")
+    plant_tables(warehouse, _person_records({"W1": first, "W2": first, "W3": night}))
+
+    nightly = run_dbt(warehouse, *build)
+    assert nightly.returncode == 0, nightly.stdout[-2000:]  # W3's row is the night's: the old duplicate is not
+    whole = run_dbt(warehouse, "test", "--select", "int_identity_records")
+    assert whole.returncode == 1 and "Got 1 result" in whole.stdout, whole.stdout[-2000:]
+
+    with duckdb.connect(str(warehouse)) as con:  # a duplicate among the newest rows is the build's to find
+        con.execute(
+            "insert into intermediate.int_identity_records "
+            "from intermediate.int_identity_records where record_id = 'W3'"
+        )
+    again = run_dbt(warehouse, *build)
+    assert again.returncode == 1 and "Got 1 result" in again.stdout, again.stdout[-2000:]
