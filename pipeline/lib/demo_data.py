@@ -376,7 +376,10 @@ def build_orders(
     li = np.repeat(np.arange(k), lines_per)
     n_lines = li.size
     line_no = np.arange(n_lines) - np.repeat(np.r_[0, np.cumsum(lines_per)[:-1]], lines_per) + 1
-    unit_price = rng.lognormal(11.3, 0.8, n_lines) // 500 * 500 + 500
+    # Each buyer has a spend level of their own (customers differ in what they usually spend: the heterogeneity the
+    # Gamma-Gamma model estimates), from a stream of its own so that the other draws stay as they were.
+    spend_level = np.random.default_rng([cfg.seed, numbering.persons, 1]).lognormal(0.0, 0.5, buyers.height)
+    unit_price = rng.lognormal(11.3, 0.8, n_lines) * spend_level[idx][li] // 500 * 500 + 500
     items = pl.DataFrame(
         {
             "order_id": orders["order_id"].to_numpy()[li],
