@@ -3,7 +3,7 @@
     uv run python -m bench.query_memory WAREHOUSE QUERY.sql [--memory-limit 2GB] [--threads 2]
 
 Samples `duckdb_memory()` (the buffer pool's use per tag: HASH_TABLE, COLUMN_DATA for materialised CTEs, ORDER_BY,
-...) from a second cursor every 50 ms while the query runs on a read-only connection, and prints the query's wall
+...) from a second cursor every 5 ms while the query runs on a read-only connection, and prints the query's wall
 time and each tag's peak in MiB with the total's peak: which operators hold a query's memory, at a scale where it
 still runs, before it runs out of memory at a larger one (how int_customer_traits' full build was read, session 10;
 since it is built in steps its compiled SQL reads the steps' temporary tables and no longer runs alone).
@@ -39,7 +39,7 @@ def peak_memory(warehouse: str, sql: str, memory_limit: str = "2GB", threads: in
             for tag, used in rows:
                 peaks[tag] = max(peaks.get(tag, 0), used)
             peaks["TOTAL"] = max(peaks.get("TOTAL", 0), sum(used for _, used in rows))
-            time.sleep(0.05)
+            time.sleep(0.005)
 
     sampler = threading.Thread(target=sample)
     sampler.start()
