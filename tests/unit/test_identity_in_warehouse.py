@@ -315,3 +315,44 @@ def test_a_record_whose_only_change_is_a_day_no_decision_reads_keeps_its_rows():
     assert resolved.height < 0.8 * undated_replaced.height
     # the move made numbers recycled: decisions it reaches changed, and were resolved again
     assert not whole.filter(pl.col("reason") == "recycled").equals(previous.filter(pl.col("reason") == "recycled"))
+
+
+def test_a_night_takes_the_candidates_rows_from_what_it_staged_unless_erasure_marked_records():
+    """int_identity_links' night_candidates: the rows staged since the watermark hold every candidate's rows only when
+    no record is marked by erasure (a marked neighbour's rows are older), so then relink must search the history."""
+    import importlib.util
+    from datetime import datetime
+
+    from pipeline.defs.dbt.resources import DBT_DIR
+
+    spec = importlib.util.spec_from_file_location(
+        "links", DBT_DIR / "models" / "intermediate" / "int_identity_links.py"
+    )
+    links = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(links)
+    seen, night = datetime(2026, 1, 5, 23), datetime(2026, 1, 6, 23)
+    with duckdb.connect() as con:
+        con.execute(
+            "create table previous as "
+            "select * from (values ('a', '1', 5), ('a', '2', 7)) t(source, record_id, fingerprint)"
+        )
+        rows = "(values ('a', '1', 'x', ?::timestamp), ('a', '2', 'y', ?::timestamp), ('a', '3', 'z', ?::timestamp))"
+        con.execute(
+            f"create table idents as select * from {rows} t(source, record_id, value, staged_until)",
+            [seen, seen, night],
+        )
+        con.execute("create table recs as select source, record_id, staged_until from idents")
+        views = {
+            "identifiers": (con.table("idents"), "source, record_id, value"),
+            "records": (con.table("recs"), "source, record_id"),
+        }
+
+        candidates, staged = links.night_candidates(con, "previous", seen, views)
+        assert con.table(candidates).fetchall() == [("a", "3")]
+        assert staged == {"identifiers": "identity_restaged_identifiers", "records": "identity_restaged_records"}
+        assert con.table(staged["identifiers"]).fetchall() == [("a", "3", "z")]
+
+        con.execute("update previous set fingerprint = 0 where record_id = '2'")  # erasure marked a neighbour
+        candidates, staged = links.night_candidates(con, "previous", seen, views)
+        assert sorted(con.table(candidates).fetchall()) == [("a", "2"), ("a", "3")]
+        assert staged is None

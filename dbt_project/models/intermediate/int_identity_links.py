@@ -9,7 +9,7 @@ the matcher's links (int_identity_components).
 Incremental: a nightly run resolves again only the neighbourhoods that new, changed or gone records touch
 (identity.relink). The candidates are the records int_identity_records or int_identifiers built again since this
 table was (`staged_until`) and those erasure marked (fingerprint 0); only their fingerprints are compared, and their
-rows are read from the rows staged since then (restaged_rows), not searched for in the history. A
+rows are read from the rows staged since then (night_candidates), not searched for in the history. A
 record whose only change is a day no decision reads (an order's status, an account's update: identity.redated_records)
 keeps its rows with the new fingerprint and day (`seen_on`). dbt replaces the rows of the records resolved again or
 redated (delete+insert by record; a record gone has a tombstone: macro delete_identity_tombstones); the other rows
@@ -39,22 +39,31 @@ def previous_links(session, this, rules_digest):
     return True, other_rules == 0
 
 
-def restaged_rows(session, this, seen, views):
-    """The rows of the views (name -> (relation, select list), as identity_<name> reads them) staged since `seen`
-    (the table's watermark), as temp tables: every candidate's rows, found without searching the history (a record
-    staged since then was built again, all its rows stamped later), unless erasure marked records (fingerprint 0),
-    whose rows are older: None then."""
+def night_candidates(session, this, seen, views):
+    """(candidates, candidate rows) for relink: temp tables `identity_restaged_<name>` with the rows of the views
+    (name -> (relation, select list), as identity_<name> reads them) staged since `seen` (the table's watermark), and
+    `identity_candidates`: their records and those erasure marked (fingerprint 0). The staged rows hold every
+    candidate's rows (a record staged since then was built again, all its rows stamped later), so relink need not
+    search the history for them, unless erasure marked records, whose rows are older: the candidate rows are None
+    then."""
     from pipeline.lib.identity import STAGED_UNTIL
 
-    if session.execute(f"select count(*) from {this} where fingerprint = 0").fetchone()[0]:
-        return None
     for name, (relation, columns) in views.items():
         session.execute(
             f"create or replace temp table identity_restaged_{name} as "
             f"select {columns} from ({relation.sql_query()}) where {STAGED_UNTIL} > $seen",
             {"seen": seen},
         )
-    return {name: f"identity_restaged_{name}" for name in views}
+    session.execute(
+        f"create or replace temp table identity_marked as select source, record_id from {this} where fingerprint = 0"
+    )
+    session.execute(
+        "create or replace temp table identity_candidates as select * from identity_marked "
+        + "".join(f"union select source, record_id from identity_restaged_{name} " for name in views)
+    )
+    marked = session.execute("select count(*) from identity_marked").fetchone()[0]
+    session.execute("drop table identity_marked")
+    return "identity_candidates", None if marked else {name: f"identity_restaged_{name}" for name in views}
 
 
 def model(dbt, session):
@@ -87,19 +96,11 @@ def model(dbt, session):
     # the newest staging load time the two inputs have seen, stored with the rows (the next run's watermark)
     stamps = [relation.aggregate(f"max({STAGED_UNTIL})").fetchone()[0] for relation in (identifiers, records)]
     until = max((stamp for stamp in stamps if stamp is not None), default=None)
-    candidates = candidate_rows = None
+    seen = candidates = candidate_rows = None
     if exists and STAGED_UNTIL in session.table(this).columns:
         seen = session.execute(f"select max({STAGED_UNTIL}) from {this}").fetchone()[0]
-        if seen is not None:
-            session.execute(
-                "create or replace temp table identity_candidates as "
-                f"select source, record_id from ({identifiers.sql_query()}) where {STAGED_UNTIL} > $seen "
-                f"union select source, record_id from ({records.sql_query()}) where {STAGED_UNTIL} > $seen "
-                f"union select source, record_id from {this} where fingerprint = 0",
-                {"seen": seen},
-            )
-            candidates = "identity_candidates"
-            candidate_rows = restaged_rows(session, this, seen, views)
+    if seen is not None:
+        candidates, candidate_rows = night_candidates(session, this, seen, views)
     fresh, replaced = relink(
         session,
         "identity_identifiers",
@@ -111,8 +112,9 @@ def model(dbt, session):
         candidates=candidates,
         candidate_rows=candidate_rows,
     )
-    for name in (candidate_rows or {}).values():
-        session.execute(f"drop table {name}")
+    if seen is not None:
+        for name in views:
+            session.execute(f"drop table identity_restaged_{name}")
     rows = fresh.select(
         *(duckdb.ColumnExpression(column) for column in LINK_SCHEMA),
         duckdb.ConstantExpression(rules.digest()).alias("rules_digest"),

@@ -14,13 +14,12 @@ import json
 import polars as pl
 
 
-def rebuild_needed(session, this, region, parser):
+def rebuild_needed(session, this, exists, region, parser):
     """Whether the table as the last run left it cannot simply grow: absent, of an older layout, or holding parses of
     another region or parser version."""
     from pipeline.lib.identity import STAGED_UNTIL
-    from pipeline.lib.warehouse import table_exists
 
-    if not table_exists(session, this) or STAGED_UNTIL not in session.table(this).columns:
+    if not exists or STAGED_UNTIL not in session.table(this).columns:
         return True
     other = session.execute(
         f"select count(*) from {this} where region is distinct from ? or parser is distinct from ?", [region, parser]
@@ -50,7 +49,7 @@ def model(dbt, session):
     }
     this = f"{dbt.this.schema}.{dbt.this.identifier}"
     exists = table_exists(session, this)
-    rebuild = full_rebuild or rebuild_needed(session, this, rules.default_region, PARSER)
+    rebuild = full_rebuild or rebuild_needed(session, this, exists, rules.default_region, PARSER)
     until = staged_until(models)
     since = None if rebuild else session.execute(f"select max({STAGED_UNTIL}) from {this}").fetchone()[0]
     staged = models if since is None else staged_since(models, since)
