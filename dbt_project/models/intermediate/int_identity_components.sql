@@ -8,7 +8,7 @@
 -- are closed: no link leaves them); the others keep their rows. Incremental by record (delete+insert): a nightly
 -- run reads and writes only the records resolved again; where tables are rebuilt (Spark) the kept rows are copied.
 -- Erasure deletes an erased record's row here itself.
-{{ config(**incremental_by_key(['source', 'record_id'])) }}
+{{ config(on_schema_change='append_new_columns', **incremental_by_key(['source', 'record_id'])) }}
 {%- set settled = settled_resolution(this) %}
 {%- set fresh_profiles -%}
     (select profile_key from {{ ref('int_identity_links') }} where resolution > {{ settled }})
@@ -52,10 +52,12 @@ resolved as (
     where records.resolution > {{ settled }}
 )
 
-select source, record_id, cluster_key, is_person, resolution from resolved
+select source, record_id, cluster_key, is_person, resolution, {{ this_build() }} as _invocation_id from resolved
 {%- if settled and not is_incremental() %}
     union all
-    select kept.source, kept.record_id, kept.cluster_key, kept.is_person, records.resolution
+    select
+        kept.source, kept.record_id, kept.cluster_key, kept.is_person, records.resolution,
+        {{ this_build() }} as _invocation_id
     from {{ previous_rows(this) }} as kept
     inner join records on kept.source = records.source and kept.record_id = records.record_id
     where records.resolution <= {{ settled }}

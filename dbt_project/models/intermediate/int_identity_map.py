@@ -28,6 +28,7 @@ def model(dbt, session):
         materialized="incremental",
         incremental_strategy="delete+insert",
         unique_key=["source", "record_id"],
+        on_schema_change="append_new_columns",
     )  # identity_full_rebuild comes from the YAML config (a dbt var)
     from pipeline.lib.identity import stable_ids
 
@@ -62,7 +63,8 @@ def model(dbt, session):
         assigned = stable_ids(session, "identity_clusters", "identity_baseline", "identity_issued")
     session.execute("create or replace temp table identity_assigned as " + assigned.sql_query())
     return session.sql("""
-        select t.source, t.record_id, a.customer_id, a.previous_customer_id, run.run_date, t.resolution
+        select t.source, t.record_id, a.customer_id, a.previous_customer_id, run.run_date, t.resolution,
+            timezone('UTC', current_timestamp) as written_at
         from identity_touched as t
         left join identity_assigned as a using (source, record_id)
         cross join identity_run_date as run""")

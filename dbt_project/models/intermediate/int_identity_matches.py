@@ -41,13 +41,17 @@ def model(dbt, session):
         # Only link rows newer than the kept decisions are matched again; of the older records, only those the kept
         # decisions name leave the warehouse.
         seen = int(previous.get_column("resolution").max())
-        named = session.sql(f"select distinct left_key from {dbt.this}").set_alias("named")
+        # a left_key is source:record_id (source names hold no colon): split on the few named keys, not joined
+        # on keys built for every link row
+        named = session.sql(
+            "select distinct split_part(left_key, ':', 1) as source, left_key[strpos(left_key, ':') + 1:] as record_id "
+            f"from {dbt.this}"
+        ).set_alias("named")
         settled = (
             links.filter(f"resolution <= {seen}")
-            .project("source, record_id, source || ':' || record_id as left_key")
-            .set_alias("settled")
-            .join(named, "left_key", how="semi")
             .project("source, record_id")
+            .set_alias("settled")
+            .join(named, "source, record_id", how="semi")
             .pl()
         )
         links = links.filter(f"resolution > {seen}")
