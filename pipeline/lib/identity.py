@@ -1452,15 +1452,15 @@ def relink(
 
     Relations `con` knows by these names: `identifiers` (normalise_identifiers rows), `records`
     (extract_identifiers' records) and `previous` (the last run's link rows, or None; read are source, record_id,
-    fingerprint, neighbourhood, resolution). Finding what to resolve runs in `con` (the warehouse, for the dbt
-    model): only the rows of the records to resolve become frames. `resolution` numbers this run: microseconds
-    since 1970, above any in `previous` (so it rises even when the previous table was lost), so later steps redo
-    only what is newer than what they saw. `duckdb_config` bounds the rules' own in-memory DuckDB. `candidates`
-    (a relation of `con`: source, record_id) names the records that may have changed or gone since `previous`
-    (new or restaged ones, neighbours of erased ones): only their fingerprints are computed and compared; None
-    compares every record's. `candidate_rows` ("identifiers", "records": relations of `con`) hold at least the
-    candidates' rows of `identifiers` and `records`, in fewer rows than those (e.g. the rows staged since the last
-    run): the candidates' rows are taken from them.
+    fingerprint, neighbourhood, resolution and, of unchanged records, id_type and value). Finding what to resolve
+    runs in `con` (the warehouse, for the dbt model): only the rows of the records to resolve become frames.
+    `resolution` numbers this run: microseconds since 1970, above any in `previous` (so it rises even when the
+    previous table was lost), so later steps redo only what is newer than what they saw. `duckdb_config` bounds
+    the rules' own in-memory DuckDB. `candidates` (a relation of `con`: source, record_id) names the records that
+    may have changed or gone since `previous` (new or restaged ones, neighbours of erased ones): only their
+    fingerprints are computed and compared; None compares every record's. `candidate_rows` ("identifiers",
+    "records": relations of `con`) hold at least the candidates' rows of `identifiers` and `records`, in fewer rows
+    than those (e.g. the rows staged since the last run): the candidates' rows are taken from them.
     """
     resolution = time.time_ns() // 1000
     last = con.sql(f"select max(resolution) from {previous}").fetchone()[0] if previous is not None else None
@@ -1542,14 +1542,26 @@ def relink(
             redated_rows.select(KEYS).unique(),
         ]
     )
+    todo_rows = {
+        name: f"select * from {relation} semi join identity_todo using (source, record_id)"
+        for name, relation in (("identifiers", identifiers), ("records", records))
+    }
+    if candidates is not None:
+        # A record resolved again that is no candidate is unchanged since `previous`, whose rows hold each usable
+        # value it carries (the rules read no other): its identifier rows come from those, narrower than the
+        # identifiers' history; the candidates' from the rows already read.
+        todo_rows["identifiers"] = f"""
+            select * from identity_candidate_identifiers semi join identity_todo using (source, record_id)
+            union all by name
+            select source, record_id, id_type, value, 'ok' as status from {previous}
+            semi join (select * from identity_todo anti join {candidates} using (source, record_id))
+                using (source, record_id)
+            where id_type is not null"""
+    for name, query in todo_rows.items():
+        con.execute(f"create or replace temp table identity_todo_{name} as {query}")
     if candidates is not None:
         for name in ("identity_compared", "identity_candidate_identifiers", "identity_candidate_records"):
             con.execute(f"drop table {name}")
-    for name, relation in (("identifiers", identifiers), ("records", records)):
-        con.execute(
-            f"create or replace temp table identity_todo_{name} as "
-            f"select * from {relation} semi join identity_todo using (source, record_id)"
-        )
     # the fingerprints of the records resolved again: the candidates' and their neighbours'
     fingerprints = record_fingerprints(con, "identity_todo_identifiers", "identity_todo_records").pl()
     identifiers_todo, records_todo = (con.table(f"identity_todo_{name}").pl() for name in ("identifiers", "records"))

@@ -53,11 +53,11 @@ def model(dbt, session):
             f"create or replace temp view identity_baseline as select source, record_id, {before} as customer_id "
             f"from {this} where {before} is not null"
         )
-        # Never minted again: the ids before this date, and those of the rows this run keeps.
+        # Never minted again: the ids before this date (the baseline's: stable_ids never mints those) and those of
+        # the rows this run keeps.
         session.execute(f"""
             create or replace temp view identity_issued as
             select previous_customer_id as customer_id from {this}
-            union all select {before} from {this}
             union all select this.customer_id from {this} as this
             anti join identity_touched as t on t.source = this.source and t.record_id = this.record_id""")
         assigned = stable_ids(session, "identity_clusters", "identity_baseline", "identity_issued")
