@@ -23,10 +23,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -38,7 +41,7 @@ from scipy.sparse.csgraph import connected_components
 
 from pipeline.lib.phones import PARSER, normalise_phones
 from pipeline.lib.sources.registry import person_records
-from pipeline.lib.warehouse import in_memory, memory_share
+from pipeline.lib.warehouse import in_memory, memory_share, quote_literal
 
 IDENTIFIER_TYPES = ("webshop_customer_id", "order_id", "email", "phone", "helpdesk_requester_id")
 CONTACT_TYPES = ("email", "phone")
@@ -1598,6 +1601,7 @@ BATCH_RECORDS = 500_000
 # and the links written so far (the history's size) spill beyond it, so the process holds at most the share plus
 # one batch's frames (at 1M, 5.2 GiB with DuckDB at its full 4GB limit beside them).
 DUCKDB_SHARE_BESIDE_FRAMES = 0.5
+BATCH_FILES = "identity-batches-"  # prefix of a full build's folder of batch files, in DuckDB's temp_directory
 
 
 def resolve_in_batches(
@@ -1615,15 +1619,16 @@ def resolve_in_batches(
     The rules decide within a neighbourhood (see the nightly section below), so whole neighbourhoods are resolved
     in batches of about `batch_records` records (a bigger neighbourhood is a batch of its own), with the result
     of resolving everything at once. Records and values are numbered in `con` and only the integer edges leave it
-    to find the neighbourhoods (scipy); then one batch's rows at a time become frames, and its link rows go back
-    into the table. Relations `con` knows by these names: `identifiers`, `records` (as for relink) and
-    `fingerprints` (record_fingerprints of them: one row per record of either). `duckdb_config` bounds the rules'
-    in-memory DuckDB; its memory_limit is taken to be `con`'s too (dbt's profile and the models' configs set both
+    to find the neighbourhoods (scipy); then the inputs are written once as Parquet files partitioned by batch, and
+    one batch's files at a time become frames, whose link rows go back into the table. Relations `con` knows by
+    these names: `identifiers`, `records` (as for relink) and `fingerprints` (record_fingerprints of them: one row
+    per record of either). `duckdb_config` bounds the rules' in-memory DuckDB and names the folder the batch files
+    are written in (`temp_directory`, else the system's; they are deleted at the end, and a killed build's at the
+    next one's start); its memory_limit is taken to be `con`'s too (dbt's profile and the models' configs set both
     from one var), which DUCKDB_SHARE_BESIDE_FRAMES of it is kept while frames are alive.
     """
     # The fingerprints name every record once; records and usable values are numbered once, in key order (the
-    # rules' frames then carry the numbers: RECORD_ORDER, VALUE_ORDER), and identifiers get them by joins (only
-    # usable rows have a value).
+    # rules' frames then carry the numbers: RECORD_ORDER, VALUE_ORDER, so their sorts are of integers).
     con.execute(f"""
         create or replace temp table identity_record_numbers as
         select source, record_id, fingerprint, seen_on,
@@ -1633,17 +1638,14 @@ def resolve_in_batches(
         create or replace temp table identity_value_numbers as
         select id_type, value, (row_number() over (order by id_type, value) - 1)::bigint as v
         from (select distinct id_type, value from {identifiers} where status = 'ok')""")
-    con.execute(f"""
-        create or replace temp table identity_numbered_identifiers as
-        select rows.*, numbers.r, value_numbers.v from {identifiers} as rows
-        join identity_record_numbers as numbers using (source, record_id)
-        left join identity_value_numbers as value_numbers using (id_type, value)""")
     n = con.execute("select count(*) from identity_record_numbers").fetchone()[0]
     values = con.execute("select count(*) from identity_value_numbers").fetchone()[0]
-    con.execute("drop table identity_value_numbers")
     limit = (duckdb_config or {}).get("memory_limit")
     with memory_share(con, limit, DUCKDB_SHARE_BESIDE_FRAMES):  # the whole graph's edges are in numpy
-        edges = con.execute("select distinct r, v from identity_numbered_identifiers where v is not null").fetchnumpy()
+        edges = con.execute(f"""
+            select distinct r, v from {identifiers}
+            join identity_record_numbers using (source, record_id) join identity_value_numbers using (id_type, value)
+            where status = 'ok'""").fetchnumpy()
         neighbourhood = _components(n + values, edges["r"], n + edges["v"])[:n]
         del edges
     # Neighbourhoods in label order fill batches; one starting in a batch stays whole in it.
@@ -1652,40 +1654,54 @@ def resolve_in_batches(
     con.register(
         "identity_batch_numbers", pl.DataFrame({"r": np.arange(n), "batch": batch_of[neighbourhood]}).to_arrow()
     )
-    # Each input once, ordered by batch, so a batch's rows are a range the scans find without reading the rest.
-    con.execute(f"""
-        create or replace temp table identity_batch_identifiers as
-        select rows.* exclude (r, v), r as {RECORD_ORDER}, v as {VALUE_ORDER}, batches.batch
-        from identity_numbered_identifiers as rows
-        join identity_batch_numbers as batches using (r) order by batches.batch""")
-    con.execute("drop table identity_numbered_identifiers")
-    con.execute("""
-        create or replace temp table identity_batch_fingerprints as
-        select numbers.source, numbers.record_id, numbers.fingerprint, numbers.seen_on, batches.batch
-        from identity_record_numbers as numbers
-        join identity_batch_numbers as batches using (r) order by batches.batch""")
-    con.execute(f"""
-        create or replace temp table identity_batch_records as
-        select rows.*, r as {RECORD_ORDER}, batches.batch from {records} as rows
-        join identity_record_numbers as numbers using (source, record_id)
-        join identity_batch_numbers as batches using (r) order by batches.batch""")
-    con.unregister("identity_batch_numbers")
-    con.execute("drop table identity_record_numbers")
+    # Each input is read once and split by batch into files (a hash partitioning, no sort): a batch's rows are then
+    # its files, read straight into frames.
+    inputs = {
+        "identifiers": f"""
+            select rows.*, numbers.r as {RECORD_ORDER}, value_numbers.v as {VALUE_ORDER}, batches.batch
+            from {identifiers} as rows
+            join identity_record_numbers as numbers using (source, record_id)
+            left join identity_value_numbers as value_numbers using (id_type, value)
+            join identity_batch_numbers as batches using (r)""",
+        "records": f"""
+            select rows.*, numbers.r as {RECORD_ORDER}, batches.batch from {records} as rows
+            join identity_record_numbers as numbers using (source, record_id)
+            join identity_batch_numbers as batches using (r)""",
+        "fingerprints": """
+            select numbers.source, numbers.record_id, numbers.fingerprint, numbers.seen_on, batches.batch
+            from identity_record_numbers as numbers join identity_batch_numbers as batches using (r)""",
+    }
+    folder = (duckdb_config or {}).get("temp_directory")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        for stale in Path(folder).glob(f"{BATCH_FILES}*"):  # a killed build's files: personal data, never reused
+            shutil.rmtree(stale, ignore_errors=True)
     con.register("identity_link_schema", pl.DataFrame(schema=LINK_SCHEMA).to_arrow())
     con.execute("create or replace temp table identity_all_links as select * from identity_link_schema")
     con.unregister("identity_link_schema")
-    with memory_share(con, limit, DUCKDB_SHARE_BESIDE_FRAMES):
-        for batch in range(int(batch_of.max(initial=-1)) + 1):
-            ids, recs, prints = (
-                con.execute(f"select * exclude (batch) from {name} where batch = ?", [batch]).pl()
-                for name in ("identity_batch_identifiers", "identity_batch_records", "identity_batch_fingerprints")
-            )
-            con.register("identity_batch_links", _link_rows(ids, recs, prints, rules, resolution, duckdb_config))
-            del ids, recs, prints
-            con.execute("insert into identity_all_links select * from identity_batch_links")
-            con.unregister("identity_batch_links")
-    for name in ("identity_batch_identifiers", "identity_batch_records", "identity_batch_fingerprints"):
-        con.execute(f"drop table {name}")
+    with tempfile.TemporaryDirectory(prefix=BATCH_FILES, dir=folder) as files:
+        empty = {}
+        for name, query in inputs.items():
+            empty[name] = con.execute(f"select * exclude (batch) from ({query}) limit 0").pl()
+            target = quote_literal(str(Path(files) / name))
+            con.execute(f"copy ({query}) to {target} (format parquet, partition_by (batch), compression 'lz4_raw')")
+        con.unregister("identity_batch_numbers")
+        for name in ("identity_record_numbers", "identity_value_numbers"):
+            con.execute(f"drop table {name}")
+
+        def batch_rows(name: str, batch: int) -> pl.DataFrame:
+            part = Path(files) / name / f"batch={batch}"
+            if not part.is_dir():
+                return empty[name]
+            return pl.read_parquet(part / "*.parquet", hive_partitioning=False).cast(empty[name].schema)
+
+        with memory_share(con, limit, DUCKDB_SHARE_BESIDE_FRAMES):
+            for batch in range(int(batch_of.max(initial=-1)) + 1):
+                ids, recs, prints = (batch_rows(name, batch) for name in inputs)
+                con.register("identity_batch_links", _link_rows(ids, recs, prints, rules, resolution, duckdb_config))
+                del ids, recs, prints
+                con.execute("insert into identity_all_links select * from identity_batch_links")
+                con.unregister("identity_batch_links")
     return "identity_all_links"
 
 

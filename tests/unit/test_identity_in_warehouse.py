@@ -7,6 +7,7 @@ import polars as pl
 
 from pipeline.lib import messy_data
 from pipeline.lib.identity import (
+    BATCH_FILES,
     KEYS,
     extract_identifiers,
     identifier_rows,
@@ -211,14 +212,18 @@ def test_relink_given_the_candidates_replaces_what_comparing_every_record_does()
     assert pl.concat([kept, fresh]).drop("resolution").sort(order).equals(whole.drop("resolution").sort(order))
 
 
-def test_a_full_build_in_batches_of_neighbourhoods_resolves_as_all_at_once():
+def test_a_full_build_in_batches_of_neighbourhoods_resolves_as_all_at_once(tmp_path):
     raw, records = extract_identifiers(staged_data())
     identifiers = normalise_identifiers(raw, DEMO_RULES)
     at_once = resolve_identities(identifiers, records, DEMO_RULES)
     expected = pl.concat([at_once.links, at_once.linkless], how="diagonal")
     order = [*KEYS, "id_type", "value"]
     assert records.height > 3 * 300
-    limits = {"memory_limit": "1GB", "temp_directory": None}  # the connection's: it keeps a share beside the frames
+    # the connection's memory_limit: it keeps a share beside the frames; the batch files go to the temp_directory
+    limits = {"memory_limit": "1GB", "temp_directory": str(tmp_path / "spill")}
+    killed = tmp_path / "spill" / f"{BATCH_FILES}killed"  # a killed build's batch files, personal data
+    killed.mkdir(parents=True)
+    (killed / "rows.parquet").write_bytes(b"rina@gmail.com")
     with duckdb.connect(config={"memory_limit": "1GB"}) as con:
         con.register("identifiers", identifiers.to_arrow())
         con.register("records", records.to_arrow())
@@ -229,6 +234,7 @@ def test_a_full_build_in_batches_of_neighbourhoods_resolves_as_all_at_once():
             assert batched.get_column("resolution").unique().to_list() == [7]
             assert batched.select(expected.columns).sort(order).equals(expected.sort(order))
         assert con.execute("select current_setting('memory_limit')").fetchone()[0] == "953.6 MiB"  # 1GB again
+    assert not list((tmp_path / "spill").glob(f"{BATCH_FILES}*"))  # none left, the killed build's neither
     assert expected.get_column("reason").drop_nulls().n_unique() >= 3  # shared values decided in the batches too
 
 
