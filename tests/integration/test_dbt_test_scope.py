@@ -3,12 +3,15 @@ order again, while `dbt test` on its own still checks the whole table. Real dbt 
 
 from __future__ import annotations
 
+import json
+import shutil
 from datetime import datetime
 
 import duckdb
 import polars as pl
 
 from pipeline.lib.identity import record_sources
+from pipeline.settings import load_settings
 from tests.support.dbt_cli import plant_tables, run_dbt
 
 UNIQUE_ORDER = "unique_stg_webshop__orders_order_id"
@@ -107,3 +110,50 @@ def test_a_python_model_build_checks_the_rows_of_its_newest_stamp(tmp_path):
         )
     again = run_dbt(warehouse, *build)
     assert again.returncode == 1 and "Got 1 result" in again.stdout, again.stdout[-2000:]
+
+
+IDENTITY_CHAIN = (
+    "int_run_date",
+    "int_phone_numbers",
+    "int_identifiers",
+    "int_identity_records",
+    "int_identity_links",
+    "int_identity_match_model",
+    "int_identity_matches",
+    "int_identity_components",
+    "int_identity_map",
+)
+PERSON_TABLES = ("int_identity_components", "int_identity_map")
+
+
+def test_the_identity_builds_check_the_persons_they_wrote(demo_run, tmp_path):
+    """int_identity_components (stamped with the invocation) and int_identity_map (with the build's `written_at`)
+    test the uniqueness of the rows the build wrote: a nightly run does not read the whole history for it."""
+    shutil.copytree(demo_run.data_dir, tmp_path / "data")
+    warehouse = tmp_path / "data" / "warehouse.duckdb"
+    build = ("build", "--select", *IDENTITY_CHAIN, "--vars", json.dumps(load_settings().dbt_vars(warehouse)))
+    with duckdb.connect(str(warehouse)) as con:
+        for table in PERSON_TABLES:  # damage outside any build: a second row for one record
+            con.execute(f"insert into intermediate.{table} from intermediate.{table} limit 1")
+        # the night stages one new account
+        con.execute("""
+            insert into staging.stg_webshop__customers
+            select * replace ('NIGHT-' || customer_id as customer_id, _loaded_at + interval 1 minute as _loaded_at)
+            from staging.stg_webshop__customers order by _loaded_at desc limit 1""")
+
+    nightly = run_dbt(warehouse, *build)
+    assert nightly.returncode == 0, nightly.stdout[-3000:]  # the night's rows are unique; the old duplicates not its
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        newest = con.execute("""
+            select (select count(*) from intermediate.int_identity_components
+                    where _invocation_id = (select max_by(_invocation_id, resolution)
+                                            from intermediate.int_identity_components)
+                      and record_id like 'NIGHT-%'),
+                   (select count(*) from intermediate.int_identity_map
+                    where written_at = (select max(written_at) from intermediate.int_identity_map)
+                      and record_id like 'NIGHT-%')""").fetchone()
+    assert newest == (1, 1)  # the build wrote the new account's rows, which its tests checked
+
+    whole = run_dbt(warehouse, "test", "--select", *PERSON_TABLES)
+    assert whole.returncode == 1, whole.stdout[-3000:]
+    assert whole.stdout.count("Got 1 result") == 2, whole.stdout[-3000:]  # each duplicate, found by dbt test alone
