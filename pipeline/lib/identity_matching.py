@@ -350,6 +350,10 @@ def candidate_entities(links: pl.DataFrame, records: pl.DataFrame, identifiers: 
 # Link rows of candidate profiles read into frames at once in a full build (candidate_chunks): the matcher's frames
 # are those of whole neighbourhoods holding about this many rows, not of every candidate in the history.
 CANDIDATE_CHUNK = 1_000_000
+# The model trains on the candidates of a sample of whole neighbourhoods holding about this many link rows (at 1M
+# persons of messy data a third of them, some 200,000 profiles): enough pairs for EM, and training then costs the
+# same whatever the history's size.
+TRAINING_ROWS = 2_000_000
 
 
 def candidate_rows(
@@ -371,11 +375,14 @@ def candidate_chunks(
     records: duckdb.DuckDBPyRelation,
     identifiers: duckdb.DuckDBPyRelation,
     chunk_rows: int | None = CANDIDATE_CHUNK,
+    sample_rows: int | None = None,
 ) -> Iterator[tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]]:
     """candidate_rows' frames a group of whole neighbourhoods (`links`' column neighbourhood) at a time, each group
     about `chunk_rows` link rows (a bigger neighbourhood is a group of its own; None: one group). A candidate pair
     and a profile never leave a neighbourhood, so candidate_entities of each group are those rows of the whole's
-    (one per profile and value). At least one group is yielded, empty when there are no candidates."""
+    (one per profile and value). At least one group is yielded, empty when there are no candidates. With
+    `sample_rows` (and `chunk_rows`), only whole neighbourhoods drawn by a hash of their number are read when the
+    candidates hold more link rows than that, about `sample_rows` of them: a sample to train on."""
     from pipeline.lib.identity import KEYS
 
     columns = "source, record_id, id_type, value, linked, profile_key, resolution"
@@ -389,6 +396,13 @@ def candidate_chunks(
             "create or replace temp table identity_candidate_links as "
             f"select {columns}, neighbourhood from ({candidates.sql_query()})"
         )
+        total = con.execute("select count(*) from identity_candidate_links").fetchone()[0]
+        if sample_rows is not None and total > sample_rows:
+            # one neighbourhood in `every`, drawn by hash: not the first ones, whose numbers follow the key order
+            every = -(-total // max(sample_rows, 1))
+            con.execute(
+                "delete from identity_candidate_links where hash(neighbourhood) % $every <> 0", {"every": every}
+            )
         # Neighbourhoods in order fill groups: one starting in a group stays whole in it.
         con.execute(
             """
@@ -434,11 +448,12 @@ def chunked_candidate_entities(
     records: duckdb.DuckDBPyRelation,
     identifiers: duckdb.DuckDBPyRelation,
     chunk_rows: int = CANDIDATE_CHUNK,
+    sample_rows: int | None = None,
 ) -> pl.DataFrame:
     """candidate_entities of every candidate in `links` (as candidate_rows), built a group of whole neighbourhoods at
     a time (candidate_chunks): each row is one profile's and value's, so the groups add up to the whole, in
-    unique_id order."""
-    groups = candidate_chunks(con, links, records, identifiers, chunk_rows)
+    unique_id order. `sample_rows`: those of a sample of whole neighbourhoods only (candidate_chunks)."""
+    groups = candidate_chunks(con, links, records, identifiers, chunk_rows, sample_rows)
     return pl.concat([candidate_entities(*rows) for rows in groups]).sort("unique_id")
 
 

@@ -132,6 +132,27 @@ def test_candidates_in_groups_of_neighbourhoods_give_the_entities_and_decisions_
     assert decide(entities, model, DEMO_RULES.match_probability).equals(at_once.drop("resolution"))
 
 
+def test_a_training_sample_holds_whole_neighbourhoods_of_candidates():
+    raw, records = extract_identifiers(staged_data())
+    identifiers = normalise_identifiers(raw, DEMO_RULES)
+    links = link_records(identifiers, records, DEMO_RULES)
+    everything = candidate_entities(links, records, identifiers)
+    with duckdb.connect() as con:
+        for name, frame in {"links": links, "records": records, "identifiers": identifiers}.items():
+            con.register(name, frame.to_arrow())
+        tables = con.table("links"), con.table("records"), con.table("identifiers")
+        candidates = pl.concat([group[0] for group in candidate_chunks(con, *tables, 40)])
+        sampled = pl.concat([group[0] for group in candidate_chunks(con, *tables, 40, candidates.height // 3)])
+        sample = chunked_candidate_entities(con, *tables, 40, candidates.height // 3)
+        assert chunked_candidate_entities(con, *tables, 40, candidates.height).equals(everything)  # no more rows
+    drawn = links.join(sampled.select(KEYS).unique(), on=KEYS, how="semi").get_column("neighbourhood").unique()
+    whole = candidates.join(links.filter(pl.col("neighbourhood").is_in(drawn.implode())), on=KEYS, how="semi")
+    assert sampled.sort(KEYS + ["id_type", "value"]).equals(whole.sort(KEYS + ["id_type", "value"]))
+    assert 0 < sampled.height < 0.6 * candidates.height and 2 <= drawn.len()
+    # one profile's and value's row each, as in the entities of every candidate
+    assert sample.height > 0 and sample.join(everything, on=sample.columns, how="anti", nulls_equal=True).is_empty()
+
+
 def test_relink_names_the_records_whose_rows_a_nightly_replaces():
     raw, records = extract_identifiers(staged_data())
     identifiers = normalise_identifiers(raw, DEMO_RULES)
