@@ -1640,12 +1640,16 @@ def resolve_in_batches(
         from (select distinct id_type, value from {identifiers} where status = 'ok')""")
     n = con.execute("select count(*) from identity_record_numbers").fetchone()[0]
     values = con.execute("select count(*) from identity_value_numbers").fetchone()[0]
+    # The joins on text keys run with DuckDB's whole memory_limit; only the integer edges are fetched beside numpy.
+    con.execute(f"""
+        create or replace temp table identity_edges as
+        select distinct r, v from {identifiers}
+        join identity_record_numbers using (source, record_id) join identity_value_numbers using (id_type, value)
+        where status = 'ok'""")
     limit = (duckdb_config or {}).get("memory_limit")
     with memory_share(con, limit, DUCKDB_SHARE_BESIDE_FRAMES):  # the whole graph's edges are in numpy
-        edges = con.execute(f"""
-            select distinct r, v from {identifiers}
-            join identity_record_numbers using (source, record_id) join identity_value_numbers using (id_type, value)
-            where status = 'ok'""").fetchnumpy()
+        edges = con.execute("select r, v from identity_edges").fetchnumpy()
+        con.execute("drop table identity_edges")
         neighbourhood = _components(n + values, edges["r"], n + edges["v"])[:n]
         del edges
     # Neighbourhoods in label order fill batches; one starting in a batch stays whole in it.
