@@ -146,6 +146,10 @@ def test_full_build_equals_previous_build_plus_nightly_run(tmp_path):
             from intermediate.int_customer_traits,
                 (select max(_loaded_through) as last_run from intermediate.int_customer_traits)""").fetchone()
     assert 0 < recomputed < customers / 2, "the nightly run should recompute the day's customers, not everyone"
+    with duckdb.connect(str(nightly_dir / "warehouse.duckdb"), read_only=True) as con:
+        # the incremental Python models' new rows (dbt-duckdb's <model>__dbt_tmp<timestamp>) are gone
+        leftovers = con.execute("select table_name from duckdb_tables() where contains(table_name, '__dbt_tmp')")
+        assert leftovers.fetchall() == []
     assert_same_marts(full_dir / "warehouse.duckdb", nightly_dir / "warehouse.duckdb")
 
 
