@@ -39,7 +39,7 @@ def unevictable_mb(con: duckdb.DuckDBPyConnection, ceiling_mb: int) -> int:
     return high
 
 
-def _table_file(path: Path, rows: int, every: int | None) -> None:
+def table_file(path: Path, rows: int, every: int | None) -> None:
     with duckdb.connect(str(path)) as con:
         con.execute(
             "create table t as select range as id, md5(range::varchar) as s, random() as r from range(?)", [rows]
@@ -68,8 +68,8 @@ def main() -> None:
     print(f"duckdb {duckdb.__version__}; {args.rows:,} rows, every {args.every}th deleted")
     with tempfile.TemporaryDirectory(prefix="deleted-rows-") as work:
         whole, deleted = Path(work) / "whole.duckdb", Path(work) / "deleted.duckdb"
-        _table_file(whole, args.rows, None)
-        _table_file(deleted, args.rows, args.every)
+        table_file(whole, args.rows, None)
+        table_file(deleted, args.rows, args.every)
         print("| file | MB DuckDB cannot evict after counting its tables |\n|---|---:|")
         print(f"| no deleted rows | {measure(whole, args.ceiling_mb)} |")
         print(f"| 1 in {args.every} rows deleted | {measure(deleted, args.ceiling_mb)} |")

@@ -360,3 +360,18 @@ def test_forked_workers_shared_pages_count_once_in_the_pss_peak(tmp_path):
     assert measured.returncode == 0
     assert measured.peak_rss_mib >= 600
     assert 300 <= measured.peak_pss_mib < 450
+
+
+@pytest.mark.xfail(
+    strict=True, reason="DuckDB 1.5.5 pins ~8 bytes a row of a table with deleted rows (README: Known limit)"
+)
+def test_duckdb_gives_back_the_memory_of_a_table_with_deleted_rows(tmp_path):
+    """A tripwire for the DuckDB upgrade: when it passes, this DuckDB no longer has the defect that fails the 3M
+    nightly, and the marker (and the README's known limit) go."""
+    from bench.deleted_rows_memory import measure, table_file
+
+    whole, deleted = tmp_path / "whole.duckdb", tmp_path / "deleted.duckdb"
+    table_file(whole, 4_000_000, None)
+    table_file(deleted, 4_000_000, 100)
+    baseline = measure(whole, 1000)
+    assert measure(deleted, 1000) <= baseline + 8  # 4M rows pinned would be about 32 MB more
