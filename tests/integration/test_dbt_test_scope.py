@@ -68,7 +68,7 @@ def test_a_build_checks_the_rows_it_wrote_and_dbt_test_every_row(tmp_path):
         ).fetchall()
     # O3 is the night's: the build checked it alone (and passed); the old duplicate was not its to check.
     assert [order_id for order_id, _ in written] == ["O1", "O1", "O2", "O3"] and written[0][1] == 2
-    assert "PASS=2" in nightly.stdout
+    assert f"PASS {UNIQUE_ORDER} " in nightly.stdout, nightly.stdout[-2000:]
 
     whole = run_dbt(warehouse, "test", "--select", UNIQUE_ORDER)
     assert whole.returncode == 1 and "Got 1 result" in whole.stdout, whole.stdout[-2000:]
