@@ -22,7 +22,7 @@ from pathlib import Path
 
 import duckdb
 
-MB = 10**6
+from pipeline.lib.warehouse import quote_identifier
 
 
 def unevictable_mb(con: duckdb.DuckDBPyConnection, ceiling_mb: int) -> int:
@@ -54,7 +54,7 @@ def measure(path: Path, ceiling_mb: int) -> int:
     with duckdb.connect(str(path), read_only=True, config={"memory_limit": f"{ceiling_mb}MB"}) as con:
         tables = con.execute("select schema_name, table_name from duckdb_tables() where not temporary").fetchall()
         for schema, table in tables:
-            con.execute(f'select count(*) from "{schema}"."{table}"').fetchone()
+            con.execute(f"select count(*) from {quote_identifier(schema)}.{quote_identifier(table)}").fetchone()
         return unevictable_mb(con, ceiling_mb)
 
 

@@ -1,7 +1,7 @@
 {#- dbt-duckdb writes the new rows of an incremental Python model to a table `<model>__dbt_tmp<timestamp>` of the
     default schema, takes it for a temporary table and never drops it: every nightly run would leave the night's
-    identity rows (names, emails, phones) behind, a new table each night, out of reach of `forget`. Run at the end of
-    every dbt invocation (on-run-end), also after a failed model; a killed run's leftovers go with the next one. -#}
+    identity rows (names, emails, phones) behind, in a new table each night. Run at the end of every dbt invocation
+    (on-run-end), also after a failed model; a killed run's leftovers go with the next one. -#}
 {% macro drop_build_leftovers() -%}
     {%- if execute and target.type == 'duckdb' -%}
         {%- set leftovers = run_query(
