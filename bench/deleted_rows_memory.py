@@ -6,8 +6,9 @@ Why: the 3M nightly run failed in fct_orders with "failed to pin block (3.7 GiB/
 fails the same way at a 1.4 GB limit, while the model alone runs in 600 MB. A nightly run deletes a few rows in every
 row group of the tables it updates (delete+insert by key); with DuckDB 1.5.5, reading such a table (even a count) or
 checkpointing the database leaves buffer memory pinned until the database is closed: lowering `memory_limit` below it
-fails. dbt's one long connection then runs its later models in what remains of the limit. DuckDB 1.5.6 gives it
-back; the `duckdb-extension-*` packages the connectors need exist only for 1.5.5 so far (pyproject.toml).
+fails. In one database held open for a whole dbt invocation, later models ran in what remained of the limit; dbt now
+closes it after every model (dbt_project/profiles.yml, keep_open). DuckDB 1.5.6 gives it back; the
+`duckdb-extension-*` packages the connectors need exist only for 1.5.5 so far (pyproject.toml).
 
 Measured here, in one process: a file with one table of `--rows` rows, a second file where every `--every`-th row of
 it was deleted (and checkpointed); each is opened, counted, and the memory limit is lowered step by step to the
