@@ -212,7 +212,8 @@ def build_people(cfg: DemoConfig, rng: np.random.Generator, n: int | None = None
             "phone_number": rng.integers(0, 10**8, n),
             "domain": _pick(rng, EMAIL_DOMAINS, n).astype(str),
             "work_domain": _pick(rng, WORK_DOMAINS, n).astype(str),
-            "acquired_day": rng.integers(0, span, n),
+            # first seen on a day of start_date..end_date, the last day too (a nightly run brings new customers)
+            "acquired_day": rng.integers(0, span + 1, n),
             "opt_in": rng.random(n) < 0.6,
             "promo_lover": rng.random(n) < 0.12,
             "second_account": (rng.random(n) < 0.04) & (kind == "account"),
@@ -259,7 +260,7 @@ def build_webshop_customers(
     created_day = accounts["acquired_day"].to_numpy() + np.where(
         accounts["is_second"].to_numpy(), rng.integers(30, 300, m), 0
     )
-    created_day = np.minimum(created_day, (cfg.end_date - cfg.start_date).days - 1)
+    created_day = np.minimum(created_day, (cfg.end_date - cfg.start_date).days)
     created = _timestamps(created_day, rng.integers(0, 86400, m), cfg.start_date)
     updated_day = np.minimum(created_day + rng.integers(0, 60, m), (cfg.end_date - cfg.start_date).days)
     updated = _timestamps(updated_day, rng.integers(0, 86400, m), cfg.start_date)
@@ -300,7 +301,8 @@ def build_orders(
     span = (cfg.end_date - cfg.start_date).days
     buyers = people.filter(pl.col("kind") != "prospect")
     acq = buyers["acquired_day"].to_numpy()
-    active = np.clip(np.minimum(acq + buyers["lifetime"].to_numpy(), span) - acq, 1, None)
+    # days a buyer orders on: acquired_day up to the end of their lifetime or end_date, whichever is first
+    active = np.clip(np.minimum(acq + buyers["lifetime"].to_numpy(), span + 1) - acq, 1, None)
     counts = 1 + rng.poisson(buyers["rate"].to_numpy() * active)
     idx = np.repeat(np.arange(buyers.height), counts)
     first = np.r_[0, np.cumsum(counts)[:-1]]

@@ -141,6 +141,21 @@ def test_cutoff_keeps_records_changed_later_in_their_first_version(small, tmp_pa
     assert later_tickets == 0
 
 
+def test_the_last_day_brings_new_accounts_and_orders(tmp_path):
+    """The bench's nightly run lands the generator's last day: it has to hold new customers and their orders, not
+    only changes to older ones (a day that only updated orders measured no new records)."""
+    end = date(2026, 11, 22)
+    generate(DemoConfig(customers=600, start_date=date(2026, 9, 1), end_date=end), tmp_path)
+    con = _shop(tmp_path)
+    for table, made in (("customers", "created_at"), ("orders", "ordered_at")):
+        by_day = dict(con.execute(f"select left({made}, 10), count(*) from shop.{table} group by 1").fetchall())
+        days = sorted(by_day)
+        assert days[-1] == end.isoformat(), table
+        # the last day is an ordinary day: about as many new records as the days before it
+        typical = sorted(by_day[day] for day in days[-15:-1])[7]
+        assert by_day[end.isoformat()] >= typical / 3, (table, by_day[end.isoformat()], typical)
+
+
 def test_chunks_number_on_and_add_to_the_same_files(tmp_path):
     """Persons made in chunks (as at 3M) give one set of sources: ids unique across chunks, every record written once
     to the database, the daily files (appended csv/jsonl, rewritten parquet) and the truth; the first chunk is the
