@@ -15,7 +15,7 @@ kind of process in it (the Dagster run process, which executes the steps in-proc
 RSS sampled every 0.2 s); per-step and per-dbt-node times come from the Dagster run's event log (DAGSTER_HOME is the
 work directory's `dagster/`, with the shipped pipeline/config/dagster.yaml). Each dbt node's memory is the peak RSS
 of its dbt process between the node's start and end in that invocation's dbt.log, and its rise over the RSS at its
-start (what the node itself added; the buffer pool and the allocator keep what earlier nodes took).
+start (what the node itself added; the allocator may keep what earlier nodes took).
 Results go to bench/results/<scale>-<timestamp>.{md,json}; the Markdown is also printed.
 """
 
