@@ -522,3 +522,30 @@ def drop_suppressed(
         )
     )
     return con.execute(f"delete from {relation} where {where}").fetchone()[0]
+
+
+def clear_suppressed_referrals(con: duckdb.DuckDBPyConnection, relation: str, rules: IdentityRules) -> int:
+    """Ingestion hook: null the referral codes of erased accounts (REF-<account id>) that the (temp) `relation`'s
+    rows of other people carry, as `forget` cleared them in the warehouse (clear_referral_codes): a re-delivered
+    order lands again, its referrer's code does not. Returns the rows changed."""
+    delivered = {row[0] for row in con.execute(f"describe select * from {relation}").fetchall()}
+    if "referral_code" not in delivered or not table_exists(con, SUPPRESSION_TABLE):
+        return 0
+    codes = con.execute(
+        f"select distinct referral_code as code, 'webshop_customer_id' as id_type, "
+        f"substr(trim(referral_code), {len(REFERRAL_CODE_PREFIX) + 1}) as raw_value from {relation} "
+        "where starts_with(upper(trim(referral_code)), ?)",
+        [REFERRAL_CODE_PREFIX],
+    ).pl()
+    if not codes.height:
+        return 0
+    con.register("_referral_candidates", normalise_values(codes, rules).filter(pl.col("status") == "ok").to_arrow())
+    try:
+        return con.execute(f"""
+            update {relation} set referral_code = null
+            where referral_code in (
+                select code from _referral_candidates where {_HASH} in (select value_sha256 from {SUPPRESSION_TABLE})
+            )
+        """).fetchone()[0]
+    finally:
+        con.unregister("_referral_candidates")

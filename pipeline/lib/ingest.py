@@ -32,7 +32,7 @@ from pathlib import Path
 
 import duckdb
 
-from pipeline.lib.erasure import drop_suppressed
+from pipeline.lib.erasure import clear_suppressed_referrals, drop_suppressed
 from pipeline.lib.identity import IdentityRules
 from pipeline.lib.sources.registry import TABLES, Column, RawTable
 from pipeline.lib.sources.registry import table as registry_table
@@ -264,6 +264,7 @@ class LoadResult:
     conflicts_with_other_days: int = 0  # keys landed on other days with other content: the loser quarantined
     outside_window: int = 0  # rows dated on days this run does not cover (landed by those days' runs)
     suppressed: int = 0  # rows of erased persons dropped before landing (pipeline.lib.erasure)
+    referrals_cleared: int = 0  # other people's rows landed without an erased account's referral code
     reasons: dict[str, int] = field(default_factory=dict)
 
     def as_metadata(self) -> dict:
@@ -275,6 +276,7 @@ class LoadResult:
             f"{self.table}.conflicts_with_other_days": self.conflicts_with_other_days,
             f"{self.table}.rows_outside_window": self.outside_window,
             f"{self.table}.rows_suppressed": self.suppressed,
+            f"{self.table}.referral_codes_cleared": self.referrals_cleared,
             **{f"{self.table}.quarantine[{reason}]": n for reason, n in sorted(self.reasons.items())},
         }
 
@@ -403,6 +405,7 @@ def land(
     # Right to erasure (UU PDP / GDPR): rows of persons on privacy.suppression_list never land again, valid or not;
     # they are counted as `suppressed`, not dropped silently.
     result.suppressed = drop_suppressed(con, spec.name, "_typed_all", identity_rules, PAYLOAD)
+    result.referrals_cleared = clear_suppressed_referrals(con, "_typed_all", identity_rules)
     # Exact re-deliveries (the same content, e.g. one response in two exports) are kept once, the latest day's
     # (rows of equal content and day are equal in every column). The hash only narrows the rows compared exactly.
     result.duplicates_dropped = con.execute(f"""

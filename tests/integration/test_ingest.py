@@ -2,6 +2,7 @@
 schema drift."""
 
 import sqlite3
+from datetime import date
 
 import dagster as dg
 import duckdb
@@ -16,7 +17,9 @@ DAY = "2026-11-20"
 
 @pytest.fixture
 def demo(data_env):
-    generate(DemoConfig(customers=300), data_env / "demo")
+    # A short history, so that the day under test has records of every source (over three years, 300 customers
+    # leave days without a ticket).
+    generate(DemoConfig(customers=300, start_date=date(2026, 9, 1)), data_env / "demo")
     return data_env
 
 
