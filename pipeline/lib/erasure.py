@@ -531,10 +531,12 @@ def clear_suppressed_referrals(con: duckdb.DuckDBPyConnection, relation: str, ru
     delivered = {row[0] for row in con.execute(f"describe select * from {relation}").fetchall()}
     if "referral_code" not in delivered or not table_exists(con, SUPPRESSION_TABLE):
         return 0
+    # Codes match whatever their case (as forget clears them): the account id as written, upper- and lower-cased.
     codes = con.execute(
-        f"select distinct referral_code as code, 'webshop_customer_id' as id_type, "
-        f"substr(trim(referral_code), {len(REFERRAL_CODE_PREFIX) + 1}) as raw_value from {relation} "
-        "where starts_with(upper(trim(referral_code)), ?)",
+        "select distinct code, 'webshop_customer_id' as id_type, unnest([account, upper(account), lower(account)]) "
+        "as raw_value from (select referral_code as code, "
+        f"substr(trim(referral_code), {len(REFERRAL_CODE_PREFIX) + 1}) as account "
+        f"from {relation} where starts_with(upper(trim(referral_code)), ?))",
         [REFERRAL_CODE_PREFIX],
     ).pl()
     if not codes.height:

@@ -9,6 +9,7 @@ import duckdb
 import polars as pl
 
 from pipeline.lib import erasure
+from tests.support.demo_shop import DEMO_RULES
 from tests.support.serving import table_digests
 
 ERASED = "erased.person@example.com"
@@ -55,3 +56,16 @@ def test_referral_codes_of_the_erased_account_are_cleared_and_the_file_rewritten
     content = warehouse.read_bytes()
     assert ERASED.encode() not in content and not re.search(rb"REF-W0000012(?!\d)", content)
     assert not list(tmp_path.glob("*.compact-*"))
+
+
+def test_re_delivered_orders_land_without_the_erased_referrers_code():
+    """A re-ingest after `forget` brings other people's orders back; the erased account's referral code on them must
+    not come back with them (forget cleared it), whatever its case, and other codes stay."""
+    with duckdb.connect() as con:
+        erasure.record_suppression(con, _person("W0000012"))
+        con.execute("""create temp table delivered as select * from (values
+            ('O1', 'REF-W0000012'), ('O2', ' ref-w0000012 '), ('O3', 'REF-W00000123'), ('O4', null), ('O5', 'PROMO')
+        ) t(order_id, referral_code)""")
+        assert erasure.clear_suppressed_referrals(con, "delivered", DEMO_RULES) == 2
+        kept = con.execute("select order_id, referral_code from delivered order by 1").fetchall()
+        assert kept == [("O1", None), ("O2", None), ("O3", "REF-W00000123"), ("O4", None), ("O5", "PROMO")]
