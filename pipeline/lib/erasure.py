@@ -467,6 +467,13 @@ def record_suppression(con: duckdb.DuckDBPyConnection, person: Person) -> int:
         con.unregister("_suppress_frame")
 
 
+def _suppressing(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether anyone was erased: the ingestion hooks cost nothing while the suppression list is absent or empty."""
+    return table_exists(con, SUPPRESSION_TABLE) and bool(
+        con.execute(f"select count(*) from {SUPPRESSION_TABLE}").fetchone()[0]
+    )
+
+
 def drop_suppressed(
     con: duckdb.DuckDBPyConnection, table: str, relation: str, rules: IdentityRules, payload: str | None = None
 ) -> int:
@@ -476,9 +483,7 @@ def drop_suppressed(
     Returns the rows dropped. Costs nothing while the suppression list is absent or empty.
     """
     mapping = RAW_IDENTIFIERS.get(table, (None, None, {}))[2]
-    if not mapping or not table_exists(con, SUPPRESSION_TABLE):
-        return 0
-    if not con.execute(f"select count(*) from {SUPPRESSION_TABLE}").fetchone()[0]:
+    if not mapping or not _suppressing(con):
         return 0
     delivered = {row[0] for row in con.execute(f"describe select * from {relation}").fetchall()}
     columns = {c: t for c, t in mapping.items() if c in delivered}
@@ -529,7 +534,7 @@ def clear_suppressed_referrals(con: duckdb.DuckDBPyConnection, relation: str, ru
     rows of other people carry, as `forget` cleared them in the warehouse (clear_referral_codes): a re-delivered
     order lands again, its referrer's code does not. Returns the rows changed."""
     delivered = {row[0] for row in con.execute(f"describe select * from {relation}").fetchall()}
-    if "referral_code" not in delivered or not table_exists(con, SUPPRESSION_TABLE):
+    if "referral_code" not in delivered or not _suppressing(con):
         return 0
     # Codes match whatever their case (as forget clears them): the account id as written, upper- and lower-cased.
     codes = con.execute(
