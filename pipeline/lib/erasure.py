@@ -532,7 +532,8 @@ def drop_suppressed(
 def clear_suppressed_referrals(con: duckdb.DuckDBPyConnection, relation: str, rules: IdentityRules) -> int:
     """Ingestion hook: null the referral codes of erased accounts (REF-<account id>) that the (temp) `relation`'s
     rows of other people carry, as `forget` cleared them in the warehouse (clear_referral_codes): a re-delivered
-    order lands again, its referrer's code does not. Returns the rows changed."""
+    order lands again, its referrer's code does not, in raw nor, as its delivered payload (`_delivered_row`), in
+    quarantine. Returns the rows changed."""
     delivered = {row[0] for row in con.execute(f"describe select * from {relation}").fetchall()}
     if "referral_code" not in delivered or not _suppressing(con):
         return 0
@@ -546,10 +547,15 @@ def clear_suppressed_referrals(con: duckdb.DuckDBPyConnection, relation: str, ru
     ).pl()
     if not codes.height:
         return 0
+    payload = (
+        ", _delivered_row = struct_update(_delivered_row, referral_code := null)"
+        if "_delivered_row" in delivered
+        else ""
+    )
     con.register("_referral_candidates", normalise_values(codes, rules).filter(pl.col("status") == "ok").to_arrow())
     try:
         return con.execute(f"""
-            update {relation} set referral_code = null
+            update {relation} set referral_code = null{payload}
             where referral_code in (
                 select code from _referral_candidates where {_HASH} in (select value_sha256 from {SUPPRESSION_TABLE})
             )

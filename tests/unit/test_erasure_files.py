@@ -4,11 +4,12 @@ compacted file holds the live rows only."""
 from __future__ import annotations
 
 import re
+from datetime import date
 
 import duckdb
 import polars as pl
 
-from pipeline.lib import erasure
+from pipeline.lib import erasure, ingest
 from tests.support.demo_shop import DEMO_RULES
 from tests.support.serving import table_digests
 
@@ -69,3 +70,26 @@ def test_re_delivered_orders_land_without_the_erased_referrers_code():
         assert erasure.clear_suppressed_referrals(con, "delivered", DEMO_RULES) == 2
         kept = con.execute("select order_id, referral_code from delivered order by 1").fetchall()
         assert kept == [("O1", None), ("O2", None), ("O3", "REF-W00000123"), ("O4", None), ("O5", "PROMO")]
+
+
+def test_a_re_delivered_order_going_to_quarantine_keeps_no_erased_referrers_code(tmp_path):
+    """The delivered payload that quarantine keeps is the row as sent: the erased account's code must go from it too,
+    not only from the typed column that raw gets."""
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
+        ingest.prepare_session(con, "Asia/Jakarta")
+        erasure.record_suppression(con, _person("W0000012"))
+        con.execute("""create temp table delivered as select *, null::date as _partition_date from (values
+            ('O1', 'W0000001', '2026-11-02 10:00:00', 'paid', 'web', '125000', 'REF-W0000012', '2026-11-02 10:00:00'),
+            ('O2', 'W0000002', '2026-11-02 11:00:00', 'paid', 'web', 'not a number', 'ref-w0000012',
+             '2026-11-02 11:00:00'),
+            ('O3', 'W0000003', '2026-11-02 12:00:00', 'paid', 'web', 'not a number', 'REF-W00000123',
+             '2026-11-02 12:00:00')
+        ) t(order_id, customer_id, ordered_at, status, channel, net_amount, referral_code, updated_at)""")
+        window = (date(2026, 11, 2), date(2026, 11, 3))
+        result = ingest.land(con, ingest.WEBSHOP_ORDERS, "delivered", window, "webshop", DEMO_RULES)
+        assert (result.loaded, result.quarantined, result.referrals_cleared) == (1, 2, 2)
+        assert con.execute("select referral_code from raw.webshop_orders").fetchall() == [(None,)]
+        quarantined = "select _payload ->> 'order_id', _payload from quarantine.webshop_orders"
+        payloads = dict(con.execute(quarantined).fetchall())
+        assert "W0000012" not in payloads["O2"].upper() and '"referral_code":null' in payloads["O2"]
+        assert "REF-W00000123" in payloads["O3"]  # another account's code stays
