@@ -26,6 +26,7 @@ import psutil
 from bench.identity_scale import data_arguments, messy_frames
 from bench.run import DBT, DBT_DIR, MIB, _commit, measure
 from pipeline.lib import messy_data
+from pipeline.lib.warehouse import deleted_row_pins_fit
 from pipeline.settings import load_settings
 
 MODELS = (
@@ -109,6 +110,8 @@ def dbt_run(data_dir: Path, memory_limit: str | None, log: Path):
     dbt_vars = settings.dbt_vars(warehouse)
     if memory_limit:
         dbt_vars["duckdb_memory_limit"] = memory_limit
+    with duckdb.connect(str(warehouse), read_only=True) as con:  # as a pipeline run decides duckdb.keep_open: auto
+        dbt_vars["duckdb_keep_open"] = deleted_row_pins_fit(con, dbt_vars["duckdb_memory_limit"])
     cmd = [DBT, "run", "--select", *MODELS, "--vars", json.dumps(dbt_vars)]
     cmd += ["--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR)]
     env = {"PATH": str(Path(DBT).parent) + ":/usr/bin:/bin", "CDP_WAREHOUSE": str(warehouse), "HOME": str(data_dir)}

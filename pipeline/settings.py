@@ -17,16 +17,18 @@ import re
 from datetime import date, timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from pydantic.dataclasses import dataclass
 
 from pipeline.lib.environment import REPO_ROOT
-from pipeline.lib.warehouse import MEMORY_SIZE
+from pipeline.lib.warehouse import MEMORY_SIZE, deleted_row_pins_fit
 
 if TYPE_CHECKING:
+    import duckdb
+
     from pipeline.lib.identity import IdentityRules
     from pipeline.lib.ingest import Limits
 
@@ -117,11 +119,17 @@ class DuckDBSettings(BaseModel):
     beyond it spills to temp_directory (default: DuckDB's own, `<warehouse>.tmp`). A run has the Dagster process and
     one dbt process alive at once, each with one warehouse connection at this limit; what the dbt Python models hold
     in polars comes on top (at 1M it took dbt past 8 GB: bench/results/1M-20261202T144608.md).
+
+    keep_open: whether dbt holds the warehouse open for a whole step (true) or closes it after every model (false,
+    a checkpoint each: about a second a model at 1M persons, since DuckDB 1.5.5's checkpoint reads every table's
+    delete marks). `auto` keeps it open while the delete marks the warehouse can pin fit in half of memory_limit
+    (pipeline.lib.warehouse.deleted_row_pins_fit: about 1M persons at 4GB), and closes it above that.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     memory_limit: str = "4GB"
     temp_directory: str | None = None
+    keep_open: bool | Literal["auto"] = "auto"
 
     @field_validator("memory_limit")
     @classmethod
@@ -240,6 +248,12 @@ class Settings(BaseModel):
         from pipeline.lib.warehouse import in_memory
 
         return in_memory(self.duckdb.memory_limit, self.duckdb_temp_directory(self.warehouse_path))
+
+    def keep_warehouse_open(self, con: duckdb.DuckDBPyConnection) -> bool:
+        """duckdb.keep_open for dbt's next invocation on the warehouse `con` has open, `auto` decided on its size."""
+        if self.duckdb.keep_open == "auto":
+            return deleted_row_pins_fit(con, self.duckdb.memory_limit)
+        return self.duckdb.keep_open
 
     def dbt_vars(self, warehouse: Path | None = None) -> dict[str, Any]:
         """What dbt gets from the settings (`--vars`): profiles.yml reads the warehouse and DuckDB keys, the models

@@ -99,6 +99,23 @@ def size_bytes(text: str) -> int:
     return int(float(match.group(1)) * SIZE_UNITS[match.group(2).lower()])
 
 
+# What DuckDB 1.5.5 holds in memory for a table with deleted rows (a nightly's delete+insert) once the table was read
+# or the database checkpointed, until the database closes: its per-vector delete marks, about 8 bytes a row (README,
+# "Memory"; DuckDB 1.5.6 does not).
+DELETED_ROW_BYTES = 8
+
+
+def deleted_row_pins_fit(con: duckdb.DuckDBPyConnection, memory_limit: str) -> bool:
+    """Whether one process may hold the warehouse `con` has open through many statements (dbt's `keep_open`) without
+    the delete marks it pins crowding out the work: at most half of `memory_limit`, counting 8 bytes for every row of
+    every table, as if each had deleted rows. Measured at 1M persons (156M rows: 1.25 GB of marks): the nightly's
+    dbt succeeds at a 4 GB limit held open, fails at 1.4 GB; at 3M (3.7 GB of marks) it failed at 4 GB."""
+    rows = con.execute(
+        "select coalesce(sum(estimated_size), 0) from duckdb_tables() where database_name = current_database()"
+    ).fetchone()[0]
+    return rows * DELETED_ROW_BYTES <= size_bytes(memory_limit) / 2
+
+
 @contextmanager
 def memory_share(con: duckdb.DuckDBPyConnection, memory_limit: str | None, share: float) -> Iterator[None]:
     """Within the block, the DuckDB database of `con` keeps `share` of its `memory_limit` (the limit it was opened

@@ -1,10 +1,12 @@
 """The dbt vars a Dagster run hands to dbt: config sections ride along, the run date (the run's last partition) does
 not: it goes in the run-context table, so the vars stay the same from night to night and dbt reuses its parse."""
 
+from argparse import Namespace
 from datetime import date
 from pathlib import Path
 
 from pipeline.defs.dbt.assets import PARTITION_TAG, RUN_CONTEXT, dbt_vars, last_partition
+from pipeline.defs.dbt.resources import DBT_DIR
 from pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
 from pipeline.settings import load_settings
 
@@ -30,3 +32,18 @@ def test_config_sections_reach_dbt_as_vars():
     for name in ("segments", "clv", "equity"):
         assert values[name] == settings.section(name)
     assert values["segments"]["impulsive"]["max_minutes_to_first_purchase"] > 0
+
+
+def test_the_profile_takes_keep_open_from_the_vars_and_closes_by_default():
+    """dbt-duckdb's own default keeps the database open; by hand (no var) the profile closes it after every model."""
+    from dbt.config.profile import Profile, read_profile
+    from dbt.config.renderer import ProfileRenderer
+    from dbt.flags import set_from_args
+    from dbt_common.context import set_invocation_context
+
+    set_invocation_context({})
+    set_from_args(Namespace(), {})
+    profiles = read_profile(str(DBT_DIR))
+    for variables, expected in (({}, False), (dbt_vars(load_settings(), WAREHOUSE, keep_open=True), True)):
+        profile = Profile.from_raw_profiles(profiles, "cdp", ProfileRenderer(variables), target_override="duckdb")
+        assert profile.credentials.keep_open is expected

@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 
 from pipeline.lib import warehouse
+from pipeline.settings import load_settings
 
 
 def test_connect_waits_for_another_writer_to_release_the_file(tmp_path):
@@ -76,3 +77,25 @@ def test_size_bytes_reads_the_sizes_cdp_yaml_takes():
     for wrong in ("4", "4 GX", "lots"):
         with pytest.raises(ValueError, match="not a memory size"):
             warehouse.size_bytes(wrong)
+
+
+def test_dbt_keeps_the_warehouse_open_while_its_delete_marks_fit_in_half_the_memory_limit(tmp_path):
+    """8 bytes for every row of every table, deleted rows included (they are what DuckDB 1.5.5 pins), against half of
+    the limit."""
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        con.execute("create schema staging; create table staging.t as select range as x from range(1000000)")
+        con.execute("delete from staging.t where x % 2 = 0")  # still 1M rows of marks until a vacuum rewrites them
+        con.execute("create table main.u as select range as x from range(250000)")
+        assert warehouse.deleted_row_pins_fit(con, "20MB")  # 10M bytes for half a limit: 1.25M rows fit
+        assert not warehouse.deleted_row_pins_fit(con, "19MB")
+
+
+def test_the_settings_keep_open_is_auto_unless_set(tmp_path):
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        con.execute("create table t as select range as x from range(1000000)")
+        auto = load_settings()
+        assert auto.duckdb.keep_open == "auto" and auto.keep_warehouse_open(con)
+        tight = auto.model_copy(update={"duckdb": auto.duckdb.model_copy(update={"memory_limit": "10MB"})})
+        assert not tight.keep_warehouse_open(con)
+        forced = tight.model_copy(update={"duckdb": tight.duckdb.model_copy(update={"keep_open": True})})
+        assert forced.keep_warehouse_open(con)

@@ -43,11 +43,12 @@ def last_partition(tags: dict[str, str]) -> date | None:
     return date.fromisoformat(key) if key else None
 
 
-def dbt_vars(settings: Settings, warehouse: Path) -> dict:
-    """The dbt vars of a run: the settings (Settings.dbt_vars: warehouse, DuckDB limits, model settings) and
-    `run_context`, the table of the run date (record_run_date). The same for every run of the same settings, so a
-    run's first dbt step starts from the last run's parse (share_parse)."""
-    return {**settings.dbt_vars(warehouse), "run_context": RUN_CONTEXT}
+def dbt_vars(settings: Settings, warehouse: Path, keep_open: bool = False) -> dict:
+    """The dbt vars of a run: the settings (Settings.dbt_vars: warehouse, DuckDB limits, model settings), whether dbt
+    keeps the warehouse open (Settings.keep_warehouse_open) and `run_context`, the table of the run date
+    (record_run_date). The same for every run of the same settings and warehouse size, so a run's first dbt step
+    starts from the last run's parse (share_parse)."""
+    return {**settings.dbt_vars(warehouse), "duckdb_keep_open": keep_open, "run_context": RUN_CONTEXT}
 
 
 def record_run_date(con: duckdb.DuckDBPyConnection, run_date: date | None) -> None:
@@ -92,7 +93,8 @@ def _dbt_step(name: str, **selection: str) -> dg.AssetsDefinition:
         # date in the run-context table.
         with warehouse.connect() as con:
             record_run_date(con, last_partition(context.run.tags))
-        variables = dbt_vars(settings.get(), warehouse.file())
+            keep_open = settings.get().keep_warehouse_open(con)
+        variables = dbt_vars(settings.get(), warehouse.file(), keep_open)
         # No JSON artifacts (manifest, semantic manifest, run results: several MB per step, seconds to write, and
         # nothing reads them; the next step's partial_parse.msgpack is still written). dbt.log keeps dbt's info lines:
         # at dbt's default (debug, as JSON) it was ~4 MB per step and ~1 CPU s of rendering, mostly dbt's SQL
