@@ -108,8 +108,8 @@ DELETED_ROW_BYTES = 8
 def deleted_row_pins_fit(con: duckdb.DuckDBPyConnection, memory_limit: str) -> bool:
     """Whether one process may hold the warehouse `con` has open through many statements (dbt's `keep_open`) without
     the delete marks it pins crowding out the work: at most half of `memory_limit`, counting 8 bytes for every row of
-    every table, as if each had deleted rows. Measured at 1M persons (156M rows: 1.25 GB of marks): the nightly's
-    dbt succeeds at a 4 GB limit held open, fails at 1.4 GB; at 3M (3.7 GB of marks) it failed at 4 GB."""
+    every table, as if each had deleted rows. Measured at 1M persons (156M rows: 1.25 GB of marks), the nightly's
+    dbt held open succeeds at a 4 GB and a 2.5 GB limit and fails at 1.4 GB; at 3M (3.7 GB) it failed at 4 GB."""
     rows = con.execute(
         "select coalesce(sum(estimated_size), 0) from duckdb_tables() where database_name = current_database()"
     ).fetchone()[0]
