@@ -473,10 +473,16 @@ def build_tickets(
             updated=pl.coalesce(pl.col("solved_at"), pl.col("created") + pl.duration(seconds=pl.col("resolve_s") // 3)),
         )
     )
-    end_ts = datetime.combine(cfg.end_date, datetime.min.time()) + timedelta(hours=23, minutes=59)
-    return t.with_columns(
-        pl.col("updated").clip(upper_bound=end_ts),
-        pl.col("solved_at").clip(upper_bound=end_ts),
+    return within_the_data(t, cfg.end_date)
+
+
+def within_the_data(tickets: pl.DataFrame, end_date: date) -> pl.DataFrame:
+    """Tickets whose update and solution fall after the data's last day moved back to its last minute, but never
+    before the ticket was opened (one opened in that minute is solved when it was opened)."""
+    end_ts = datetime.combine(end_date, datetime.min.time()) + timedelta(hours=23, minutes=59)
+    latest = pl.max_horizontal(pl.lit(end_ts), pl.col("created"))
+    return tickets.with_columns(
+        pl.col("updated").clip(upper_bound=latest), pl.col("solved_at").clip(upper_bound=latest)
     )
 
 

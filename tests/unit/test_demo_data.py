@@ -202,3 +202,26 @@ def test_chunked_cutoff_is_a_subset_of_the_next_night(tmp_path):
     full = pl.read_csv(tmp_path / "full" / "truth.csv")
     assert 0 < full.height - earlier.height < full.height * 0.05
     assert earlier.join(full, on=["source", "record_id", "person_id"], how="anti").height == 0
+
+
+def test_a_ticket_opened_in_the_last_minute_is_not_solved_before_it_was_opened():
+    """The data's last day (the bench's nightly) opens tickets up to its last second; moving their updates back to the
+    day's last minute must not put them before the ticket (the raw suite warned of one at 1M)."""
+    from datetime import datetime
+
+    from pipeline.lib.demo_data import within_the_data
+
+    tickets = pl.DataFrame(
+        {
+            "created": [datetime(2026, 11, 22, 23, 59, 40), datetime(2026, 11, 22, 9, 0), datetime(2026, 11, 20, 9, 0)],
+            "updated": [datetime(2026, 11, 23, 2, 0), datetime(2026, 11, 24, 9, 0), datetime(2026, 11, 21, 9, 0)],
+            "solved_at": [datetime(2026, 11, 23, 2, 0), None, datetime(2026, 11, 21, 9, 0)],
+        }
+    )
+    kept = within_the_data(tickets, date(2026, 11, 22))
+    assert kept["updated"].to_list() == [
+        datetime(2026, 11, 22, 23, 59, 40),
+        datetime(2026, 11, 22, 23, 59),
+        datetime(2026, 11, 21, 9, 0),
+    ]
+    assert kept["solved_at"].to_list() == [datetime(2026, 11, 22, 23, 59, 40), None, datetime(2026, 11, 21, 9, 0)]
