@@ -1490,10 +1490,7 @@ def relink(
     # The previous rows of the records compared, read from the history once.
     compared = previous
     if candidates is not None:
-        con.execute(
-            "create or replace temp table identity_compared as "
-            f"select * from {previous} semi join {candidates} using (source, record_id)"
-        )
+        con.execute("create or replace temp table identity_compared as " + rows_of_records(con, previous, candidates))
         compared = "identity_compared"
     # Records whose only change is a day no decision reads keep their rows, with today's fingerprint and day.
     redated = None
@@ -1573,6 +1570,21 @@ def relink(
     fresh = _link_rows(identifiers_todo, records_todo, fingerprints, rules, resolution, duckdb_config)
     con.register("identity_fresh_links", pl.concat([fresh, redated_rows]).to_arrow())
     return con.table("identity_fresh_links"), replaced
+
+
+def rows_of_records(con: duckdb.DuckDBPyConnection, relation: str, records: str) -> str:
+    """A query for every column of the rows of `relation` whose (source, record_id) `records` holds. From a table,
+    the rows are matched on the two key columns and fetched by rowid: a semi join reads every column of every row
+    before it filters (1.1M of the 24.7M link rows at 1M: 1.8-2.0 s against 2.9-3.1 s). A view or a registered frame
+    has no rowid: a semi join then."""
+    schema, _, name = relation.rpartition(".")
+    matched = f"from {relation} semi join {records} using (source, record_id)"
+    is_table = con.execute(
+        "select count(*) from duckdb_tables() where schema_name = ? and table_name = ?", [schema or "main", name]
+    ).fetchone()[0]
+    if not is_table:
+        return f"select * {matched}"
+    return f"select * from {relation} where rowid in (select rowid {matched})"
 
 
 def _link_rows(

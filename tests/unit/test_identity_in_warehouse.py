@@ -19,6 +19,7 @@ from pipeline.lib.identity import (
     relink,
     resolve_identities,
     resolve_in_batches,
+    rows_of_records,
 )
 from pipeline.lib.identity_matching import (
     candidate_chunks,
@@ -383,3 +384,22 @@ def test_a_night_takes_the_candidates_rows_from_what_it_staged_unless_erasure_ma
         candidates, staged = links.night_candidates(con, "previous", seen, views)
         assert sorted(con.table(candidates).fetchall()) == [("a", "2"), ("a", "3")]
         assert staged is None
+
+
+def test_rows_of_records_are_the_same_from_a_table_and_from_a_frame(tmp_path):
+    """A table's rows are fetched by rowid after matching on the keys alone, a frame's by a semi join: the same rows,
+    every column, deleted rows left out."""
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        con.execute("""create schema intermediate; create table intermediate.links as select * from (values
+            ('webshop_order', 'O1', 'email', 'a@x.id'), ('webshop_order', 'O1', 'phone', '+62811'),
+            ('webshop_order', 'O2', 'email', 'b@x.id'), ('helpdesk_ticket', 'O1', 'email', 'c@x.id')
+        ) t(source, record_id, id_type, value)""")
+        con.execute("delete from intermediate.links where value = '+62811'")
+        con.execute("create temp table wanted as select 'webshop_order' as source, 'O1' as record_id")
+        frame = con.table("intermediate.links").pl()
+        con.register("links_frame", frame.to_arrow())
+        from_table = rows_of_records(con, "intermediate.links", "wanted")
+        from_frame = rows_of_records(con, "links_frame", "wanted")
+        assert "rowid" in from_table and "rowid" not in from_frame
+        expected = [("webshop_order", "O1", "email", "a@x.id")]
+        assert con.execute(from_table).fetchall() == con.execute(from_frame).fetchall() == expected
