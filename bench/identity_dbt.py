@@ -26,7 +26,6 @@ import psutil
 from bench.identity_scale import data_arguments, messy_frames
 from bench.run import DBT, DBT_DIR, MIB, _commit, measure
 from pipeline.lib import messy_data
-from pipeline.lib.warehouse import deleted_row_pins_fit
 from pipeline.settings import load_settings
 
 MODELS = (
@@ -107,11 +106,13 @@ def model_peaks(text: str, samples: list[tuple[float, int]]) -> list[tuple[str, 
 def dbt_run(data_dir: Path, memory_limit: str | None, log: Path):
     warehouse = data_dir / "warehouse.duckdb"
     settings = load_settings()
-    dbt_vars = settings.dbt_vars(warehouse)
     if memory_limit:
-        dbt_vars["duckdb_memory_limit"] = memory_limit
-    with duckdb.connect(str(warehouse), read_only=True) as con:  # as a pipeline run decides duckdb.keep_open: auto
-        dbt_vars["duckdb_keep_open"] = deleted_row_pins_fit(con, dbt_vars["duckdb_memory_limit"])
+        settings = settings.model_copy(
+            update={"duckdb": settings.duckdb.model_copy(update={"memory_limit": memory_limit})}
+        )
+    dbt_vars = settings.dbt_vars(warehouse)
+    with duckdb.connect(str(warehouse), read_only=True) as con:  # duckdb.keep_open decided as a pipeline run does
+        dbt_vars["duckdb_keep_open"] = settings.keep_warehouse_open(con)
     cmd = [DBT, "run", "--select", *MODELS, "--vars", json.dumps(dbt_vars)]
     cmd += ["--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR)]
     env = {"PATH": str(Path(DBT).parent) + ":/usr/bin:/bin", "CDP_WAREHOUSE": str(warehouse), "HOME": str(data_dir)}

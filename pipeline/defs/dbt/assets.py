@@ -91,10 +91,11 @@ def _dbt_step(name: str, **selection: str) -> dg.AssetsDefinition:
     ):
         # dbt runs in its own process: the warehouse path, DuckDB limits and model settings go in as vars, the run
         # date in the run-context table.
+        run_settings = settings.get()
         with warehouse.connect() as con:
             record_run_date(con, last_partition(context.run.tags))
-            keep_open = settings.get().keep_warehouse_open(con)
-        variables = dbt_vars(settings.get(), warehouse.file(), keep_open)
+            keep_open = run_settings.keep_warehouse_open(con)
+        variables = dbt_vars(run_settings, warehouse.file(), keep_open)
         # No JSON artifacts (manifest, semantic manifest, run results: several MB per step, seconds to write, and
         # nothing reads them; the next step's partial_parse.msgpack is still written). dbt.log keeps dbt's info lines:
         # at dbt's default (debug, as JSON) it was ~4 MB per step and ~1 CPU s of rendering, mostly dbt's SQL
