@@ -3,9 +3,9 @@
 The graph: one node per source record; a record links to another through an identifier value both carry. Links are
 decided value by value, identifier type by identifier type in priority order (Segment Unify's model):
 
-  canonical   emails lose `mailto:`, display names, every Unicode space and trailing dots and are lower-cased, then
-              are syntax-checked (email-validator); phones go to E.164 (pipeline.lib.phones). Rejected values keep a
-              reason (invalid email, invalid phone, blocklist pattern) and never link.
+  canonical   emails lose `mailto:`, display names, comments, every Unicode space and trailing dots and are
+              lower-cased, then are syntax-checked (email-validator); phones go to E.164 (pipeline.lib.phones).
+              Rejected values keep a reason (invalid email, invalid phone, blocklist pattern) and never link.
   blocklists  configurable regular expressions per identifier type (placeholder addresses, repeated or sequential
               digits).
   limits      a profile holds at most `limits[type]` values of each type (account 5, email 5, phone 3, requester 3).
@@ -166,14 +166,19 @@ class Resolution:
 
 
 def canonical_emails(values: pl.Series) -> pl.Series:
-    """The address inside any display name or `mailto:`, without spaces or trailing dots, lower-cased (unvalidated)."""
-    text = values.cast(pl.Utf8).str.normalize("NFKC")
+    """The address inside any display name or `mailto:` link, without comments, spaces or trailing dots, lower-cased
+    (unvalidated).
+
+    The address is the part in angle brackets (`Budi <budi@x.id>`), else the whole text without its spaces (`budi @
+    x.id`: a space inside an address is a typo, not a separator). Parenthesised comments (`budi@x.id (kantor)`, as
+    RFC 5322 allows them) and a mailto link's query (`?subject=…`) go too."""
+    text = values.cast(pl.Utf8).str.normalize("NFKC").str.replace_all(r"\([^()]*\)", "")
     inside_brackets = text.str.extract(r"<([^<>]*@[^<>]*)>", 1)
     return (
         pl.select(pl.coalesce(inside_brackets, text))
         .to_series()
         .str.replace_all(SPACES, "")
-        .str.replace(r"(?i)^mailto:", "")
+        .str.replace(r"(?i)^mailto:([^?]*)(\?.*)?$", "$1")
         .str.strip_chars("\"'<>;,")
         .str.strip_chars_end(".")
         .str.to_lowercase()
@@ -232,7 +237,7 @@ PLAIN_KEY = r"[A-Za-z0-9._:/@+\-]+"
 
 # Bump when a spelling's canonical value or status changes (a new normalisation rule): lookups stored by earlier
 # runs (int_identifiers) are then made again instead of reused.
-NORMALISER_VERSION = 1
+NORMALISER_VERSION = 2
 
 
 def lookup_digest(rules: IdentityRules) -> str:

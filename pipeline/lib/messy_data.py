@@ -7,8 +7,9 @@ Writes the three raw sources like pipeline.lib.demo_data (same shapes, `shared/c
 
   merge (records of one person that must end up together)
     phone_spellings      records linked only by a phone spelled as people type it: +62 812-…, (0812) …, +62 (0)812…,
-                         62812…, dots, full-width digits, NBSP or tab
-    email_spellings      records linked only by an email: upper case, spaces, mailto:, "Name <addr>", a trailing dot
+                         62812…, 0062 812…, dots, full-width digits, NBSP or tab
+    email_spellings      records linked only by an email: upper case, spaces, mailto: (with a query), "Name <addr>",
+                         "addr (comment)", a trailing dot
     email_changed        a later email with the phone kept;  phone_changed: a later phone with the email kept
     second_account_typo  a second webshop account with a typo in the name
     accounts_one_email   several webshop accounts on one email
@@ -116,8 +117,8 @@ class _Builder:
         self.rng = np.random.default_rng(cfg.seed)
         rng = self.rng
         # Spelling habits of this data set: how often each phone/email spelling occurs.
-        self.phone_style_p = rng.dirichlet(np.ones(11) * 2)
-        self.email_style_p = rng.dirichlet(np.ones(8) * 2)
+        self.phone_style_p = rng.dirichlet(np.ones(12) * 2)
+        self.email_style_p = rng.dirichlet(np.ones(10) * 2)
         self.customers, self.orders, self.tickets, self.surveys, self.truth = [], [], [], [], []
         self.used_phones: set[str] = set()
         self.used_emails: set[str] = set()
@@ -159,7 +160,7 @@ class _Builder:
 
     def spell_phone(self, number: str, plain: bool = False) -> str:
         national = number[1:]
-        style = 0 if plain else int(self.rng.choice(11, p=self.phone_style_p))
+        style = 0 if plain else int(self.rng.choice(12, p=self.phone_style_p))
         groups = [number[:4], number[4:8], number[8:]]
         return [
             number,
@@ -173,10 +174,11 @@ class _Builder:
             f"{groups[0]}\u00a0{groups[1]}\u00a0{groups[2]}",
             f"{groups[0]}\t{groups[1]}{groups[2]}",
             f"+62-{national}",
+            f"0062 {national[:3]} {national[3:]}",  # 00, the international prefix of most of the world
         ][style]
 
     def spell_email(self, email: str, first: str, last: str, plain: bool = False) -> str:
-        style = 0 if plain else int(self.rng.choice(8, p=self.email_style_p))
+        style = 0 if plain else int(self.rng.choice(10, p=self.email_style_p))
         return [
             email,
             email.upper(),
@@ -186,6 +188,8 @@ class _Builder:
             f"{email}.",
             email[0].upper() + email[1:] + "\u00a0",
             f"\t{email.upper()}",
+            f"{email} ({first.title()})",
+            f"mailto:{email}?subject=Pesanan",
         ][style]
 
     # ---------------------------------------------------------------------------------------------- records

@@ -19,7 +19,10 @@ from pipeline.lib.warehouse import table_exists
 # Every Unicode space counts (NBSP, tab), and so does '(0)', the trunk prefix some write after the country code.
 FORMATTING = r"\(0\)|[\s\x{200B}-\x{200D}\x{FEFF}\-().]"
 PARALLEL_FROM = 20_000  # below this many values a worker pool costs more than it saves
-PARSER = f"phonenumbers {phonenumbers.__version__}"  # cached results are only reused with the same parser version
+# Cached results are only reused with the same parser: the library's version and this module's rules (RULES: bump it
+# when _to_e164 reads a spelling differently).
+RULES = 2
+PARSER = f"phonenumbers {phonenumbers.__version__}, rules {RULES}"
 LOOKUP_SCHEMA = {"raw_phone": pl.Utf8, "phone_e164": pl.Utf8}
 
 
@@ -28,16 +31,24 @@ def compact(values: pl.Series) -> pl.Series:
     return values.cast(pl.Utf8).str.normalize("NFKC").str.replace_all(FORMATTING, "")
 
 
+def _e164(value: str, region: str) -> str | None:
+    try:
+        number = phonenumbers.parse(value, region)
+    except phonenumbers.NumberParseException:
+        return None
+    valid = phonenumbers.is_valid_number(number)
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164) if valid else None
+
+
 def _to_e164(values: list[str], region: str) -> list[str | None]:
     parsed = []
     for value in values:
-        try:
-            number = phonenumbers.parse(value, region)
-        except phonenumbers.NumberParseException:
-            parsed.append(None)
-            continue
-        valid = phonenumbers.is_valid_number(number)
-        parsed.append(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164) if valid else None)
+        e164 = _e164(value, region)
+        # 00 and the country code (0062 812…), as people write it where 00 is the international prefix: phonenumbers
+        # reads it so only in those regions (Indonesia's prefixes are 001, 007, …), and no national number starts 00.
+        if e164 is None and value.startswith("00"):
+            e164 = _e164("+" + value[2:], region)
+        parsed.append(e164)
     return parsed
 
 

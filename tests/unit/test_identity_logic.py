@@ -51,6 +51,8 @@ def test_email_variants_unify_and_bad_shapes_are_rejected():
         "\tbudi.santoso1\u200b@gmail.com",
         "budi.santoso1＠gmail.com",
         "budi. santoso1@gmail.com",
+        "budi.santoso1@gmail.com (kantor)",  # an RFC 5322 comment
+        "mailto:Budi.Santoso1@gmail.com?subject=Pesanan%20saya",
     ]
     bad = ["budi at gmail", "budi@localhost", "budi@x.test", "budi..s@gmail.com", "@gmail.com", "", None]
     out = normalise_emails(pl.Series(same + bad))
@@ -67,6 +69,7 @@ def test_phone_formats_unify_to_e164_and_junk_is_invalid():
                 "+62 812 3456 7890",
                 "62-812-34567890",
                 "+6281234567890",
+                "0062 812 3456 7890",  # 00 + country code: Indonesia's own international prefixes are 001, 007, …
                 "(021) 555 1234",
                 "0000000000",
                 "hubungi saya",
@@ -76,7 +79,7 @@ def test_phone_formats_unify_to_e164_and_junk_is_invalid():
         ),
         "ID",
     )
-    assert out.to_list() == ["+6281234567890"] * 4 + ["+62215551234", None, None, None, None]
+    assert out.to_list() == ["+6281234567890"] * 5 + ["+62215551234", None, None, None, None]
 
 
 def test_statuses_of_normalised_identifiers():

@@ -52,7 +52,17 @@ def test_nightly_equals_a_full_resolution_of_all_days():
     order = [*KEYS, "id_type", "value"]
     assert nightly.links.drop("resolution").sort(order).equals(full.links.drop("resolution").sort(order))
     assert nightly.decisions.drop("resolution").equals(full.decisions.drop("resolution"))
-    # ... having resolved again only what the day touched.
+    # ... having resolved again only what the day touched: each new or changed record, and nothing outside the
+    # neighbourhoods that hold one today or held a changed or gone one the day before.
     newest = nightly.links.get_column("resolution").max()
-    again = nightly.links.filter(pl.col("resolution") == newest).select(KEYS).unique().height
-    assert 0 < again < 0.2 * records.height, again
+    again = nightly.links.filter(pl.col("resolution") == newest).select(KEYS).unique()
+    changed = pl.concat([records.join(earlier, on=KEYS, how="anti").select(KEYS), moved])
+    touched = pl.concat(
+        [
+            result.links.join(result.links.join(keys, on=KEYS, how="semi"), on="neighbourhood", how="semi")
+            for result, keys in ((full, changed), (day_before, pl.concat([moved, gone_ids.select(KEYS)])))
+        ]
+    ).select(KEYS)
+    assert changed.join(again, on=KEYS, how="anti").is_empty()
+    assert again.join(touched, on=KEYS, how="anti").is_empty()
+    assert again.height < records.height / 2, again.height
