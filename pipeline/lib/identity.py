@@ -1209,7 +1209,6 @@ def record_fingerprints(con: duckdb.DuckDBPyConnection, identifiers: str, record
 def redated_records(
     con: duckdb.DuckDBPyConnection,
     fingerprints: str,
-    identifiers: str,
     compared_identifiers: str,
     records: str,
     compared: str,
@@ -1218,17 +1217,21 @@ def redated_records(
 ) -> str | None:
     """Temp table `identity_redated` (its name is returned; None with limit windows, where every day is read):
     source, record_id of the records of `fingerprints` whose only change since `previous` is their day (seen_on: an
-    order's status or an account's update moves it) where neither the rules nor the matcher read that day, so their
-    neighbourhoods need not be resolved again.
+    order's status or an account's update moves it) where neither the rules nor the matcher decide otherwise for it,
+    so their neighbourhoods need not be resolved again.
 
-    Without limit windows, the rules read a record's day only to find recycled numbers: for the phone-grade values
-    it carries that another record carries too. The matcher reads it as its profile's activity period when the
-    profile holds a value that does not link all its records (the neighbourhood then has an unlinked row).
-    Relations `con` knows: `fingerprints` (record_fingerprints of the records compared), `identifiers` (today's),
-    `records` and `compared_identifiers` (the compared records and their identifiers: their fingerprints are taken
-    again with the previous day), `previous` (source,
-    record_id, fingerprint, seen_on, neighbourhood, linked as the last run left them) and `compared` (the rows of
-    `previous` of the compared records).
+    Without limit windows, the rules read a record's day only to find recycled numbers, on _recycled's timeline of a
+    phone-grade value: the first day its use resumes after more than `recycle_days`, the longest pause, and which
+    side of it each record carrying the value is on. Where those are the same with the days the last run saw and
+    with today's, the rule decides as before. The matcher reads a record's day in the activity period (first and
+    last day) of a profile's use of a value that does not link all its records (candidate_pairs); where no such
+    period moves, it scores as before.
+    Relations `con` knows: `fingerprints` (record_fingerprints of the records compared), `records` and
+    `compared_identifiers` (the compared records and their identifiers: their fingerprints are taken again with the
+    previous day), `previous` (source, record_id, id_type, value, linked, profile_key, fingerprint, seen_on as the
+    last run left them) and `compared` (the rows of `previous` of the compared records). Every record carrying a
+    value of a redated record is in `previous` (a record carrying it anew is changed, so its neighbourhood is
+    resolved again anyway); today's day is the compared record's.
     """
     if rules.limit_windows:  # a windowed limit reads every day
         return None
@@ -1243,35 +1246,69 @@ def redated_records(
         join (select distinct source, record_id, fingerprint from {compared}) as before using (source, record_id)
         join ({as_before.sql_query()}) as dated using (source, record_id)
         where today.fingerprint <> before.fingerprint and dated.fingerprint = before.fingerprint""")
-    phone_grade = ", ".join(f"'{t}'" for t in PHONE_GRADE)  # constants of this module, not data
-    # the phone-grade values of redated records that another record carries too: one pass over the identifiers
+    # constants of this module and the registry, not data
+    phone_grade = ", ".join(quote_literal(t) for t in PHONE_GRADE)
+    current = ", ".join(quote_literal(s.source) for s in record_sources() if s.current) or "null"
     recycling = (
         ""
         if rules.recycle_days is None
         else f"""
-        union all
-        select source, record_id from dated_values semi join (
-            select id_type, value from {identifiers} semi join dated_values using (id_type, value)
-            where status = 'ok' group by all having count(distinct (source, record_id)) > 1
-        ) using (id_type, value)"""
+        uses as (
+            select id_type, value, source in ({current}) as current, 'before' as timeline, day_before as day
+            from carriers where id_type in ({phone_grade})
+            union all
+            select id_type, value, source in ({current}), 'today', day_today
+            from carriers where id_type in ({phone_grade})
+        ),
+        pauses as (
+            select id_type, value, timeline, min(day) as resume, max(pause) as gap from (
+                select id_type, value, timeline, day, day - max(case when current then {ALWAYS} else day end) over (
+                    partition by id_type, value, timeline order by day rows between unbounded preceding and 1 preceding
+                ) as pause
+                from uses where day is not null
+            )
+            where pause > {int(rules.recycle_days)}
+            group by all
+        ),
+        moved_pauses as (
+            select distinct c.id_type, c.value from carriers as c
+            left join pauses as b on (b.id_type, b.value, b.timeline) = (c.id_type, c.value, 'before')
+            left join pauses as t on (t.id_type, t.value, t.timeline) = (c.id_type, c.value, 'today')
+            where c.id_type in ({phone_grade}) and (b.resume is distinct from t.resume or b.gap is distinct from t.gap
+                or (c.day_before >= b.resume) is distinct from (c.day_today >= t.resume))
+        ),"""
+    )
+    recycled_read = (
+        ""
+        if rules.recycle_days is None
+        else "union all select source, record_id from dated_values semi join moved_pauses using (id_type, value)"
     )
     con.execute(f"""
         create or replace temp table identity_redated as
         with dated_values as (
-            select source, record_id, id_type, value from {compared_identifiers}
+            select source, record_id, id_type, value, profile_key from {compared}
             semi join identity_redated_all using (source, record_id)
-            where status = 'ok' and id_type in ({phone_grade})
+            where id_type is not null
         ),
-        redated_neighbourhoods as (
-            select distinct neighbourhood from {compared} semi join identity_redated_all using (source, record_id)
+        -- every record carrying a value of a redated record: its day as the last run saw it and today's
+        carriers as (
+            select p.source, p.record_id, p.id_type, p.value, p.profile_key, p.linked,
+                p.seen_on - date '1970-01-01' as day_before,
+                coalesce(r.seen_on, p.seen_on) - date '1970-01-01' as day_today
+            from {previous} as p semi join (select distinct id_type, value from dated_values) using (id_type, value)
+            left join {records} as r using (source, record_id)
         ),
+        -- the matcher's activity periods of the values that leave a row unlinked
+        periods as (
+            select profile_key, id_type, value from carriers
+            semi join (select id_type, value from carriers where not linked) using (id_type, value)
+            group by all
+            having min(day_before) is distinct from min(day_today) or max(day_before) is distinct from max(day_today)
+        ),
+        {recycling}
         read_day as (
-            select source, record_id from {compared} semi join identity_redated_all using (source, record_id)
-            semi join (
-                select neighbourhood from {previous} semi join redated_neighbourhoods using (neighbourhood)
-                where not linked
-            ) using (neighbourhood)
-            {recycling}
+            select source, record_id from dated_values semi join periods using (profile_key, id_type, value)
+            {recycled_read}
         )
         select source, record_id from identity_redated_all except select source, record_id from read_day""")
     con.execute("drop table identity_redated_all")
@@ -1503,7 +1540,6 @@ def relink(
         redated = redated_records(
             con,
             "identity_fingerprints",
-            identifiers,
             *(
                 (identifiers, records)
                 if candidates is None
