@@ -10,7 +10,7 @@ Incremental: a nightly run resolves again only the neighbourhoods that new, chan
 (identity.relink). The candidates are the records int_identity_records or int_identifiers built again since this
 table was (`staged_until`) and those erasure marked (fingerprint 0); only their fingerprints are compared, and their
 rows are read from the rows staged since then (night_candidates), not searched for in the history. A
-record whose only change is a day no decision reads (an order's status, an account's update: identity.redated_records)
+record whose only change is a day that changes no decision (an order's status, an account's update: redated_records)
 keeps its rows with the new fingerprint and day (`seen_on`). dbt replaces the rows of the records resolved again or
 redated (delete+insert by record; a record gone has a tombstone: macro delete_identity_tombstones); the other rows
 never leave the warehouse. A full rebuild (`--vars
