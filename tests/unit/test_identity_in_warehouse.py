@@ -3,7 +3,6 @@ in DuckDB, the matcher's candidates read from relations, a nightly's replaced re
 batches of neighbourhoods."""
 
 import duckdb
-import numpy as np
 import polars as pl
 import pytest
 
@@ -347,38 +346,6 @@ def test_a_record_whose_only_change_is_a_day_no_decision_reads_keeps_its_rows(da
     assert resolved.height < 0.8 * undated_replaced.height
     # the move made numbers recycled: decisions it reaches changed, and were resolved again
     assert not whole.filter(pl.col("reason") == "recycled").equals(previous.filter(pl.col("reason") == "recycled"))
-
-
-@pytest.fixture(scope="module")
-def messy_links():
-    """identifiers, records and their links, resolved whole, of a messy data set."""
-    frames = messy_data.build(messy_data.MessyConfig(persons=1500, seed=21))
-    raw, records = extract_identifiers(messy_data.staged(frames))
-    identifiers = normalise_identifiers(raw, DEMO_RULES)
-    return identifiers, records, link_records(identifiers, records, DEMO_RULES)
-
-
-@pytest.mark.parametrize(("low", "high", "every"), [(-300, 500, 3), (250, 290, 1)])
-def test_a_night_of_moved_days_equals_resolving_everything(messy_links, low, high, every):
-    """Days moved at random, forward and back, many records of one neighbourhood at once, around the recycled-number
-    rule's year: whatever the night keeps as only redated, the table is what resolving everything gives."""
-    identifiers, records, previous = messy_links
-    moved = records.filter((pl.int_range(pl.len()) % every == 0) & pl.col("seen_on").is_not_null())
-    shift = np.random.default_rng(every).integers(low, high + 1, moved.height)
-    moved = moved.with_columns(seen_on=pl.col("seen_on") + pl.duration(days=pl.Series(shift)))
-    today = pl.concat([records.join(moved, on=KEYS, how="anti"), moved])
-    with duckdb.connect() as con:
-        con.register("identifiers", identifiers.to_arrow())
-        con.register("records", today.to_arrow())
-        con.register("previous", previous.to_arrow())
-        con.register("candidates", moved.select(KEYS).to_arrow())
-        fresh, replaced = relink(con, "identifiers", "records", DEMO_RULES, "previous", candidates="candidates")
-        fresh = fresh.pl()
-    order = [*KEYS, "id_type", "value"]
-    nightly = pl.concat([previous.join(replaced, on=KEYS, how="anti"), fresh]).drop("resolution").sort(order)
-    assert nightly.equals(link_records(identifiers, today, DEMO_RULES).drop("resolution").sort(order))
-    newest = fresh.get_column("resolution").max()
-    assert 0 < fresh.filter(pl.col("resolution") < newest).select(KEYS).n_unique() < moved.height
 
 
 def test_a_night_takes_the_candidates_rows_from_what_it_staged_unless_erasure_marked_records():
