@@ -706,6 +706,16 @@ def _name_conflicts(
         con.unregister("named")
 
 
+def _use_timeline(uses: str, value: str) -> str:
+    """A SELECT of the rows of `uses` (one per record carrying a value: `value` columns, day, current) that have a
+    day, with `pause`: the days since the value was last in use before that day (a current record, an account,
+    keeps it in use from its day on; negative while in use). The recycled-number rule reads its pauses."""
+    return f"""
+        select *, day - max(case when current then {ALWAYS} else day end) over (
+            partition by {value} order by day rows between unbounded preceding and 1 preceding) as pause
+        from {uses} where day is not null"""
+
+
 def _recycled(
     con: duckdb.DuckDBPyConnection, uses: pl.DataFrame, names: pl.DataFrame, gap_days: int, threshold: float
 ) -> pl.DataFrame:
@@ -719,15 +729,9 @@ def _recycled(
     con.register("names", names.to_arrow())
     try:
         return con.execute(
-            """
-            with timeline as (
-                select i, label, day,
-                    max(case when current then 1000000000 else day end) over (
-                        partition by i order by day rows between unbounded preceding and 1 preceding) as covered
-                from uses where day is not null
-            ),
-            pause as (select i, min(day) as resume, max(day - covered) as gap from timeline
-                      where day - covered > $gap group by i),
+            f"""
+            with timeline as ({_use_timeline("uses", "i")}),
+            pause as (select i, min(day) as resume, max(pause) as gap from timeline where pause > $gap group by i),
             sides as (select distinct t.i, t.label, t.day >= p.resume as after
                       from timeline as t join pause as p using (i)),
             bridged as (select distinct i from sides group by i, label having count(distinct after) = 2),
@@ -1261,14 +1265,10 @@ def redated_records(
             from carriers where id_type in ({phone_grade})
         ),
         pauses as (
-            select id_type, value, timeline, min(day) as resume, max(pause) as gap from (
-                select id_type, value, timeline, day, day - max(case when current then {ALWAYS} else day end) over (
-                    partition by id_type, value, timeline order by day rows between unbounded preceding and 1 preceding
-                ) as pause
-                from uses where day is not null
-            )
+            select id_type, value, timeline, min(day) as resume, max(pause) as gap
+            from ({_use_timeline("uses", "id_type, value, timeline")})
             where pause > {int(rules.recycle_days)}
-            group by all
+            group by id_type, value, timeline
         ),
         moved_pauses as (
             select distinct c.id_type, c.value from carriers as c
