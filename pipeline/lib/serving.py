@@ -27,7 +27,9 @@ BIGINT; every list column also gets a bridge table `<table>__<column>` (the tabl
 
 Privacy on the way out:
   * every published table that holds `customer_id` carries `marketing_consent` (joined from marts.customer_profile
-    when the table lacks it; customers without a profile row count as not consenting);
+    when the table lacks it; customers without a profile row count as not consenting). A dated history table's
+    Parquet files hold its rows as they are and its view joins today's consent from the profile's files, so a
+    consent change does not rewrite every date of the history;
   * with `serving.pseudonymise: true` the direct identifiers (email, phone, names) are replaced by
     sha256(salt || value), the salt coming from the environment (never from a file).
 """
@@ -266,12 +268,18 @@ def _bridge_tables(
 
 
 def published_select(
-    schema: str, table: str, columns: list[tuple[str, str]], options: ServingOptions, consent_source: str | None
+    schema: str,
+    table: str,
+    columns: list[tuple[str, str]],
+    options: ServingOptions,
+    consent_source: str | None,
+    with_consent: bool = True,
 ) -> str:
     """The SELECT that turns one warehouse table into its served form (consent added, identifiers hashed).
 
     `consent_source` is the qualified profile table to take marketing_consent from (None: no profile exists,
-    so nobody counts as consenting). The salt is the query's only parameter (`?`) when pseudonymising.
+    so nobody counts as consenting); `with_consent=False` leaves the consent out (a view adds it). The salt is the
+    query's only parameter (`?`) when pseudonymising.
     """
     names = [c for c, _ in columns]
     exprs = []
@@ -289,7 +297,7 @@ def published_select(
         else:
             exprs.append(_bi_type(name, dtype, col))
     source = f"{_quote(schema)}.{_quote(table)} as t"
-    if "customer_id" in names and "marketing_consent" not in names:
+    if with_consent and "customer_id" in names and "marketing_consent" not in names:
         if consent_source is None:
             exprs.append("false as marketing_consent")
         else:
@@ -451,6 +459,7 @@ class _ServedTable:
     columns: list[tuple[str, str]]  # (name, type) in the warehouse
     marker: str  # change_marker of the served form
     date_column: str | None = None  # a dated table's date column (DATE_COLUMNS)
+    consent_in_view: bool = False  # a dated table lacking marketing_consent: its view joins today's
     snapshots: dict[str, tuple[str, int]] = field(default_factory=dict)  # dated table: {date: (marker, rows)}
     kept: dict[str, int] | None = None  # {served table: rows} carried over unchanged from the last copy
     kept_dates: set[str] = field(default_factory=set)  # dated table: dates carried over unchanged from the last copy
@@ -494,16 +503,33 @@ def _write_dated_table(con: duckdb.DuckDBPyConnection, item: _ServedTable, parqu
     return {item.name: sum(rows for _, rows in item.snapshots.values())}
 
 
+def _read_files(files: list[Path]) -> str:
+    listed = ", ".join(_sql_string(str(f)) for f in sorted(files))
+    return f"read_parquet([{listed}], hive_partitioning = false)"
+
+
 def _create_view(
-    con: duckdb.DuckDBPyConnection, name: str, files: list[Path], description: str | None, comments: Mapping
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    files: list[Path],
+    description: str | None,
+    comments: Mapping,
+    consent_files: list[Path] | None = None,
 ) -> None:
     """The served table in the serving file: a view over its Parquet files (absolute paths into the version
-    directory, which outlives the copy that names it by SUPERSEDED_KEPT_SECONDS)."""
+    directory, which outlives the copy that names it by SUPERSEDED_KEPT_SECONDS). With `consent_files` (the
+    profile's Parquet files) the view adds each customer's marketing_consent from them."""
     schema, table = name.split(".", 1)
     con.execute(f"create schema if not exists serving_out.{_quote(schema)}")
     target = f"serving_out.{_quote(schema)}.{_quote(table)}"
-    listed = ", ".join(_sql_string(str(f)) for f in sorted(files))
-    con.execute(f"create view {target} as select * from read_parquet([{listed}], hive_partitioning = false)")
+    select = f"select * from {_read_files(files)}"
+    if consent_files:
+        select = (
+            f"select t.*, coalesce(p.marketing_consent, false) as marketing_consent from {_read_files(files)} as t "
+            f"left join (select customer_id, marketing_consent from {_read_files(consent_files)}) as p "
+            "on p.customer_id = t.customer_id"
+        )
+    con.execute(f"create view {target} as {select}")
     _comment(con, target, description, comments, kind="view")
 
 
@@ -605,9 +631,13 @@ def publish(
                 date_column = next((c for c in DATE_COLUMNS if c in names), None)
                 if any(t.endswith("[]") for _, t in columns):
                     date_column = None
-                # Undated tables hash their rows without the consent join (the consent marker stands for it); a dated
-                # one keeps it, so that a consent change does not rewrite every date of the history.
+                # Undated tables hash their rows without the consent join (the consent marker stands for it). A dated
+                # one is written without it, its view joining today's consent: a consent change (every night has
+                # some) would otherwise rewrite every date of the history.
                 unjoined = published_select(schema, table, columns, options, None)
+                consent_in_view = bool(date_column) and unjoined != select
+                if consent_in_view:
+                    select = published_select(schema, table, columns, options, None, with_consent=False)
                 if date_column or unjoined == select:
                     marker, snapshots = change_marker(con, select, select_params, description, comments, date_column)
                 else:
@@ -624,6 +654,7 @@ def publish(
                     columns,
                     marker,
                     date_column,
+                    consent_in_view,
                     snapshots,
                 )
                 # A table and its bridge tables carry the table's marker in the manifest.
@@ -656,10 +687,12 @@ def publish(
             # The files get their final names before the views that name them are created (a view reads its
             # columns when created); readers find this version only once the link below moves to it.
             tmp_version_dir.rename(version_dir)
+            profile_files = list(_parquet_file(version_dir, "marts.customer_profile").parent.glob("*.parquet"))
             for item in planned:
                 for name, description, comments in _served_parts(item):
                     files = list(_parquet_file(version_dir, name).parent.glob("*.parquet"))
-                    _create_view(con, name, files, description, comments)
+                    consent_files = profile_files if item.consent_in_view else None
+                    _create_view(con, name, files, description, comments, consent_files)
             _write_manifest(con, result, markers, options.pseudonymise, planned)
             con.execute("checkpoint serving_out")
             con.execute("detach serving_out")

@@ -134,6 +134,15 @@ def test_a_history_table_publishes_only_its_changed_snapshot_dates(warehouse, tm
     ]
     # The consent joined from the profile is served on the new date's rows as on the old ones.
     assert _served(out, "select count(*) from marts.customer_history where marketing_consent") == [(3,)]
+    # A consent withdrawn is served on every date at once, and rewrites none of them: the files hold the history's
+    # rows, the view joins today's consent from the profile.
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("update marts.customer_profile set marketing_consent = false where customer_id = 'C1'")
+    withdrawn = serving.publish(warehouse, out)
+    assert "marts.customer_history" not in withdrawn.rewritten and _snapshot_files(out) == files
+    assert _served(out, "select count(*) from marts.customer_history where marketing_consent") == [(0,)]
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("update marts.customer_profile set marketing_consent = true where customer_id = 'C1'")
 
     # A re-run of an old date replaces that date only; a date gone from the warehouse leaves the copy and its file.
     with duckdb.connect(str(warehouse)) as con:
