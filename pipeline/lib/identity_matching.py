@@ -464,7 +464,6 @@ def match_profiles(
     model: dict,
     threshold: float,
     previous: pl.DataFrame | None = None,
-    settled: pl.DataFrame | None = None,
     duckdb_config: Mapping[str, str] | None = None,
     entities: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
@@ -472,9 +471,7 @@ def match_profiles(
 
     `links`: pipeline.lib.identity.link_records rows. `previous`: the decisions the last run returned with the same
     model, or None to score every candidate. Only profiles resolved after those decisions are scored again (their
-    pairs never leave a neighbourhood); the other decisions are kept. `settled` (source, record_id of the records
-    resolved no later than `previous`) lets a caller pass only the newer link rows and their records (a nightly
-    run then reads no history); without it, it is read from `links`. `duckdb_config` bounds Splink's DuckDB.
+    pairs never leave a neighbourhood); the other decisions are kept. `duckdb_config` bounds Splink's DuckDB.
     `entities`: candidate_entities of `links` when the caller has them already (a full run trains on them).
     """
     from pipeline.lib.identity import KEYS, _record_key
@@ -490,8 +487,7 @@ def match_profiles(
         )
     decisions = decide(entities, model, threshold, duckdb_config)
     if seen is not None:
-        if settled is None:
-            settled = links.filter(pl.col("resolution") <= seen)
+        settled = links.filter(pl.col("resolution") <= seen)
         profile_keys = settled.select(left_key=_record_key(pl.col("source"), pl.col("record_id")))
         kept = previous.join(profile_keys, on="left_key", how="semi").drop("resolution")
         decisions = pl.concat([kept, decisions], how="vertical_relaxed")
