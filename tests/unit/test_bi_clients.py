@@ -5,7 +5,6 @@ bridge tables too."""
 from __future__ import annotations
 
 import duckdb
-import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
@@ -73,6 +72,8 @@ def test_sqlalchemy_reflects_tables_types_and_descriptions_read_only(published):
 
 
 def test_parquet_one_folder_per_table_with_field_descriptions(published):
+    import pandas as pd  # here, not at the top: every xdist worker collects this file, one runs it
+
     folders = sorted(p.name for p in (published / "parquet").iterdir())
     assert folders == ["customer_profile", "customer_profile__channels", "fct_orders"]
     frame = pd.read_parquet(published / "parquet" / "fct_orders")

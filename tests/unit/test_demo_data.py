@@ -18,6 +18,21 @@ def small(tmp_path_factory):
     return out, counts
 
 
+@pytest.fixture(scope="module")
+def small_cutoff(tmp_path_factory):
+    """`small`'s config as of a cutoff two days before its end (read-only for the tests)."""
+    out = tmp_path_factory.mktemp("small_cutoff")
+    generate(DemoConfig(customers=400, cutoff=date(2026, 11, 20)), out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def chunked(tmp_path_factory):
+    """400 persons made in chunks of 150, and the generator's counts (read-only for the tests)."""
+    out = tmp_path_factory.mktemp("chunked")
+    return out, generate(DemoConfig(customers=400, chunk_persons=150), out)
+
+
 def _tree(path):
     return sorted(p.relative_to(path) for p in path.rglob("*") if p.is_file())
 
@@ -102,23 +117,21 @@ def test_planted_mess(small):
     assert per_person["sources"].max() == 4
 
 
-def test_cutoff_holds_back_later_deliveries(small, tmp_path):
+def test_cutoff_holds_back_later_deliveries(small, small_cutoff):
     out, counts = small
-    generate(DemoConfig(customers=400, cutoff=date(2026, 11, 20)), tmp_path)
-    earlier = pl.read_csv(tmp_path / "truth.csv")
+    earlier = pl.read_csv(small_cutoff / "truth.csv")
     full = pl.read_csv(out / "truth.csv")
     assert 0 < full.height - earlier.height < full.height * 0.05
     assert earlier.join(full, on=["source", "record_id", "person_id"], how="anti").height == 0
-    assert not list((tmp_path / "helpdesk").glob("tickets-2026-11-2[12].jsonl"))
+    assert not list((small_cutoff / "helpdesk").glob("tickets-2026-11-2[12].jsonl"))
 
 
-def test_cutoff_keeps_records_changed_later_in_their_first_version(small, tmp_path):
+def test_cutoff_keeps_records_changed_later_in_their_first_version(small, small_cutoff):
     """A record made by the cutoff and changed after it is in the cutoff's sources as first made, so the next night
     brings it as an update of a known record (as a real source does), not as a new one."""
     out, _ = small
-    cutoff = date(2026, 11, 20)
-    generate(DemoConfig(customers=400, cutoff=cutoff), tmp_path)
-    night, earlier = _shop(out), _shop(tmp_path)
+    cutoff = date(2026, 11, 20)  # small_cutoff's
+    night, earlier = _shop(out), _shop(small_cutoff)
     for table, made in (("customers", "created_at"), ("orders", "ordered_at")):
         key = "customer_id" if table == "customers" else "order_id"
         made_by_cutoff = f"select {key} from shop.{table} where {key} is not null and left({made}, 10) <= ?"
@@ -134,7 +147,7 @@ def test_cutoff_keeps_records_changed_later_in_their_first_version(small, tmp_pa
         ).fetchall()
         assert len(first_versions) == len(changed_later) and all(first for _, first in first_versions)
     later_tickets = earlier.execute(
-        f"select count(*) from read_json('{tmp_path}/helpdesk/*.jsonl', ignore_errors=true) "
+        f"select count(*) from read_json('{small_cutoff}/helpdesk/*.jsonl', ignore_errors=true) "
         "where left(updated_at, 10) > ? or left(solved_at, 10) > ?",
         [cutoff.isoformat(), cutoff.isoformat()],
     ).fetchone()[0]
@@ -156,12 +169,11 @@ def test_the_last_day_brings_new_accounts_and_orders(tmp_path):
         assert by_day[end.isoformat()] >= typical / 3, (table, by_day[end.isoformat()], typical)
 
 
-def test_chunks_number_on_and_add_to_the_same_files(tmp_path):
+def test_chunks_number_on_and_add_to_the_same_files(chunked, tmp_path):
     """Persons made in chunks (as at 3M) give one set of sources: ids unique across chunks, every record written once
     to the database, the daily files (appended csv/jsonl, rewritten parquet) and the truth; the first chunk is the
     unchunked generator's output, so small scales do not change."""
-    chunked = tmp_path / "chunked"
-    chunked_counts = generate(DemoConfig(customers=400, chunk_persons=150), chunked)
+    chunked, chunked_counts = chunked
     assert chunked_counts["persons"] == 400
     truth = pl.read_csv(chunked / "truth.csv")
     records = ("webshop_customers", "orders", "tickets", "survey_responses")
@@ -193,13 +205,12 @@ def test_chunks_number_on_and_add_to_the_same_files(tmp_path):
     assert first_chunk.equals(pl.read_csv(tmp_path / "unchunked" / "truth.csv"))
 
 
-def test_chunked_cutoff_is_a_subset_of_the_next_night(tmp_path):
+def test_chunked_cutoff_is_a_subset_of_the_next_night(chunked, tmp_path):
     """At chunked scales too, the sources as of a cutoff are the next night's minus the held-back days (the 1M/3M
     benches' nightly run lands exactly one new day): the ids a chunk draws do not depend on the cutoff."""
     generate(DemoConfig(customers=400, chunk_persons=150, cutoff=date(2026, 11, 20)), tmp_path / "earlier")
-    generate(DemoConfig(customers=400, chunk_persons=150), tmp_path / "full")
     earlier = pl.read_csv(tmp_path / "earlier" / "truth.csv")
-    full = pl.read_csv(tmp_path / "full" / "truth.csv")
+    full = pl.read_csv(chunked[0] / "truth.csv")  # DemoConfig(customers=400, chunk_persons=150): the next night
     assert 0 < full.height - earlier.height < full.height * 0.05
     assert earlier.join(full, on=["source", "record_id", "person_id"], how="anti").height == 0
 

@@ -2,6 +2,8 @@
 in DuckDB, the matcher's candidates read from relations, a nightly's replaced records, a full build resolved in
 batches of neighbourhoods."""
 
+from dataclasses import dataclass
+
 import duckdb
 import polars as pl
 import pytest
@@ -40,6 +42,29 @@ def staged_data():
     return messy_data.staged(messy_data.build(messy_data.MessyConfig(persons=400, seed=5, mix="households")))
 
 
+@dataclass(frozen=True)
+class Messy:
+    """staged_data() with its identifier rows and records, normalised, and linked whole: built once for the module,
+    read-only for the tests (polars frames are not changed in place; `staged` is a fresh dict for each test)."""
+
+    staged_frames: dict[str, pl.DataFrame]
+    records: pl.DataFrame
+    identifiers: pl.DataFrame
+    links: pl.DataFrame
+
+    @property
+    def staged(self) -> dict[str, pl.DataFrame]:
+        return dict(self.staged_frames)
+
+
+@pytest.fixture(scope="module")
+def messy() -> Messy:
+    frames = staged_data()
+    raw, records = extract_identifiers(frames)
+    identifiers = normalise_identifiers(raw, DEMO_RULES)
+    return Messy(frames, records, identifiers, link_records(identifiers, records, DEMO_RULES))
+
+
 def staged_relations(con, staged):
     """The staged frames as relations of `con`, as a dbt model's refs are."""
     for name, frame in staged.items():
@@ -47,8 +72,8 @@ def staged_relations(con, staged):
     return {name: con.table(f"{name}_frame") for name in staged}
 
 
-def test_identifier_rows_in_duckdb_equal_the_extracted_frame_and_normalise_the_same():
-    staged = staged_data()
+def test_identifier_rows_in_duckdb_equal_the_extracted_frame_and_normalise_the_same(messy):
+    staged = messy.staged
     # keys that need trimming, and an empty one, beside the plain ones
     odd = pl.DataFrame({"customer_id": [" K-1 ", "\u00a0", "K/2"], "email": [None, None, "X@Y.ID"]})
     staged["stg_webshop__customers"] = pl.concat([staged["stg_webshop__customers"], odd], how="diagonal")
@@ -64,8 +89,8 @@ def test_identifier_rows_in_duckdb_equal_the_extracted_frame_and_normalise_the_s
     assert sorted(keys.get_column("value").to_list(), key=str) == sorted(["K-1", None, "K/2"], key=str)
 
 
-def test_normalised_rows_looked_up_a_chunk_at_a_time_equal_one_lookup_of_every_spelling():
-    staged = staged_data()
+def test_normalised_rows_looked_up_a_chunk_at_a_time_equal_one_lookup_of_every_spelling(messy):
+    staged = messy.staged
     with duckdb.connect(config={"memory_limit": "1GB"}) as con:
         rows = identifier_rows(staged_relations(con, staged))
         spellings = rows.filter("id_type in ('email', 'phone')").project("id_type, raw_value").distinct().count("*")
@@ -77,8 +102,8 @@ def test_normalised_rows_looked_up_a_chunk_at_a_time_equal_one_lookup_of_every_s
     assert limit == "953.6 MiB"  # the share is given back after the lookups
 
 
-def test_normalised_rows_reuse_earlier_lookups_and_look_up_only_new_spellings():
-    staged = staged_data()
+def test_normalised_rows_reuse_earlier_lookups_and_look_up_only_new_spellings(messy):
+    staged = messy.staged
     with duckdb.connect() as con:
         rows = identifier_rows(staged_relations(con, staged))
         con.execute("create table earlier as " + normalised_rows(con, rows, DEMO_RULES).sql_query())
@@ -87,7 +112,7 @@ def test_normalised_rows_reuse_earlier_lookups_and_look_up_only_new_spellings():
         con.execute("update earlier set reason = 'looked up before' where id_type = 'email'")
         known = con.table("earlier").pl().select("id_type", "raw_value").unique()
         fresh = normalised_rows(con, rows, DEMO_RULES, known="earlier", chunk=97).pl()
-    expected = normalise_identifiers(extract_identifiers(staged)[0], DEMO_RULES)
+    expected = messy.identifiers  # normalise_identifiers of extract_identifiers(staged)
     assert fresh.drop("reason").sort(ORDER).equals(expected.drop("reason").sort(ORDER))
     emails = pl.col("id_type") == "email"
     reused = fresh.filter(emails).join(known, on=["id_type", "raw_value"], how="semi")
@@ -97,10 +122,8 @@ def test_normalised_rows_reuse_earlier_lookups_and_look_up_only_new_spellings():
     assert looked_up.equals(expected.filter(emails).join(known, on=["id_type", "raw_value"], how="anti").sort(ORDER))
 
 
-def test_candidate_rows_read_from_relations_give_the_same_candidates():
-    raw, records = extract_identifiers(staged_data())
-    identifiers = normalise_identifiers(raw, DEMO_RULES)
-    links = link_records(identifiers, records, DEMO_RULES)
+def test_candidate_rows_read_from_relations_give_the_same_candidates(messy):
+    records, identifiers, links = messy.records, messy.identifiers, messy.links
     with duckdb.connect() as con:
         for name, frame in {"links": links, "records": records, "identifiers": identifiers}.items():
             con.register(name, frame.to_arrow())
@@ -113,10 +136,8 @@ def test_candidate_rows_read_from_relations_give_the_same_candidates():
     assert candidate_entities(few_links, few_records, few_identifiers).equals(expected)
 
 
-def test_candidates_in_groups_of_neighbourhoods_give_the_entities_and_decisions_of_all_at_once():
-    raw, records = extract_identifiers(staged_data())
-    identifiers = normalise_identifiers(raw, DEMO_RULES)
-    links = link_records(identifiers, records, DEMO_RULES)
+def test_candidates_in_groups_of_neighbourhoods_give_the_entities_and_decisions_of_all_at_once(messy):
+    records, identifiers, links = messy.records, messy.identifiers, messy.links
     expected = candidate_entities(links, records, identifiers)
     model = train(expected)
     at_once = match_profiles(links, records, identifiers, model, DEMO_RULES.match_probability)
@@ -134,10 +155,8 @@ def test_candidates_in_groups_of_neighbourhoods_give_the_entities_and_decisions_
     assert decide(entities, model, DEMO_RULES.match_probability).equals(at_once.drop("resolution"))
 
 
-def test_a_training_sample_holds_whole_neighbourhoods_of_candidates():
-    raw, records = extract_identifiers(staged_data())
-    identifiers = normalise_identifiers(raw, DEMO_RULES)
-    links = link_records(identifiers, records, DEMO_RULES)
+def test_a_training_sample_holds_whole_neighbourhoods_of_candidates(messy):
+    records, identifiers, links = messy.records, messy.identifiers, messy.links
     everything = candidate_entities(links, records, identifiers)
     with duckdb.connect() as con:
         for name, frame in {"links": links, "records": records, "identifiers": identifiers}.items():
@@ -155,10 +174,8 @@ def test_a_training_sample_holds_whole_neighbourhoods_of_candidates():
     assert sample.height > 0 and sample.join(everything, on=sample.columns, how="anti", nulls_equal=True).is_empty()
 
 
-def test_relink_names_the_records_whose_rows_a_nightly_replaces():
-    raw, records = extract_identifiers(staged_data())
-    identifiers = normalise_identifiers(raw, DEMO_RULES)
-    previous = link_records(identifiers, records, DEMO_RULES)
+def test_relink_names_the_records_whose_rows_a_nightly_replaces(messy):
+    records, identifiers, previous = messy.records, messy.identifiers, messy.links
     gone = records.head(3).select(KEYS)
     new_day = records.join(gone, on=KEYS, how="anti")
     with duckdb.connect() as con:
@@ -179,11 +196,10 @@ def test_relink_names_the_records_whose_rows_a_nightly_replaces():
     assert everything is None
 
 
-def test_relink_given_the_candidates_replaces_what_comparing_every_record_does():
+def test_relink_given_the_candidates_replaces_what_comparing_every_record_does(messy):
     """A nightly that compares only the records staged again (and those erasure marked) resolves the same
     neighbourhoods as one comparing every record's fingerprint, and its table is a resolution of everything."""
-    raw, records = extract_identifiers(staged_data())
-    identifiers = normalise_identifiers(raw, DEMO_RULES)
+    records, identifiers = messy.records, messy.identifiers
     late = pl.int_range(pl.len()).over("source") % 50 == 0  # one record in 50 arrives the next day
     first_day = records.filter(~late)
     previous = link_records(identifiers.join(first_day, on=KEYS, how="semi"), first_day, DEMO_RULES)
@@ -235,9 +251,8 @@ def test_relink_given_the_candidates_replaces_what_comparing_every_record_does()
     assert pl.concat([kept, fresh]).drop("resolution").sort(order).equals(whole.drop("resolution").sort(order))
 
 
-def test_a_full_build_in_batches_of_neighbourhoods_resolves_as_all_at_once(tmp_path):
-    raw, records = extract_identifiers(staged_data())
-    identifiers = normalise_identifiers(raw, DEMO_RULES)
+def test_a_full_build_in_batches_of_neighbourhoods_resolves_as_all_at_once(messy, tmp_path):
+    records, identifiers = messy.records, messy.identifiers
     at_once = resolve_identities(identifiers, records, DEMO_RULES)
     expected = pl.concat([at_once.links, at_once.linkless], how="diagonal")
     order = [*KEYS, "id_type", "value"]
@@ -292,9 +307,8 @@ def test_batches_take_the_oldest_records_first_in_the_rules_key_order():
     assert batched.select(at_once.links.columns).sort(order).equals(at_once.links.sort(order))
 
 
-def test_record_rows_in_duckdb_equal_the_extracted_records():
-    staged = staged_data()
-    _, records = extract_identifiers(staged)
+def test_record_rows_in_duckdb_equal_the_extracted_records(messy):
+    staged, records = messy.staged, messy.records
     with duckdb.connect() as con:
         in_duckdb = record_rows(staged_relations(con, staged)).pl()
     assert in_duckdb.schema == records.schema
@@ -303,15 +317,13 @@ def test_record_rows_in_duckdb_equal_the_extracted_records():
 
 
 @pytest.mark.parametrize("days", [400, 20])
-def test_a_record_whose_only_change_is_a_day_no_decision_reads_keeps_its_rows(days):
+def test_a_record_whose_only_change_is_a_day_no_decision_reads_keeps_its_rows(messy, days):
     """The demo's nights move the day of thousands of orders and accounts (a status change, an account update):
     only the records whose day can change what the recycled-number rule or the matcher decides are resolved again
     with their neighbourhoods; the others keep their decisions and get today's fingerprint and day. Either way the
     table is what resolving everything gives, even where the move makes a number recycled. A move of a few weeks
     (a status change) keeps most records."""
-    raw, records = extract_identifiers(staged_data())
-    identifiers = normalise_identifiers(raw, DEMO_RULES)
-    previous = link_records(identifiers, records, DEMO_RULES)
+    records, identifiers, previous = messy.records, messy.identifiers, messy.links
     later = pl.int_range(pl.len()).over("source") % 7 == 0
     moved = records.filter(later & pl.col("seen_on").is_not_null()).with_columns(
         seen_on=pl.col("seen_on") + pl.duration(days=days)

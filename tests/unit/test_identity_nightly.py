@@ -23,10 +23,16 @@ def partition(clusters: pl.DataFrame) -> set[frozenset[str]]:
     )
 
 
-def test_nightly_equals_a_full_resolution_of_all_days():
+@pytest.fixture(scope="module")
+def messy_rows():
+    """identifiers and records of a messy data set (read-only for the tests)."""
     frames = messy_data.build(messy_data.MessyConfig(persons=1500, seed=21, mix="balanced"))
     raw, records = extract_identifiers(messy_data.staged(frames))
-    identifiers = normalise_identifiers(raw, DEMO_RULES)
+    return normalise_identifiers(raw, DEMO_RULES), records
+
+
+def test_nightly_equals_a_full_resolution_of_all_days(messy_rows):
+    identifiers, records = messy_rows
     # Day N brings the records seen after the cutoff; until day N-1 a few accounts had another phone and a few
     # records existed that are gone on day N (erased, or re-keyed by the source).
     cutoff = records.get_column("seen_on").drop_nulls().quantile(0.99, "lower")
@@ -72,11 +78,9 @@ def test_nightly_equals_a_full_resolution_of_all_days():
 
 
 @pytest.fixture(scope="module")
-def messy_links():
+def messy_links(messy_rows):
     """identifiers, records and their links, resolved whole, of a messy data set."""
-    frames = messy_data.build(messy_data.MessyConfig(persons=1500, seed=21))
-    raw, records = extract_identifiers(messy_data.staged(frames))
-    identifiers = normalise_identifiers(raw, DEMO_RULES)
+    identifiers, records = messy_rows
     return identifiers, records, link_records(identifiers, records, DEMO_RULES)
 
 
