@@ -14,6 +14,7 @@ pyspark is an optional dependency (`uv sync --group spark`); importing this modu
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -196,8 +197,14 @@ def run_python_model(spark, manifest, node, memory_limit: str | None = None, tem
         local.close()
 
 
+# The identity models' post-hook (dbt_project/macros/delete_identity_tombstones.sql): dbt-spark's session mode runs no
+# hooks, so _delete_insert deletes the tombstones itself.
+_TOMBSTONE_HOOK = re.compile(r"delete_identity_tombstones\(\s*'(\w+)'\s*\)")
+
+
 def _delete_insert(local: duckdb.DuckDBPyConnection, this: _This, new_rows: pa.Table, config: dict) -> pa.Table:
-    """The previous table with the rows of the new rows' keys replaced (dbt's delete+insert strategy)."""
+    """The previous table with the rows of the new rows' keys replaced (dbt's delete+insert strategy), less the
+    tombstone rows (a null marker column) when the model's post-hook deletes them."""
     if config.get("incremental_strategy") != "delete+insert":
         raise ValueError(f"{this}: only the delete+insert strategy runs for Python models on Spark")
     keys = config["unique_key"]
@@ -207,6 +214,9 @@ def _delete_insert(local: duckdb.DuckDBPyConnection, this: _This, new_rows: pa.T
     local.execute(f"delete from {this} as previous where exists (select 1 from __new_rows where {matches})")
     local.execute(f"insert into {this} by name select * from __new_rows")
     local.unregister("__new_rows")
+    for hook in config.get("post-hook") or []:
+        for marker in _TOMBSTONE_HOOK.findall(hook.get("sql", "")):
+            local.execute(f"delete from {this} where {quote_identifier(marker)} is null")
     return local.table(str(this)).to_arrow_table()
 
 
