@@ -25,6 +25,8 @@ def stale_profiles(session, this, seen, links, records):
     gone (int_identity_records holds every record, in fewer rows than the links)."""
     if this is None:
         return pl.DataFrame(schema={"left_key": pl.Utf8})
+    if seen is None:
+        return session.sql(f"select distinct left_key from {this}").pl()
     # a left_key is source:record_id (source names hold no colon): split on these few keys, not joined on keys built
     # for every link row
     session.execute(
@@ -32,13 +34,11 @@ def stale_profiles(session, this, seen, links, records):
         f"left_key[strpos(left_key, ':') + 1:] as record_id from (select distinct left_key from {this})"
     )
     named = session.table("identity_named").set_alias("named")
-    stale = named
-    if seen is not None:
-        present = records.project("source, record_id").set_alias("present").join(named, "source, record_id", "semi")
-        resolved = links.filter(f"resolution > {seen}").project("source, record_id").set_alias("resolved")
-        stale = named.join(present, "source, record_id", how="anti").union(
-            named.join(resolved, "source, record_id", how="semi")
-        )
+    present = records.project("source, record_id").set_alias("present").join(named, "source, record_id", "semi")
+    resolved = links.filter(f"resolution > {seen}").project("source, record_id").set_alias("resolved")
+    stale = named.join(present, "source, record_id", how="anti").union(
+        named.join(resolved, "source, record_id", how="semi")
+    )
     keys = stale.project("source || ':' || record_id as left_key").pl()
     session.execute("drop table identity_named")
     return keys
