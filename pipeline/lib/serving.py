@@ -23,7 +23,8 @@ person survives.
 Made for BI clients: every table and column keeps the description dbt documented (table and column comments in the
 DuckDB file, field and schema metadata `description` in the Parquet files); each table is one folder
 `parquet/<table>/` (so `read_parquet(folder)` never glues tables together); unsigned and 128-bit integers are served as
-BIGINT; every list column also gets a bridge table `<table>__<column>` (the table's key, one row per element).
+BIGINT; every list column also gets a bridge table `<table>__<column>` (the table's key, one row per element); a
+model's bookkeeping columns (named `_...`: `_loaded_at`, `_resolution`, `_invocation_id`) are not served.
 
 Privacy on the way out:
   * every published table that holds `customer_id` carries `marketing_consent` (joined from marts.customer_profile
@@ -69,6 +70,8 @@ _TMP_PID = re.compile(r"\.tmp-(\d+)$")
 STRING_TYPES = ("VARCHAR", "VARCHAR[]")
 # Integer types many BI drivers cannot map (ODBC/JDBC/Arrow consumers): served as BIGINT.
 BIGINT_TYPES = frozenset({"UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "HUGEINT", "UHUGEINT"})
+# A column named so is a model's bookkeeping (dbt_project: "model state, no business meaning"): not served.
+MODEL_STATE_PREFIX = "_"
 # Columns that identify a row of a published table, in the order a bridge table's key is chosen.
 BRIDGE_KEYS = ("customer_id", "order_id", "ticket_id", "response_id")
 MANIFEST_DESCRIPTION = {
@@ -89,7 +92,7 @@ SNAPSHOTS_DESCRIPTION = {
     "change_marker": "Hash of that date's served rows, the table's columns and descriptions.",
 }
 # Bumped when the served form of a table changes for the same warehouse rows (forces one full rewrite).
-SERVED_FORM_VERSION = 2
+SERVED_FORM_VERSION = 3
 # How long a superseded Parquet version stays on disk for readers that still hold an older serving file (its views
 # name that version's files); the version just before the current one stays regardless, unless an erasure publishes.
 SUPERSEDED_KEPT_SECONDS = 24 * 3600
@@ -156,39 +159,54 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _published_tables(con: duckdb.DuckDBPyConnection, schemas: tuple[str, ...]) -> list[tuple[str, str]]:
-    return con.execute(
-        "select schema_name, table_name from duckdb_tables() where database_name = current_database() "
+@dataclass(frozen=True)
+class _CatalogTable:
+    """A warehouse table to publish as the catalog describes it, its model-state columns left out."""
+
+    schema: str
+    table: str
+    description: str | None  # the table's comment (what dbt's persist_docs wrote)
+    columns: list[tuple[str, str]]  # (name, type) of the served columns, in the table's order
+    comments: dict[str, str]  # served column -> its comment
+
+
+def _published_tables(con: duckdb.DuckDBPyConnection, schemas: tuple[str, ...]) -> list[_CatalogTable]:
+    """The tables of `schemas` with their served columns and descriptions, from one read of the catalog's tables and
+    one of its columns. A column named with MODEL_STATE_PREFIX is a model's bookkeeping (a watermark, the build that
+    wrote the row) and is not served."""
+    tables = con.execute(
+        "select schema_name, table_name, comment from duckdb_tables() where database_name = current_database() "
         "and schema_name in (select unnest(?)) order by 1, 2",
         [list(schemas)],
     ).fetchall()
+    columns: dict[tuple[str, str], list[tuple[str, str, str | None]]] = {}
+    for schema, table, name, dtype, comment in con.execute(
+        "select schema_name, table_name, column_name, data_type, comment from duckdb_columns() "
+        "where database_name = current_database() and schema_name in (select unnest(?)) "
+        "order by schema_name, table_name, column_index",
+        [list(schemas)],
+    ).fetchall():
+        if not name.startswith(MODEL_STATE_PREFIX):
+            columns.setdefault((schema, table), []).append((name, dtype, comment))
+    return [
+        _CatalogTable(
+            schema,
+            table,
+            comment,
+            [(name, dtype) for name, dtype, _ in columns.get((schema, table), [])],
+            {name: text for name, _, text in columns.get((schema, table), []) if text is not None},
+        )
+        for schema, table, comment in tables
+    ]
 
 
-def _columns(
-    con: duckdb.DuckDBPyConnection, schema: str, table: str, database: str | None = None
-) -> list[tuple[str, str]]:
-    return con.execute(
-        "select column_name, data_type from duckdb_columns() where database_name = coalesce(?, current_database()) "
-        "and schema_name = ? and table_name = ? order by column_index",
-        [database, schema, table],
-    ).fetchall()
-
-
-def _descriptions(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> tuple[str | None, dict[str, str]]:
-    """The table's comment and {column: comment} in the warehouse (what dbt's persist_docs wrote)."""
-    table_comment = con.execute(
-        "select comment from duckdb_tables() where database_name = current_database() and schema_name = ? "
-        "and table_name = ?",
-        [schema, table],
-    ).fetchone()
-    columns = dict(
-        con.execute(
-            "select column_name, comment from duckdb_columns() where database_name = current_database() "
-            "and schema_name = ? and table_name = ? and comment is not null",
-            [schema, table],
-        ).fetchall()
-    )
-    return (table_comment[0] if table_comment else None), columns
+def _columns(con: duckdb.DuckDBPyConnection, database: str, qualified: str) -> list[tuple[str, str]]:
+    """(name, type) of a table of the attached `database` ([] when it has no such table): DESCRIBE reads that one
+    table's catalog entry, where duckdb_columns() would list every column of every attached database."""
+    try:
+        return con.execute(f"select column_name, column_type from (describe {database}.{qualified})").fetchall()
+    except duckdb.CatalogException:
+        return []
 
 
 def _sql_string(text: str) -> str:
@@ -418,8 +436,7 @@ def consent_marker(con: duckdb.DuckDBPyConnection, consent_source: str | None) -
 
 def _previous_markers(con: duckdb.DuckDBPyConnection, database: str) -> dict[str, tuple[str, int]]:
     """{served table: (change marker, rows)} of the copy attached as `database`; empty when it has no markers."""
-    schema, table = MANIFEST_TABLE.split(".")
-    if ("change_marker", "VARCHAR") not in _columns(con, schema, table, database=database):
+    if ("change_marker", "VARCHAR") not in _columns(con, database, MANIFEST_TABLE):
         return {}
     rows = con.execute(f"select table_name, change_marker, row_count from {database}.{MANIFEST_TABLE}").fetchall()
     return {name: (marker, count) for name, marker, count in rows}
@@ -427,8 +444,7 @@ def _previous_markers(con: duckdb.DuckDBPyConnection, database: str) -> dict[str
 
 def _previous_snapshots(con: duckdb.DuckDBPyConnection, database: str) -> dict[str, dict[str, str]]:
     """{served table: {snapshot date: change marker}} of the copy attached as `database`; empty without them."""
-    schema, table = SNAPSHOTS_TABLE.split(".")
-    if not _columns(con, schema, table, database=database):
+    if not _columns(con, database, SNAPSHOTS_TABLE):
         return {}
     rows = con.execute(f"select table_name, snapshot_date, change_marker from {database}.{SNAPSHOTS_TABLE}").fetchall()
     previous: dict[str, dict[str, str]] = {}
@@ -616,14 +632,15 @@ def publish(
                 previous_snapshots = _previous_snapshots(con, "serving_last")
                 con.execute("detach serving_last")
             tables = _published_tables(con, options.schemas)
-            consent_source = '"marts"."customer_profile"' if ("marts", "customer_profile") in tables else None
+            has_profile = any((t.schema, t.table) == ("marts", "customer_profile") for t in tables)
+            consent_source = '"marts"."customer_profile"' if has_profile else None
             consent = consent_marker(con, consent_source)
             planned = []
-            for schema, table in tables:
-                columns = _columns(con, schema, table)
+            for catalog in tables:
+                schema, table, columns = catalog.schema, catalog.table, catalog.columns
                 select = published_select(schema, table, columns, options, consent_source)
                 select_params = params if "$salt" in select else {}
-                description, comments = _descriptions(con, schema, table)
+                description, comments = catalog.description, dict(catalog.comments)
                 if "marketing_consent" in select and "marketing_consent" not in comments:
                     comments["marketing_consent"] = CONSENT_DESCRIPTION
                 # Dated: a history or log table without list columns (those get bridge tables, written whole).
