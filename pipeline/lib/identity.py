@@ -1529,11 +1529,20 @@ def relink(
             )
         fingerprints = record_fingerprints(con, "identity_candidate_identifiers", "identity_candidate_records")
     con.execute("create or replace temp table identity_fingerprints as " + fingerprints.sql_query())
-    # The previous rows of the records compared, read from the history once.
-    compared = previous
+    # The previous rows every later step reads, taken from the history once: those of the neighbourhoods that hold a
+    # candidate or a value a candidate carries today (a neighbourhood holds every record sharing a value with one of
+    # its records, so the records to resolve again, their rows and those sharing their values are all there).
+    compared = history = previous
     if candidates is not None:
-        con.execute("create or replace temp table identity_compared as " + rows_of_records(con, previous, candidates))
-        compared = "identity_compared"
+        con.execute(
+            "create or replace temp table identity_history as "
+            + rows_of_neighbourhoods(con, previous, candidates, "identity_candidate_identifiers")
+        )
+        con.execute(
+            "create or replace temp table identity_compared as "
+            f"select * from identity_history semi join {candidates} using (source, record_id)"
+        )
+        compared, history = "identity_compared", "identity_history"
     # Records whose only change is a day no decision reads keep their rows, with today's fingerprint and day.
     redated = None
     if "seen_on" in con.table(previous).columns and "seen_on" in con.table(records).columns:
@@ -1546,7 +1555,7 @@ def relink(
                 else ("identity_candidate_identifiers", "identity_candidate_records")
             ),
             compared,
-            previous,
+            history,
             rules,
         )
     con.execute(
@@ -1555,7 +1564,7 @@ def relink(
             con,
             "identity_fingerprints",
             identifiers if candidates is None else "identity_candidate_identifiers",
-            previous,
+            history,
             compared,
             redated,
         ).sql_query()
@@ -1594,14 +1603,19 @@ def relink(
         todo_rows["identifiers"] = f"""
             select * from identity_candidate_identifiers semi join identity_todo using (source, record_id)
             union all by name
-            select source, record_id, id_type, value, 'ok' as status from {previous}
+            select source, record_id, id_type, value, 'ok' as status from {history}
             semi join (select * from identity_todo anti join {candidates} using (source, record_id))
                 using (source, record_id)
             where id_type is not null"""
     for name, query in todo_rows.items():
         con.execute(f"create or replace temp table identity_todo_{name} as {query}")
     if candidates is not None:
-        for name in ("identity_compared", "identity_candidate_identifiers", "identity_candidate_records"):
+        for name in (
+            "identity_history",
+            "identity_compared",
+            "identity_candidate_identifiers",
+            "identity_candidate_records",
+        ):
             con.execute(f"drop table {name}")
     # the fingerprints of the records resolved again: the candidates' and their neighbours'
     fingerprints = record_fingerprints(con, "identity_todo_identifiers", "identity_todo_records").pl()
@@ -1613,19 +1627,25 @@ def relink(
     return con.table("identity_fresh_links"), replaced
 
 
-def rows_of_records(con: duckdb.DuckDBPyConnection, relation: str, records: str) -> str:
-    """A query for every column of the rows of `relation` whose (source, record_id) `records` holds. From a table,
-    the rows are matched on the two key columns and fetched by rowid: a semi join reads every column of every row
-    before it filters (1.1M of the 24.7M link rows at 1M: 1.8-2.0 s against 2.9-3.1 s). A view or a registered frame
-    has no rowid: a semi join then."""
+def rows_of_neighbourhoods(con: duckdb.DuckDBPyConnection, relation: str, records: str, identifiers: str) -> str:
+    """A query for every column of the rows of `relation` (link rows) in the neighbourhoods that hold a record of
+    `records` (source, record_id) or a row carrying a usable value of `identifiers` (normalise_identifiers rows).
+    From a table, the rows are found on the few columns that select them and fetched by rowid: a semi join reads
+    every column of every row before it filters (1.1M of the 24.7M link rows at 1M: 1.8-2.0 s against 2.9-3.1 s).
+    A view or a registered frame has no rowid: a semi join then."""
+    touched = f"""
+        select neighbourhood from {relation} semi join {records} using (source, record_id)
+        union
+        select neighbourhood from {relation}
+        semi join (select distinct id_type, value from {identifiers} where status = 'ok') using (id_type, value)"""
     schema, _, name = relation.rpartition(".")
-    matched = f"from {relation} semi join {records} using (source, record_id)"
     is_table = con.execute(
         "select count(*) from duckdb_tables() where schema_name = ? and table_name = ?", [schema or "main", name]
     ).fetchone()[0]
     if not is_table:
-        return f"select * {matched}"
-    return f"select * from {relation} where rowid in (select rowid {matched})"
+        return f"select * from {relation} semi join ({touched}) using (neighbourhood)"
+    selected = f"select rowid from {relation} semi join ({touched}) using (neighbourhood)"
+    return f"select * from {relation} where rowid in ({selected})"
 
 
 def _link_rows(

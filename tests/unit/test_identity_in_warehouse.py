@@ -22,7 +22,7 @@ from pipeline.lib.identity import (
     relink,
     resolve_identities,
     resolve_in_batches,
-    rows_of_records,
+    rows_of_neighbourhoods,
 )
 from pipeline.lib.identity_matching import (
     candidate_chunks,
@@ -401,20 +401,31 @@ def test_a_night_takes_the_candidates_rows_from_what_it_staged_unless_erasure_ma
         assert staged is None
 
 
-def test_rows_of_records_are_the_same_from_a_table_and_from_a_frame(tmp_path):
-    """A table's rows are fetched by rowid after matching on the keys alone, a frame's by a semi join: the same rows,
-    every column, deleted rows left out."""
+def test_rows_of_neighbourhoods_are_the_same_from_a_table_and_from_a_frame(tmp_path):
+    """The rows of the neighbourhoods that hold a wanted record or carry a usable value of today's identifiers: from a
+    table fetched by rowid after matching on the selecting columns alone, from a frame by a semi join. The same rows,
+    every column, deleted rows left out; a value rejected today touches nothing."""
     with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
         con.execute("""create schema intermediate; create table intermediate.links as select * from (values
-            ('webshop_order', 'O1', 'email', 'a@x.id'), ('webshop_order', 'O1', 'phone', '+62811'),
-            ('webshop_order', 'O2', 'email', 'b@x.id'), ('helpdesk_ticket', 'O1', 'email', 'c@x.id')
-        ) t(source, record_id, id_type, value)""")
+            ('webshop_order', 'O1', 'email', 'a@x.id', 'n1'), ('webshop_order', 'O1', 'phone', '+62811', 'n1'),
+            ('helpdesk_ticket', 'T1', 'email', 'a@x.id', 'n1'),
+            ('webshop_order', 'O2', 'email', 'b@x.id', 'n2'), ('survey_response', 'S2', 'email', 'b@x.id', 'n2'),
+            ('webshop_order', 'O3', 'email', 'c@x.id', 'n3'), ('helpdesk_ticket', 'O1', 'email', 'd@x.id', 'n4')
+        ) t(source, record_id, id_type, value, neighbourhood)""")
         con.execute("delete from intermediate.links where value = '+62811'")
         con.execute("create temp table wanted as select 'webshop_order' as source, 'O1' as record_id")
+        con.execute("""create temp table today as select * from (values
+            ('survey_response', 'S9', 'email', 'b@x.id', 'ok'), ('survey_response', 'S9', 'email', 'c@x.id', 'invalid')
+        ) t(source, record_id, id_type, value, status)""")
         frame = con.table("intermediate.links").pl()
         con.register("links_frame", frame.to_arrow())
-        from_table = rows_of_records(con, "intermediate.links", "wanted")
-        from_frame = rows_of_records(con, "links_frame", "wanted")
+        from_table = rows_of_neighbourhoods(con, "intermediate.links", "wanted", "today")
+        from_frame = rows_of_neighbourhoods(con, "links_frame", "wanted", "today")
         assert "rowid" in from_table and "rowid" not in from_frame
-        expected = [("webshop_order", "O1", "email", "a@x.id")]
-        assert con.execute(from_table).fetchall() == con.execute(from_frame).fetchall() == expected
+        expected = [
+            ("helpdesk_ticket", "T1", "email", "a@x.id", "n1"),
+            ("survey_response", "S2", "email", "b@x.id", "n2"),
+            ("webshop_order", "O1", "email", "a@x.id", "n1"),
+            ("webshop_order", "O2", "email", "b@x.id", "n2"),
+        ]
+        assert sorted(con.execute(from_table).fetchall()) == sorted(con.execute(from_frame).fetchall()) == expected
