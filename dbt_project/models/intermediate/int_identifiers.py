@@ -59,7 +59,11 @@ def model(dbt, session):
     until = staged_until(staged)
     changed, stale = restage(session, this if exists else None, staged, rebuild=not reuse)
     limits = duckdb_limits(dbt.config.get("duckdb_memory_limit"), dbt.config.get("duckdb_temp_directory"))
-    rows = normalised_rows(session, identifier_rows(changed), rules, phones.pl(), this if reuse else None, limits)
+    spelled = identifier_rows(changed)
+    if reuse:  # a night's rows: only the parsed phones they spell leave the warehouse, not the history's
+        spelled_phones = f"select raw_value from ({spelled.sql_query()}) where id_type = 'phone'"
+        phones = phones.filter(f"raw_phone in ({spelled_phones})")
+    rows = normalised_rows(session, spelled, rules, phones.pl(), this if reuse else None, limits)
     session.execute(
         f"create or replace temp table identity_lookup_rules as select ? as normaliser, ?::timestamp as {STAGED_UNTIL}",
         [digest, until],
