@@ -1,11 +1,13 @@
 """The dbt vars a Dagster run hands to dbt: config sections ride along, the run date (the run's last partition) does
-not: it goes in the run-context table, so the vars stay the same from night to night and dbt reuses its parse."""
+not: it goes in the run-context table, so the vars stay the same from night to night and dbt reuses its parse. And
+what the dbt steps leave in the project's target/ stays bounded."""
 
+import os
 from argparse import Namespace
 from datetime import date
 from pathlib import Path
 
-from pipeline.defs.dbt.assets import PARTITION_TAG, RUN_CONTEXT, dbt_vars, last_partition
+from pipeline.defs.dbt.assets import PARTITION_TAG, RUN_CONTEXT, dbt_vars, last_partition, prune_invocations
 from pipeline.defs.dbt.resources import DBT_DIR
 from pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
 from pipeline.settings import load_settings
@@ -47,3 +49,30 @@ def test_the_profile_takes_keep_open_from_the_vars_and_closes_by_default():
     for variables, expected in (({}, False), (dbt_vars(load_settings(), WAREHOUSE, keep_open=True), True)):
         profile = Profile.from_raw_profiles(profiles, "cdp", ProfileRenderer(variables), target_override="duckdb")
         assert profile.credentials.keep_open is expected
+
+
+def test_only_the_newest_invocation_directories_stay_in_the_target(tmp_path):
+    """Each dbt step leaves a directory (its dbt.log, compiled SQL); a nightly schedule makes two a day. The newest
+    ones stay for debugging, older ones go; the project's manifest, partial parse and other folders stay."""
+    (tmp_path / "manifest.json").write_text("{}")
+    (tmp_path / "partial_parse.msgpack").write_bytes(b"parse")
+    (tmp_path / "compiled").mkdir()
+    for night in range(6):
+        for step in ("dbt_models", "dbt_customer_marts"):
+            folder = tmp_path / f"{step}-run{night:04d}-abc{night}"
+            folder.mkdir()
+            (folder / "dbt.log").write_text("{}")
+            os.utime(folder, (1_000_000 + night * 86_400, 1_000_000 + night * 86_400))
+    removed = prune_invocations(tmp_path, keep=4)
+    assert sorted(f.name for f in removed) == sorted(
+        f"{step}-run{night:04d}-abc{night}" for night in range(4) for step in ("dbt_models", "dbt_customer_marts")
+    )
+    assert sorted(f.name for f in tmp_path.iterdir()) == [
+        "compiled",
+        "dbt_customer_marts-run0004-abc4",
+        "dbt_customer_marts-run0005-abc5",
+        "dbt_models-run0004-abc4",
+        "dbt_models-run0005-abc5",
+        "manifest.json",
+        "partial_parse.msgpack",
+    ]

@@ -33,6 +33,9 @@ CUSTOMER_MARTS = "tag:customer_marts"
 # Run tag of a run over one partition (the schedule); a range (backfill, `pipeline.cli run`) has RANGE_END_TAG.
 PARTITION_TAG = "dagster/partition"
 PARTIAL_PARSE = "partial_parse.msgpack"
+# The newest dbt invocation directories kept in the project's target/ (each holds a step's dbt.log and compiled SQL,
+# ~2 MB): a nightly schedule adds two a day, which would fill the disk over the years.
+INVOCATIONS_KEPT = 20
 # The table int_run_date reads the run date from when dbt gets it as the var `run_context` (a run by hand does not).
 RUN_CONTEXT = "raw.run_context"
 
@@ -71,6 +74,20 @@ def share_parse(invocation_target: Path, project_target: Path) -> None:
         staged = project_target / f"{PARTIAL_PARSE}.tmp-{os.getpid()}"
         shutil.copyfile(parsed, staged)
         os.replace(staged, project_target / PARTIAL_PARSE)
+
+
+def prune_invocations(project_target: Path, keep: int = INVOCATIONS_KEPT) -> list[Path]:
+    """Delete all but the `keep` newest invocation directories that dagster-dbt made in `project_target` (named
+    `<step>-<run id>-<suffix>`, holding a dbt.log); returns what was deleted. The project's own files (manifest,
+    partial parse) are no invocation directories."""
+    invocations = sorted(
+        (folder for folder in project_target.glob("*-*-*") if folder.is_dir() and (folder / "dbt.log").is_file()),
+        key=lambda folder: folder.stat().st_mtime,
+        reverse=True,
+    )
+    for folder in invocations[keep:]:
+        shutil.rmtree(folder, ignore_errors=True)
+    return invocations[keep:]
 
 
 def _dbt_step(name: str, **selection: str) -> dg.AssetsDefinition:
@@ -117,7 +134,9 @@ def _dbt_step(name: str, **selection: str) -> dg.AssetsDefinition:
                     )
                     event = event.with_metadata({**event.metadata, **table_metadata(con, key)})
                 yield event
-        share_parse(Path(invocation.target_path), Path(dbt_project.project_dir) / dbt_project.target_path)
+        project_target = Path(dbt_project.project_dir) / dbt_project.target_path
+        share_parse(Path(invocation.target_path), project_target)
+        prune_invocations(project_target)
         if not invocation.is_successful():
             raise invocation.get_error()
 
