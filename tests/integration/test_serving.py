@@ -127,8 +127,8 @@ def test_publish_copies_every_mart_with_consent_and_parquet(run_copy):
             if "customer_id" in original:
                 assert "marketing_consent" in served, f"{name} is audience-like but has no marketing_consent"
             # A model's bookkeeping columns (_loaded_at, _resolution, _invocation_id) stay in the warehouse.
-            assert not {c for c in served if c.startswith("_")}, f"{name} serves model state"
-            original = {c for c in original if not c.startswith("_")}
+            assert not {c for c in served if c.startswith(serving.MODEL_STATE_PREFIX)}, f"{name} serves model state"
+            original = {c for c in original if not c.startswith(serving.MODEL_STATE_PREFIX)}
             # Served rows = warehouse rows, value for value (the consent column is the only addition).
             cols = ", ".join(f'"{c}"' for c in sorted(original))
             diff = con.execute(
