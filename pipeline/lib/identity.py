@@ -1315,6 +1315,129 @@ def redated_records(
     return "identity_redated"
 
 
+def attachable_records(
+    con: duckdb.DuckDBPyConnection,
+    fingerprints: str,
+    identifiers: str,
+    records: str,
+    compared: str,
+    previous: str,
+    rules: IdentityRules,
+) -> str | None:
+    """Temp table `identity_attachable` (its name is returned; None with limit windows): the new records of
+    `fingerprints` that join an existing profile without changing any decision, with the rows the rules would give
+    them (LINK_SCHEMA but fingerprint, seen_on and resolution) and their `neighbourhood`. A new order of a known
+    customer is most of a night's records; resolving it again with its customer's whole neighbourhood was most of a
+    night's identity work.
+
+    Such a record is unnamed (no name to compare) and carries one usable value `v` of a person type that other
+    records carried before (a customer id, an email, a phone, a requester id); its other usable values are of
+    unlimited types (its own order id) and carried by no other record. Before, every row of v's neighbourhood linked:
+    no value there was shared, over a limit or recycled, and the matcher had nothing to score. With the record:
+    - at every stage before v's type the record stands alone (its other values join nothing);
+    - at v's stage it adds one unnamed profile holding only v: no name pair and no limited value are added, so no
+      value becomes shared or over a limit (a limit breaks only when the profiles' values together exceed it, and
+      they are the same values);
+    - v's records stay within max_records_per_value, and its use shows no pause of more than recycle_days with the
+      record's day in it: the recycled-number rule finds nothing, as before;
+    - the record's key sorts after the profile's and the neighbourhood's smallest key, which name them.
+    So the record's rows link, with v's profile and neighbourhood, and every other row stays as it was. Whether its
+    neighbourhood is resolved again anyway (another record there changed) is records_to_resolve's to decide.
+    Relations `con` knows: `fingerprints` (record_fingerprints of today's records compared), `identifiers` and
+    `records` (their rows today), `compared` (the rows of `previous` of those records) and `previous` (the last run's
+    link rows of at least every neighbourhood holding a value a compared record carries).
+    """
+    if rules.limit_windows:  # a windowed limit reads every day
+        return None
+    # constants of this module, the registry and the rules, not data
+    person_types = ", ".join(quote_literal(t) for t in PERSON_TYPES)
+    limited = ", ".join(quote_literal(t) for t in rules.limits) or "null"
+    phone_grade = ", ".join(quote_literal(t) for t in PHONE_GRADE)
+    current = ", ".join(quote_literal(s.source) for s in record_sources() if s.current) or "null"
+    unnamed = "name is null or trim(name) = ''" if "name" in con.table(records).columns else "true"
+    crowded = f"or k.records + c.carriers > {int(rules.max_records_per_value)}"
+    recycled = (
+        ""
+        if rules.recycle_days is None
+        else f"""
+        union all
+        select distinct id_type, value from ({_use_timeline("uses", "id_type, value")})
+        where pause > {int(rules.recycle_days)}"""
+    )
+    con.execute(f"""
+        create or replace temp table identity_attachable as
+        with new_records as (
+            select source, record_id from {fingerprints}
+            anti join (select distinct source, record_id from {compared}) using (source, record_id)
+            semi join (select source, record_id from {records} where {unnamed}) using (source, record_id)
+        ),
+        carried as (
+            select distinct source, record_id, id_type, value from {identifiers}
+            semi join new_records using (source, record_id)
+            where status = 'ok'
+        ),
+        -- today's records carrying each of those values (a value carried anew is carried by compared records only)
+        carriers as (
+            select id_type, value, count(distinct (source, record_id)) as carriers from {identifiers}
+            semi join (select distinct id_type, value from carried) using (id_type, value)
+            where status = 'ok'
+            group by all
+        ),
+        known as (
+            select id_type, value, count(*) as records, bool_and(linked) as linked,
+                min(profile_key) as profile_key, max(profile_key) as other_profile,
+                min(neighbourhood) as neighbourhood, max(neighbourhood) as other_neighbourhood,
+                any_value(reason) as reason, any_value(detail) as detail
+            from {previous} semi join (select distinct id_type, value from carried) using (id_type, value)
+            group by all
+        ),
+        tidy as (
+            select neighbourhood from {previous}
+            semi join (select neighbourhood from known) using (neighbourhood)
+            group by neighbourhood having bool_and(coalesce(linked, false))
+        ),
+        shapes as (
+            select c.source, c.record_id,
+                count(k.value) as known_values,
+                bool_and(k.value is not null or (c.id_type not in ({limited}) and n.carriers = 1)) as others_alone
+            from carried as c
+            join carriers as n using (id_type, value)
+            left join known as k using (id_type, value)
+            group by all
+        ),
+        uses as (
+            select p.id_type, p.value, p.source in ({current}) as current, p.seen_on - date '1970-01-01' as day
+            from {previous} as p semi join known using (id_type, value)
+            where p.id_type in ({phone_grade})
+            union all
+            select i.id_type, i.value, i.source in ({current}), r.seen_on - date '1970-01-01'
+            from (select distinct source, record_id, id_type, value from {identifiers} where status = 'ok') as i
+            join {records} as r using (source, record_id)
+            semi join known using (id_type, value)
+            where i.id_type in ({phone_grade})
+        ),
+        refused as (
+            select k.id_type, k.value from known as k join carriers as c using (id_type, value)
+            where not k.linked or k.profile_key <> k.other_profile or k.neighbourhood <> k.other_neighbourhood
+                or k.id_type not in ({person_types}) {crowded}
+                or k.neighbourhood not in (select neighbourhood from tidy)
+            {recycled}
+        ),
+        attachable as (
+            select c.source, c.record_id, k.profile_key, k.neighbourhood from carried as c
+            join known as k using (id_type, value)
+            semi join (select * from shapes where known_values = 1 and others_alone) using (source, record_id)
+            anti join refused using (id_type, value)
+            where c.source || ':' || c.record_id > k.profile_key and c.source || ':' || c.record_id > k.neighbourhood
+        )
+        select a.source, a.record_id, c.id_type, c.value, true as linked, k.reason, k.detail, a.profile_key,
+            a.neighbourhood
+        from attachable as a
+        join carried as c using (source, record_id)
+        left join known as k using (id_type, value)""")
+    return "identity_attachable"
+
+
 def records_to_resolve(
     con: duckdb.DuckDBPyConnection,
     fingerprints: str,
@@ -1322,6 +1445,7 @@ def records_to_resolve(
     previous: str,
     compared: str | None = None,
     redated: str | None = None,
+    attachable: str | None = None,
 ) -> duckdb.DuckDBPyRelation:
     """source, record_id: the records a nightly run resolves again.
 
@@ -1332,17 +1456,22 @@ def records_to_resolve(
     previous neighbourhood that holds a changed or gone record or a record sharing a usable value with a new or
     changed one. The set is closed: each of its records' values is carried by its records only, so its
     neighbourhoods are today's. `redated` (source, record_id; redated_records) names changed records whose change no
-    decision reads: they count as unchanged.
+    decision reads: they count as unchanged. `attachable` (source, record_id, neighbourhood; attachable_records)
+    names new records that join their neighbourhood without changing it: resolved again only when something else
+    there is.
     An unchanged record carries today the usable values its rows in `previous` hold (one row per usable value), so
     the records sharing a value with a changed one are found there, in the scan that finds their neighbourhoods.
     """
     before = compared or previous
+    # a new record joining a neighbourhood resolved again anyway is resolved with it
+    joining = f"union select source, record_id from {attachable} semi join dirty using (neighbourhood)"
     return con.sql(f"""
         with before as (select distinct source, record_id, fingerprint from {before}),
         changed as (
             select source, record_id from {fingerprints}
             anti join before using (source, record_id, fingerprint)
             {f"anti join {redated} using (source, record_id)" if redated else ""}
+            {f"anti join {attachable} using (source, record_id)" if attachable else ""}
         ),
         gone as (select source, record_id from before anti join {fingerprints} using (source, record_id)),
         touched_values as (
@@ -1360,7 +1489,8 @@ def records_to_resolve(
         union
         select source, record_id from {previous}
         semi join dirty using (neighbourhood)
-        anti join gone using (source, record_id)""")
+        anti join gone using (source, record_id)
+        {joining if attachable else ""}""")
 
 
 LOAD_STAMP = "_loaded_at"  # staging's load time of a row (pipeline/lib/ingest.py); load times only grow
@@ -1543,32 +1673,34 @@ def relink(
             f"select * from identity_history semi join {candidates} using (source, record_id)"
         )
         compared, history = "identity_compared", "identity_history"
-    # Records whose only change is a day no decision reads keep their rows, with today's fingerprint and day.
-    redated = None
+    today = (
+        (identifiers, records)
+        if candidates is None
+        else ("identity_candidate_identifiers", "identity_candidate_records")
+    )
+    # Records whose only change is a day no decision reads keep their rows, with today's fingerprint and day; new
+    # records that join a profile without changing a decision get their rows without resolving it again.
+    redated = attachable = None
     if "seen_on" in con.table(previous).columns and "seen_on" in con.table(records).columns:
-        redated = redated_records(
-            con,
-            "identity_fingerprints",
-            *(
-                (identifiers, records)
-                if candidates is None
-                else ("identity_candidate_identifiers", "identity_candidate_records")
-            ),
-            compared,
-            history,
-            rules,
-        )
+        redated = redated_records(con, "identity_fingerprints", *today, compared, history, rules)
+        attachable = attachable_records(con, "identity_fingerprints", *today, compared, history, rules)
     con.execute(
         "create or replace temp table identity_todo as "
-        + records_to_resolve(
-            con,
-            "identity_fingerprints",
-            identifiers if candidates is None else "identity_candidate_identifiers",
-            history,
-            compared,
-            redated,
-        ).sql_query()
+        + records_to_resolve(con, "identity_fingerprints", today[0], history, compared, redated, attachable).sql_query()
     )
+    attached_rows = pl.DataFrame(schema=LINK_SCHEMA)
+    if attachable is not None:
+        columns = ", ".join(f"a.{c}" for c in LINK_SCHEMA if c not in ("fingerprint", "seen_on", "resolution"))
+        attached_rows = (
+            con.sql(f"""
+                select {columns}, f.fingerprint, f.seen_on, {resolution}::bigint as resolution from {attachable} as a
+                join identity_fingerprints as f using (source, record_id)
+                anti join identity_todo using (source, record_id)""")
+            .pl()
+            .select(list(LINK_SCHEMA))
+            .cast(LINK_SCHEMA)
+        )
+        con.execute(f"drop table {attachable}")
     redated_rows = pl.DataFrame(schema=LINK_SCHEMA)
     if redated is not None:
         columns = ", ".join(f"p.{c}" for c in LINK_SCHEMA if c not in ("fingerprint", "seen_on"))
@@ -1623,7 +1755,7 @@ def relink(
     for name in ("identity_todo", "identity_fingerprints", "identity_todo_identifiers", "identity_todo_records"):
         con.execute(f"drop table {name}")
     fresh = _link_rows(identifiers_todo, records_todo, fingerprints, rules, resolution, duckdb_config)
-    con.register("identity_fresh_links", pl.concat([fresh, redated_rows]).to_arrow())
+    con.register("identity_fresh_links", pl.concat([fresh, redated_rows, attached_rows]).to_arrow())
     return con.table("identity_fresh_links"), replaced
 
 

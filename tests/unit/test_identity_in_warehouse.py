@@ -2,7 +2,7 @@
 in DuckDB, the matcher's candidates read from relations, a nightly's replaced records, a full build resolved in
 batches of neighbourhoods."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import duckdb
 import polars as pl
@@ -248,6 +248,126 @@ def test_relink_given_the_candidates_replaces_what_comparing_every_record_does(m
     assert replaced.height < 0.5 * today.height
     kept = previous.join(replaced, on=KEYS, how="anti")
     whole = link_records(today_identifiers, today, DEMO_RULES)
+    assert pl.concat([kept, fresh]).drop("resolution").sort(order).equals(whole.drop("resolution").sort(order))
+
+
+@pytest.mark.parametrize(
+    ("mix", "seed", "rules"),
+    [
+        ("balanced", 11, DEMO_RULES),
+        ("households", 12, DEMO_RULES),
+        # tight limits, a short recycling pause and values crowded at four records: the guards an attach checks
+        ("households", 13, replace(DEMO_RULES, recycle_days=30, max_records_per_value=4, limits={"phone": 1})),
+    ],
+)
+def test_new_records_attached_without_resolving_their_profile_again_leave_the_table_a_resolution_of_all(
+    mix, seed, rules
+):
+    """A night whose new records include many that only join a known profile (a known customer's new order): those
+    get their rows without their neighbourhood being resolved again, and the table equals resolving everything."""
+    frames = messy_data.staged(messy_data.build(messy_data.MessyConfig(persons=300, seed=seed, mix=mix)))
+    raw, records = extract_identifiers(frames)
+    identifiers = normalise_identifiers(raw, rules)
+    late = pl.int_range(pl.len()).over("source") % 4 == 0  # a quarter of each source's records arrive today
+    first_day = records.filter(~late)
+    previous = link_records(identifiers.join(first_day, on=KEYS, how="semi"), first_day, rules)
+    with duckdb.connect() as con:
+        con.register("identifiers", identifiers.to_arrow())
+        con.register("records", records.to_arrow())
+        con.register("previous", previous.to_arrow())
+        con.register("candidates", records.filter(late).select(KEYS).to_arrow())
+        fresh, replaced = relink(con, "identifiers", "records", rules, "previous", candidates="candidates")
+        fresh = fresh.pl()
+    attached = fresh.select(KEYS).unique().join(replaced, on=KEYS, how="anti")
+    assert attached.height >= 10  # new records with rows of their own, no neighbourhood resolved for them
+    assert attached.join(previous, on=KEYS, how="semi").is_empty()  # only new records are attached
+    order = [*KEYS, "id_type", "value"]
+    kept = previous.join(replaced, on=KEYS, how="anti")
+    whole = link_records(identifiers, records, rules)
+    assert pl.concat([kept, fresh]).drop("resolution").sort(order).equals(whole.drop("resolution").sort(order))
+
+
+def _budi_and_a_new_record(new, extra=()):
+    """(identifier rows, records) of Budi's account C1 and three orders of it, `extra` rows (source, record_id,
+    id_type, raw_value, name) and the new record's `new` rows (the same shape)."""
+    rows = [
+        ("webshop_customer", "C1", "webshop_customer_id", "C1", "Budi Santoso"),
+        ("webshop_customer", "C1", "email", "budi@contoh.id", "Budi Santoso"),
+        ("webshop_customer", "C1", "phone", "0813-9271-5508", "Budi Santoso"),
+        *[("webshop_order", f"O{k}", "webshop_customer_id", "C1", None) for k in (1, 2, 3)],
+        *[("webshop_order", f"O{k}", "order_id", f"O{k}", None) for k in (1, 2, 3)],
+        *extra,
+        *new,
+    ]
+    frame = pl.DataFrame(rows, schema=["source", "record_id", "id_type", "raw_value", "name"], orient="row")
+    records = frame.group_by(KEYS, maintain_order=True).agg(pl.col("name").first())
+    day = pl.int_range(pl.len()).cast(pl.Int32) * 10  # a record every ten days: no pause to recycle a number
+    records = records.with_columns(
+        name_rank=pl.lit(0, pl.Int32),
+        city=pl.lit(None, pl.Utf8),
+        seen_on=pl.date(2025, 1, 1) + pl.duration(days=day),
+        current=pl.col("source") == "webshop_customer",
+    )
+    return frame.drop("name"), records
+
+
+@pytest.mark.parametrize(
+    ("new", "extra", "rules", "attached"),
+    [
+        # a new order of the known account: it joins Budi's profile as it is
+        ([("webshop_order", "O9", "webshop_customer_id", "C1", None)], (), DEMO_RULES, True),
+        # ... unless it makes the account id too common to link (five records, four allowed)
+        (
+            [("webshop_order", "O9", "webshop_customer_id", "C1", None)],
+            (),
+            replace(DEMO_RULES, max_records_per_value=4),
+            False,
+        ),
+        # a named record: its name is compared (and here disagrees: the phone is shared)
+        ([("webshop_order", "O9", "phone", "+62 813 9271 5508", "Siti Rahayu")], (), DEMO_RULES, False),
+        # an order id alone is no person's identifier
+        ([("webshop_order", "O9", "order_id", "O1", None)], (), DEMO_RULES, False),
+        # a new email for the profile: it counts toward the email limit
+        (
+            [
+                ("webshop_order", "O9", "webshop_customer_id", "C1", None),
+                ("webshop_order", "O9", "email", "budi.baru@contoh.id", None),
+            ],
+            (),
+            DEMO_RULES,
+            False,
+        ),
+        # Budi's phone is shared with Siti: the neighbourhood holds a row that does not link (the matcher's)
+        (
+            [("webshop_order", "O9", "webshop_customer_id", "C1", None)],
+            [
+                ("webshop_customer", "C2", "webshop_customer_id", "C2", "Siti Rahayu"),
+                ("webshop_customer", "C2", "phone", "0813-9271-5508", "Siti Rahayu"),
+            ],
+            DEMO_RULES,
+            False,
+        ),
+        # an unnamed ticket whose key sorts before the account's: it would name the profile
+        ([("helpdesk_ticket", "T0", "email", "budi@contoh.id", None)], (), DEMO_RULES, False),
+    ],
+)
+def test_only_a_new_record_that_changes_no_decision_is_attached(new, extra, rules, attached):
+    identifiers, records = _budi_and_a_new_record(new, extra)
+    identifiers = normalise_identifiers(identifiers, rules)
+    new_keys = pl.DataFrame([row[:2] for row in new], schema=KEYS, orient="row").unique()
+    before = records.join(new_keys, on=KEYS, how="anti")
+    previous = link_records(identifiers.join(before, on=KEYS, how="semi"), before, rules)
+    with duckdb.connect() as con:
+        con.register("identifiers", identifiers.to_arrow())
+        con.register("records", records.to_arrow())
+        con.register("previous", previous.to_arrow())
+        con.register("candidates", new_keys.to_arrow())
+        fresh, replaced = relink(con, "identifiers", "records", rules, "previous", candidates="candidates")
+        fresh = fresh.pl()
+    assert (replaced.join(new_keys, on=KEYS, how="semi").is_empty()) is attached
+    order = [*KEYS, "id_type", "value"]
+    kept = previous.join(replaced, on=KEYS, how="anti")
+    whole = link_records(identifiers, records, rules)
     assert pl.concat([kept, fresh]).drop("resolution").sort(order).equals(whole.drop("resolution").sort(order))
 
 

@@ -2,8 +2,9 @@
 null for records of no person (int_identity_components.is_person).
 
 Incremental (delete+insert by record): only records whose components int_identity_components resolved after this
-table was last built are given ids again (a component never leaves the neighbourhood that was resolved whole, so an
-old id's records are all among them or all kept); the other rows stay as they are, with the run date that decided
+table was last built, and the other records of their clusters, are given ids again (a component never leaves the
+neighbourhood that was resolved whole, and a record attached alone brings its cluster, so an old id's records are all
+among them or all kept); the other rows stay as they are, with the run date that decided
 them, and never leave the warehouse (identity.stable_ids works in SQL). The ids before this run date are a row's
 previous_customer_id when this date decided it already, else its customer_id, so rerunning a date starts again
 from the same ids and is idempotent. `--vars '{identity_full_rebuild: true}'` ignores all earlier ids.
@@ -40,7 +41,13 @@ def model(dbt, session):
     this = f"{dbt.this.schema}.{dbt.this.identifier}"
     state = None if full_rebuild else previous_state(session, this)
     settled, before = state or (0, None)
-    touched = f"select * from identity_components where resolution > {settled}"  # settled: an integer of this table
+    # The records resolved again, and the other records of their clusters: a new record attached to a profile
+    # (identity.attachable_records) is resolved alone, and inherits its cluster's id from them. A cluster resolved
+    # again whole has no other records. settled: an integer of this table.
+    touched = f"""
+        select * from identity_components
+        where resolution > {settled}
+            or cluster_key in (select cluster_key from identity_components where resolution > {settled})"""
     session.execute("create or replace temp view identity_touched as " + touched)
     session.execute(
         "create or replace temp view identity_clusters as "
