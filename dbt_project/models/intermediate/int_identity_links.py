@@ -11,7 +11,8 @@ Incremental: a nightly run resolves again only the neighbourhoods that new, chan
 table was (`staged_until`) and those erasure marked (fingerprint 0); only their fingerprints are compared, and their
 rows are read from the rows staged since then (night_candidates), not searched for in the history. A
 record whose only change is a day that changes no decision (an order's status, an account's update: redated_records)
-keeps its rows with the new fingerprint and day (`seen_on`). dbt replaces the rows of the records resolved again or
+keeps its rows with the new fingerprint and day (`seen_on`); a new record that joins a known profile without changing
+a decision (a known customer's new order: attachable_records) gets its rows alone. dbt replaces the rows of the records resolved again or
 redated (delete+insert by record; a record gone has a tombstone: macro delete_identity_tombstones); the other rows
 never leave the warehouse. A full rebuild (`--vars
 '{identity_full_rebuild: true}'`), other rules or a first run resolve everything, a batch of whole neighbourhoods
