@@ -142,8 +142,22 @@ def test_ids_stay_stable_when_a_day_is_appended(demo_run, tmp_path):
         before = con.execute("select source, record_id, customer_id from intermediate.int_identity_map").pl()
         first_run_date = con.execute("select run_date from intermediate.int_run_date").fetchone()[0]
         email, phone, email_id, phone_id = split_guest(con, demo_run.truth)
+        # a known account whose neighbourhood links every row, away from the split person: its new order is attached
+        # to its profile without resolving it again (identity.attachable_records)
+        account, account_id = con.execute(
+            """
+            select l.record_id, m.customer_id from intermediate.int_identity_links as l
+            join intermediate.int_identity_map as m using (source, record_id)
+            where l.source = 'webshop_customer' and l.id_type = 'webshop_customer_id'
+                and m.customer_id not in (?, ?)
+                and l.neighbourhood in (select neighbourhood from intermediate.int_identity_links
+                                        group by all having bool_and(coalesce(linked, false)) and count(*) > 3)
+            order by l.record_id limit 1""",
+            [email_id, phone_id],
+        ).fetchone()
 
-    # One new day: a survey answer that carries both halves of the split person (a true merge), and a new customer.
+    # One new day: a survey answer that carries both halves of the split person (a true merge), a new customer and
+    # a new order of a known one.
     day = demo_run.end + timedelta(days=1)
     stamp = f"{day.isoformat()}T10:00:00+07:00"
     pl.DataFrame(
@@ -166,6 +180,13 @@ def test_ids_stay_stable_when_a_day_is_appended(demo_run, tmp_path):
             "'Baru', 'Sekali', 'Bandung', 'Jawa Barat', 'end_customer', 1, ?, ?)",
             [stamp, stamp],
         )
+        shop.execute(
+            "insert into orders (order_id, customer_id, ordered_at, status, channel, currency, gross_amount, "
+            "discount_amount, shipping_amount, net_amount, updated_at) "
+            "values ('O-NEW-1', ?, ?, 'completed', 'web', 'IDR', 100000, 0, 0, 100000, ?)",
+            [account, stamp, stamp],
+        )
+        shop.execute("insert into order_items values ('O-NEW-1', 1, 'SKU-00001', 'rumah_tangga', 1, 100000, 60000)")
 
     run_on(data_dir, day, day)
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
@@ -190,6 +211,16 @@ def test_ids_stay_stable_when_a_day_is_appended(demo_run, tmp_path):
     assert new_ids == new_customer and new_customer[0] not in set(before.get_column("customer_id"))
     survey_id = after.filter(pl.col("record_id") == "S-NEW-1").get_column("customer_id").to_list()
     assert survey_id == [survivor]
+    # the new order joined its account's customer, resolved alone
+    order = after.filter(pl.col("source") == "webshop_order", pl.col("record_id") == "O-NEW-1")
+    assert order.get_column("customer_id").to_list() == [account_id]
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+        alone = con.execute("""
+            select count(distinct (source, record_id)) from intermediate.int_identity_links
+            where resolution = (select max(resolution) from intermediate.int_identity_links)
+                and neighbourhood = (select any_value(neighbourhood) from intermediate.int_identity_links
+                                     where source = 'webshop_order' and record_id = 'O-NEW-1')""").fetchone()[0]
+    assert alone == 1
 
     # The nightly run decided ids only for the records it resolved again, and its map is what deciding every
     # record's id from the ids before the day gives.

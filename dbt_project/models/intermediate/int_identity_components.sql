@@ -5,9 +5,10 @@
 -- contact, a survey with only junk, a ticket whose only contact is a household's phone and that no one matched) are
 -- kept out of profiles and counted.
 -- Only records int_identity_links resolved after this table was last built are propagated (their neighbourhoods
--- are closed: no link leaves them; a record attached alone joins a profile with no pair to score that
--- is a person already, through the person identifier it carries); the others keep their rows. Incremental by record (delete+insert): a nightly
--- run reads and writes only the records resolved again; where tables are rebuilt (Spark) the kept rows are copied.
+-- are closed: no link leaves them; a record attached alone joins a profile with no pair to score that is a person
+-- already, through the person identifier it carries); the others keep their rows. Incremental by record
+-- (delete+insert): a nightly run reads and writes only the records resolved again; where tables are rebuilt (Spark)
+-- the kept rows are copied.
 -- Erasure deletes an erased record's row here itself.
 {{ config(on_schema_change='append_new_columns', **incremental_by_key(['source', 'record_id'])) }}
 {%- set settled = settled_resolution(this) %}

@@ -12,9 +12,9 @@ table was (`staged_until`) and those erasure marked (fingerprint 0); only their 
 rows are read from the rows staged since then (night_candidates), not searched for in the history. A
 record whose only change is a day that changes no decision (an order's status, an account's update: redated_records)
 keeps its rows with the new fingerprint and day (`seen_on`); a new record that joins a known profile without changing
-a decision (a known customer's new order: attachable_records) gets its rows alone. dbt replaces the rows of the records resolved again or
-redated (delete+insert by record; a record gone has a tombstone: macro delete_identity_tombstones); the other rows
-never leave the warehouse. A full rebuild (`--vars
+a decision (a known customer's new order: attachable_records) gets its rows alone. dbt replaces the rows of the
+records resolved again, redated or attached (delete+insert by record; a record gone has a tombstone: macro
+delete_identity_tombstones); the other rows never leave the warehouse. A full rebuild (`--vars
 '{identity_full_rebuild: true}'`), other rules or a first run resolve everything, a batch of whole neighbourhoods
 at a time (identity.resolve_in_batches), so their memory does not grow with the history. `resolution` numbers the
 run that resolved a row, so the later steps redo only what is newer than what they saw.
