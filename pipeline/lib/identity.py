@@ -1330,19 +1330,24 @@ def attachable_records(
     customer is most of a night's records; resolving it again with its customer's whole neighbourhood was most of a
     night's identity work.
 
-    Such a record is unnamed (no name to compare) and carries one usable value `v` of a person type that other
-    records carried before (a customer id, an email, a phone, a requester id); its other usable values are of
-    unlimited types (its own order id) and carried by no other record. Before, every row of v's neighbourhood linked:
-    no value there was shared, over a limit or recycled, and the matcher had nothing to score. With the record:
+    Such a record is unnamed (no name to compare) and carries usable values of person types that other records of
+    one profile carried before (a customer id, an email, a phone, a requester id): `v`, the one of the first type in
+    priority order, and any others only where an earlier record carried them together with v (a guest's email and
+    phone). Its other usable values are of unlimited types (its own order id) and carried by no other record.
+    Before, every row of the profile's neighbourhood linked: no value there was shared, over a limit or recycled,
+    and the matcher had nothing to score. With the record:
     - at every stage before v's type the record stands alone (its other values join nothing);
-    - at v's stage it adds one unnamed profile holding only v: no name pair and no limited value are added, so no
-      value becomes shared or over a limit (a limit breaks only when the profiles' values together exceed it, and
-      they are the same values);
-    - v's records stay within max_records_per_value, and its use shows no pause of more than recycle_days with the
-      record's day in it: the recycled-number rule finds nothing, as before;
+    - at v's stage it adds one unnamed profile holding values the profiles merging through v hold already (the
+      earlier record carrying them with v is among them): no name pair and no limited value are added, so no value
+      becomes shared or over a limit (a limit breaks only when the profiles' values together exceed it, and they are
+      the same values);
+    - at a later known value's stage the record is in the profile that earlier record is in, which touched that value
+      before: the same profiles merge through it, with the same names;
+    - each value's records stay within max_records_per_value, and a phone-grade value's use shows no pause of more
+      than recycle_days with the record's day in it: the recycled-number rule finds nothing, as before;
     - the record's key sorts after the profile's and the neighbourhood's smallest key, which name them.
-    So the record's rows link, with v's profile and neighbourhood, and every other row stays as it was. Whether its
-    neighbourhood is resolved again anyway (another record there changed) is records_to_resolve's to decide.
+    So the record's rows link, with the profile's key and neighbourhood, and every other row stays as it was.
+    Whether its neighbourhood is resolved again anyway (another record there changed) is records_to_resolve's.
     Relations `con` knows: `fingerprints` (record_fingerprints of today's records compared), `identifiers` and
     `records` (their rows today), `compared` (the rows of `previous` of those records) and `previous` (the last run's
     link rows of at least every neighbourhood holding a value a compared record carries).
@@ -1354,6 +1359,7 @@ def attachable_records(
     limited = ", ".join(quote_literal(t) for t in rules.limits) or "null"
     phone_grade = ", ".join(quote_literal(t) for t in PHONE_GRADE)
     current = ", ".join(quote_literal(s.source) for s in record_sources() if s.current) or "null"
+    priority = ", ".join(f"({quote_literal(t)}, {rank})" for rank, t in enumerate(rules.priority))
     unnamed = "name is null or trim(name) = ''" if "name" in con.table(records).columns else "true"
     crowded = f"or k.records + c.carriers > {int(rules.max_records_per_value)}"
     recycled = (
@@ -1405,6 +1411,25 @@ def attachable_records(
             left join known as k using (id_type, value)
             group by all
         ),
+        -- each record's known value of the first type in priority order
+        firsts as (
+            select c.source, c.record_id, c.id_type, c.value from carried as c
+            semi join known using (id_type, value)
+            join (values {priority}) as p (id_type, priority) using (id_type)
+            qualify row_number() over (partition by c.source, c.record_id order by p.priority, c.value) = 1
+        ),
+        -- its other known values that an earlier record carried together with that one
+        together as (
+            select c.source, c.record_id, count(distinct (c.id_type, c.value)) as with_first
+            from carried as c
+            semi join known using (id_type, value)
+            join firsts as f using (source, record_id)
+            join {previous} as a on a.id_type = f.id_type and a.value = f.value
+            join {previous} as b
+                on b.source = a.source and b.record_id = a.record_id and b.id_type = c.id_type and b.value = c.value
+            where c.id_type <> f.id_type or c.value <> f.value
+            group by all
+        ),
         uses as (
             select p.id_type, p.value, p.source in ({current}) as current, p.seen_on - date '1970-01-01' as day
             from {previous} as p semi join known using (id_type, value)
@@ -1424,11 +1449,14 @@ def attachable_records(
             {recycled}
         ),
         attachable as (
-            select c.source, c.record_id, k.profile_key, k.neighbourhood from carried as c
+            select distinct c.source, c.record_id, k.profile_key, k.neighbourhood from carried as c
             join known as k using (id_type, value)
-            semi join (select * from shapes where known_values = 1 and others_alone) using (source, record_id)
-            anti join refused using (id_type, value)
-            where c.source || ':' || c.record_id > k.profile_key and c.source || ':' || c.record_id > k.neighbourhood
+            join shapes as s using (source, record_id)
+            left join together as t using (source, record_id)
+            anti join (select source, record_id from carried semi join refused using (id_type, value))
+                using (source, record_id)
+            where s.known_values = 1 + coalesce(t.with_first, 0) and s.others_alone
+                and c.source || ':' || c.record_id > k.profile_key and c.source || ':' || c.record_id > k.neighbourhood
         )
         select a.source, a.record_id, c.id_type, c.value, true as linked, k.reason, k.detail, a.profile_key,
             a.neighbourhood

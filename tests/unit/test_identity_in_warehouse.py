@@ -323,6 +323,29 @@ def _budi_and_a_new_record(new, extra=()):
             replace(DEMO_RULES, max_records_per_value=4),
             False,
         ),
+        # a guest order with the account's email and phone, which the account carries together
+        (
+            [
+                ("webshop_order", "O9", "email", "Budi@Contoh.id", None),
+                ("webshop_order", "O9", "phone", "+62 813 9271 5508", None),
+            ],
+            (),
+            DEMO_RULES,
+            True,
+        ),
+        # ... but a phone of the profile that no record carried with that email: two groups may join earlier
+        (
+            [
+                ("webshop_order", "O9", "email", "budi@contoh.id", None),
+                ("webshop_order", "O9", "phone", "0857-1122-9900", None),
+            ],
+            [
+                ("webshop_order", "O4", "webshop_customer_id", "C1", None),
+                ("webshop_order", "O4", "phone", "0857-1122-9900", None),
+            ],
+            DEMO_RULES,
+            False,
+        ),
         # a named record: its name is compared (and here disagrees: the phone is shared)
         ([("webshop_order", "O9", "phone", "+62 813 9271 5508", "Siti Rahayu")], (), DEMO_RULES, False),
         # an order id alone is no person's identifier
