@@ -1390,13 +1390,12 @@ def attachable_records(
             group by all
         ),
         known as (
-            select id_type, value, count(*) as records, bool_and(linked) as linked,
-                min(profile_key) as profile_key, max(profile_key) as other_profile,
-                min(neighbourhood) as neighbourhood, max(neighbourhood) as other_neighbourhood,
-                any_value(reason) as reason, any_value(detail) as detail
+            select id_type, value, count(*) as records, any_value(profile_key) as profile_key,
+                any_value(neighbourhood) as neighbourhood, any_value(reason) as reason, any_value(detail) as detail
             from {previous} semi join (select distinct id_type, value from carried) using (id_type, value)
             group by all
         ),
+        -- neighbourhoods whose every row links: each value there links all its records, in one profile
         tidy as (
             select neighbourhood from {previous}
             semi join (select neighbourhood from known) using (neighbourhood)
@@ -1443,9 +1442,8 @@ def attachable_records(
         ),
         refused as (
             select k.id_type, k.value from known as k join carriers as c using (id_type, value)
-            where not k.linked or k.profile_key <> k.other_profile or k.neighbourhood <> k.other_neighbourhood
+            where k.neighbourhood not in (select neighbourhood from tidy)
                 or k.id_type not in ({person_types}) {crowded}
-                or k.neighbourhood not in (select neighbourhood from tidy)
             {recycled}
         ),
         attachable as (
