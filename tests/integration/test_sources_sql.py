@@ -303,7 +303,9 @@ def test_sqlite_rows_fetched_by_rowid_are_the_rows_the_scanner_reads(tmp_path, l
                 for n, value in enumerate(doubles)
             ]
             + [("O-NULL", None, None, "not a date"), ("O-INT", 7, -(2**53) - 1, "2026-11-20T01:00:00Z")]
-            + [("O-OLD", 1.5, 1e-310, "2026-11-02T09:00:00")],
+            + [("O-OLD", 1.5, 1e-310, "2026-11-02T09:00:00")]
+            # October's history, so that a day of November is a small share of the table.
+            + [(f"H{n}", 1.0, 1.0, f"2026-10-{1 + n % 28:02} 10:00") for n in range(200)],
         )
         lite.executemany(
             "insert into order_items values (?, ?, ?, ?)",
@@ -322,12 +324,22 @@ def test_sqlite_rows_fetched_by_rowid_are_the_rows_the_scanner_reads(tmp_path, l
         return rows, types
 
     whole, whole_types = pulled()  # the first pull: the scanner, every row
-    sql_orders.save_marks(con, source, sql_orders.extract(con, source))
+    days = (date(2026, 11, 17), date(2026, 11, 19))
+    scanned_days, _ = pulled(window=days)  # a first load of two days: no mark yet, read by the scanner
+    first_load = sql_orders.extract(con, source)
+    assert not any(item.by_rowid for item in first_load.values())
+    sql_orders.save_marks(con, source, first_load)
+    # A backfill of the same two days, now that the table was loaded: a small share of it, fetched by rowid.
+    assert pulled(window=days) == (scanned_days, whole_types)
+    by_rowid = layout == "table"
+    assert sql_orders.extract(con, source, window=days)["order_items"].by_rowid == by_rowid
+    assert not sql_orders.extract(con, source, window=(date(2026, 10, 1), date(2026, 11, 22)))["orders"].by_rowid
     # The nightly run: from the mark (2026-11-20 09:00) less the week of lookback.
     window, window_types = pulled(window=(date(2026, 11, 21), date(2026, 11, 22)), frontier=True)
     assert window_types == whole_types
-    # From the 13th: all but O-OLD (dated earlier), the undated order included, and the orphan lines (GONE, none).
-    expected_orders = [r for r in whole["orders"] if r[0] != "O-OLD"]
+    assert sql_orders.extract(con, source, window=days, frontier=True)["orders"].by_rowid == by_rowid
+    # From the 13th: all but the earlier orders, the undated one included, and the orphan lines (GONE, none).
+    expected_orders = [r for r in whole["orders"] if r[0] != "O-OLD" and not r[0].startswith("H")]
     assert window["orders"] == expected_orders
     net_amount = [name for name, *_ in window_types["orders"]].index("net_amount")
     assert [r[net_amount] for r in window["orders"] if r[0] in ("O1", "O5")] == [5e-324, float("inf")]
