@@ -281,6 +281,7 @@ def test_demo_sources_are_generated_once_per_config_then_copied(tmp_path):
     small = DemoConfig(customers=60, start_date=date(2026, 9, 1), end_date=date(2026, 11, 22))
     counts, cached = demo_sources(small, out, cache)
     assert not cached and counts["orders"] > 0
+    [small_entry] = [entry.name for entry in cache.iterdir()]
     first = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     (out / "stale.txt").write_text("left by an earlier run")
     again, cached = demo_sources(small, out, cache)
@@ -291,6 +292,17 @@ def test_demo_sources_are_generated_once_per_config_then_copied(tmp_path):
         DemoConfig(customers=60, start_date=small.start_date, cutoff=date(2026, 11, 21)), out, cache
     )
     assert not cached and len(list(cache.iterdir())) == 2
+    # Entries no bench used for CACHE_UNUSED_DAYS go when the next bench starts; the one it uses stays.
+    import os
+    import time
+
+    from bench.run import CACHE_UNUSED_DAYS
+
+    long_ago = time.time() - (CACHE_UNUSED_DAYS + 1) * 86400
+    for entry in cache.iterdir():
+        os.utime(entry / "sources.json", (long_ago, long_ago))
+    _, cached = demo_sources(small, out, cache)
+    assert cached and [entry.name for entry in cache.iterdir()] == [small_entry]
 
 
 def test_benches_started_together_each_get_whole_sources(tmp_path):
