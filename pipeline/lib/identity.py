@@ -41,7 +41,7 @@ from scipy.sparse.csgraph import connected_components
 
 from pipeline.lib.phones import PARSER, normalise_phones
 from pipeline.lib.sources.registry import person_records
-from pipeline.lib.warehouse import in_memory, memory_share, quote_literal
+from pipeline.lib.warehouse import in_memory, literal_list, memory_share, quote_literal
 
 IDENTIFIER_TYPES = ("webshop_customer_id", "order_id", "email", "phone", "helpdesk_requester_id")
 CONTACT_TYPES = ("email", "phone")
@@ -269,7 +269,7 @@ def normalised_rows(
     lookup_digest, e.g. the previous int_identifiers: a nightly run looks up only new spellings. While the chunks
     are looked up, `con`'s DuckDB keeps DUCKDB_SHARE_BESIDE_FRAMES of `duckdb_config`'s memory_limit (see
     resolve_in_batches)."""
-    contact_types = ", ".join(f"'{t}'" for t in CONTACT_TYPES)
+    contact_types = literal_list(CONTACT_TYPES)
     needed = f"id_type in ({contact_types}) or not regexp_full_match(raw_value, '{PLAIN_KEY}')"
     unknown = set(rows.project("id_type").distinct().pl().get_column("id_type").to_list()) - set(IDENTIFIER_TYPES)
     if unknown:
@@ -1251,8 +1251,8 @@ def redated_records(
         join ({as_before.sql_query()}) as dated using (source, record_id)
         where today.fingerprint <> before.fingerprint and dated.fingerprint = before.fingerprint""")
     # constants of this module and the registry, not data
-    phone_grade = ", ".join(quote_literal(t) for t in PHONE_GRADE)
-    current = ", ".join(quote_literal(s.source) for s in record_sources() if s.current) or "null"
+    phone_grade = literal_list(PHONE_GRADE)
+    current = literal_list(s.source for s in record_sources() if s.current)
     recycling = (
         ""
         if rules.recycle_days is None
@@ -1355,10 +1355,10 @@ def attachable_records(
     if rules.limit_windows:  # a windowed limit reads every day
         return None
     # constants of this module, the registry and the rules, not data
-    person_types = ", ".join(quote_literal(t) for t in PERSON_TYPES)
-    limited = ", ".join(quote_literal(t) for t in rules.limits) or "null"
-    phone_grade = ", ".join(quote_literal(t) for t in PHONE_GRADE)
-    current = ", ".join(quote_literal(s.source) for s in record_sources() if s.current) or "null"
+    person_types = literal_list(PERSON_TYPES)
+    limited = literal_list(rules.limits)
+    phone_grade = literal_list(PHONE_GRADE)
+    current = literal_list(s.source for s in record_sources() if s.current)
     priority = ", ".join(f"({quote_literal(t)}, {rank})" for rank, t in enumerate(rules.priority))
     unnamed = "name is null or trim(name) = ''" if "name" in con.table(records).columns else "true"
     crowded = f"or k.records + c.carriers > {int(rules.max_records_per_value)}"

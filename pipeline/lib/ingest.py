@@ -38,6 +38,7 @@ from pipeline.lib.sources.registry import TABLES, Column, RawTable
 from pipeline.lib.sources.registry import table as registry_table
 from pipeline.lib.warehouse import (
     ensure_table,
+    literal_list,
     quote_identifier,
     quote_literal,
     table_exists,
@@ -135,8 +136,7 @@ def _column_rules(col: Column, limits: Limits) -> list[tuple[str, str]]:
         if col.kind == "integer":
             rules.append((f"non-integer {col.name}", f"{c} is null and {numeric}"))
     if col.accepted:
-        values = ", ".join(quote_literal(v) for v in col.accepted)
-        rules.append((f"unknown {col.name}", f"{c} is not null and {c} not in ({values})"))
+        rules.append((f"unknown {col.name}", f"{c} is not null and {c} not in ({literal_list(col.accepted)})"))
     minimum = 0.0 if col.kind == "money" and col.minimum is None else col.minimum
     maximum = limits.max_amount if col.kind == "money" and col.maximum is None else col.maximum
     if minimum is not None:

@@ -144,6 +144,12 @@ def quote_literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def literal_list(values) -> str:
+    """Texts as the list inside a SQL `in (...)`, each a string literal; `null` when there are none (no value is in
+    it). For the names a query is built around (identifier types, source names), not for data: data is bound."""
+    return ", ".join(quote_literal(value) for value in values) or "null"
+
+
 def read_frame(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> pl.DataFrame:
     """Run a query and return it as a polars frame (zero-copy through Arrow)."""
     return con.execute(sql, params or []).pl()
