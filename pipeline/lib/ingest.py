@@ -10,7 +10,9 @@ Every source is first staged as a DuckDB relation of the rows it delivered. `lan
    others are quarantined as `conflicting duplicate`; in a table without versions this holds across days too (the
    later event, then the later delivery day, wins; a losing row already in raw moves to quarantine);
 5. in one transaction replaces the window's rows in `raw.<table>` (valid rows) and `quarantine.<table>` (the
-   others, with reason and the delivered payload as JSON).
+   others, with reason and the delivered payload as JSON). A valid row equal to one the window already holds stays
+   as it landed, with its first load time: models downstream take what landed since they last ran, and a nightly
+   pull re-reads a week of lookback that has mostly not changed.
 Every delivered row ends in raw, in quarantine, or in a counted drop (duplicate, suppressed after erasure, or
 outside the window: a row dated on a day this run does not cover is that day's run's business).
 No value from a source becomes SQL text: identifiers are validated and quoted, values and file names bound as
@@ -263,6 +265,7 @@ class LoadResult:
     conflicts: int = 0  # versions of one key with different content: all but the latest quarantined
     conflicts_with_other_days: int = 0  # keys landed on other days with other content: the loser quarantined
     outside_window: int = 0  # rows dated on days this run does not cover (landed by those days' runs)
+    unchanged: int = 0  # of `loaded`: rows equal to rows already landed, kept as they landed (`_match_unchanged`)
     suppressed: int = 0  # rows of erased persons dropped before landing (pipeline.lib.erasure)
     referrals_cleared: int = 0  # other people's rows landed without an erased account's referral code
     reasons: dict[str, int] = field(default_factory=dict)
@@ -270,6 +273,7 @@ class LoadResult:
     def as_metadata(self) -> dict:
         return {
             f"{self.table}.rows_loaded": self.loaded,
+            f"{self.table}.rows_unchanged": self.unchanged,
             f"{self.table}.rows_quarantined": self.quarantined,
             f"{self.table}.duplicates_dropped": self.duplicates_dropped,
             f"{self.table}.conflicting_duplicates": self.conflicts,
@@ -443,7 +447,11 @@ def land(
             "current_timestamp::timestamp as _loaded_at, ''::varchar as _source from _typed",
         )
         window_rows = "(_partition_date >= ? and _partition_date < ?)"
-        con.execute(f"delete from {raw_table} where {window_rows}", [start, end])
+        result.unchanged = _match_unchanged(con, spec, raw_table, window, source_label)
+        con.execute(
+            f"delete from {raw_table} where {window_rows} and rowid not in (select raw_row from _unchanged)",
+            [start, end],
+        )
         # Quarantine keeps rows this run does not re-judge: those of other days and those without a date that were
         # not delivered again. A re-delivered row replaces its earlier verdict instead of repeating it.
         con.execute(
@@ -453,14 +461,21 @@ def land(
         )
         if other_days:
             _quarantine_superseded(con, spec, raw_table, q_table)
-        result.loaded = con.execute(
-            f"""
+        landed = "from _typed where _reason = '' and rowid not in (select typed_row from _unchanged)"
+        result.loaded = (
+            result.unchanged
+            + con.execute(
+                f"""
             insert into {raw_table} by name
             select * exclude (_reason, _delivered_row), current_timestamp::timestamp as _loaded_at, ? as _source
-            from _typed where _reason = ''
+            {landed}
         """,
-            [source_label],
-        ).fetchone()[0]
+                [source_label],
+            ).fetchone()[0]
+        )
+        if spec.name in _PARENTS:  # what the lines that follow these rows compare against (`_match_unchanged`)
+            key = ", ".join(map(q, spec.table.key))
+            con.execute(f"create or replace temp table _relanded_versions as select {key}, _partition_date {landed}")
         result.quarantined = con.execute(
             f"""
             insert into {q_table} by name
@@ -474,7 +489,81 @@ def land(
         con.execute("select _reason, count(*) from _typed where _reason <> '' group by 1 order by 1").fetchall()
     )
     con.execute("drop table _typed")  # the batch can be the whole history: free it before the next table lands
+    con.execute("drop table _unchanged")
     return result
+
+
+def _match_unchanged(
+    con: duckdb.DuckDBPyConnection, spec: TableSpec, raw_table: str, window: tuple[date, date], source_label: str
+) -> int:
+    """Pair the raw rows of the window with the valid delivered rows (`_typed`) they equal in every column, NULL-safe,
+    and in the source that landed them: `_unchanged(raw_row, typed_row)`, one to one (a row equal to two is landed
+    again). Such a raw row stays as it landed. Returns the number of pairs.
+
+    Rows that follow a parent (order lines) stay only as the whole set of one parent version (key and day) whose
+    parent row stayed too: a version's lines are landed together, and staging takes the lines of its latest load.
+    A parent version whose lines all went is landed again (its load time set to now): staging drops an order's lines
+    when the order lands, and no line lands to tell it."""
+    q = quote_identifier
+    in_window = "_partition_date >= ? and _partition_date < ?"
+    if not con.execute(f"select exists (select 1 from {raw_table} where {in_window})", list(window)).fetchone()[0]:
+        con.execute("create or replace temp table _unchanged (raw_row bigint, typed_row bigint)")
+        return 0  # a first load: nothing to keep
+    typed_types, raw_types = column_types(con, "_typed"), column_types(con, raw_table)
+
+    def delivered(column: str) -> str:
+        value = f"t.{q(column)}"
+        return value if typed_types[column] == raw_types[column] else f"cast({value} as {raw_types[column]})"
+
+    joined = [*spec.table.key, "_partition_date"]
+    same = [f"r.{q(c)} = {delivered(c)}" for c in joined] + [
+        f"r.{q(c)} is not distinct from {delivered(c)}" if c in typed_types else f"r.{q(c)} is null"
+        for c in raw_types
+        if c not in (*joined, "_loaded_at", "_source")
+    ]
+    pairs = f"""
+        select r.rowid as raw_row, t.rowid as typed_row, {", ".join(f"t.{q(c)}" for c in joined)}
+        from {raw_table} r join _typed t on {" and ".join(same)}
+        where r._partition_date >= ? and r._partition_date < ? and t._reason = '' and r._source = ?
+        qualify count(*) over (partition by r.rowid) = 1 and count(*) over (partition by t.rowid) = 1
+    """
+    params: list = [*window, source_label]
+    if spec.table.parent is None:
+        con.execute(f"create or replace temp table _unchanged as select raw_row, typed_row from ({pairs})", params)
+        return con.execute("select count(*) from _unchanged").fetchone()[0]
+    group = [*registry_table(spec.table.parent).key, "_partition_date"]
+    cols = ", ".join(map(q, group))
+
+    def on(left: str, right: str) -> str:
+        return " and ".join(f"{left}.{q(c)} = {right}.{q(c)}" for c in group)
+
+    con.execute(
+        f"""
+        create or replace temp table _unchanged as
+        with pairs as ({pairs}),
+        raw_sets as (select {cols}, count(*) as n from {raw_table} where {in_window} group by all),
+        delivered_sets as (select {cols}, count(*) as n from _typed where _reason = '' group by all),
+        paired_sets as (select {cols}, count(*) as n from pairs group by all),
+        unchanged_sets as (
+            select r.* exclude (n) from raw_sets r
+            join delivered_sets d on {on("r", "d")} join paired_sets p on {on("r", "p")}
+            where r.n = d.n and r.n = p.n and not exists (select 1 from _relanded_versions v where {on("r", "v")})
+        )
+        select raw_row, typed_row from pairs where exists (select 1 from unchanged_sets u where {on("pairs", "u")})
+    """,
+        [*params, *window],
+    )
+    con.execute(
+        f"""
+        update raw.{q(spec.table.parent)} as parent set _loaded_at = current_timestamp::timestamp
+        from (
+            select {cols} from {raw_table} where {in_window} except select {cols} from _typed where _reason = ''
+        ) as emptied
+        where {on("parent", "emptied")}
+    """,
+        list(window),
+    )
+    return con.execute("select count(*) from _unchanged").fetchone()[0]
 
 
 def _resolve_conflicts(con: duckdb.DuckDBPyConnection, table: RawTable, content: str) -> None:

@@ -337,7 +337,7 @@ def test_landed_rows_meet_every_critical_raw_expectation(con, shop):
         assert outcome.success, outcome.summary  # the zero-quantity line never reached raw
 
 
-def _dbt_run(warehouse, tmp_path, *select):
+def _dbt_run(warehouse, tmp_path, *select, full_refresh=False):
     import os
     import subprocess
     import sys
@@ -360,6 +360,7 @@ def _dbt_run(warehouse, tmp_path, *select):
         str(tmp_path / "logs"),
         "--vars",
         '{"timezone": "Asia/Jakarta"}',
+        *(["--full-refresh"] if full_refresh else []),
     ]
     subprocess.run(command, check=True, env={**os.environ, "CDP_WAREHOUSE": str(warehouse)})
 
@@ -388,3 +389,77 @@ def test_an_updated_order_replaces_its_set_of_lines_in_staging(shop, tmp_path):
             ("O1#1",),
             ("O2#2",),
         ]
+
+
+STAGED_WEBSHOP = ("stg_webshop__customers", "stg_webshop__orders", "stg_webshop__order_items")
+
+
+def _staged(con) -> dict[str, list]:
+    """The staged webshop tables without their bookkeeping (load time, dbt invocation)."""
+    return {
+        model: con.execute(f"select columns(c -> not starts_with(c, '_')) from staging.{model} order by all").fetchall()
+        for model in STAGED_WEBSHOP
+    }
+
+
+def _load_times(con, table, key):
+    return dict(con.execute(f"select {key}, _loaded_at from raw.{table}").fetchall())
+
+
+def test_a_pull_read_again_keeps_rows_that_did_not_change_as_they_landed(shop, tmp_path):
+    """A re-read window (the nightly's lookback, a re-run) lands again only what changed: an unchanged row keeps its
+    first load time, so staging, which takes what landed since it last ran, does not stage it again; an order's lines
+    land again with their order, and staging still equals a build from scratch."""
+    db, source = shop
+    window = (date(2026, 11, 18), date(2026, 11, 20))
+    with sqlite3.connect(db) as lite:
+        lite.executescript("""
+            insert into customers values ('C2', null, '+6281234567890', '2026-11-18T10:00:00');
+            insert into orders values
+                ('O3', 'C2', 'paid', 'web', 20.0, '2026-11-19T10:00:00', '2026-11-19T10:00:00'),
+                ('O4', 'C2', 'paid', 'web', 30.0, '2026-11-19T11:00:00', '2026-11-19T11:00:00');
+            insert into order_items values ('O3', 1, 'A', 1, 10.0), ('O3', 2, 'B', 1, 10.0), ('O4', 1, 'C', 1, 30.0);
+        """)
+    warehouse = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(warehouse)) as con:
+        ingest.prepare_session(con, "Asia/Jakarta")
+        _pull_webshop(con, source, window)
+        first_orders = _load_times(con, "webshop_orders", "order_id")
+        first_lines = _load_times(con, "webshop_order_items", "order_id || '#' || line_no")
+        first_customers = _load_times(con, "webshop_customers", "customer_id")
+    _dbt_run(warehouse, tmp_path, *STAGED_WEBSHOP)
+
+    with sqlite3.connect(db) as lite:
+        lite.executescript("""
+            update order_items set unit_price = 15.0 where order_id = 'O3' and line_no = 2;  -- not its order
+            delete from order_items where order_id = 'O2';  -- every line removed, not its order
+            update orders set status = 'shipped', updated_at = '2026-11-19T15:00:00' where order_id = 'O4';
+        """)
+    with duckdb.connect(str(warehouse)) as con:
+        ingest.prepare_session(con, "Asia/Jakarta")
+        results = _pull_webshop(con, source, window)
+        orders = _load_times(con, "webshop_orders", "order_id")
+        lines = _load_times(con, "webshop_order_items", "order_id || '#' || line_no")
+        customers = _load_times(con, "webshop_customers", "customer_id")
+    # Customers (one with a NULL email) and O1 with its line did not change: they stay as they landed.
+    assert customers == first_customers
+    assert (orders["O1"], lines["O1#1"]) == (first_orders["O1"], first_lines["O1#1"])
+    assert results["customers"].unchanged == results["customers"].loaded == 2
+    # O3's changed line lands again with its other line (staging takes an order version's lines of one load); O2,
+    # whose lines all went, lands again (staging drops an order's lines when the order lands); O4 is a new version,
+    # its line follows.
+    assert orders["O3"] == first_orders["O3"]
+    assert all(orders[o] > first_orders[o] for o in ("O2", "O4"))
+    assert all(lines[line] > first_lines[line] for line in ("O3#1", "O3#2", "O4#1"))
+    assert "O2#1" not in lines
+    # The orders' landing found O1, O2 and O3 unchanged; the lines' landing then landed O2 again.
+    assert (results["orders"].unchanged, results["orders"].loaded) == (3, 4)
+    assert (results["order_items"].unchanged, results["order_items"].loaded) == (1, 4)
+
+    _dbt_run(warehouse, tmp_path, *STAGED_WEBSHOP)
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        nightly = _staged(con)
+    assert [line[0] for line in nightly["stg_webshop__order_items"]] == ["O1#1", "O3#1", "O3#2", "O4#1"]
+    _dbt_run(warehouse, tmp_path, *STAGED_WEBSHOP, full_refresh=True)
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        assert _staged(con) == nightly

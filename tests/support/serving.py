@@ -64,10 +64,16 @@ def ensure_marts(warehouse: Path) -> list[str]:
     return built
 
 
+def _rounded(column: str) -> str:
+    decimals = f"least(6, 9 - cast(floor(log10(abs({column}))) as integer))"
+    return f"case when {column} = 0 or not isfinite({column}) then {column} else round({column}, {decimals}) end"
+
+
 def table_digests(database: Path, schemas: tuple[str, ...] = OUTPUT_SCHEMAS) -> dict[str, tuple[int, str]]:
     """ "schema.table" -> (rows, md5 of the sorted rows) for every table of the schemas, volatile stamps left out.
 
-    Doubles are rounded to 6 decimals: parallel sums may differ in the last bit between two identical runs.
+    Doubles are rounded to 6 decimals or 10 significant digits, whichever is coarser: parallel sums may differ in
+    the last bit between two identical runs, and a last bit of a sum of billions of rupiah is past the 6th decimal.
     """
     digests = {}
     with duckdb.connect(str(database), read_only=True) as con:
@@ -82,7 +88,7 @@ def table_digests(database: Path, schemas: tuple[str, ...] = OUTPUT_SCHEMAS) -> 
                 [schema, table],
             ).fetchall()
             parts = [
-                f'round("{c}", 6)' if t in ("DOUBLE", "FLOAT") else f'"{c}"'
+                _rounded(f'"{c}"') if t in ("DOUBLE", "FLOAT") else f'"{c}"'
                 for c, t in columns
                 if c not in VOLATILE_COLUMNS | VOLATILE_TABLE_COLUMNS.get(f"{schema}.{table}", frozenset())
             ]
