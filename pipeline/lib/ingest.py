@@ -473,9 +473,12 @@ def land(
                 [source_label],
             ).fetchone()[0]
         )
-        if spec.name in _PARENTS:  # what the lines that follow these rows compare against (`_match_unchanged`)
+        if spec.name in _PARENTS:  # the versions whose lines may stay as they landed (`_match_unchanged`)
             key = ", ".join(map(q, spec.table.key))
-            con.execute(f"create or replace temp table _relanded_versions as select {key}, _partition_date {landed}")
+            con.execute(
+                f"create or replace temp table _kept_versions as select {key}, _partition_date from _typed "
+                "where rowid in (select typed_row from _unchanged)"
+            )
         result.quarantined = con.execute(
             f"""
             insert into {q_table} by name
@@ -501,7 +504,8 @@ def _match_unchanged(
     again). Such a raw row stays as it landed. Returns the number of pairs.
 
     Rows that follow a parent (order lines) stay only as the whole set of one parent version (key and day) whose
-    parent row stayed too: a version's lines are landed together, and staging takes the lines of its latest load.
+    parent row stayed too (`_kept_versions`): a version's lines are landed together, and staging takes the lines of
+    its latest load.
     A parent version whose lines all went is landed again (its load time set to now): staging drops an order's lines
     when the order lands, and no line lands to tell it."""
     q = quote_identifier
@@ -547,7 +551,7 @@ def _match_unchanged(
         unchanged_sets as (
             select r.* exclude (n) from raw_sets r
             join delivered_sets d on {on("r", "d")} join paired_sets p on {on("r", "p")}
-            where r.n = d.n and r.n = p.n and not exists (select 1 from _relanded_versions v where {on("r", "v")})
+            where r.n = d.n and r.n = p.n and exists (select 1 from _kept_versions v where {on("r", "v")})
         )
         select raw_row, typed_row from pairs where exists (select 1 from unchanged_sets u where {on("pairs", "u")})
     """,
