@@ -2,7 +2,8 @@
 
 Per table: the row count, the column names, one digest over all rows and one per column. Rows are compared as
 sets (sorted canonically), columns by name (their order and integer widths do not matter), floating-point values
-at 6 significant digits (summation order and float noise do not count as a change), timestamps as text in UTC.
+at 6 significant digits after snapping to 12 (summation order and float noise do not count as a change),
+timestamps as text in UTC.
 Columns that record when a run happened rather than what it computed are left out (`VOLATILE_COLUMNS`). The columns
 computed from the CLV fits are compared by their sums, within a relative 1e-6 (`FITTED_COLUMNS`).
 
@@ -69,6 +70,9 @@ FITTED_COLUMNS = {
 }
 FITTED_TOLERANCE = 1e-6
 SIGNIFICANT_DIGITS = 6
+# Values are snapped to this many digits before rounding to SIGNIFICANT_DIGITS: a sum of rupiah amounts whose 7th
+# digit is a 5 (1796775.0) comes out of another summation order as 1796774.9999999998, which rounds the other way.
+SNAPPED_DIGITS = 12
 FLOAT_TYPES = ("FLOAT", "DOUBLE", "REAL", "DECIMAL")
 
 
@@ -82,7 +86,7 @@ def _canonical(column: str, data_type: str) -> str:
     if data_type.startswith(FLOAT_TYPES):
         text = (
             f"case when {col}::double = 0 then '0' when isnan({col}::double) then 'nan' "
-            f"else printf('%.{SIGNIFICANT_DIGITS}g', {col}::double) end"
+            f"else printf('%.{SIGNIFICANT_DIGITS}g', printf('%.{SNAPPED_DIGITS}g', {col}::double)::double) end"
         )
     else:
         text = f"{col}::varchar"
