@@ -3,12 +3,14 @@ not: it goes in the run-context table, so the vars stay the same from night to n
 what the dbt steps leave in the project's target/ stays bounded."""
 
 import os
+import subprocess
+import sys
 from argparse import Namespace
 from datetime import date
 from pathlib import Path
 
-from pipeline.defs.dbt.assets import PARTITION_TAG, RUN_CONTEXT, dbt_vars, last_partition, prune_invocations
-from pipeline.defs.dbt.resources import DBT_DIR
+from pipeline.defs.dbt.assets import PARTITION_TAG, last_partition, prune_invocations
+from pipeline.defs.dbt.resources import DBT_DIR, RUN_CONTEXT, dbt_vars, expected_run_vars
 from pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
 from pipeline.settings import load_settings
 
@@ -76,3 +78,35 @@ def test_only_the_newest_invocation_directories_stay_in_the_target(tmp_path):
         "manifest.json",
         "partial_parse.msgpack",
     ]
+
+
+def test_a_run_on_a_new_warehouse_is_expected_to_pass_the_vars_of_its_settings(tmp_path, monkeypatch):
+    """What ensure_manifest parses with: the vars a run's dbt steps will pass, so its first step reuses that parse."""
+    monkeypatch.setenv("CDP_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("CDP_WAREHOUSE", raising=False)
+    warehouse = tmp_path / "warehouse.duckdb"
+    assert expected_run_vars() == dbt_vars(load_settings(), warehouse, keep_open=True)
+    assert not warehouse.exists()  # looked at, not created
+
+
+def test_no_vars_are_expected_while_another_process_holds_the_warehouse(tmp_path, monkeypatch):
+    """A running pipeline holds the warehouse: definitions loading beside it parses without vars, never waits."""
+    monkeypatch.setenv("CDP_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("CDP_WAREHOUSE", raising=False)
+    warehouse = tmp_path / "warehouse.duckdb"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, sys; c = duckdb.connect({str(warehouse)!r}); print('held', flush=True); sys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert expected_run_vars() is None
+    finally:
+        holder.communicate("")
+    assert expected_run_vars() == dbt_vars(load_settings(), warehouse, keep_open=True)

@@ -21,12 +21,11 @@ import dagster as dg
 import duckdb
 from dagster_dbt import DbtCliResource, dbt_assets
 
-from pipeline.defs.dbt.resources import dbt_project
+from pipeline.defs.dbt.resources import RUN_CONTEXT, dbt_project, dbt_vars
 from pipeline.defs.dbt.translator import CdpDbtTranslator
 from pipeline.defs.partitions import RANGE_END_TAG
 from pipeline.defs.resources import SettingsResource, WarehouseResource
 from pipeline.defs.table_metadata import table_metadata
-from pipeline.settings import Settings
 
 # The customer marts built after the profile's checks (dbt_project/models/marts/segments and value).
 CUSTOMER_MARTS = "tag:customer_marts"
@@ -36,22 +35,12 @@ PARTIAL_PARSE = "partial_parse.msgpack"
 # The newest dbt invocation directories kept in the project's target/ (each holds a step's dbt.log and compiled SQL,
 # ~2 MB): a nightly schedule adds two a day, which would fill the disk over the years.
 INVOCATIONS_KEPT = 20
-# The table int_run_date reads the run date from when dbt gets it as the var `run_context` (a run by hand does not).
-RUN_CONTEXT = "raw.run_context"
 
 
 def last_partition(tags: dict[str, str]) -> date | None:
     """The run's last daily partition, from its tags (None for a run outside the partitions)."""
     key = tags.get(RANGE_END_TAG) or tags.get(PARTITION_TAG)
     return date.fromisoformat(key) if key else None
-
-
-def dbt_vars(settings: Settings, warehouse: Path, keep_open: bool = False) -> dict:
-    """The dbt vars of a run: the settings (Settings.dbt_vars: warehouse, DuckDB limits, model settings), whether dbt
-    keeps the warehouse open (Settings.keep_warehouse_open) and `run_context`, the table of the run date
-    (record_run_date). The same for every run of the same settings and warehouse size, so a run's first dbt step
-    starts from the last run's parse (share_parse)."""
-    return {**settings.dbt_vars(warehouse), "duckdb_keep_open": keep_open, "run_context": RUN_CONTEXT}
 
 
 def record_run_date(con: duckdb.DuckDBPyConnection, run_date: date | None) -> None:
