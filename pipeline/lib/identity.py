@@ -1871,12 +1871,17 @@ def resolve_in_batches(
         from (select distinct id_type, value from {identifiers} where status = 'ok')""")
     n = con.execute("select count(*) from identity_record_numbers").fetchone()[0]
     values = con.execute("select count(*) from identity_value_numbers").fetchone()[0]
-    # The joins on text keys run with DuckDB's whole memory_limit; only the integer edges are fetched beside numpy.
+    # The joins on text keys run once, with DuckDB's whole memory_limit: the edges and the batch files read the
+    # numbered rows; only the integer edges are fetched beside numpy.
+    con.execute(f"""
+        create or replace temp table identity_numbered_identifiers as
+        select rows.*, numbers.r as {RECORD_ORDER}, value_numbers.v as {VALUE_ORDER}
+        from {identifiers} as rows
+        join identity_record_numbers as numbers using (source, record_id)
+        left join identity_value_numbers as value_numbers using (id_type, value)""")
     con.execute(f"""
         create or replace temp table identity_edges as
-        select distinct r, v from {identifiers}
-        join identity_record_numbers using (source, record_id) join identity_value_numbers using (id_type, value)
-        where status = 'ok'""")
+        select distinct {RECORD_ORDER} as r, {VALUE_ORDER} as v from identity_numbered_identifiers where status = 'ok'""")
     limit = (duckdb_config or {}).get("memory_limit")
     with memory_share(con, limit, DUCKDB_SHARE_BESIDE_FRAMES):  # the whole graph's edges are in numpy
         edges = con.execute("select r, v from identity_edges").fetchnumpy()
@@ -1893,11 +1898,8 @@ def resolve_in_batches(
     # its files, read straight into frames.
     inputs = {
         "identifiers": f"""
-            select rows.*, numbers.r as {RECORD_ORDER}, value_numbers.v as {VALUE_ORDER}, batches.batch
-            from {identifiers} as rows
-            join identity_record_numbers as numbers using (source, record_id)
-            left join identity_value_numbers as value_numbers using (id_type, value)
-            join identity_batch_numbers as batches using (r)""",
+            select rows.*, batches.batch from identity_numbered_identifiers as rows
+            join identity_batch_numbers as batches on batches.r = rows.{RECORD_ORDER}""",
         "records": f"""
             select rows.*, numbers.r as {RECORD_ORDER}, batches.batch from {records} as rows
             join identity_record_numbers as numbers using (source, record_id)
@@ -1921,7 +1923,7 @@ def resolve_in_batches(
             target = quote_literal(str(Path(files) / name))
             con.execute(f"copy ({query}) to {target} (format parquet, partition_by (batch), compression 'lz4_raw')")
         con.unregister("identity_batch_numbers")
-        for name in ("identity_record_numbers", "identity_value_numbers"):
+        for name in ("identity_record_numbers", "identity_value_numbers", "identity_numbered_identifiers"):
             con.execute(f"drop table {name}")
 
         def batch_rows(name: str, batch: int) -> pl.DataFrame:
