@@ -1881,7 +1881,8 @@ def resolve_in_batches(
         left join identity_value_numbers as value_numbers using (id_type, value)""")
     con.execute(f"""
         create or replace temp table identity_edges as
-        select distinct {RECORD_ORDER} as r, {VALUE_ORDER} as v from identity_numbered_identifiers where status = 'ok'""")
+        select distinct {RECORD_ORDER} as r, {VALUE_ORDER} as v from identity_numbered_identifiers
+        where status = 'ok'""")
     limit = (duckdb_config or {}).get("memory_limit")
     with memory_share(con, limit, DUCKDB_SHARE_BESIDE_FRAMES):  # the whole graph's edges are in numpy
         edges = con.execute("select r, v from identity_edges").fetchnumpy()
