@@ -39,8 +39,9 @@ def expected_run_vars() -> dict | None:
     except (ValueError, OSError):
         return None
     warehouse = settings.warehouse_path
+    exists = warehouse.exists()
     try:
-        with duckdb.connect(str(warehouse) if warehouse.exists() else ":memory:", read_only=warehouse.exists()) as con:
+        with duckdb.connect(str(warehouse) if exists else ":memory:", read_only=exists) as con:
             keep_open = settings.keep_warehouse_open(con)
     except duckdb.Error:
         return None
